@@ -1,0 +1,253 @@
+"""StageGraph -> doit tasks, and running them against the store.
+
+Each stage is a doit task whose `uptodate` check resolves the stage's lot (its upstream tasks have
+run by then) and looks it up in the store; the action runs the stage into a temporary store entry
+and renames it into place. `opensem build` and plain `doit` (dodo.py) use the same tasks, so a
+build made by either is up to date for the other.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from opensem import __version__
+from opensem.console import console, progress_bar, short
+from opensem.errors import OpensemError, StageError
+from opensem.graph import StageGraph
+from opensem.lockfile import lock_from_plan, lock_path, read_lock, write_lock
+from opensem.lots import DigestCache, digest_tree
+from opensem.plan import Plan, Resolver, make_plan, stale_reasons
+from opensem.stages import get_stage
+from opensem.stages.base import StageContext
+from opensem.store import Store, discard
+
+log = logging.getLogger("opensem")
+LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "doit", "fsspec")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a project's build outputs live: everything under <project>/build/."""
+
+    project_root: Path
+
+    @property
+    def build(self) -> Path:
+        return self.project_root / "build"
+
+    @property
+    def store(self) -> Store:
+        return Store(self.build / "store")
+
+    @property
+    def digest_cache_file(self) -> Path:
+        return self.build / "cache" / "digests.json"
+
+    @property
+    def doit_db(self) -> Path:
+        return self.build / "doit.json"
+
+
+@dataclass
+class BuildSession:
+    """One build of one manifest: resolves lots as doit reaches each stage and runs stale ones."""
+
+    graph: StageGraph
+    digests: DigestCache
+    force: frozenset[str] = frozenset()
+    ran: list[str] = field(default_factory=list)
+    hits: list[str] = field(default_factory=list)
+    error: OpensemError | None = None
+
+    def __post_init__(self) -> None:
+        self.layout = Layout(self.graph.project_root)
+        self.store = self.layout.store
+        self.resolver = Resolver(self.graph, self.digests)
+        self.lock_file = lock_path(self.graph.manifest_path)
+        self.previous_lock = read_lock(self.lock_file)
+
+    def task_name(self, stage: str) -> str:
+        return f"{self.graph.job_id}:{stage}"
+
+    def tasks(self, with_lock_task: bool = False) -> Iterator[dict[str, Any]]:
+        """doit task dicts, one per stage (and optionally one that writes the lock)."""
+        for node in self.graph.nodes:
+            yield {
+                "basename": self.graph.job_id,
+                "name": node.name,
+                "doc": f"{node.kind} stage of {self.graph.job_id}",
+                "actions": [(self.execute, [node.name])],
+                "uptodate": [lambda name=node.name: self.is_up_to_date(name)],
+                "task_dep": [self.task_name(up) for up in node.upstream()],
+                "verbosity": 2,
+            }
+        if with_lock_task:
+            yield {
+                "basename": self.graph.job_id,
+                "name": "lock",
+                "doc": f"write {self.lock_file.name}",
+                "actions": [self.write_lock],
+                "uptodate": [lambda: False],
+                "task_dep": [self.task_name(n) for n in self.graph.names],
+                "verbosity": 2,
+            }
+
+    def is_up_to_date(self, name: str) -> bool:
+        node = self.graph.node(name)
+        lot = self.resolver.resolve(node)
+        if lot is None:
+            raise StageError(f"stage {name}: upstream output unknown", hint="this is a bug in the task order; please report it")
+        if name in self.force or not self.store.has(lot):
+            return False
+        if not self.store.intact(lot, self.digests):
+            console.print(f"  [yellow]![/] {name:<11} store entry {short(lot)} was modified; dropping it and rebuilding")
+            self.store.drop(lot)
+            return False
+        self.resolver.record_output(name, str(self.store.output_digest(lot)))
+        self.hits.append(name)
+        console.print(f"  [dim]·[/] {name:<11} up to date   [dim]{short(lot)}[/]")
+        return True
+
+    def execute(self, name: str) -> Any:
+        """doit action: run one stage into the store; failures are kept for the CLI to report."""
+        from doit.exceptions import TaskFailed
+
+        try:
+            self._run_stage(name)
+            return True
+        except OpensemError as exc:
+            self.error = exc
+        except Exception as exc:  # a library failure inside a stage: keep the traceback in a log
+            log_file = self.layout.build / "logs" / f"{self.graph.job_id}-{name}.log"
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log_file.write_text(traceback.format_exc())
+            self.error = StageError(f"stage {name} failed: {type(exc).__name__}: {exc}", hint=f"full traceback in {log_file}")
+        console.print(f"  [red]✗[/] {name:<11} failed")
+        return TaskFailed(self.error.render())
+
+    def _run_stage(self, name: str) -> None:
+        node = self.graph.node(name)
+        lot = self.resolver.lots[name]
+        inputs = self.resolver.input_digests[name]
+        locked = (self.previous_lock or {}).get("stages", {}).get(name)
+        why = "forced with --force" if name in self.force else "; ".join(stale_reasons(node, lot, inputs, locked, self.graph))
+        console.print(f"  [cyan]▶[/] {name:<11} running      [dim]{short(lot)}  {why}[/]")
+        kind = get_stage(node.kind)
+        params = kind.Params.model_validate(node.params)
+        paths = {slot: self._input_path(source) for slot, source in node.inputs.items()}
+        tmp = self.store.begin(lot)
+        started = time.time()
+        try:
+            ctx = StageContext(
+                project_root=self.graph.project_root,
+                job_id=self.graph.job_id,
+                stage_name=name,
+                lot=lot,
+                work_dir=self.layout.build / "work" / lot,
+                cache_dir=self.layout.build / "cache",
+                log=logging.getLogger(f"opensem.{name}"),
+                progress=progress_bar,
+                lineage=self._lineage(name),
+            )
+            result = kind.run(params, paths, tmp / "out", ctx)
+            output = digest_tree(tmp / "out")
+            seconds = round(time.time() - started, 3)
+            meta = {
+                "lot": lot,
+                "job_id": self.graph.job_id,
+                "stage": name,
+                "kind": node.kind,
+                "version": node.version,
+                "params": node.params,
+                "inputs": inputs,
+                "output": output,
+                "summary": result.summary,
+                "metrics": result.metrics,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+                "seconds": seconds,
+                "versions": library_versions(),
+            }
+            if name in self.force:
+                self.store.drop(lot)
+            self.store.commit(tmp, lot, meta)
+        except BaseException:
+            discard(tmp)
+            raise
+        discard(ctx.work_dir)
+        self.resolver.record_output(name, output)
+        self.ran.append(name)
+        console.print(f"  [green]✓[/] {name:<11} built in {seconds:.1f} s [dim]{short(lot)}[/]  {result.summary}")
+
+    def _input_path(self, source: Any) -> Path:
+        if hasattr(source, "stage"):
+            return self.store.out_dir(self.resolver.lots[source.stage])
+        return self.graph.project_root / source.path
+
+    def _lineage(self, name: str) -> dict[str, dict[str, str]]:
+        return {up: {"lot": self.resolver.lots[up], "output": self.resolver.outputs[up]} for up in sorted(self.graph.ancestors(name))}
+
+    def plan(self) -> Plan:
+        return make_plan(self.graph, self.store, self.digests, self.previous_lock)
+
+    def write_lock(self) -> bool:
+        """Write the lock for every up-to-date stage; returns whether it changed."""
+        plan = self.plan()
+        published = None
+        if "publish" in self.graph.names and plan.stage("publish").status == "up-to-date":
+            published = self.store.meta(str(plan.stage("publish").lot)).get("metrics", {}).get("published")
+        changed = write_lock(self.lock_file, lock_from_plan(plan, published))
+        self.digests.save()
+        return changed
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shaped a result, read without importing them."""
+    found = {"python": platform.python_version(), "opensem": __version__}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def run_doit(sessions: list[BuildSession], targets: list[str]) -> int:
+    """Run the tasks of the sessions through doit's Python API; returns doit's exit code."""
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    layout = sessions[0].layout
+    layout.build.mkdir(parents=True, exist_ok=True)
+
+    def task_opensem() -> Iterator[dict[str, Any]]:
+        for session in sessions:
+            yield from session.tasks()
+
+    namespace = {
+        "task_opensem": task_opensem,
+        "DOIT_CONFIG": {"dep_file": str(layout.doit_db), "backend": "json", "verbosity": 2, "reporter": QuietReporter},
+    }
+    return DoitMain(ModuleTaskLoader(namespace), extra_config={"GLOBAL": {}}).run(["run", *targets])
+
+
+class QuietReporter:
+    """doit reporter that leaves stage lines to the session and errors to the CLI."""
+
+    desc = "opensem: stage lines come from the build session"
+
+    def __init__(self, outstream: Any, options: Any) -> None:
+        self.outstream = outstream
+        self.errors: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+    def runtime_error(self, msg: str) -> None:
+        self.outstream.write(f"doit: {msg}\n")

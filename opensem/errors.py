@@ -1,0 +1,106 @@
+"""One exception root for everything opensem reports to a user.
+
+Every error carries what is wrong (message), where (location) and what to do (hint). Only the
+CLI turns these into exit codes; library code raises and never exits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a problem is: a file, a line in it, and a key path inside a manifest."""
+
+    file: str | None = None
+    line: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file or ""
+        if self.file and self.line:
+            where = f"{self.file}:{self.line}"
+        if self.key:
+            where = f"{where}: {self.key}" if where else self.key
+        return where
+
+
+class OpensemError(Exception):
+    """Root of all errors opensem reports; never shown with a traceback."""
+
+    def __init__(self, message: str, location: Location | None = None, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location or Location()
+        self.hint = hint
+
+    def render(self) -> str:
+        where = str(self.location)
+        text = f"{where}: {self.message}" if where else self.message
+        return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem; a manifest error collects all of them at once."""
+
+    message: str
+    location: Location
+    hint: str = ""
+
+    def render(self) -> str:
+        text = f"{self.location}: {self.message}"
+        return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+class ManifestError(OpensemError):
+    """The manifest is not valid; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        first = problems[0]
+        super().__init__(first.message, first.location, first.hint)
+        self.problems = problems
+
+    def render(self) -> str:
+        count = len(self.problems)
+        head = f"invalid manifest: {count} problem{'s' if count != 1 else ''}"
+        return "\n".join([head, *(p.render() for p in self.problems)])
+
+
+class UsageError(OpensemError):
+    """A command was called with arguments that cannot work (unknown stage, missing file)."""
+
+
+class StageError(OpensemError):
+    """A stage ran and failed; nothing it wrote counts as built."""
+
+
+class DataError(StageError):
+    """Input data a stage was given cannot be read or has the wrong shape."""
+
+
+class VerifyError(OpensemError):
+    """verify found that manifest, data, lock, store or registry disagree."""
+
+    def __init__(self, mismatches: list[str]) -> None:
+        super().__init__(
+            f"{len(mismatches)} mismatch{'es' if len(mismatches) != 1 else ''}",
+            hint="rebuild with `opensem build` and commit the new lock, or restore the edited file",
+        )
+        self.mismatches = mismatches
+
+    def render(self) -> str:
+        return "\n".join([f"verify failed: {self.message}", *(f"  - {m}" for m in self.mismatches), f"  hint: {self.hint}"])
+
+
+class RegistryError(OpensemError):
+    """Publishing or pulling through the registry was refused or failed."""
+
+
+class HardwareIncompatibleError(OpensemError):
+    """The requested training cannot run on this machine's hardware."""
+
+
+class GateFailed(OpensemError):
+    """A quality gate from the manifest did not pass; nothing is published."""

@@ -1,0 +1,99 @@
+"""publish: the adapter, its model card, the manifest, a lock of its lineage and the evaluation
+report go to the registry under <job_id>/<tag>/."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+from opensem.lots import walk_files
+from opensem.registry import open_registry, publish_files
+from opensem.stages import register
+from opensem.stages.base import StageContext, StageParams, StageResult
+
+
+class PublishParams(StageParams):
+    job_id: str
+    registry: str
+    tag: str
+    trigger_deployment: bool = False
+    base_model: str
+
+
+@register
+class PublishStage:
+    name: ClassVar[str] = "publish"
+    version: ClassVar[str] = "1"
+    Params: ClassVar[type[StageParams]] = PublishParams
+
+    def run(self, params: PublishParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+        tag = params.tag.replace("{lot}", ctx.lot[:12])
+        report = json.loads((inputs["report"] / "report.json").read_text())
+        lineage = {**ctx.lineage, "publish": {"lot": ctx.lot}}
+        with tempfile.TemporaryDirectory() as scratch:
+            extras = Path(scratch)
+            (extras / "README.md").write_text(model_card(params, tag, lineage, report))
+            (extras / f"{params.job_id}.lock").write_text(json.dumps({"job_id": params.job_id, "stages": lineage}, indent=2, sort_keys=True) + "\n")
+            files: dict[str, Path] = {
+                "README.md": extras / "README.md",
+                f"{params.job_id}.lock": extras / f"{params.job_id}.lock",
+                "manifest.yaml": inputs["manifest"],
+                "report.json": inputs["report"] / "report.json",
+            }
+            for path in walk_files(inputs["adapter"]):
+                files[path.relative_to(inputs["adapter"]).as_posix()] = path
+            if "base" in inputs:  # a tiny local base model travels with its adapter
+                for path in walk_files(inputs["base"]):
+                    files[f"base_model/{path.relative_to(inputs['base']).as_posix()}"] = path
+            fs, root = open_registry(params.registry, ctx.project_root)
+            receipt = publish_files(fs, root, params.job_id, tag, ctx.lot, files, {"trigger_deployment": params.trigger_deployment})
+        (out_dir / "published.json").write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
+        published = {"tag": tag, "uri": receipt["uri"], "digest": receipt["digest"], "lot": ctx.lot}
+        return StageResult(summary=f"{len(files)} files -> {receipt['uri']}", metrics={"published": published})
+
+
+def model_card(params: PublishParams, tag: str, lineage: dict[str, dict[str, str]], report: dict[str, Any]) -> str:
+    """A Hugging Face style README: front matter, provenance by lot number, evaluation."""
+    shipped = params.base_model.startswith("base_model/")
+    base_ref = f'f"{{release}}/{params.base_model}"' if shipped else f'"{params.base_model}"'
+    lines = [
+        "---",
+        f"base_model: {params.base_model}",
+        "library_name: peft",
+        "tags: [opensem, lora]",
+        "---",
+        "",
+        f"# {params.job_id} ({tag})",
+        "",
+        "Built by opensem. Every stage is identified by its SHA256 lot number: the digest of its code",
+        "version, parameters and input bytes. `opensem verify` rechecks them against the manifest and data.",
+        "",
+        "| stage | lot number |",
+        "| --- | --- |",
+        *(f"| {stage} | `{entry['lot']}` |" for stage, entry in lineage.items()),
+        "",
+        "## Evaluation (held-out test split)",
+        "",
+        "| model | loss | perplexity |",
+        "| --- | --- | --- |",
+    ]
+    for model in ("base", "tuned"):
+        if model in report:
+            lines.append(f"| {model} | {report[model]['loss']:.4f} | {report[model]['perplexity']:.2f} |")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from peft import PeftModel",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        'release = "path/to/this/folder"',
+        f'base = AutoModelForCausalLM.from_pretrained({base_ref})',
+        'model = PeftModel.from_pretrained(base, f"{release}/adapter")',
+        'tokenizer = AutoTokenizer.from_pretrained(f"{release}/adapter")',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
