@@ -175,11 +175,13 @@ def verify(manifest: Path, no_registry: bool) -> None:
 
 @cli.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file instead of stdout.")
-def schema(output: Path | None) -> None:
+@click.option("--markdown", is_flag=True, help="Print the manifest reference table instead (as in the README).")
+def schema(output: Path | None, markdown: bool) -> None:
     """Print the JSON Schema of a TrainingManifest (for editors and CI)."""
+    from opensem.manifest.reference import reference_markdown
     from opensem.manifest.schema import manifest_schema_text
 
-    text = manifest_schema_text()
+    text = reference_markdown() + "\n" if markdown else manifest_schema_text()
     if output:
         output.write_text(text)
     else:

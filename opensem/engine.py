@@ -93,7 +93,7 @@ class BuildSession:
                 "basename": self.graph.job_id,
                 "name": "lock",
                 "doc": f"write {self.lock_file.name}",
-                "actions": [self.write_lock],
+                "actions": [self._write_lock_action],
                 "uptodate": [lambda: False],
                 "task_dep": [self.task_name(n) for n in self.graph.names],
                 "verbosity": 2,
@@ -195,6 +195,9 @@ class BuildSession:
 
     def plan(self) -> Plan:
         return make_plan(self.graph, self.store, self.digests, self.previous_lock)
+
+    def _write_lock_action(self) -> None:
+        self.write_lock()  # doit reads a False return as failure; an unchanged lock is success
 
     def write_lock(self) -> bool:
         """Write the lock for every up-to-date stage; returns whether it changed."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from opensem.errors import Location, ManifestError, Problem
 from opensem.manifest.loader import LoadedManifest
 from opensem.manifest.models import TinyBaseModel, is_local_model_path
 from opensem.stages import get_stage
@@ -76,10 +77,30 @@ class StageGraph(Frozen):
         return found
 
 
-def _node(name: str, kind: str, params: dict[str, Any], inputs: dict[str, Input]) -> StageNode:
-    """Normalize params through the stage's own model so defaults are explicit in the lot."""
-    normalized = get_stage(kind).Params.model_validate(params).model_dump(mode="json")
+def _node(loaded: LoadedManifest, name: str, kind: str, params: dict[str, Any], inputs: dict[str, Input]) -> StageNode:
+    """Normalize params through the stage's own model so defaults are explicit in the lot.
+
+    The manifest schema admits values a stage may still refuse (a training method this version
+    does not implement); those are reported against the manifest key they came from.
+    """
+    try:
+        normalized = get_stage(kind).Params.model_validate(params).model_dump(mode="json")
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = MANIFEST_KEYS.get((kind, str(err["loc"][0])), ()) if err["loc"] else ()
+            where = Location(str(loaded.path), loaded.line_of(key), ".".join(key) or f"{name} stage")
+            problems.append(Problem(err["msg"].removeprefix("Value error, "), where, f"the {kind} stage cannot use this value"))
+        raise ManifestError(problems) from None
     return StageNode(name=name, kind=kind, params=normalized, inputs=inputs)
+
+
+# Where a stage param comes from in the manifest, for errors the stage itself raises.
+MANIFEST_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("train", "method"): ("method_config", "type"),
+    ("train", "target_modules"): ("method_config", "target_modules"),
+    ("tiny_model", "hidden_size"): ("base_model", "tiny", "hidden_size"),
+}
 
 
 def build_graph(loaded: LoadedManifest) -> StageGraph:
@@ -89,7 +110,7 @@ def build_graph(loaded: LoadedManifest) -> StageGraph:
     base_inputs: dict[str, Input] = {}
     hub_model: str | None = None
     if isinstance(m.base_model, TinyBaseModel):
-        nodes.append(_node("base_model", "tiny_model", m.base_model.tiny.model_dump(), {}))
+        nodes.append(_node(loaded, "base_model", "tiny_model", m.base_model.tiny.model_dump(), {}))
         base_inputs = {"base": UpstreamInput(stage="base_model")}
     elif is_local_model_path(m.base_model):
         base_inputs = {"base": SourceInput(path=_relative(loaded, m.base_model))}
@@ -99,11 +120,11 @@ def build_graph(loaded: LoadedManifest) -> StageGraph:
     sources = loaded.sources()
     slots = {f"source{i}": SourceInput(path=_relative(loaded, s.path)) for i, s in enumerate(sources)}
     specs = [{"slot": slot, "path": s.path, "format": s.format} for slot, s in zip(slots, sources)]
-    nodes.append(_node("ingest", "ingest", {"sources": specs}, dict(slots)))
+    nodes.append(_node(loaded, "ingest", "ingest", {"sources": specs}, dict(slots)))
 
     split = m.data.split
     seed = split.seed if split.seed is not None else m.seed
-    nodes.append(_node("split", "split", {"test_fraction": split.test_fraction, "seed": seed}, {"records": UpstreamInput(stage="ingest")}))
+    nodes.append(_node(loaded, "split", "split", {"test_fraction": split.test_fraction, "seed": seed}, {"records": UpstreamInput(stage="ingest")}))
 
     method, training, compute = m.method_config, m.training, m.compute
     train_params = {
@@ -122,7 +143,7 @@ def build_graph(loaded: LoadedManifest) -> StageGraph:
         "seed": m.seed,
         "base_model": hub_model,
     }
-    nodes.append(_node("train", "train", train_params, {"train": UpstreamInput(stage="split"), **base_inputs}))
+    nodes.append(_node(loaded, "train", "train", train_params, {"train": UpstreamInput(stage="split"), **base_inputs}))
 
     evaluation = m.evaluation
     eval_params = {
@@ -132,7 +153,7 @@ def build_graph(loaded: LoadedManifest) -> StageGraph:
         "base_model": hub_model,
     }
     eval_inputs: dict[str, Input] = {"test": UpstreamInput(stage="split"), "adapter": UpstreamInput(stage="train"), **base_inputs}
-    nodes.append(_node("evaluate", "evaluate", eval_params, eval_inputs))
+    nodes.append(_node(loaded, "evaluate", "evaluate", eval_params, eval_inputs))
 
     target = m.publish_target
     if target is not None:
@@ -151,7 +172,7 @@ def build_graph(loaded: LoadedManifest) -> StageGraph:
             "manifest": SourceInput(path=_relative(loaded, str(loaded.path.resolve()))),
             **shipped_base,
         }
-        nodes.append(_node("publish", "publish", publish_params, publish_inputs))
+        nodes.append(_node(loaded, "publish", "publish", publish_params, publish_inputs))
     return StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=nodes)
 
 

@@ -34,11 +34,6 @@ def open_registry(url: str, project_root: Path) -> tuple[Any, str]:
     return fs, root.rstrip("/")
 
 
-def uri_of(fs: Any, path: str) -> str:
-    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
-    return f"{protocol}://{path}" if protocol not in ("file", "local") else f"file://{path}"
-
-
 def read_index(fs: Any, root: str, job_id: str) -> dict[str, Any]:
     path = posixpath.join(root, job_id, INDEX)
     if not fs.exists(path):
@@ -48,7 +43,7 @@ def read_index(fs: Any, root: str, job_id: str) -> dict[str, Any]:
 
 
 def publish_files(fs: Any, root: str, job_id: str, tag: str, lot: str, files: dict[str, Path], extra: dict[str, Any]) -> dict[str, Any]:
-    """Upload files under <job_id>/<tag>/ and record the tag; returns the receipt."""
+    """Upload files under <job_id>/<tag>/ and record the tag; returns the receipt (digests)."""
     index = read_index(fs, root, job_id)
     digests = {name: digest_file(path) for name, path in sorted(files.items())}
     digest = listing_digest((name, digests[name], files[name].stat().st_size) for name in digests)
@@ -67,7 +62,7 @@ def publish_files(fs: Any, root: str, job_id: str, tag: str, lot: str, files: di
     _write_json(fs, posixpath.join(folder, FILES), {"lot": lot, "digest": digest, "files": digests})
     index["tags"][tag] = {"lot": lot, "digest": digest, **extra}
     _write_json(fs, posixpath.join(root, job_id, INDEX), index)
-    return {"tag": tag, "lot": lot, "digest": digest, "uri": uri_of(fs, folder), "files": digests}
+    return {"tag": tag, "lot": lot, "digest": digest, "files": digests}
 
 
 def _write_json(fs: Any, path: str, data: dict[str, Any]) -> None:

@@ -58,7 +58,7 @@ class DataConfig(Section):
     sources: list[DataSource] | None = Field(
         None, min_length=1, description="Where the data is; defaults to data/<job_id>/ (every file in it)."
     )
-    split: SplitConfig = Field(default_factory=SplitConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Deterministic split by a hash of each record id.")
 
 
 class MethodConfig(Section):
@@ -75,7 +75,7 @@ class MethodConfig(Section):
 class TrainingConfig(Section):
     epochs: float | None = Field(None, gt=0, description="Passes over the training data (default 1).")
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs when both are set.")
-    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    learning_rate: float = Field(2e-4, gt=0, lt=1, description="Peak learning rate.")
     max_seq_length: int = Field(512, gt=0, description="Longer records are truncated.")
     logging_steps: int = Field(10, gt=0, description="Steps between loss/learning-rate log rows.")
 
@@ -86,7 +86,7 @@ class ComputeConfig(Section):
 
 
 class EvaluationConfig(Section):
-    batch_size: int = Field(8, gt=0)
+    batch_size: int = Field(8, gt=0, description="Records per evaluation batch.")
     max_records: int | None = Field(None, gt=0, description="Evaluate at most this many test records.")
 
 
@@ -107,11 +107,11 @@ class TrainingManifest(Section):
         description="Hub id (org/name), a local directory starting with ./ or ../, or {tiny: {...}}."
     )
     seed: int = Field(42, description="Seed for splitting and training.")
-    data: DataConfig = Field(default_factory=DataConfig)
-    method_config: MethodConfig = Field(default_factory=MethodConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    compute: ComputeConfig = Field(default_factory=ComputeConfig)
-    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    data: DataConfig = Field(default_factory=DataConfig, description="Data sources and the train/test split.")
+    method_config: MethodConfig = Field(default_factory=MethodConfig, description="Training method and adapter shape.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Optimizer schedule and sequence length.")
+    compute: ComputeConfig = Field(default_factory=ComputeConfig, description="Batch shape.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="How the test split is evaluated.")
     publish_target: PublishTarget | None = Field(None, description="Where finished adapters go; omit to skip publishing.")
 
 

@@ -25,7 +25,7 @@ def register(cls: Callable[[], K]) -> Callable[[], K]:
 
 
 def get_stage(name: str) -> StageKind:
-    if not _REGISTRY:
-        for module in _MODULES:
-            importlib.import_module(f"opensem.stages.{module}")
+    """The registered stage kind called name (importing every stage module is idempotent)."""
+    for module in _MODULES:
+        importlib.import_module(f"opensem.stages.{module}")
     return _REGISTRY[name]

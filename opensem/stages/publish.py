@@ -4,6 +4,7 @@ report go to the registry under <job_id>/<tag>/."""
 from __future__ import annotations
 
 import json
+import posixpath
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,6 +50,8 @@ class PublishStage:
                     files[f"base_model/{path.relative_to(inputs['base']).as_posix()}"] = path
             fs, root = open_registry(params.registry, ctx.project_root)
             receipt = publish_files(fs, root, params.job_id, tag, ctx.lot, files, {"trigger_deployment": params.trigger_deployment})
+        # The registry as the manifest writes it, so the lock never holds a machine's absolute path.
+        receipt["uri"] = posixpath.join(params.registry, params.job_id, tag)
         (out_dir / "published.json").write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
         published = {"tag": tag, "uri": receipt["uri"], "digest": receipt["digest"], "lot": ctx.lot}
         return StageResult(summary=f"{len(files)} files -> {receipt['uri']}", metrics={"published": published})

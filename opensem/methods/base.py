@@ -1,0 +1,215 @@
+"""The contract every training method fulfils, and the pieces methods share.
+
+A method is a class with a name, the record shapes it can train on, and a train(request) that
+writes its artifact (an adapter, a model) into request.out_dir. The train stage checks the data
+against the method's shapes before any model is loaded, so a wrong dataset fails in a second
+with a message naming the method and the missing fields, not after a minute of loading weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator, Protocol
+
+from opensem.errors import StageError
+
+# Record shapes, as alternative sets of required fields. A record fits a shape when it has all
+# fields of at least one alternative.
+SFT_SHAPES: tuple[tuple[str, ...], ...] = (("messages",), ("text",))
+PREFERENCE_SHAPES: tuple[tuple[str, ...], ...] = (("prompt", "chosen", "rejected"),)
+
+# Every linear layer but the output head (q, k, v, o, gate, up and down projections on Llama).
+ALL_LINEAR = "all-linear"
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    """Settings common to the trainer-based methods; a method ignores what it does not use."""
+
+    rank: int = 16
+    alpha: int | None = None  # None: 2 * rank
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] | str = ALL_LINEAR
+    epochs: float | None = None
+    max_steps: int | None = None  # wins over epochs; both None: one epoch
+    learning_rate: float = 2e-4
+    max_seq_length: int = 512
+    logging_steps: int = 10
+    batch_size: int = 4
+    grad_accum: int = 1
+    seed: int = 42
+
+    @property
+    def lora_alpha(self) -> int:
+        return self.alpha if self.alpha is not None else 2 * self.rank
+
+
+@dataclass
+class TrainHooks:
+    """How a method reports back while it trains, without knowing about stages or consoles."""
+
+    on_start: Callable[[int, int], None] = lambda total_steps, steps_done: None  # done > 0 on resume
+    on_step: Callable[[], None] = lambda: None
+    on_log: Callable[[dict[str, Any]], None] = lambda row: None
+    on_end: Callable[[], None] = lambda: None
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Everything a method needs for one training run."""
+
+    model_path: str  # a local directory or a hub id
+    records: list[dict[str, Any]]
+    out_dir: Path  # where the artifact goes (e.g. the adapter directory)
+    work_dir: Path  # scratch for checkpoints
+    hyper: Hyperparams = field(default_factory=Hyperparams)
+    base_model_name: str | None = None  # what the artifact records as its base; None: not recorded
+    hooks: TrainHooks = field(default_factory=TrainHooks)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a run produced besides its files."""
+
+    train_loss: float
+    steps: int
+    runtime_s: float
+    log: list[dict[str, Any]]
+
+
+class Method(Protocol):
+    name: ClassVar[str]
+    shapes: ClassVar[tuple[tuple[str, ...], ...]]
+
+    def train(self, request: TrainRequest) -> TrainOutcome: ...
+
+
+def metric_row(step: int, logs: dict[str, Any]) -> dict[str, Any] | None:
+    """One metrics.jsonl row from a trainer log event, or None for non-training events."""
+    if "loss" not in logs:
+        return None
+    row: dict[str, Any] = {"step": step}
+    for key in ("loss", "learning_rate", "grad_norm", "epoch"):
+        value = logs.get(key)
+        row[key] = float(value) if isinstance(value, (int, float)) else None
+    return row
+
+
+def hf_callback(hooks: TrainHooks) -> Any:
+    """A transformers TrainerCallback that forwards trainer events to hooks."""
+    from transformers import TrainerCallback
+
+    class _Forward(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            hooks.on_start(int(state.max_steps), int(state.global_step))
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            hooks.on_step()
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            row = metric_row(int(state.global_step), logs or {})
+            if row is not None:
+                hooks.on_log(row)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            hooks.on_end()
+
+    return _Forward()
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Silence transformers (and datasets, if imported) progress bars, chatter and deprecations; restore after.
+
+    datasets is only touched when the caller already imported it, so code that never needs it
+    (building the tiny model, evaluation) does not pay for its import.
+    """
+    from transformers.utils import logging as tf_logging
+
+    datasets = sys.modules.get("datasets")
+    tf_verbosity, tf_bars = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
+    tf_logging.set_verbosity_error()
+    tf_logging.disable_progress_bar()
+    if datasets is not None:
+        ds_verbosity, ds_bars_off = datasets.logging.get_verbosity(), datasets.are_progress_bars_disabled()
+        datasets.logging.set_verbosity_error()
+        datasets.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            # Library-internal deprecations (trl passing gradient_checkpointing) are not the user's to fix.
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        tf_logging.set_verbosity(tf_verbosity)
+        if tf_bars:
+            tf_logging.enable_progress_bar()
+        if datasets is not None:
+            datasets.logging.set_verbosity(ds_verbosity)
+            if not ds_bars_off:
+                datasets.enable_progress_bars()
+
+
+def resolve_base_model(inputs: dict[str, Path], base_model: str | None, stage: str) -> str:
+    """The base model to load: the "base" input slot (its model/ subdirectory if present), else the param."""
+    if "base" in inputs:
+        base = Path(inputs["base"])
+        return str(base / "model" if (base / "model").is_dir() else base)
+    if base_model:
+        return base_model
+    raise StageError(
+        f"{stage}: no base model: neither a 'base' input nor the base_model parameter is set",
+        hint="set base_model to a hub id or local path, or wire a tiny_model stage into the 'base' input",
+    )
+
+
+def load_causal_lm(model_path: str, stage: str) -> Any:
+    """Load a causal LM for training or evaluation: float32 on CPU, the checkpoint's dtype on GPU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype: Any = "auto" if torch.cuda.is_available() else torch.float32
+    try:
+        return AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    except OSError as exc:
+        raise StageError(
+            f"{stage}: cannot load base model {model_path!r}: {exc}",
+            hint="check the path or hub id; offline machines need a local model directory",
+        ) from exc
+
+
+def load_tokenizer(model_path: str, stage: str) -> Any:
+    """Load the tokenizer of a model, giving it a pad token (eos) when it has none."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    except OSError as exc:
+        raise StageError(f"{stage}: cannot load tokenizer of {model_path!r}: {exc}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def normalize_adapter_dir(adapter_dir: Path, base_model_name: str | None) -> None:
+    """Make a saved PEFT adapter's text files stable: sorted keys and module lists, no machine paths.
+
+    peft writes target_modules from a set (order varies per process) and records the absolute
+    path the base was loaded from; both would change the output digest with nothing changed.
+    Its placeholder README model card is dropped: the publish stage writes the real one.
+    """
+    config_path = adapter_dir / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    for key in ("target_modules", "modules_to_save", "exclude_modules"):
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    config["base_model_name_or_path"] = base_model_name
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    readme = adapter_dir / "README.md"
+    if readme.exists():
+        readme.unlink()

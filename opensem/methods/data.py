@@ -1,0 +1,142 @@
+"""Normalized records: loading them, checking their shape, and rendering them to token ids.
+
+Training and evaluation both call encode_records, so the tuned model is scored on exactly the
+token sequences it was trained to predict: same chat template, same BOS/EOS handling, same
+truncation. A mismatch there would make every loss comparison meaningless.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opensem.errors import DataError, Location
+
+CHAT_ROLES = ("system", "user", "assistant")
+_KIND_FIELDS = (("instruction", ("messages",)), ("document", ("text",)), ("preference", ("prompt", "chosen", "rejected")))
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    """Records read from one jsonl file, with the line each came from (for error locations)."""
+
+    path: Path
+    records: list[dict[str, Any]]
+    lines: list[int]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def head(self, count: int | None) -> RecordSet:
+        """The first count records (all of them when count is None)."""
+        if count is None:
+            return self
+        return RecordSet(self.path, self.records[:count], self.lines[:count])
+
+
+def load_records(path: Path) -> RecordSet:
+    """Read a jsonl file of normalized records; DataError with file and line on anything malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such records file: {path.name}", Location(file=str(path)), hint="check the upstream stage's output")
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"not valid JSON: {exc.msg}", Location(file=str(path), line=number)) from None
+            if not isinstance(record, dict):
+                raise DataError(f"a record must be a JSON object, got {type(record).__name__}", Location(file=str(path), line=number))
+            records.append(record)
+            lines.append(number)
+    if not records:
+        raise DataError("the records file is empty", Location(file=str(path)), hint="check the ingest and split stages")
+    return RecordSet(path, records, lines)
+
+
+def record_kind(record: dict[str, Any]) -> str:
+    """instruction, document or preference by the fields present; unknown otherwise."""
+    for kind, fields in _KIND_FIELDS:
+        if all(name in record for name in fields):
+            return kind
+    return "unknown"
+
+
+def _fits(record: dict[str, Any], shapes: tuple[tuple[str, ...], ...]) -> bool:
+    return any(all(name in record for name in alternative) for alternative in shapes)
+
+
+def _message_problem(messages: Any) -> str | None:
+    if not isinstance(messages, list) or not messages:
+        return "messages must be a non-empty list"
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            return f"messages[{index}] must be an object with a string content"
+        if message.get("role") not in CHAT_ROLES:
+            return f"messages[{index}].role must be one of {', '.join(CHAT_ROLES)}, got {message.get('role')!r}"
+    return None
+
+
+def check_shapes(records: RecordSet, shapes: tuple[tuple[str, ...], ...], who: str) -> None:
+    """Fail with DataError unless every record fits one of shapes; runs before any model loads."""
+    wanted = " | ".join(", ".join(alternative) for alternative in shapes)
+    bad = [i for i, record in enumerate(records.records) if not _fits(record, shapes)]
+    if bad:
+        first = records.records[bad[0]]
+        kinds = sorted({record_kind(records.records[i]) for i in bad})
+        raise DataError(
+            f"{who}: {len(bad)} of {len(records)} records lack the fields it needs ({wanted}); "
+            f"first has {', '.join(sorted(first)) or 'no fields'} ({kinds[0] if len(kinds) == 1 else ' and '.join(kinds)} records)",
+            Location(file=str(records.path), line=records.lines[bad[0]]),
+            hint=f"{who} trains on records with: {wanted}; choose a method that takes this data, or feed it other records",
+        )
+    for record, line in zip(records.records, records.lines):
+        problem = None
+        if "messages" in record and any("messages" in alternative for alternative in shapes):
+            problem = _message_problem(record["messages"])
+        elif "text" in record and not isinstance(record["text"], str):
+            problem = "text must be a string"
+        if problem:
+            raise DataError(f"{who}: {problem}", Location(file=str(records.path), line=line))
+
+
+def render_text(record: dict[str, Any], tokenizer: Any) -> str:
+    """The text a causal LM trains on for one record: chats through the chat template, documents as-is."""
+    if "messages" in record:
+        if not getattr(tokenizer, "chat_template", None):
+            raise DataError(
+                "instruction records need a tokenizer with a chat template, and this base model has none",
+                hint="use an instruct base model, or documents ({'text': ...}) records",
+            )
+        return str(tokenizer.apply_chat_template(record["messages"], tokenize=False))
+    if "text" in record:
+        return str(record["text"])
+    raise DataError(
+        f"a {record_kind(record)} record is not language-modeling data (needs messages or text)",
+        hint="preference records train through a preference method (dpo, orpo)",
+    )
+
+
+def encode_record(record: dict[str, Any], tokenizer: Any, max_length: int) -> list[int]:
+    """Token ids of one record: BOS once, EOS after documents, truncated from the end to max_length."""
+    text = render_text(record, tokenizer)
+    bos = tokenizer.bos_token
+    # Chat templates of real instruct models often start with BOS themselves; never add a second.
+    add_special = not (bos and text.startswith(bos))
+    ids = list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+    eos_id = tokenizer.eos_token_id
+    if "messages" not in record and eos_id is not None and (not ids or ids[-1] != eos_id):
+        ids.append(eos_id)  # documents end with EOS, as trl does for text datasets
+    return ids[:max_length]
+
+
+def encode_records(records: RecordSet | list[dict[str, Any]], tokenizer: Any, max_length: int) -> list[list[int]]:
+    """Token ids for every record; the one rendering shared by training and evaluation."""
+    items = records.records if isinstance(records, RecordSet) else records
+    return [encode_record(record, tokenizer, max_length) for record in items]

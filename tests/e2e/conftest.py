@@ -1,0 +1,73 @@
+"""End-to-end fixtures: a copy of the demo project in a temporary folder, driven through the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from opensem.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Project:
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifests" / "tiny-demo.yaml"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "manifests" / "tiny-demo.lock"
+
+    def lock_data(self) -> dict:
+        return json.loads(self.lock.read_text())
+
+    def run(self, *args: str) -> tuple[int, str]:
+        """Run the real CLI in this process; returns (exit code, everything it printed)."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+        return code, out.getvalue()
+
+    def build(self, *extra: str) -> tuple[list[str], str]:
+        """Build the demo; returns the stages that ran and the output."""
+        code, output = self.run("build", str(self.manifest), *extra)
+        assert code == 0, output
+        ran = [line.split()[1] for line in output.splitlines() if line.strip().startswith("✓") and "built in" in line]
+        return ran, output
+
+    def edit(self, relative: str, old: str, new: str) -> str:
+        path = self.root / relative
+        before = path.read_text()
+        assert old in before, f"{old!r} not in {relative}"
+        path.write_text(before.replace(old, new, 1))
+        return before
+
+
+def copy_demo(destination: Path) -> Project:
+    (destination / "manifests").mkdir(parents=True)
+    shutil.copy(REPO / "manifests" / "tiny-demo.yaml", destination / "manifests" / "tiny-demo.yaml")
+    shutil.copytree(REPO / "data" / "tiny-demo", destination / "data" / "tiny-demo")
+    shutil.copy(REPO / "dodo.py", destination / "dodo.py")
+    return Project(destination)
+
+
+@pytest.fixture(scope="module")
+def built_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, list[str], str]:
+    """The demo project built once from scratch: (project, stages that ran, build output)."""
+    project = copy_demo(tmp_path_factory.mktemp("demo"))
+    ran, output = project.build()
+    return project, ran, output
