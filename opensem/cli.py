@@ -61,7 +61,7 @@ def _load(manifest: Path) -> Any:
 
 def _session(manifest: Path, force: tuple[str, ...] = ()) -> Any:
     from opensem.engine import BuildSession, Layout
-    from opensem.graph import build_graph
+    from opensem.wiring import build_graph
     from opensem.lots import DigestCache
 
     graph = build_graph(_load(manifest))

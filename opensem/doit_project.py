@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from opensem.engine import BuildSession, Layout
 from opensem.errors import OpensemError
-from opensem.graph import build_graph
+from opensem.wiring import build_graph
 from opensem.lots import DigestCache
 from opensem.manifest import load_manifest
 
