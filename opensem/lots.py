@@ -61,7 +61,7 @@ def _digest_stream(handle: Any) -> str:
 
 def listing_digest(entries: Iterable[tuple[str, str, int]]) -> str:
     """Digest of a directory listing of (relative posix path, file digest, size)."""
-    return sha256_text(canonical_json(sorted([list(e) for e in entries])))
+    return sha256_text(canonical_json(sorted(tuple(e) for e in entries)))  # tuples encode as JSON arrays
 
 
 def _workers() -> int:
@@ -141,13 +141,13 @@ class DigestCache:
         entries = self._entries
         for index, key in enumerate(keys):
             stat = os.stat(key)
-            stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+            size = stat.st_size
             cached = entries.get(key)
-            if cached is not None and cached[:3] == stamp:
-                results.append((cached[3], stat.st_size))
+            if cached is not None and cached[0] == size and cached[1] == stat.st_mtime_ns and cached[2] == stat.st_ino:
+                results.append((cached[3], size))
             else:
-                results.append(("", stat.st_size))
-                misses.append((index, key, stamp))
+                results.append(("", size))
+                misses.append((index, key, [size, stat.st_mtime_ns, stat.st_ino]))
         if misses:
             self._hash_misses(openers, misses, results)
         return results

@@ -33,7 +33,14 @@ class LoadedManifest:
         return _line_for(self.lines, key)
 
     def sources(self) -> list[DataSource]:
-        return self.manifest.data.sources or [DataSource(path=f"data/{self.manifest.job_id}")]
+        return self.manifest.data.sources or [DataSource(path=f"data/{self.manifest.job_id}/raw")]
+
+    def golden(self) -> str | None:
+        """The golden set's path as written (or the conventional one when it exists), else None."""
+        if self.manifest.evaluation.golden is not None:
+            return self.manifest.evaluation.golden
+        conventional = f"data/{self.manifest.job_id}/golden"
+        return conventional if (self.project_root / conventional).exists() else None
 
 
 def project_root_of(manifest_path: Path) -> Path:
@@ -214,6 +221,10 @@ def check_paths(loaded: LoadedManifest) -> list[Problem]:
     for index, source in enumerate(loaded.sources()):
         key: KeyPath = ("data", "sources", index, "path") if explicit else ("data",)
         problem = _check_inside(root, source.path, key, loaded, must_exist=True)
+        if problem:
+            problems.append(problem)
+    if loaded.manifest.evaluation.golden is not None:
+        problem = _check_inside(root, loaded.manifest.evaluation.golden, ("evaluation", "golden"), loaded, must_exist=True)
         if problem:
             problems.append(problem)
     base = loaded.manifest.base_model

@@ -56,7 +56,7 @@ class SplitConfig(Section):
 
 class DataConfig(Section):
     sources: list[DataSource] | None = Field(
-        None, min_length=1, description="Where the data is; defaults to data/<job_id>/ (every file in it)."
+        None, min_length=1, description="Where the data is; defaults to data/<job_id>/raw/ (every file in it)."
     )
     split: SplitConfig = Field(default_factory=SplitConfig, description="Deterministic split by a hash of each record id.")
 
@@ -86,6 +86,9 @@ class ComputeConfig(Section):
 
 
 class EvaluationConfig(Section):
+    golden: str | None = Field(
+        None, description="Golden set (jsonl of question/answer, or a folder of them); defaults to data/<job_id>/golden/ when it exists."
+    )
     batch_size: int = Field(8, gt=0, description="Records per evaluation batch.")
     max_records: int | None = Field(None, gt=0, description="Evaluate at most this many test records.")
 
