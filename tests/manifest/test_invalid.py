@@ -47,7 +47,7 @@ CASES = [
     ("missing data path", GOOD.replace("data/demo", "data/nothere"), 5, "data.sources[0].path"),
     ("default data path missing", GOOD.replace("data:\n  sources:\n    - path: data/demo\n", "").replace("job_id: demo", "job_id: other"), None, "data.sources"),
     ("path escaping the project", GOOD.replace("data/demo", "../../etc"), 5, "data.sources[0].path"),
-    ("golden set missing", GOOD.replace("publish_target:", "evaluation:\n  golden: data/nope.jsonl\npublish_target:"), 12, "evaluation.golden"),
+    ("golden set missing", GOOD.replace("publish_target:", "evaluation:\n  golden: data/nope.jsonl\npublish_target:"), 13, "evaluation.golden"),
     ("local base model missing", GOOD.replace("org/model", "./models/base"), 2, "base_model"),
     ("duplicate key", GOOD + "job_id: again\n", 15, "job_id"),
     ("job_id with spaces", GOOD.replace("job_id: demo", "job_id: my demo"), 1, "job_id"),
