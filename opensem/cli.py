@@ -26,7 +26,8 @@ manifest_argument = click.argument("manifest", type=click.Path(path_type=Path, d
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="opensem")
 @click.option("-v", "--verbose", is_flag=True, help="Show debug logs from stages.")
-def cli(verbose: bool) -> None:
+@click.pass_context
+def cli(context: click.Context, verbose: bool) -> None:
     """Make for small expert models.
 
     A TrainingManifest (YAML) says what to train, on what data, how to evaluate it and where to
@@ -40,7 +41,7 @@ def cli(verbose: bool) -> None:
       opensem build manifests/my-expert.yaml
       opensem verify manifests/my-expert.yaml     # in CI
     """
-    _setup_logging(verbose)
+    context.obj = {"verbose": verbose}
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -60,10 +61,12 @@ def _load(manifest: Path) -> Any:
 
 
 def _session(manifest: Path, force: tuple[str, ...] = ()) -> Any:
-    from opensem.engine import BuildSession, Layout
+    from opensem.engine import BuildSession
+    from opensem.layout import Layout
     from opensem.wiring import build_graph
     from opensem.lots import DigestCache
 
+    _setup_logging(bool((click.get_current_context().find_root().obj or {}).get("verbose")))
     graph = build_graph(_load(manifest))
     unknown = [s for s in force if s not in graph.names]
     if unknown:
@@ -132,14 +135,20 @@ def lots(manifest: Path) -> None:
 @click.option("--until", metavar="STAGE", help="Build only up to and including STAGE.")
 def build(manifest: Path, force: tuple[str, ...], until: str | None) -> None:
     """Run the stale stages of a manifest and write its lock file."""
+    started = time.time()
+    if not force and _nothing_changed(manifest, until, started):
+        return
     from opensem.engine import run_doit
 
     session = _session(manifest, force)
+    session.until = until
     if until is not None and until not in session.graph.names:
         raise UsageError(f"no stage named {until} in {session.graph.job_id}", hint=f"stages: {', '.join(session.graph.names)}")
     console.print(f"[bold]{session.graph.job_id}[/]: {len(session.graph.nodes)} stages  [dim]({manifest})[/]")
-    started = time.time()
     code = run_doit([session], [session.task_name(until)] if until else [session.graph.job_id])
+    evaluated = session.resolver.lots.get("evaluate")
+    if evaluated and session.store.has(evaluated):  # shown even when a gate failed: it says why
+        _print_report(session.store, evaluated, session.graph.job_id)
     if session.error is not None:
         raise session.error
     if code != 0:
@@ -151,6 +160,32 @@ def build(manifest: Path, force: tuple[str, ...], until: str | None) -> None:
         console.print(f"Nothing to do: all {len(session.hits)} stages up to date ({seconds:.2f} s). {lock_note}.")
     else:
         console.print(f"Built {len(session.ran)} stage(s), {len(session.hits)} up to date, in {seconds:.1f} s. {lock_note}.")
+
+
+def _print_report(store: Any, lot: str, title: str) -> None:
+    """The evaluation report of a build: baseline vs fine-tuned, deltas and the headline."""
+    from opensem.evaluation.report import print_report
+
+    print_report(store.out_dir(lot) / "report.json", title, console)
+
+
+def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
+    """The no-op fast path (opensem.stamp): True, after saying so, when nothing changed."""
+    from opensem.layout import Layout, lock_path, project_root_of
+    from opensem.stamp import unchanged_stages
+
+    build_dir = Layout(project_root_of(manifest)).build
+    stages = unchanged_stages(manifest, lock_path(manifest), build_dir, until) if manifest.is_file() else None
+    if stages is None:
+        return False
+    for name, lot in stages:
+        console.print(f"  [dim]·[/] {name:<13} up to date   [dim]{short(lot)}[/]")
+    evaluated = dict(stages).get("evaluate")
+    if evaluated:
+        _print_report(Layout(project_root_of(manifest)).store, evaluated, manifest.stem)
+    lock = lock_path(manifest).name
+    console.print(f"Nothing to do: all {len(stages)} stages up to date ({time.time() - started:.2f} s). {lock} unchanged.")
+    return True
 
 
 @cli.command()
@@ -221,6 +256,34 @@ def pull(manifest: Path, destination: Path, tag: str | None) -> None:
     fs, root = open_registry(target["registry"], session.graph.project_root)
     entry = pull_tag(fs, root, session.graph.job_id, tag, destination)
     console.print(f"pulled {session.graph.job_id}:{tag} (lot {short(entry['lot'])}) into {destination}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".", show_default=True, help="Project root.")
+def init(name: str, root: Path) -> None:
+    """Scaffold a new expert: data/NAME/raw/, data/NAME/golden/ and manifests/NAME.yaml (never overwrites)."""
+    from opensem.scaffold import scaffold
+
+    for path in scaffold(root, name):
+        console.print(f"  created {path.relative_to(root)}{'/' if path.is_dir() else ''}")
+    console.print(f"Put documents in data/{name}/raw/, then: opensem build manifests/{name}.yaml")
+
+
+@cli.command()
+@manifest_argument
+@click.option("--stage", required=True, help="Stage whose records to export (ingest, synthesize, split, ...).")
+@click.option("--format", "fmt", required=True, type=click.Choice(["alpaca", "sharegpt", "messages", "dpo"]), help="Dataset format.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="jsonl file to write.")
+@click.option("--file", "file", help="Which jsonl of the stage (default records.jsonl, else train.jsonl).")
+def export(manifest: Path, stage: str, fmt: str, output: Path, file: str | None) -> None:
+    """Write a built stage's records as alpaca, sharegpt, messages or dpo jsonl."""
+    from opensem.export import export_dataset
+
+    session = _session(manifest)
+    report = export_dataset(session, stage, fmt, output, file)
+    session.digests.save()
+    console.print(report.describe(fmt, output))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from opensem.engine import BuildSession, Layout
+from opensem.engine import BuildSession
+from opensem.layout import Layout
 from opensem.errors import OpensemError
 from opensem.wiring import build_graph
 from opensem.lots import DigestCache

@@ -8,7 +8,6 @@ build made by either is up to date for the other.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import platform
 import time
@@ -19,40 +18,19 @@ from typing import Any, Iterator
 
 from opensem import __version__
 from opensem.console import console, progress_bar, short
-from opensem.errors import OpensemError, StageError
+from opensem.errors import GateFailed, OpensemError, StageError
 from opensem.graph import StageGraph
-from opensem.lockfile import lock_from_plan, lock_path, read_lock, write_lock
-from opensem.lots import DigestCache, digest_tree
-from opensem.plan import Plan, Resolver, make_plan, stale_reasons
+from opensem.layout import Layout, lock_path
+from opensem.lockfile import lock_from_plan, read_lock, write_lock
+from opensem.lots import DigestCache
+from opensem.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
 from opensem.stages import get_stage
 from opensem.stages.base import StageContext
+from opensem.stamp import write_stamp
 from opensem.store import Store, discard
 
 log = logging.getLogger("opensem")
 LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "doit", "fsspec")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a project's build outputs live: everything under <project>/build/."""
-
-    project_root: Path
-
-    @property
-    def build(self) -> Path:
-        return self.project_root / "build"
-
-    @property
-    def store(self) -> Store:
-        return Store(self.build / "store")
-
-    @property
-    def digest_cache_file(self) -> Path:
-        return self.build / "cache" / "digests.json"
-
-    @property
-    def doit_db(self) -> Path:
-        return self.build / "doit.json"
 
 
 @dataclass
@@ -62,6 +40,7 @@ class BuildSession:
     graph: StageGraph
     digests: DigestCache
     force: frozenset[str] = frozenset()
+    until: str | None = None
     ran: list[str] = field(default_factory=list)
     hits: list[str] = field(default_factory=list)
     error: OpensemError | None = None
@@ -107,12 +86,12 @@ class BuildSession:
         if name in self.force or not self.store.has(lot):
             return False
         if not self.store.intact(lot, self.digests):
-            console.print(f"  [yellow]![/] {name:<11} store entry {short(lot)} was modified; dropping it and rebuilding")
+            console.print(f"  [yellow]![/] {name:<13} store entry {short(lot)} was modified; dropping it and rebuilding")
             self.store.drop(lot)
             return False
         self.resolver.record_output(name, str(self.store.output_digest(lot)))
         self.hits.append(name)
-        console.print(f"  [dim]·[/] {name:<11} up to date   [dim]{short(lot)}[/]")
+        console.print(f"  [dim]·[/] {name:<13} up to date   [dim]{short(lot)}[/]")
         return True
 
     def execute(self, name: str) -> Any:
@@ -129,7 +108,10 @@ class BuildSession:
             log_file.parent.mkdir(parents=True, exist_ok=True)
             log_file.write_text(traceback.format_exc())
             self.error = StageError(f"stage {name} failed: {type(exc).__name__}: {exc}", hint=f"full traceback in {log_file}")
-        console.print(f"  [red]✗[/] {name:<11} failed")
+        if name in self.resolver.lots:  # plan says why this lot is not built (a failed gate blocks the build)
+            failure = {"stage": name, "error": type(self.error).__name__, "message": self.error.message, "gate": isinstance(self.error, GateFailed)}
+            self.store.record_failure(self.resolver.lots[name], failure)
+        console.print(f"  [red]✗[/] {name:<13} failed")
         return TaskFailed(self.error.render())
 
     def _run_stage(self, name: str) -> None:
@@ -138,7 +120,7 @@ class BuildSession:
         inputs = self.resolver.input_digests[name]
         locked = (self.previous_lock or {}).get("stages", {}).get(name)
         why = "forced with --force" if name in self.force else "; ".join(stale_reasons(node, lot, inputs, locked, self.graph))
-        console.print(f"  [cyan]▶[/] {name:<11} running      [dim]{short(lot)}  {why}[/]")
+        console.print(f"  [cyan]▶[/] {name:<13} running      [dim]{short(lot)}  {why}[/]")
         kind = get_stage(node.kind)
         params = kind.Params.model_validate(node.params)
         paths = {slot: self._input_path(source) for slot, source in node.inputs.items()}
@@ -155,9 +137,10 @@ class BuildSession:
                 log=logging.getLogger(f"opensem.{name}"),
                 progress=progress_bar,
                 lineage=self._lineage(name),
+                settings=dict(node.settings),
             )
             result = kind.run(params, paths, tmp / "out", ctx)
-            output = digest_tree(tmp / "out")
+            output = self.digests.directory(tmp / "out")
             seconds = round(time.time() - started, 3)
             meta = {
                 "lot": lot,
@@ -176,14 +159,16 @@ class BuildSession:
             }
             if name in self.force:
                 self.store.drop(lot)
-            self.store.commit(tmp, lot, meta)
+            final = self.store.commit(tmp, lot, meta)
+            self.store.clear_failure(lot)
+            self.digests.rekey(str(tmp), str(final))  # a rename keeps size, mtime and inode
         except BaseException:
             discard(tmp)
             raise
         discard(ctx.work_dir)
         self.resolver.record_output(name, output)
         self.ran.append(name)
-        console.print(f"  [green]✓[/] {name:<11} built in {seconds:.1f} s [dim]{short(lot)}[/]  {result.summary}")
+        console.print(f"  [green]✓[/] {name:<13} built in {seconds:.1f} s [dim]{short(lot)}[/]  {result.summary}")
 
     def _input_path(self, source: Any) -> Path:
         if hasattr(source, "stage"):
@@ -206,12 +191,32 @@ class BuildSession:
         if "publish" in self.graph.names and plan.stage("publish").status == "up-to-date":
             published = self.store.meta(str(plan.stage("publish").lot)).get("metrics", {}).get("published")
         changed = write_lock(self.lock_file, lock_from_plan(plan, published))
+        scope = self.graph.names if self.until is None else [*self.graph.ancestors(self.until), self.until]
+        in_scope = [s for s in plan.stages if s.name in scope]
+        if all(s.status == "up-to-date" for s in in_scope):
+            self._write_stamp(in_scope)
         self.digests.save()
         return changed
+
+    def _write_stamp(self, stages: list[StagePlan]) -> None:
+        """Let the next build of an unchanged project stop before planning (opensem.stamp)."""
+        from opensem.graph import SourceInput
+        from opensem.sources import has_remote_sources
+
+        if has_remote_sources(self.graph):
+            return  # a URL source can change with no local file changing: every build must plan
+        names = {s.name for s in stages}
+        nodes = [n for n in self.graph.nodes if n.name in names]
+        roots = sorted({str(self.graph.project_root / i.path) for n in nodes for i in n.inputs.values() if isinstance(i, SourceInput)})
+        roots += [str(self.store.entry(str(s.lot))) for s in stages]
+        lots = [(s.name, str(s.lot)) for s in stages]
+        write_stamp(self.graph.manifest_path, self.lock_file, self.layout.build, self.until, roots, lots)
 
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shaped a result, read without importing them."""
+    import importlib.metadata
+
     found = {"python": platform.python_version(), "opensem": __version__}
     for name in LIBRARIES:
         try:

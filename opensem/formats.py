@@ -1,10 +1,11 @@
-"""Dataset formats: recognise alpaca, sharegpt, messages, dpo and text records, and convert them.
+"""Dataset formats: recognise alpaca, sharegpt, messages, dpo, kto and text records, and convert them.
 
-Every input record becomes one normalized record of three kinds, the contract with training:
+Every input record becomes one normalized record of four kinds, the contract with training:
 
 - instruction: {"id", "source", "messages": [{"role", "content"}, ...]}
 - document:    {"id", "source", "text"}
 - preference:  {"id", "source", "prompt", "chosen", "rejected"}
+- feedback:    {"id", "source", "prompt", "completion", "label"}  (KTO: one answer, good or bad)
 
 The id is derived from the content fields only, so identical content gets the same id wherever it
 comes from, and an id never changes because some other record changed.
@@ -12,12 +13,12 @@ comes from, and an id never changes because some other record changed.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from opensem.errors import DataError, Location
 from opensem.lots import canonical_json, sha256_text
 
-FORMATS: tuple[str, ...] = ("text", "alpaca", "sharegpt", "messages", "dpo")
+FORMATS: tuple[str, ...] = ("text", "alpaca", "sharegpt", "messages", "kto", "dpo")
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 # ShareGPT speaker names seen in the wild, mapped onto chat roles.
 SHAREGPT_ROLES: dict[str, str] = {
@@ -33,6 +34,7 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "instruction": ("messages",),
     "document": ("text",),
     "preference": ("prompt", "chosen", "rejected"),
+    "feedback": ("prompt", "completion", "label"),
 }
 
 
@@ -43,7 +45,7 @@ def record_id(content: Mapping[str, Any]) -> str:
 
 
 def record_kind(record: Mapping[str, Any]) -> str:
-    """instruction, document or preference: which normalized kind a record is."""
+    """instruction, document, preference or feedback: which normalized kind a record is."""
     for kind, fields in _KIND_FIELDS.items():
         if all(f in record for f in fields):
             return kind
@@ -56,6 +58,8 @@ def detect_format(record: Mapping[str, Any], where: Location | None = None) -> s
         raise DataError(f"expected a JSON object, got {type(record).__name__}", where)
     if "chosen" in record and "rejected" in record:
         return "dpo"
+    if "completion" in record and "label" in record:
+        return "kto"
     if "conversations" in record:
         return "sharegpt"
     if "messages" in record:
@@ -69,7 +73,7 @@ def detect_format(record: Mapping[str, Any], where: Location | None = None) -> s
         f"cannot tell the format of a record with keys: {keys}",
         where,
         hint="records need instruction/output (alpaca), conversations (sharegpt), messages, "
-        "prompt/chosen/rejected (dpo) or text; or name the format on the source",
+        "prompt/chosen/rejected (dpo), prompt/completion/label (kto) or text; or name the format on the source",
     )
 
 
@@ -105,6 +109,12 @@ def _normalize(record: Mapping[str, Any], fmt: str, source: str, where: Location
         return make_record(source, messages=_from_sharegpt(record, where))
     if fmt == "messages":
         return make_record(source, messages=_check_messages(_list(record, "messages", where), "messages", where))
+    if fmt == "kto":
+        label = record.get("label")
+        if not isinstance(label, bool):
+            raise DataError(f"field 'label' must be true (a good completion) or false (a bad one), got {label!r}", where)
+        completion = _side(record, "completion", "assistant", where)
+        return make_record(source, prompt=_side(record, "prompt", "user", where), completion=completion, label=label)
     return make_record(  # dpo, the last of FORMATS
         source,
         prompt=_side(record, "prompt", "user", where),
@@ -230,3 +240,24 @@ def to_dpo(record: Mapping[str, Any]) -> dict[str, Any]:
     if record_kind(record) != "preference":
         raise DataError("only preference records can be exported as dpo")
     return {"prompt": record["prompt"], "chosen": record["chosen"], "rejected": record["rejected"]}
+
+
+EXPORT_FORMATS: tuple[str, ...] = ("alpaca", "sharegpt", "messages", "dpo")
+_EXPORTERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "alpaca": to_alpaca,
+    "sharegpt": to_sharegpt,
+    "messages": to_messages,
+    "dpo": to_dpo,
+}
+
+
+def export_record(record: Mapping[str, Any], fmt: str) -> dict[str, Any]:
+    """A normalized record written in one of EXPORT_FORMATS; DataError when it cannot hold it."""
+    if fmt not in _EXPORTERS:
+        raise DataError(f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
+    return _EXPORTERS[fmt](record)
+
+
+def convert(record: Mapping[str, Any], source_format: str, target_format: str) -> dict[str, Any]:
+    """Convert one raw record between formats (alpaca, sharegpt, messages, dpo), via the normalized form."""
+    return export_record(normalize(record, source_format, source="convert"), target_format)

@@ -36,6 +36,9 @@ class StageNode(Frozen):
     kind: str
     params: dict[str, Any]
     inputs: dict[str, Input]
+    # How to run, not what to make (checkpoint interval, hardware policy, trackers): handed to the
+    # stage through its context, never part of the lot, so changing one never rebuilds anything.
+    settings: dict[str, Any] = {}
 
     @property
     def version(self) -> str:

@@ -17,10 +17,6 @@ from opensem.plan import Plan
 LOCK_FORMAT = 1
 
 
-def lock_path(manifest_path: Path) -> Path:
-    return manifest_path.with_suffix(".lock")
-
-
 def read_lock(path: Path) -> dict[str, Any] | None:
     """The lock's content, None when there is none; a damaged lock is an error, not ignored."""
     try:

@@ -121,6 +121,7 @@ class DigestCache:
         self.cache_file = cache_file
         self._entries: dict[str, list[Any]] = {}
         self._dirty = False
+        self._memo: dict[str, str] = {}
         if cache_file is not None and cache_file.exists():
             try:
                 self._entries = json.loads(cache_file.read_text())
@@ -201,8 +202,23 @@ class DigestCache:
         return listing_digest((rel, digest, size) for (rel, _), (digest, size) in zip(found, digests))
 
     def path(self, path: Path) -> str:
-        """Digest of a file or a directory."""
-        return self.directory(path) if path.is_dir() else self.file(path)
+        """Digest of a file or a directory, read once per cache instance (one build's view).
+
+        A build digests each source when it plans and again when it writes the lock; what it
+        records must be what it built, so the second look reuses the first.
+        """
+        key = str(path)
+        if key not in self._memo:
+            self._memo[key] = self.directory(path) if path.is_dir() else self.file(path)
+        return self._memo[key]
+
+    def rekey(self, old_root: str, new_root: str) -> None:
+        """Move cached digests of files under old_root to new_root after a directory rename."""
+        prefix = old_root.rstrip(os.sep) + os.sep
+        for key in [k for k in self._entries if k.startswith(prefix)]:
+            self._entries[new_root.rstrip(os.sep) + os.sep + key[len(prefix):]] = self._entries.pop(key)
+        self._memo.clear()
+        self._dirty = True
 
     def save(self) -> None:
         if not self._dirty or self.cache_file is None:

@@ -77,11 +77,16 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
     resolver = Resolver(graph, digests)
     locked = (lock or {}).get("stages", {})
     stages: list[StagePlan] = []
+    blocked: set[str] = set()  # stages a failed quality gate holds back
     for node in graph.nodes:
         lot = resolver.resolve(node)
         if lot is None:
             waiting = [up for up in node.upstream() if up not in resolver.outputs]
-            stages.append(StagePlan(node.name, node.kind, None, "stale", [f"waits for {', '.join(waiting)} (stale)"]))
+            held = bool(blocked & set(waiting))
+            if held:
+                blocked.add(node.name)
+            state = "blocked by a failed quality gate" if held else "stale"
+            stages.append(StagePlan(node.name, node.kind, None, "stale", [f"waits for {', '.join(waiting)} ({state})"]))
             continue
         inputs = resolver.input_digests[node.name]
         stored = store.output_digest(lot) if store.has(lot) else None
@@ -90,6 +95,11 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
             stages.append(StagePlan(node.name, node.kind, lot, "up-to-date", [], inputs, stored))
             continue
         reasons = ["forced with --force"] if node.name in force else stale_reasons(node, lot, inputs, locked.get(node.name), graph)
+        failure = store.failure(lot) if node.name not in force else None
+        if failure is not None:  # the last build stopped here; say so first
+            reasons.insert(0, f"{'blocked' if failure.get('gate') else 'failed last time'}: {failure.get('message', '')}")
+            if failure.get("gate"):
+                blocked.add(node.name)
         if stored is not None:
             resolver.record_output(node.name, stored)  # forced: downstream may still be a store hit
         stages.append(StagePlan(node.name, node.kind, lot, "stale", reasons, inputs))
@@ -108,7 +118,7 @@ def stale_reasons(node: StageNode, lot: str, inputs: dict[str, str], locked: dic
     old_params = locked.get("params", {})
     changed = sorted(k for k in set(old_params) | set(node.params) if old_params.get(k) != node.params.get(k))
     for key in changed:
-        reasons.append(f"params changed: {key} {old_params.get(key)!r} -> {node.params.get(key)!r}")
+        reasons.append(f"params changed: {key} {_brief(old_params.get(key))} -> {_brief(node.params.get(key))}")
     old_inputs = locked.get("inputs", {})
     for slot, digest in sorted(inputs.items()):
         if old_inputs.get(slot) != digest:
@@ -116,3 +126,9 @@ def stale_reasons(node: StageNode, lot: str, inputs: dict[str, str], locked: dic
             what = f"{origin.path} changed" if isinstance(origin, SourceInput) else f"new output of {origin.stage}"
             reasons.append(f"input {slot}: {what} ({str(old_inputs.get(slot))[:12]} -> {digest[:12]})")
     return reasons or ["lot differs from the lock"]
+
+
+def _brief(value: Any, limit: int = 48) -> str:
+    """A param value short enough for a plan line (a rubric or a source list is not)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."

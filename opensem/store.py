@@ -18,6 +18,7 @@ from typing import Any
 from opensem.lots import DigestCache
 
 META = "meta.json"
+FAILED = ".failed"  # <lot>.json: why the last attempt at a lot failed (outside any entry)
 
 
 class Store:
@@ -64,6 +65,28 @@ class Store:
 
     def drop(self, lot: str) -> None:
         discard(self.entry(lot))
+
+    def _failure_file(self, lot: str) -> Path:
+        return self.root / FAILED / f"{lot}.json"
+
+    def record_failure(self, lot: str, record: dict[str, Any]) -> None:
+        """Remember why a lot failed (a failed gate blocks the build), so plan can say so; never a result."""
+        path = self._failure_file(lot)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+    def failure(self, lot: str) -> dict[str, Any] | None:
+        """Why the last attempt at lot failed, or None."""
+        try:
+            record = json.loads(self._failure_file(lot).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def clear_failure(self, lot: str) -> None:
+        self._failure_file(lot).unlink(missing_ok=True)
 
     def intact(self, lot: str, cache: DigestCache) -> bool:
         """Whether the stored out/ still has the digest recorded when it was built."""

@@ -23,6 +23,7 @@ from opensem.stages import get_stage
 MANIFEST_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
     ("train", "method"): ("method_config", "type"),
     ("train", "target_modules"): ("method_config", "target_modules"),
+    ("train", "batch_size"): ("compute", "batch_size"),
     ("tiny_model", "hidden_size"): ("base_model", "tiny", "hidden_size"),
 }
 
@@ -44,9 +45,14 @@ class GraphBuilder:
     def build(self) -> StageGraph:
         self.base_model()
         self.ingest()
+        self.synthesize()
+        self.dedup()
         self.split()
+        self.decontaminate()
+        self.baseline()
         self.train()
         self.evaluate()
+        self.gate()
         self.publish()
         m = self.loaded.manifest
         return StageGraph(job_id=m.job_id, manifest_path=self.loaded.path.resolve(), project_root=self.loaded.project_root, nodes=self.nodes)
@@ -84,11 +90,21 @@ class GraphBuilder:
             self.hub_model = base
 
     def ingest(self) -> None:
-        sources = self.loaded.sources()
-        slots: dict[str, Input] = {f"source{i}": SourceInput(path=self.relative(s.path)) for i, s in enumerate(sources)}
-        specs = [{"slot": slot, "path": s.path, "format": s.format} for slot, s in zip(slots, sources)]
-        self.add("ingest", "ingest", {"sources": specs}, slots)
+        from opensem.sources import ingest_sources
+
+        slots, specs = ingest_sources(self.loaded, self.relative)  # paths, globs and fsspec URLs
+        chunking = self.loaded.manifest.data.chunking
+        self.add("ingest", "ingest", {"sources": specs, "chunk_size": chunking.size, "chunk_overlap": chunking.overlap}, slots)
         self.records_from = "ingest"
+
+    def synthesize(self) -> None:
+        from opensem.stages.synthesize import synthesize_params
+
+        synthesis = self.loaded.manifest.synthesis
+        if synthesis is None:
+            return
+        self.add("synthesize", "synthesize", synthesize_params(synthesis), {"records": UpstreamInput(stage=self.records_from)})
+        self.records_from = "synthesize"
 
     def split(self) -> None:
         m = self.loaded.manifest
@@ -96,6 +112,26 @@ class GraphBuilder:
         params = {"test_fraction": m.data.split.test_fraction, "seed": seed}
         self.add("split", "split", params, {"records": UpstreamInput(stage=self.records_from)})
         self.train_from = "split"
+
+    def dedup(self) -> None:
+        """Exact and near-duplicate removal on the records of whichever data stage came last."""
+        from opensem.curate.wiring import dedup_node
+
+        node = dedup_node(self.loaded, self.relative, self.records_from)
+        if node is not None:
+            self.add("dedup", "dedup", node.params, node.inputs)
+            self.nodes[-1] = self.nodes[-1].model_copy(update={"settings": node.settings})
+            self.records_from = "dedup"
+
+    def decontaminate(self) -> None:
+        """Training records leaking the test split or golden set; train then reads train.jsonl from here."""
+        from opensem.curate.wiring import decontaminate_node
+
+        node = decontaminate_node(self.loaded, self.relative)
+        if node is not None:
+            self.add("decontaminate", "decontaminate", node.params, node.inputs)
+            self.nodes[-1] = self.nodes[-1].model_copy(update={"settings": node.settings})
+            self.train_from = "decontaminate"
 
     def train(self) -> None:
         m = self.loaded.manifest
@@ -115,19 +151,61 @@ class GraphBuilder:
             "grad_accum": compute.grad_accum,
             "seed": m.seed,
             "base_model": self.hub_model,
+            # Issue 5: these change the trained bytes, so they enter the lot.
+            "beta": method.beta,
+            "warmup_ratio": training.warmup_ratio,
+            "lr_scheduler": training.lr_scheduler,
+            "backend": compute.backend,
+            "mixed_precision": compute.mixed_precision,
+            "launcher": compute.launcher,
+            "num_processes": compute.num_processes,
         }
-        self.add("train", "train", params, {"train": UpstreamInput(stage=self.train_from), **self.base_inputs})
+        # How to run, not what to learn: never in the lot (resuming from a checkpoint gives the same bytes).
+        settings = {
+            "save_steps": training.save_steps,
+            "report_to": training.report_to,
+            "gradient_checkpointing": compute.gradient_checkpointing,
+            "max_vram_gb": compute.max_vram_gb,
+            "allow_cpu_fallback": compute.allow_cpu_fallback,
+            "strict_hardware_check": method.strict_hardware_check,
+        }
+        inputs: dict[str, Input] = {"train": UpstreamInput(stage=self.train_from), **self.base_inputs}
+        if compute.accelerate_config is not None:  # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
+            inputs["accelerate_config"] = SourceInput(path=self.relative(compute.accelerate_config))
+        self.add("train", "train", params, inputs)
+        self.nodes[-1] = self.nodes[-1].model_copy(update={"settings": get_stage("train").Settings.model_validate(settings).model_dump(mode="json")})  # type: ignore[attr-defined]
+
+    def baseline(self) -> None:
+        """The base model on the golden set and refusal prompts; nothing from the data, so data edits never rerun it."""
+        from opensem.evaluation.wiring import eval_params, eval_settings, eval_sources
+
+        sources = eval_sources(self.loaded, self.relative)
+        if not sources:
+            return
+        self.add("baseline", "baseline", eval_params(self.loaded, self.hub_model), {**self.base_inputs, **sources})
+        self.nodes[-1] = self.nodes[-1].model_copy(update={"settings": eval_settings(self.loaded)})
 
     def evaluate(self) -> None:
-        m = self.loaded.manifest
-        params = {
-            "max_seq_length": m.training.max_seq_length,
-            "batch_size": m.evaluation.batch_size,
-            "max_records": m.evaluation.max_records,
-            "base_model": self.hub_model,
-        }
+        from opensem.evaluation.wiring import eval_params, eval_settings, eval_sources
+
+        params = {**eval_params(self.loaded, self.hub_model), "max_records": self.loaded.manifest.evaluation.max_records}
         inputs: dict[str, Input] = {"test": UpstreamInput(stage="split"), "adapter": UpstreamInput(stage="train"), **self.base_inputs}
+        inputs.update(eval_sources(self.loaded, self.relative))
+        if "baseline" in self.names:
+            inputs["baseline"] = UpstreamInput(stage="baseline")
         self.add("evaluate", "evaluate", params, inputs)
+        self.nodes[-1] = self.nodes[-1].model_copy(update={"settings": eval_settings(self.loaded)})
+
+    def gate(self) -> None:
+        """Quality gates on the evaluation report; publish waits for them."""
+        from opensem.evaluation.wiring import gate_params
+
+        if self.loaded.manifest.evaluation.gates:
+            self.add("gate", "gate", gate_params(self.loaded), {"report": UpstreamInput(stage="evaluate")})
+
+    @property
+    def names(self) -> list[str]:
+        return [node.name for node in self.nodes]
 
     def publish(self) -> None:
         m = self.loaded.manifest
@@ -149,4 +227,6 @@ class GraphBuilder:
             "manifest": SourceInput(path=self.relative(str(self.loaded.path.resolve()))),
             **(self.base_inputs if tiny else {}),
         }
+        if "gate" in self.names:
+            inputs["gate"] = UpstreamInput(stage="gate")  # nothing is published before the gates pass
         self.add("publish", "publish", params, inputs)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.servers.openai_compatible import OpenAICompatibleServer
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +17,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from opensem.tiny import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture
+def openai_server() -> "Iterator[OpenAICompatibleServer]":
+    """A scriptable OpenAI-compatible HTTP server on 127.0.0.1 (tests/servers/openai_compatible.py)."""
+    from tests.servers.openai_compatible import OpenAICompatibleServer
+
+    with OpenAICompatibleServer() as server:
+        yield server

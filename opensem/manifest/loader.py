@@ -15,7 +15,9 @@ import yaml
 from pydantic import ValidationError
 
 from opensem.errors import Location, ManifestError, Problem
+from opensem.layout import project_root_of
 from opensem.manifest.models import DataSource, TrainingManifest, is_local_model_path
+from opensem.sources import glob_matches, is_glob, is_url
 
 KeyPath = tuple[Any, ...]
 
@@ -42,10 +44,12 @@ class LoadedManifest:
         conventional = f"data/{self.manifest.job_id}/golden"
         return conventional if (self.project_root / conventional).exists() else None
 
-
-def project_root_of(manifest_path: Path) -> Path:
-    folder = manifest_path.resolve().parent
-    return folder.parent if folder.name == "manifests" else folder
+    def refusal_prompts(self) -> str | None:
+        """The refusal prompts' path as written (or data/<job_id>/refusals/ when it exists), else None."""
+        if self.manifest.evaluation.refusal_prompts is not None:
+            return self.manifest.evaluation.refusal_prompts
+        conventional = f"data/{self.manifest.job_id}/refusals"
+        return conventional if (self.project_root / conventional).exists() else None
 
 
 def load_manifest(path: Path) -> LoadedManifest:
@@ -220,11 +224,21 @@ def check_paths(loaded: LoadedManifest) -> list[Problem]:
     explicit = loaded.manifest.data.sources is not None
     for index, source in enumerate(loaded.sources()):
         key: KeyPath = ("data", "sources", index, "path") if explicit else ("data",)
-        problem = _check_inside(root, source.path, key, loaded, must_exist=True)
+        if is_url(source.path):
+            continue  # fsspec URLs are listed when the graph is planned (opensem.sources), not here
+        problem = _check_inside(root, source.path, key, loaded, must_exist=not is_glob(source.path)) or _check_glob(root, source.path, key, loaded)
         if problem:
             problems.append(problem)
     if loaded.manifest.evaluation.golden is not None:
         problem = _check_inside(root, loaded.manifest.evaluation.golden, ("evaluation", "golden"), loaded, must_exist=True)
+        if problem:
+            problems.append(problem)
+    if loaded.manifest.evaluation.refusal_prompts is not None:
+        problem = _check_inside(root, loaded.manifest.evaluation.refusal_prompts, ("evaluation", "refusal_prompts"), loaded, must_exist=True)
+        if problem:
+            problems.append(problem)
+    if loaded.manifest.compute.accelerate_config is not None:
+        problem = _check_inside(root, loaded.manifest.compute.accelerate_config, ("compute", "accelerate_config"), loaded, must_exist=True)
         if problem:
             problems.append(problem)
     base = loaded.manifest.base_model
@@ -232,7 +246,24 @@ def check_paths(loaded: LoadedManifest) -> list[Problem]:
         problem = _check_inside(root, base, ("base_model",), loaded, must_exist=True)
         if problem:
             problems.append(problem)
+    curation = loaded.manifest.curation
+    dedup, decontaminate = (curation.dedup, curation.decontaminate) if curation else (None, None)
+    embedders = [("dedup", dedup.model)] if dedup and dedup.semantic else []
+    embedders += [("decontaminate", decontaminate.model)] if decontaminate and decontaminate.embedding_threshold is not None else []
+    for stage, model in embedders:
+        if is_local_model_path(model):  # an embedding model given as a directory
+            problem = _check_inside(root, model, ("curation", stage, "model"), loaded, must_exist=True)
+            if problem:
+                problems.append(problem)
     return problems
+
+
+def _check_glob(root: Path, raw: str, key: KeyPath, loaded: LoadedManifest) -> Problem | None:
+    """A glob source must match at least one file, or it is almost certainly a typo."""
+    if not is_glob(raw) or glob_matches(root, raw):
+        return None
+    where = Location(str(loaded.path), loaded.line_of(key), _dotted(key))
+    return Problem(f"glob {raw!r} matches no file", where, f"fix the pattern; it is matched against paths relative to {root} (** spans folders)")
 
 
 def _check_inside(root: Path, raw: str, key: KeyPath, loaded: LoadedManifest, must_exist: bool) -> Problem | None:

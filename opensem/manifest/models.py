@@ -10,12 +10,21 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from opensem.manifest.curation import CurationConfig
+from opensem.manifest.evaluation import JudgeConfig, QualityGate
+from opensem.manifest.synthesis import ChunkingConfig, SynthesisConfig
+
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 # A tag may carry `{lot}`, replaced by the first 12 characters of the publish stage's lot.
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(\{lot\}[A-Za-z0-9._+-]*)?$"
 
 TrainingMethod = Literal["lora", "sft", "dora", "qlora", "dpo", "orpo", "kto"]
-DatasetFormat = Literal["auto", "text", "alpaca", "sharegpt", "messages", "dpo"]
+TrainingBackend = Literal["auto", "hf", "unsloth"]
+MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
+Launcher = Literal["none", "accelerate"]
+LrScheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+ReportTo = Literal["none", "wandb", "tensorboard"]
+DatasetFormat = Literal["auto", "text", "alpaca", "sharegpt", "messages", "dpo", "kto"]
 
 
 class Section(BaseModel):
@@ -45,7 +54,7 @@ class TinyBaseModel(Section):
 
 
 class DataSource(Section):
-    path: str = Field(description="File or directory, relative to the project root.")
+    path: str = Field(description="File, directory or glob (data/**/*.md) relative to the project root, or an fsspec URL (s3://bucket/docs/).")
     format: DatasetFormat = Field("auto", description="Dataset format of .jsonl/.json files; auto detects it.")
 
 
@@ -59,6 +68,7 @@ class DataConfig(Section):
         None, min_length=1, description="Where the data is; defaults to data/<job_id>/raw/ (every file in it)."
     )
     split: SplitConfig = Field(default_factory=SplitConfig, description="Deterministic split by a hash of each record id.")
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig, description="How documents are cut into chunks (characters).")
 
 
 class MethodConfig(Section):
@@ -69,7 +79,8 @@ class MethodConfig(Section):
     target_modules: Union[list[str], Literal["all-linear"]] = Field(
         "all-linear", description="Modules to adapt; all-linear means q, k, v, o, gate, up and down projections."
     )
-    strict_hardware_check: bool = Field(True, description="Fail before training when the hardware cannot run it.")
+    strict_hardware_check: bool = Field(True, description="Fail before training when the hardware cannot run it; false: warn and try.")
+    beta: float | None = Field(None, gt=0, description="Preference strength of dpo, orpo and kto (trl's beta); defaults to 0.1.")
 
 
 class TrainingConfig(Section):
@@ -78,11 +89,27 @@ class TrainingConfig(Section):
     learning_rate: float = Field(2e-4, gt=0, lt=1, description="Peak learning rate.")
     max_seq_length: int = Field(512, gt=0, description="Longer records are truncated.")
     logging_steps: int = Field(10, gt=0, description="Steps between loss/learning-rate log rows.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of the steps spent warming the learning rate up.")
+    lr_scheduler: LrScheduler = Field("linear", description="Learning-rate schedule after warmup.")
+    save_steps: int = Field(200, gt=0, description="Checkpoint every N steps; a killed build resumes from the last one. Not part of the lot.")
+    report_to: ReportTo = Field("none", description="Also log metrics to wandb or tensorboard. Not part of the lot.")
 
 
 class ComputeConfig(Section):
     batch_size: int = Field(4, gt=0, description="Records per device per step.")
     grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
+    backend: TrainingBackend = Field("auto", description="auto: unsloth when CUDA is present and unsloth imports, else hf (transformers + peft + trl).")
+    mixed_precision: MixedPrecision = Field("auto", description="auto: bf16 where the GPU supports it, else fp16; none on a CPU.")
+    gradient_checkpointing: Union[bool, Literal["auto"]] = Field(
+        False, description="Trade compute for memory; auto: only when the memory estimate needs it. Not part of the lot."
+    )
+    max_vram_gb: float | None = Field(
+        None, gt=0, description="VRAM cap on consumer cards (default: the card's memory less 2 GB, 22 on a 24 GB card); datacenter cards use all."
+    )
+    allow_cpu_fallback: bool = Field(False, description="Without CUDA, train qlora as plain LoRA on the CPU instead of failing.")
+    launcher: Launcher = Field("none", description="accelerate: run training through `accelerate launch` (DDP, or FSDP/multi-node by accelerate_config).")
+    num_processes: int | None = Field(None, gt=0, description="Processes for the accelerate launcher; defaults to one per GPU.")
+    accelerate_config: str | None = Field(None, description="An accelerate config file (FSDP, DeepSpeed, several machines), relative to the project root.")
 
 
 class EvaluationConfig(Section):
@@ -91,6 +118,13 @@ class EvaluationConfig(Section):
     )
     batch_size: int = Field(8, gt=0, description="Records per evaluation batch.")
     max_records: int | None = Field(None, gt=0, description="Evaluate at most this many test records.")
+    max_new_tokens: int = Field(64, gt=0, le=8192, description="Most tokens generated per answer.")
+    temperature: float = Field(0.0, ge=0, le=2, description="0: greedy decoding; above 0: sampling seeded by the manifest seed.")
+    refusal_prompts: str | None = Field(
+        None, description="Prompts a safe model refuses (.txt one per line, or jsonl of prompt), for safety.refusal_rate; defaults to data/<job_id>/refusals/ when it exists."
+    )
+    judge: JudgeConfig | None = Field(None, description="LLM judge scoring answers 1 to 5 against the reference; omit for no judge scores.")
+    gates: list[QualityGate] = Field(default_factory=list, description="Quality gates; any failing one fails the build (exit 3) and blocks publishing.")
 
 
 class PublishTarget(Section):
@@ -111,10 +145,12 @@ class TrainingManifest(Section):
     )
     seed: int = Field(42, description="Seed for splitting and training.")
     data: DataConfig = Field(default_factory=DataConfig, description="Data sources and the train/test split.")
+    synthesis: SynthesisConfig | None = Field(None, description="Data Forge: a teacher turns document chunks into training records; omit to train on the data as it is.")
+    curation: CurationConfig | None = Field(None, description="Curator: dedup and decontaminate stages, each present when its sub-section is; omit for neither.")
     method_config: MethodConfig = Field(default_factory=MethodConfig, description="Training method and adapter shape.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Optimizer schedule and sequence length.")
-    compute: ComputeConfig = Field(default_factory=ComputeConfig, description="Batch shape.")
-    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="How the test split is evaluated.")
+    compute: ComputeConfig = Field(default_factory=ComputeConfig, description="Batch shape, training backend and hardware.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="How the base and fine-tuned models are evaluated, judged and gated.")
     publish_target: PublishTarget | None = Field(None, description="Where finished adapters go; omit to skip publishing.")
 
 

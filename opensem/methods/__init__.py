@@ -12,7 +12,7 @@ from opensem.errors import UsageError
 from opensem.methods.base import Method
 
 _REGISTRY: dict[str, Method] = {}
-_MODULES = ("lora",)
+_MODULES = ("sft", "lora", "dora", "qlora", "dpo", "orpo", "kto")
 _loaded = False
 
 M = TypeVar("M")

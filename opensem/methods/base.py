@@ -1,15 +1,17 @@
 """The contract every training method fulfils, and the pieces methods share.
 
-A method is a class with a name, the record shapes it can train on, and a train(request) that
-writes its artifact (an adapter, a model) into request.out_dir. The train stage checks the data
-against the method's shapes before any model is loaded, so a wrong dataset fails in a second
-with a message naming the method and the missing fields, not after a minute of loading weights.
+A method is a class with a name, the record shapes it can train on, a memory profile the hardware
+preflight reads, and a train(request) that writes its artifact (an adapter, or a whole model) into
+request.out_dir. The train stage checks the data against the method's shapes before any model is
+loaded, so a wrong dataset fails in a second with a message naming the method and the missing
+fields, not after a minute of loading weights.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from opensem.errors import StageError
 # fields of at least one alternative.
 SFT_SHAPES: tuple[tuple[str, ...], ...] = (("messages",), ("text",))
 PREFERENCE_SHAPES: tuple[tuple[str, ...], ...] = (("prompt", "chosen", "rejected"),)
+# KTO learns from single completions labelled good or bad; a preference pair gives one of each.
+FEEDBACK_SHAPES: tuple[tuple[str, ...], ...] = (("prompt", "completion", "label"), ("prompt", "chosen", "rejected"))
 
 # Every linear layer but the output head (q, k, v, o, gate, up and down projections on Llama).
 ALL_LINEAR = "all-linear"
@@ -43,10 +47,31 @@ class Hyperparams:
     batch_size: int = 4
     grad_accum: int = 1
     seed: int = 42
+    beta: float | None = None  # preference methods; None: 0.1
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "linear"
+    mixed_precision: str = "auto"  # auto | no | bf16 | fp16
+    save_steps: int = 200  # checkpoint interval; a killed run resumes from the last checkpoint
 
     @property
     def lora_alpha(self) -> int:
         return self.alpha if self.alpha is not None else 2 * self.rank
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How and where a run trains, decided by the manifest's run settings and the hardware preflight.
+
+    Nothing here changes what the run should learn, except the backend; see opensem.stages.train.
+    """
+
+    backend: str = "auto"  # as asked: auto | hf | unsloth; the method resolves it where it trains
+    gradient_checkpointing: bool = False
+    cpu_fallback: bool = False  # qlora without CUDA: train plain LoRA in float32 instead of failing
+    report_to: str = "none"  # none | wandb | tensorboard
+    tracking_dir: Path | None = None  # tensorboard event files
+    run_name: str | None = None  # the tracker's name for the run
+    vram_cap_gb: float | None = None  # per-process cap on a consumer card
 
 
 @dataclass
@@ -57,6 +82,7 @@ class TrainHooks:
     on_step: Callable[[], None] = lambda: None
     on_log: Callable[[dict[str, Any]], None] = lambda row: None
     on_end: Callable[[], None] = lambda: None
+    on_resume: Callable[[int, str], None] = lambda step, checkpoint: None  # before training continues
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,8 @@ class TrainRequest:
     hyper: Hyperparams = field(default_factory=Hyperparams)
     base_model_name: str | None = None  # what the artifact records as its base; None: not recorded
     hooks: TrainHooks = field(default_factory=TrainHooks)
+    runtime: Runtime = field(default_factory=Runtime)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("opensem.train"))
 
 
 @dataclass(frozen=True)
@@ -80,22 +108,41 @@ class TrainOutcome:
     steps: int
     runtime_s: float
     log: list[dict[str, Any]]
+    backend: str = "hf"
+    device: str = "cpu"
+    tokens: int = 0  # tokens the optimizer steps saw (padding excluded), for tokens/s
+    peak_memory_mb: float | None = None  # peak accelerator memory; None on a CPU
+    resumed_from: int = 0  # the checkpoint step a killed run resumed from; 0 for a fresh run
+    processes: int = 1  # data-parallel processes that trained (accelerate launcher)
 
 
 class Method(Protocol):
     name: ClassVar[str]
     shapes: ClassVar[tuple[tuple[str, ...], ...]]
+    artifact: ClassVar[str]  # "adapter" (peft) or "model" (full weights): out_dir's subfolder
+    # Memory profile, read by the hardware preflight before any model loads.
+    full: ClassVar[bool]  # every weight trains (optimizer state for all of them)
+    quantized: ClassVar[bool]  # the frozen base loads in 4 bits
+    paired: ClassVar[bool]  # each example is two sequences (chosen and rejected)
+    vram_floor_gb: ClassVar[float | None]  # below this card size, refuse without gradient checkpointing
+    min_batch_size: ClassVar[int]  # records per device per step the method's loss needs
 
     def train(self, request: TrainRequest) -> TrainOutcome: ...
 
 
-def metric_row(step: int, logs: dict[str, Any]) -> dict[str, Any] | None:
-    """One metrics.jsonl row from a trainer log event, or None for non-training events."""
+def metric_row(step: int, logs: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """One metrics.jsonl row from a trainer log event, or None for non-training events.
+
+    Every row has loss, learning_rate, grad_norm and epoch; extra names method-specific values
+    (a preference method's reward margin) that are kept when the trainer logged them.
+    """
     if "loss" not in logs:
         return None
     row: dict[str, Any] = {"step": step}
-    for key in ("loss", "learning_rate", "grad_norm", "epoch"):
+    for key in ("loss", "learning_rate", "grad_norm", "epoch", *extra):
         value = logs.get(key)
+        if value is None and key in extra:
+            continue
         row[key] = float(value) if isinstance(value, (int, float)) else None
     return row
 

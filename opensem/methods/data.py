@@ -15,7 +15,13 @@ from typing import Any
 from opensem.errors import DataError, Location
 
 CHAT_ROLES = ("system", "user", "assistant")
-_KIND_FIELDS = (("instruction", ("messages",)), ("document", ("text",)), ("preference", ("prompt", "chosen", "rejected")))
+_KIND_FIELDS = (
+    ("instruction", ("messages",)),
+    ("document", ("text",)),
+    ("preference", ("prompt", "chosen", "rejected")),
+    ("feedback", ("prompt", "completion", "label")),
+)
+_STRING_FIELDS = ("prompt", "chosen", "rejected", "completion")
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def load_records(path: Path) -> RecordSet:
 
 
 def record_kind(record: dict[str, Any]) -> str:
-    """instruction, document or preference by the fields present; unknown otherwise."""
+    """instruction, document, preference or feedback by the fields present; unknown otherwise."""
     for kind, fields in _KIND_FIELDS:
         if all(name in record for name in fields):
             return kind
@@ -96,14 +102,59 @@ def check_shapes(records: RecordSet, shapes: tuple[tuple[str, ...], ...], who: s
             Location(file=str(records.path), line=records.lines[bad[0]]),
             hint=f"{who} trains on records with: {wanted}; choose a method that takes this data, or feed it other records",
         )
+    wanted_fields = {name for alternative in shapes for name in alternative}
     for record, line in zip(records.records, records.lines):
         problem = None
-        if "messages" in record and any("messages" in alternative for alternative in shapes):
+        if "messages" in record and "messages" in wanted_fields:
             problem = _message_problem(record["messages"])
-        elif "text" in record and not isinstance(record["text"], str):
+        elif "text" in record and "text" in wanted_fields and not isinstance(record["text"], str):
             problem = "text must be a string"
+        else:
+            problem = _pair_problem(record, wanted_fields)
         if problem:
             raise DataError(f"{who}: {problem}", Location(file=str(records.path), line=line))
+
+
+def _pair_problem(record: dict[str, Any], wanted: set[str]) -> str | None:
+    """What is wrong with a preference or feedback record's fields, if anything."""
+    for name in _STRING_FIELDS:
+        if name in wanted and name in record and not (isinstance(record[name], str) and record[name].strip()):
+            return f"{name} must be a non-empty string"
+    if "label" in wanted and "label" in record and "completion" in record and not isinstance(record["label"], bool):
+        return f"label must be true (a good completion) or false (a bad one), got {record['label']!r}"
+    return None
+
+
+def _turn(role: str, content: str, chat: bool) -> Any:
+    return [{"role": role, "content": content}] if chat else content
+
+
+def preference_rows(records: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+    """prompt/chosen/rejected rows for trl's preference trainers.
+
+    With a chat template the rows are conversational, so trl renders the prompt through the same
+    template SFT training and evaluation use; without one they stay plain text.
+    """
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    return [
+        {
+            "prompt": _turn("user", r["prompt"], chat),
+            "chosen": _turn("assistant", r["chosen"], chat),
+            "rejected": _turn("assistant", r["rejected"], chat),
+        }
+        for r in records
+    ]
+
+
+def feedback_rows(records: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+    """prompt/completion/label rows for KTO: native feedback records as they are, each preference
+    pair as its chosen answer (label true) followed by its rejected one (label false)."""
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        pairs = [(r["completion"], r["label"])] if "completion" in r else [(r["chosen"], True), (r["rejected"], False)]
+        rows.extend({"prompt": _turn("user", r["prompt"], chat), "completion": _turn("assistant", c, chat), "label": label} for c, label in pairs)
+    return rows
 
 
 def render_text(record: dict[str, Any], tokenizer: Any) -> str:
@@ -119,7 +170,7 @@ def render_text(record: dict[str, Any], tokenizer: Any) -> str:
         return str(record["text"])
     raise DataError(
         f"a {record_kind(record)} record is not language-modeling data (needs messages or text)",
-        hint="preference records train through a preference method (dpo, orpo)",
+        hint="preference records train through a preference method (dpo, orpo, kto)",
     )
 
 

@@ -9,7 +9,7 @@ from opensem.stages.base import StageKind
 
 _REGISTRY: dict[str, StageKind] = {}
 # Stage modules import nothing heavy at module level, so loading them all is cheap.
-_MODULES = ("tiny_model", "ingest", "split", "train", "evaluate", "publish")
+_MODULES = ("tiny_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "train", "baseline", "evaluate", "gate", "publish")
 
 K = TypeVar("K")
 
@@ -25,7 +25,10 @@ def register(cls: Callable[[], K]) -> Callable[[], K]:
 
 
 def get_stage(name: str) -> StageKind:
-    """The registered stage kind called name (importing every stage module is idempotent)."""
-    for module in _MODULES:
-        importlib.import_module(f"opensem.stages.{module}")
+    """The registered stage kind called name; a kind lives in the module of the same name."""
+    if name not in _REGISTRY and name in _MODULES:
+        importlib.import_module(f"opensem.stages.{name}")
+    if name not in _REGISTRY:
+        for module in _MODULES:
+            importlib.import_module(f"opensem.stages.{module}")
     return _REGISTRY[name]

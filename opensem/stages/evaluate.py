@@ -1,122 +1,125 @@
-"""Stage kind evaluate: held-out token loss and perplexity of the base model and of base+adapter.
+"""Stage kind evaluate: the base model and base+adapter on the test split, the fine-tuned model on
+the golden set and refusal prompts, and the report that compares them with the baseline.
 
-Both models score the same token sequences, rendered by the same code the train stage used
-(opensem.methods.data.encode_records), so the difference is the adapter's doing and nothing else.
+Both models score the same token sequences, rendered by the code the train stage used
+(opensem.methods.data.encode_records), and answer the same questions with the same generation
+settings, so every difference is the adapter's doing. The base model's golden-set and safety
+results come from the baseline stage (they do not depend on the data); its test-split results are
+computed here, because the test split does. Writes report.json, report.md, report.png and
+predictions.jsonl (every answer of both models, with its scores).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from opensem.errors import DataError, Location, StageError
+from opensem.evaluation.items import Item, load_golden, load_refusal_prompts, scorable, split_items
+from opensem.evaluation.params import EvalParams
+from opensem.evaluation.report import build_report, fmt, write_report
+from opensem.evaluation.suite import Side
 from opensem.methods.base import SFT_SHAPES
 from opensem.stages import register
-from opensem.stages.base import Progress, StageContext, StageParams, StageResult
-
-DIGITS = 6  # rounding of reported floats, so the report's bytes are stable
-
-
-def _batches(sequences: list[list[int]], size: int) -> list[list[list[int]]]:
-    return [sequences[i : i + size] for i in range(0, len(sequences), size)]
-
-
-def token_nll(model: Any, batches: list[list[list[int]]], pad_id: int, bar: Progress) -> tuple[float, int]:
-    """Summed next-token negative log-likelihood over every predicted token, and how many there were."""
-    import torch
-
-    model.eval()
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    with torch.inference_mode():
-        for batch in batches:
-            width = max(len(ids) for ids in batch)
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, ids in enumerate(batch):
-                input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                mask[row, : len(ids)] = 1
-            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
-            targets = input_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100, reduction="sum"
-            )
-            total += float(loss)
-            count += int((targets != -100).sum())
-            bar.advance()
-    return total, count
-
-
-def _scores(total: float, count: int) -> dict[str, float]:
-    loss = total / count
-    return {"loss": round(loss, DIGITS), "perplexity": round(math.exp(loss), DIGITS)}
+from opensem.stages.base import StageContext, StageResult
+from opensem.stages.baseline import BASELINE_FILE, load_model
 
 
 @register
 class Evaluate:
     name = "evaluate"
-    version = "1"
+    version = "2"
 
-    class Params(StageParams):
-        max_seq_length: int = Field(512, gt=1)
-        batch_size: int = Field(8, gt=0)
-        base_model: str | None = Field(None, description="hub id or path; used only without a 'base' input")
-        max_records: int | None = Field(None, gt=0)
+    class Params(EvalParams):
+        max_records: int | None = Field(None, gt=0, description="evaluate at most this many test records")
 
     def run(self, params: Params, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
-        """Score base and base+adapter on the test split; write report.json."""
-        from opensem.methods.base import load_causal_lm, load_tokenizer, quiet_libraries, resolve_base_model
-        from opensem.methods.data import check_shapes, encode_records, load_records
+        """Evaluate both models, merge in the baseline, and write the report."""
+        from opensem.evaluation.judge import judge_for
+        from opensem.evaluation.suite import EvalSets, judge_side, run_side
+        from opensem.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
+        from opensem.methods.data import RecordSet, check_shapes, encode_records, load_records
 
-        records = load_records(_input_file(inputs, "test", "test.jsonl")).head(params.max_records)
+        loaded = load_records(_input_file(inputs, "test", "test.jsonl")).head(params.max_records)
+        # Preference and feedback records (dpo, orpo, kto) are scored on their good answer.
+        kept = [(record, line) for raw, line in zip(loaded.records, loaded.lines) if (record := scorable(raw)) is not None]
+        records = RecordSet(loaded.path, [record for record, _ in kept], [line for _, line in kept])
+        if not kept:
+            raise DataError("evaluate: no test record can be scored (chats, documents, preferences, or feedback labelled good)", Location(file=str(loaded.path)))
         check_shapes(records, SFT_SHAPES, self.name)
-        adapter_dir = _adapter_dir(inputs)
+        golden = load_golden(inputs["golden"]) if "golden" in inputs else []
+        safety = load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else []
+        baseline = _baseline(inputs)
+        tuned_kind, tuned_dir = _tuned_model(inputs)
         model_path = resolve_base_model(inputs, params.base_model, self.name)
+        questions = split_items(records.records)
 
         with quiet_libraries():
-            import torch
-            from peft import PeftModel
-
-            # The adapter carries the tokenizer it was trained with (chat template included).
-            has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
-            tokenizer = load_tokenizer(str(adapter_dir) if has_tokenizer else model_path, self.name)
+            # The adapter (or fine-tuned model) carries the tokenizer it was trained with, chat template included.
+            has_tokenizer = (tuned_dir / "tokenizer_config.json").is_file()
+            tokenizer = load_tokenizer(str(tuned_dir) if has_tokenizer else model_path, self.name)
             sequences = [ids for ids in encode_records(records, tokenizer, params.max_seq_length) if len(ids) > 1]
             if not sequences:
                 raise DataError("evaluate: no test record has two or more tokens to score", Location(file=str(records.path)))
-            batches = _batches(sequences, params.batch_size)
-            bar = ctx.progress("evaluating", 2 * len(batches))
+            # The base model's golden and safety results are the baseline stage's; only the test split is scored here.
+            base_sets = EvalSets(test_sequences=sequences, test_records=len(records), test=questions)
+            tuned_sets = EvalSets(test_sequences=sequences, test_records=len(records), test=questions, golden=golden, safety=safety)
+            bar = ctx.progress("evaluating", base_sets.work(params.batch_size) + tuned_sets.work(params.batch_size))
             try:
-                model = load_causal_lm(model_path, self.name)
-                if torch.cuda.is_available():
-                    model = model.to("cuda")
-                base_total, count = token_nll(model, batches, tokenizer.pad_token_id, bar)
-                tuned = PeftModel.from_pretrained(model, str(adapter_dir))
-                tuned_total, _ = token_nll(tuned, batches, tokenizer.pad_token_id, bar)
+                model = load_model(model_path, self.name)
+                base_side = run_side(model, tokenizer, base_sets, params.generation(), bar)
+                tuned = _load_tuned(model, tuned_kind, tuned_dir)
+                tuned_side = run_side(tuned, tokenizer, tuned_sets, params.generation(), bar)
             finally:
                 bar.close()
 
-        base, after = _scores(base_total, count), _scores(tuned_total, count)
-        delta = {key: round(after[key] - base[key], DIGITS) for key in ("loss", "perplexity")}
-        report = {"records": len(records), "tokens": count, "base": base, "tuned": after, "delta": delta}
-        (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        change = 100.0 * delta["perplexity"] / base["perplexity"]
-        return StageResult(
-            summary=f"perplexity {base['perplexity']:.1f} -> {after['perplexity']:.1f} ({change:+.1f}%)",
-            metrics={
-                "records": len(records),
-                "tokens": count,
-                "base_loss": base["loss"],
-                "base_perplexity": base["perplexity"],
-                "tuned_loss": after["loss"],
-                "tuned_perplexity": after["perplexity"],
-                "delta_loss": delta["loss"],
-                "delta_perplexity": delta["perplexity"],
-            },
-        )
+        judge_info = None
+        if params.judge is not None:
+            judge = judge_for(params.judge, ctx)
+            judge_side(base_side, questions, judge)
+            judge_side(tuned_side, [*golden, *questions], judge)
+            judge_info = {"model": judge.describe()}
+        base_all = baseline.merged(base_side)
+        rows = prediction_rows([*golden, *questions, *safety], base_all, tuned_side)
+        report = build_report(base_all, tuned_side, judge_info, rows)
+        text = "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
+        (out_dir / "predictions.jsonl").write_text(text, encoding="utf-8")
+        write_report(report, rows, out_dir, ctx.job_id)
+        return StageResult(summary=_summary(report), metrics={"headline": report["headline"], "base": base_all.metrics, "tuned": tuned_side.metrics})
+
+
+def prediction_rows(items: list[Item], base: Side, tuned: Side) -> list[dict[str, Any]]:
+    """One row per item: the question, the reference, and each model's answer with its scores."""
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        key = f"{item.set}:{item.id}"
+        row: dict[str, Any] = {"set": item.set, "id": item.id, "question": item.question, "reference": item.reference}
+        if item.tags:
+            row["tags"] = list(item.tags)
+        for name, side in (("base", base), ("tuned", tuned)):
+            if key in side.items:
+                row[name] = side.items[key]
+        rows.append(row)
+    return rows
+
+
+def _summary(report: dict[str, Any]) -> str:
+    row = report["metrics"].get("test.perplexity")
+    perplexity = f"perplexity {fmt('test.perplexity', row['base'])} -> {fmt('test.perplexity', row['tuned'])}" if row else ""
+    return "; ".join(part for part in (perplexity, report["headline"].rstrip(".")) if part)
+
+
+def _baseline(inputs: dict[str, Path]) -> Side:
+    if "baseline" not in inputs:
+        return Side()
+    path = Path(inputs["baseline"]) / BASELINE_FILE
+    try:
+        return Side.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError) as exc:
+        raise StageError(f"evaluate: cannot read the baseline's {BASELINE_FILE}: {exc}", Location(file=str(path)), hint="rebuild with --force baseline") from None
 
 
 def _input_file(inputs: dict[str, Path], slot: str, name: str) -> Path:
@@ -129,11 +132,22 @@ def _input_file(inputs: dict[str, Path], slot: str, name: str) -> Path:
     return path
 
 
-def _adapter_dir(inputs: dict[str, Path]) -> Path:
+def _tuned_model(inputs: dict[str, Path]) -> tuple[str, Path]:
+    """("adapter", dir) for a PEFT adapter, ("model", dir) for a fully fine-tuned model."""
     if "adapter" not in inputs:
         raise StageError("evaluate: no 'adapter' input", hint="wire the train stage's output into the 'adapter' slot")
     root = Path(inputs["adapter"])
-    adapter = root / "adapter" if (root / "adapter").is_dir() else root
-    if not (adapter / "adapter_config.json").is_file():
-        raise StageError("evaluate: the adapter input holds no adapter_config.json", Location(file=str(adapter)))
-    return adapter
+    for kind, marker, folders in (("adapter", "adapter_config.json", ("adapter", ".")), ("model", "config.json", ("model", "."))):
+        for folder in folders:
+            if (root / folder / marker).is_file():
+                return kind, root / folder
+    raise StageError("evaluate: the train output holds neither an adapter (adapter_config.json) nor a model (config.json)", Location(file=str(root)))
+
+
+def _load_tuned(base: Any, kind: str, path: Path) -> Any:
+    """base+adapter (the base is wrapped in place, so base results must be taken first), or the full model."""
+    if kind == "adapter":
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(base, str(path))
+    return load_model(str(path), "evaluate")

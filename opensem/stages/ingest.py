@@ -1,17 +1,23 @@
 """The ingest stage: raw documents and ready datasets in, one file of normalized records out.
 
-Text files (.txt, .md) become document records with their whitespace normalized, so an edit that
-only touches whitespace yields identical bytes and the stages after ingest are not rebuilt.
+Documents (.txt, .md, and .pdf through pypdf) are cut into chunks (data.chunking) and become
+document records whose id is the digest of the chunk's text, with whitespace normalized, so an
+edit that only touches whitespace yields identical bytes and nothing after ingest is rebuilt.
 Dataset files (.jsonl, .json) are converted record by record from their detected or named format.
+A source is a file or folder (an input slot), a glob filtered inside its base folder, or an fsspec
+URL downloaded here and checked against the listing fingerprint that planning put in the lot.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Literal
 
+from pydantic import Field
+
+from opensem.chunking import DEFAULT_CHUNK_CHARS, chunk_text, normalize_text
 from opensem.errors import DataError, Location, StageError
 from opensem.formats import detect_format, make_record, normalize, record_kind
 from opensem.lots import walk_files
@@ -19,83 +25,38 @@ from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 
 TEXT_SUFFIXES = (".txt", ".md")
+PDF_SUFFIXES = (".pdf",)
+DOCUMENT_SUFFIXES = TEXT_SUFFIXES + PDF_SUFFIXES
 DATASET_SUFFIXES = (".jsonl", ".json")
-# Documents longer than this are cut on paragraph boundaries so a tiny model sees short texts.
-MAX_CHUNK_CHARS = 2000
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+MAX_CHUNK_CHARS = DEFAULT_CHUNK_CHARS  # the default data.chunking.size
+__all__ = ["Ingest", "IngestParams", "SourceSpec", "chunk_text", "normalize_text", "MAX_CHUNK_CHARS"]
 
 
 class SourceSpec(StageParams):
-    """One source of the manifest: the input slot carrying it, and how to read dataset files."""
+    """One source of the manifest: where its files come from, and how to read dataset files."""
 
-    slot: str
-    path: str  # as written in the manifest; only used in messages and as a fallback source name
+    slot: str | None = None  # the input slot of a local file, folder or glob base; None for a URL
+    path: str  # as written in the manifest: a path, a glob or a URL
     format: Literal["auto", "text", "alpaca", "sharegpt", "messages", "dpo"] = "auto"
+    pattern: str | None = None  # a glob relative to the project root: only matching files are read
+    remote: str | None = None  # a URL's listing fingerprint (opensem.sources); path is the URL
 
 
 class IngestParams(StageParams):
     sources: list[SourceSpec]
-
-
-def normalize_text(text: str) -> str:
-    """Strip trailing spaces per line, collapse runs of blank lines to one, strip the ends."""
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def chunk_text(text: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
-    """Pack paragraphs greedily into chunks of at most limit characters; oversized ones are cut at sentences, then words."""
-    if len(text) <= limit:
-        return [text] if text else []
-    pieces = [piece for paragraph in text.split("\n\n") for piece in _split_long(paragraph, limit)]
-    chunks: list[str] = []
-    current = ""
-    for piece in pieces:
-        candidate = f"{current}\n\n{piece}" if current else piece
-        if len(candidate) <= limit:
-            current = candidate
-        else:
-            chunks.append(current)
-            current = piece
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _split_long(paragraph: str, limit: int) -> list[str]:
-    if len(paragraph) <= limit:
-        return [paragraph]
-    parts: list[str] = []
-    for sentence in _SENTENCE_END.split(paragraph):
-        units = [sentence] if len(sentence) <= limit else _split_words(sentence, limit)
-        for unit in units:
-            if parts and len(parts[-1]) + 1 + len(unit) <= limit:
-                parts[-1] = f"{parts[-1]} {unit}"
-            else:
-                parts.append(unit)
-    return parts
-
-
-def _split_words(sentence: str, limit: int) -> list[str]:
-    """Cut a run-on sentence at spaces; a single word longer than limit is cut hard."""
-    out: list[str] = []
-    for word in sentence.split():
-        while len(word) > limit:
-            out.append(word[:limit])
-            word = word[limit:]
-        if out and len(out[-1]) + 1 + len(word) <= limit:
-            out[-1] = f"{out[-1]} {word}"
-        else:
-            out.append(word)
-    return out
+    chunk_size: int = Field(DEFAULT_CHUNK_CHARS, gt=0)
+    chunk_overlap: int = Field(0, ge=0)
 
 
 def _source_name(file: Path, root: Path, spec: SourceSpec, project_root: Path) -> str:
-    """The file's path relative to the project root, or as named in the manifest when outside it."""
-    for path, base in ((file.absolute(), project_root.absolute()), (file.resolve(), project_root.resolve())):
-        if path.is_relative_to(base):
-            return path.relative_to(base).as_posix()
+    """The file's path relative to the project root, or named from the manifest's path or URL."""
+    if spec.remote is None:
+        for path, base in ((file.absolute(), project_root.absolute()), (file.resolve(), project_root.resolve())):
+            if path.is_relative_to(base):
+                return path.relative_to(base).as_posix()
     inner = file.relative_to(root).as_posix() if file != root else ""
+    if spec.remote is not None:
+        return f"{spec.path.rstrip('/')}/{inner}" if inner and inner != PurePosixPath(spec.path).name else spec.path
     return (PurePosixPath(spec.path) / inner).as_posix() if inner else PurePosixPath(spec.path).as_posix()
 
 
@@ -108,8 +69,27 @@ def _read_text(file: Path, source: str) -> str:
         raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where, hint="re-save the file as UTF-8") from exc
 
 
-def _documents(file: Path, source: str) -> list[dict[str, Any]]:
-    return [make_record(source, text=chunk) for chunk in chunk_text(normalize_text(_read_text(file, source)))]
+def _read_pdf(file: Path, source: str) -> str:
+    """The text layer of a PDF, page by page (pages become paragraphs)."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(file)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise DataError("the PDF is encrypted", Location(file=source), hint="save an unencrypted copy of it")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except DataError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise DataError(f"cannot read PDF: {exc}", Location(file=source), hint="check that the file is a valid PDF") from exc
+    return "\n\n".join(normalize_text(page) for page in pages)
+
+
+def _documents(file: Path, source: str, params: IngestParams) -> list[dict[str, Any]]:
+    text = _read_pdf(file, source) if file.suffix.lower() in PDF_SUFFIXES else _read_text(file, source)
+    chunks = chunk_text(normalize_text(text), params.chunk_size, params.chunk_overlap)
+    return [make_record(source, text=chunk) for chunk in chunks]
 
 
 def _raw_records(file: Path, source: str) -> Iterator[tuple[Any, Location]]:
@@ -146,7 +126,7 @@ def _dataset(file: Path, source: str, fmt: str) -> list[dict[str, Any]]:
 
 @register
 class Ingest:
-    """Stage kind `ingest`: sources (files or directories) -> records.jsonl."""
+    """Stage kind `ingest`: sources (files, folders, globs, URLs) -> records.jsonl."""
 
     name = "ingest"
     version = "1"
@@ -155,30 +135,34 @@ class Ingest:
     def run(self, params: IngestParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         records: list[dict[str, Any]] = []
         seen: set[str] = set()
-        counts = {"files": 0, "ignored_files": 0, "empty_files": 0, "duplicates": 0}
-        for spec in params.sources:
-            for file, root in self._files(spec, inputs):
+        counts = {"files": 0, "ignored_files": 0, "empty_files": 0, "duplicates": 0, "pdf_files": 0}
+        for index, spec in enumerate(params.sources):
+            for file, root in self._files(spec, inputs, ctx.work_dir / "remote" / str(index)):
                 suffix = file.suffix.lower()
-                if suffix not in TEXT_SUFFIXES + DATASET_SUFFIXES:
+                if suffix not in DOCUMENT_SUFFIXES + DATASET_SUFFIXES:
                     counts["ignored_files"] += 1
                     ctx.log.debug("ingest: ignoring %s", file)
                     continue
                 source = _source_name(file, root, spec, ctx.project_root)
-                found = _documents(file, source) if suffix in TEXT_SUFFIXES else _dataset(file, source, spec.format)
+                found = _documents(file, source, params) if suffix in DOCUMENT_SUFFIXES else _dataset(file, source, spec.format)
                 counts["files"] += 1
+                counts["pdf_files"] += suffix in PDF_SUFFIXES
                 counts["empty_files"] += 0 if found else 1
+                if not found and suffix in PDF_SUFFIXES:
+                    ctx.log.warning("ingest: %s has no text layer (a scan?); it adds nothing", source)
                 for record in found:
                     if record["id"] in seen:
                         counts["duplicates"] += 1
                         continue
                     seen.add(record["id"])
                     records.append(record)
+        shutil.rmtree(ctx.work_dir / "remote", ignore_errors=True)
         if not records:
             raise DataError(
                 f"no records found in {', '.join(s.path for s in params.sources) or 'no sources'}",
-                hint=f"sources need .txt/.md documents or .jsonl/.json datasets; {counts['ignored_files']} other files were ignored",
+                hint=f"sources need .txt/.md/.pdf documents or .jsonl/.json datasets; {counts['ignored_files']} other files were ignored",
             )
-        kinds = {"instruction": 0, "document": 0, "preference": 0}
+        kinds = {"instruction": 0, "document": 0, "preference": 0, "feedback": 0}
         for record in records:
             kinds[record_kind(record)] += 1
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,15 +183,41 @@ class Ingest:
         return StageResult(summary=summary, metrics=metrics)
 
     @staticmethod
-    def _files(spec: SourceSpec, inputs: dict[str, Path]) -> Iterator[tuple[Path, Path]]:
-        """(file, source root) pairs of one source: the file itself, or its directory walked in sorted order."""
-        if spec.slot not in inputs:
+    def _files(spec: SourceSpec, inputs: dict[str, Path], download_to: Path) -> Iterator[tuple[Path, Path]]:
+        """(file, source root) pairs of one source, in sorted order."""
+        if spec.remote is not None:
+            yield from _remote_files(spec, download_to)
+            return
+        if spec.slot is None or spec.slot not in inputs:
             raise StageError(f"source {spec.path!r} has no input for slot {spec.slot!r}", hint="the plan and the stage disagree; please report it")
         root = Path(inputs[spec.slot])
         if not root.exists():
             raise DataError(f"source does not exist: {root}", Location(file=spec.path), hint="check the path in the manifest")
-        if root.is_dir():
-            for file in walk_files(root):
-                yield file, root
-        else:
-            yield root, root
+        files = walk_files(root) if root.is_dir() else [root]
+        if spec.pattern is not None:
+            from opensem.sources import glob_base, glob_regex
+
+            regex, base = glob_regex(spec.pattern), PurePosixPath(glob_base(spec.pattern))
+            files = [f for f in files if regex.match((base / f.relative_to(root).as_posix()).as_posix() if f != root else base.as_posix())]
+        for file in files:
+            yield file, root
+
+
+def _remote_files(spec: SourceSpec, download_to: Path) -> Iterator[tuple[Path, Path]]:
+    """Download a URL source and check it is still what planning fingerprinted."""
+    from opensem.sources import fetch
+
+    shutil.rmtree(download_to, ignore_errors=True)
+    download_to.mkdir(parents=True)
+    try:
+        files, fingerprint = fetch(spec.path, download_to)
+    except (OSError, ValueError, ImportError) as exc:
+        raise DataError(f"cannot download {spec.path}: {exc}", Location(file=spec.path), hint="check the URL, the network and credentials") from exc
+    if fingerprint != spec.remote:
+        raise DataError(
+            f"{spec.path} changed since the build was planned",
+            Location(file=spec.path),
+            hint="build again: the new listing gets a new lot number",
+        )
+    for file in files:
+        yield file, download_to

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
+from opensem.evaluation.report import comparison_lines
 from opensem.lots import walk_files
 from opensem.registry import open_registry, publish_files
 from opensem.stages import register
@@ -26,7 +27,7 @@ class PublishParams(StageParams):
 @register
 class PublishStage:
     name: ClassVar[str] = "publish"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     Params: ClassVar[type[StageParams]] = PublishParams
 
     def run(self, params: PublishParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
@@ -35,7 +36,8 @@ class PublishStage:
         lineage = {**ctx.lineage, "publish": {"lot": ctx.lot}}
         with tempfile.TemporaryDirectory() as scratch:
             extras = Path(scratch)
-            (extras / "README.md").write_text(model_card(params, tag, lineage, report))
+            gates = json.loads((inputs["gate"] / "gates.json").read_text())["gates"] if "gate" in inputs else []
+            (extras / "README.md").write_text(model_card(params, tag, lineage, report, gates))
             (extras / f"{params.job_id}.lock").write_text(json.dumps({"job_id": params.job_id, "stages": lineage}, indent=2, sort_keys=True) + "\n")
             files: dict[str, Path] = {
                 "README.md": extras / "README.md",
@@ -43,6 +45,11 @@ class PublishStage:
                 "manifest.yaml": inputs["manifest"],
                 "report.json": inputs["report"] / "report.json",
             }
+            for name in ("report.md", "report.png", "predictions.jsonl"):  # the evaluation report, for people
+                if (inputs["report"] / name).is_file():
+                    files[name] = inputs["report"] / name
+            if "gate" in inputs:
+                files["gates.json"] = inputs["gate"] / "gates.json"
             for path in walk_files(inputs["adapter"]):
                 files[path.relative_to(inputs["adapter"]).as_posix()] = path
             if "base" in inputs:  # a tiny local base model travels with its adapter
@@ -57,7 +64,7 @@ class PublishStage:
         return StageResult(summary=f"{len(files)} files -> {receipt['uri']}", metrics={"published": published})
 
 
-def model_card(params: PublishParams, tag: str, lineage: dict[str, dict[str, str]], report: dict[str, Any]) -> str:
+def model_card(params: PublishParams, tag: str, lineage: dict[str, dict[str, str]], report: dict[str, Any], gates: list[dict[str, Any]] | None = None) -> str:
     """A Hugging Face style README: front matter, provenance by lot number, evaluation."""
     shipped = params.base_model.startswith("base_model/")
     base_ref = f'f"{{release}}/{params.base_model}"' if shipped else f'"{params.base_model}"'
@@ -77,14 +84,16 @@ def model_card(params: PublishParams, tag: str, lineage: dict[str, dict[str, str
         "| --- | --- |",
         *(f"| {stage} | `{entry['lot']}` |" for stage, entry in lineage.items()),
         "",
-        "## Evaluation (held-out test split)",
+        "## Evaluation: baseline (base model) vs fine-tuned",
         "",
-        "| model | loss | perplexity |",
-        "| --- | --- | --- |",
+        f"**{report['headline']}**",
+        "",
+        *comparison_lines(report),
+        "",
+        *(f"- quality gate passed: `{g['metric']}` {g['rule']} {g['threshold']:g} ({g['detail']})" for g in gates or []),
+        *([""] if gates else []),
+        "Details: report.md, report.png and predictions.jsonl.",
     ]
-    for model in ("base", "tuned"):
-        if model in report:
-            lines.append(f"| {model} | {report[model]['loss']:.4f} | {report[model]['perplexity']:.2f} |")
     lines += [
         "",
         "## Use",

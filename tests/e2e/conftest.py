@@ -57,6 +57,14 @@ class Project:
         return before
 
 
+    def set_section(self, key: str, text: str) -> None:
+        """Replace a top-level section of the demo manifest (from `key:` to the next top-level line)."""
+        lines = self.manifest.read_text().splitlines(keepends=True)
+        start = lines.index(f"{key}:\n")
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i].startswith(" ")), len(lines))
+        self.manifest.write_text("".join(lines[:start]) + text + "".join(lines[end:]))
+
+
 def copy_demo(destination: Path) -> Project:
     (destination / "manifests").mkdir(parents=True)
     shutil.copy(REPO / "manifests" / "tiny-demo.yaml", destination / "manifests" / "tiny-demo.yaml")

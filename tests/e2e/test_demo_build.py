@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import Project
 
-ALL_STAGES = ["base_model", "ingest", "split", "train", "evaluate", "publish"]
+ALL_STAGES = ["base_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "baseline", "train", "evaluate", "gate", "publish"]
 DOC = "data/tiny-demo/docs/03-water.md"
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def test_fresh_build_runs_every_stage(built_demo: tuple[Project, list[str], str]
 def test_second_build_runs_nothing_and_plan_agrees(built_demo: tuple[Project, list[str], str]) -> None:
     project, _, _ = built_demo
     ran, output = project.build()
-    assert ran == [] and "Nothing to do: all 6 stages up to date" in output
+    assert ran == [] and f"Nothing to do: all {len(ALL_STAGES)} stages up to date" in output
     code, text = project.run("plan", str(project.manifest), "--json")
     assert code == 0
     plan = json.loads(text)
@@ -42,9 +42,9 @@ def test_learning_rate_change_reruns_train_evaluate_publish_and_back_is_free(bui
     original = project.edit("manifests/tiny-demo.yaml", "learning_rate: 0.003", "learning_rate: 0.002")
     code, text = project.run("plan", str(project.manifest), "--json")
     stale = {s["name"]: s["reasons"] for s in json.loads(text)["stages"] if s["status"] == "stale"}
-    assert set(stale) == {"train", "evaluate", "publish"}
+    assert set(stale) == {"train", "evaluate", "gate", "publish"}
     assert any("learning_rate 0.003 -> 0.002" in r for r in stale["train"])
-    assert project.build()[0] == ["train", "evaluate", "publish"]
+    assert project.build()[0] == ["train", "evaluate", "gate", "publish"]
     assert project.lock.read_text() != lock_before
     project.manifest.write_text(original)
     ran, output = project.build()
@@ -56,7 +56,8 @@ def test_document_edit_reruns_what_depends_on_changed_bytes(built_demo: tuple[Pr
     project, _, _ = built_demo
     original = project.edit(DOC, "water", "filtered water", )
     try:
-        assert project.build()[0] == ["ingest", "split", "train", "evaluate", "publish"]
+        # baseline reads no training data, so it stays a store hit
+        assert project.build()[0] == ["ingest", "synthesize", "dedup", "split", "decontaminate", "train", "evaluate", "gate", "publish"]
     finally:
         (project.root / DOC).write_text(original)
     assert project.build()[0] == []
@@ -70,7 +71,7 @@ def test_whitespace_edit_stops_right_after_ingest(built_demo: tuple[Project, lis
     try:
         ran, output = project.build()
         assert ran == ["ingest"], output
-        assert "split       up to date" in output and "train       up to date" in output
+        assert "split         up to date" in output and "train         up to date" in output
     finally:
         path.write_text(original)
     assert project.build()[0] == []

@@ -13,6 +13,7 @@ from opensem.methods import get_method, method_names, register_method
 from opensem.methods.base import Hyperparams, TrainHooks, TrainRequest
 from opensem.methods.data import RecordSet, check_shapes
 from opensem.methods.lora import LoraMethod
+from tests.logs import recording_logger
 
 
 def chats(n: int) -> list[dict[str, Any]]:
@@ -33,8 +34,8 @@ def preferences(n: int) -> list[dict[str, Any]]:
     return [{"id": f"p{i}", "source": "test", "prompt": f"Say {i}", "chosen": f"{i}", "rejected": "no"} for i in range(n)]
 
 
-def test_registry_knows_lora_and_refuses_unknown_names() -> None:
-    assert "lora" in method_names()
+def test_registry_knows_every_method_and_refuses_unknown_names() -> None:
+    assert method_names() == ["dora", "dpo", "kto", "lora", "orpo", "qlora", "sft"]
     assert isinstance(get_method("lora"), LoraMethod)
     with pytest.raises(UsageError, match="unknown training method 'nope'") as info:
         get_method("nope")
@@ -95,6 +96,8 @@ def test_lora_trains_an_adapter_that_loads_on_the_base_and_generates(tiny_model_
 
     assert outcome.steps == 10 and events["total"] == 10 and events["steps"] == 10 and events["ended"]
     assert events["done"] == 0
+    assert (outcome.backend, outcome.device, outcome.resumed_from, outcome.peak_memory_mb) == ("hf", "cpu", 0, None)
+    assert outcome.tokens > 10 * 4 * 5  # ten steps of four chats of a dozen-odd tokens
     assert [row["step"] for row in outcome.log] == [1, 5, 10]
     assert all(row["loss"] > 0 and row["grad_norm"] is not None for row in outcome.log)
     assert outcome.train_loss == outcome.log[-1]["loss"]
@@ -126,16 +129,13 @@ class Killed(Exception):
     pass
 
 
-def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_adapter(
-    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import opensem.methods.lora as lora
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
+    hyper = Hyperparams(rank=4, max_steps=8, logging_steps=2, learning_rate=5e-3, batch_size=4, save_steps=4)
 
-    monkeypatch.setattr(lora, "CHECKPOINT_EVERY", 4)
-    hyper = Hyperparams(rank=4, max_steps=8, logging_steps=2, learning_rate=5e-3, batch_size=4)
+    log, recorder = recording_logger("lora-resume")
 
     def request(name: str, work: str, hooks: TrainHooks) -> TrainRequest:
-        return TrainRequest(str(tiny_model_dir), chats(24), tmp_path / name, tmp_path / work, hyper, None, hooks)
+        return TrainRequest(str(tiny_model_dir), chats(24), tmp_path / name, tmp_path / work, hyper, None, hooks, log=log)
 
     straight = get_method("lora").train(request("straight", "work-a", TrainHooks()))
 
@@ -151,8 +151,11 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_adapter(
     assert (tmp_path / "work-b" / "checkpoints" / "checkpoint-4").is_dir()
 
     started: list[tuple[int, int]] = []
-    resumed = get_method("lora").train(request("resumed", "work-b", TrainHooks(on_start=lambda t, d: started.append((t, d)))))
-    assert started == [(8, 4)]
+    noted: list[int] = []
+    hooks = TrainHooks(on_start=lambda t, d: started.append((t, d)), on_resume=lambda step, path: noted.append(step))
+    resumed = get_method("lora").train(request("resumed", "work-b", hooks))
+    assert started == [(8, 4)] and noted == [4] and resumed.resumed_from == 4
+    assert "resuming from checkpoint checkpoint-4 (step 4) of a killed run" in recorder.at("INFO")
     assert resumed.steps == 8 and [row["step"] for row in resumed.log] == [1, 2, 4, 6, 8]
     assert resumed.train_loss == pytest.approx(straight.train_loss, rel=1e-5)
     weights = "adapter_model.safetensors"

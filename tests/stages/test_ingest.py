@@ -44,7 +44,7 @@ def project(tmp_path: Path) -> Path:
     (docs / "sub").mkdir(parents=True)
     (docs / "a.md").write_text("# Grind\n\nGrind finer when the shot runs fast.\n", encoding="utf-8")
     (docs / "sub" / "b.txt").write_text("Steam milk to 60 degrees.\n", encoding="utf-8")
-    (docs / "notes.pdf").write_bytes(b"%PDF-1.4 not read")
+    (docs / "notes.png").write_bytes(b"\x89PNG not read")
     write_jsonl(
         tmp_path / "data" / "pairs.jsonl",
         [
@@ -167,5 +167,5 @@ def test_demo_corpus_ingests(tmp_path: Path) -> None:
     assert result.metrics["documents"] >= 12
     assert result.metrics["instructions"] >= 90
     assert result.metrics["duplicates"] == 0
-    golden = [json.loads(line) for line in (DEMO / "golden.jsonl").read_text(encoding="utf-8").splitlines()]
+    golden = [json.loads(line) for line in (DEMO / "golden" / "golden.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(golden) == 12 and all(set(g) == {"question", "answer"} for g in golden)

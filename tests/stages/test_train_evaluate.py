@@ -131,32 +131,37 @@ def test_evaluate_reports_lower_perplexity_after_tuning(trained: Trained) -> Non
     out.mkdir()
     recorder = Recorder()
     inputs = {"test": trained.test, "adapter": trained.out, "base": trained.base}
-    result = Evaluate().run(Evaluate.Params(batch_size=3), inputs, out, context(trained.root, "evaluate", recorder))
+    result = Evaluate().run(Evaluate.Params(batch_size=3, max_new_tokens=8), inputs, out, context(trained.root, "evaluate", recorder))
 
     report = json.loads((out / "report.json").read_text())
-    assert report["records"] == 8 and report["tokens"] > 8 * 10
+    counts = report["counts"]["tuned"]
+    assert counts["test.records"] == 8 and counts["test.tokens"] > 8 * 10
+    loss, perplexity = report["metrics"]["test.loss"], report["metrics"]["test.perplexity"]
     for side in ("base", "tuned"):
-        assert math.isfinite(report[side]["loss"]) and math.isfinite(report[side]["perplexity"])
-        assert report[side]["perplexity"] == pytest.approx(math.exp(report[side]["loss"]), rel=1e-5)
-    assert report["tuned"]["perplexity"] < report["base"]["perplexity"]
-    assert report["delta"]["loss"] == pytest.approx(report["tuned"]["loss"] - report["base"]["loss"], abs=2e-6)
-    assert result.metrics["tuned_perplexity"] == report["tuned"]["perplexity"]
-    assert result.summary.startswith("perplexity ") and "%" in result.summary
+        assert math.isfinite(loss[side]) and math.isfinite(perplexity[side])
+        assert perplexity[side] == pytest.approx(math.exp(loss[side]), rel=1e-5)
+    assert perplexity["tuned"] < perplexity["base"] and perplexity["change"] == "better"
+    assert loss["delta"] == pytest.approx(loss["tuned"] - loss["base"], abs=2e-6)
+    assert result.metrics["tuned"]["test.perplexity"] == perplexity["tuned"]
+    assert result.summary.startswith("perplexity ") and "Accuracy" in result.summary
     (bar,) = recorder.bars
-    assert (bar.description, bar.total, bar.advanced, bar.closed) == ("evaluating", 6, 6, True)
+    # 3 scoring batches and 7 generated answers (the 8 test records hold 7 questions) per model.
+    assert (bar.description, bar.total, bar.advanced, bar.closed) == ("evaluating", 20, 20, True)
 
     again = trained.root / "eval-again"
     again.mkdir()
-    Evaluate().run(Evaluate.Params(batch_size=3), inputs, again, context(trained.root, "evaluate"))
-    assert (again / "report.json").read_bytes() == (out / "report.json").read_bytes()
+    Evaluate().run(Evaluate.Params(batch_size=3, max_new_tokens=8), inputs, again, context(trained.root, "evaluate"))
+    for name in ("report.json", "report.md", "report.png", "predictions.jsonl"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_evaluate_max_records_limits_the_test_set(trained: Trained) -> None:
     out = trained.root / "eval-few"
     out.mkdir()
     inputs = {"test": trained.test, "adapter": trained.out, "base": trained.base}
-    result = Evaluate().run(Evaluate.Params(max_records=2), inputs, out, context(trained.root, "evaluate"))
-    assert result.metrics["records"] == 2
+    result = Evaluate().run(Evaluate.Params(max_records=2, max_new_tokens=4), inputs, out, context(trained.root, "evaluate"))
+    assert json.loads((out / "report.json").read_text())["counts"]["tuned"]["test.records"] == 2
+    assert result.metrics["tuned"]["test.perplexity"] > 0
 
 
 def test_preference_data_fails_before_any_model_loads(tmp_path: Path) -> None:

@@ -1,0 +1,168 @@
+"""LLM-as-judge: a judge model scores each answer 1 to 5 against the reference answer.
+
+The judge goes through the teacher provider layer (opensem.teachers), so it speaks to any
+OpenAI-compatible endpoint with the same retries, backoff, concurrency and response cache as the
+Data Forge; answers are cached by the digest of the full judging prompt, so re-evaluating after
+a retrain only pays for answers that changed. Verdicts are parsed strictly: one JSON object with
+an integer "score" from 1 to 5. An invalid verdict is re-asked (max_retries), then counted as
+invalid and left out of the mean; it never fails the build.
+
+With provider `offline` the judge is a deterministic heuristic (token F1 with the reference mapped
+onto 1-5), not a language model; the report says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import Field, field_validator
+
+from opensem.evaluation.metrics import token_f1
+from opensem.stages.base import Progress, StageParams, silent_progress
+
+PLACEHOLDERS = ("{question}", "{reference}", "{answer}")
+DEFAULT_RUBRIC = """You are grading an answer to a question against a reference answer written by an expert.
+
+Question:
+{question}
+
+Reference answer:
+{reference}
+
+Answer to grade:
+{answer}
+
+Score the answer from 1 to 5:
+5 = correct and complete; says what the reference says (wording may differ)
+4 = correct, with a minor omission or imprecision
+3 = partly correct, or correct but with a notable error
+2 = mostly wrong, with some relevant content
+1 = wrong, irrelevant, empty or not an answer
+
+Reply with only a JSON object: {"score": <integer 1 to 5>, "reason": "<one short sentence>"}"""
+
+
+class JudgeParams(StageParams):
+    """What decides the verdicts, so it enters the lot. How to reach the judge (the key's variable,
+    concurrency, timeout) does not: it comes as run settings (JudgeSettings)."""
+
+    provider: Literal["openai", "offline"] = "openai"
+    model: str = "offline-heuristic"
+    base_url: str | None = None
+    rubric: str = DEFAULT_RUBRIC
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(256, gt=0)
+    max_retries: int = Field(2, ge=0, le=20)
+
+    @field_validator("rubric")
+    @classmethod
+    def _has_placeholders(cls, value: str) -> str:
+        missing = [p for p in PLACEHOLDERS if p not in value]
+        if missing:
+            raise ValueError(f"the judge rubric must contain {', '.join(PLACEHOLDERS)}; missing {', '.join(missing)}")
+        return value
+
+
+def parse_verdict(text: str) -> int:
+    """The score of a verdict: exactly one JSON object whose "score" is an integer 1 to 5."""
+    from opensem.teachers import InvalidAnswer, validate_json_object
+
+    verdict = validate_json_object(text)
+    score = verdict.get("score")
+    if isinstance(score, bool) or not isinstance(score, int):
+        raise InvalidAnswer(f'"score" must be an integer from 1 to 5, got {score!r}')
+    if not 1 <= score <= 5:
+        raise InvalidAnswer(f'"score" must be from 1 to 5, got {score}')
+    return score
+
+
+def render_rubric(rubric: str, question: str, reference: str, answer: str) -> str:
+    """The judging prompt; plain replacement, so braces elsewhere in the rubric (JSON examples) stay."""
+    text = rubric.replace("{question}", "\0q\0").replace("{reference}", "\0r\0").replace("{answer}", "\0a\0")
+    return text.replace("\0q\0", question).replace("\0r\0", reference).replace("\0a\0", answer or "(no answer)")
+
+
+class JudgeSettings(StageParams):
+    """How to reach the judge; never part of a lot (changing them changes no verdict)."""
+
+    api_key_env: str | None = "OPENAI_API_KEY"  # the variable's name; the key itself is never stored
+    concurrency: int = Field(4, gt=0, le=256)
+    timeout_s: float = Field(60.0, gt=0)
+
+
+class Judge:
+    """Scores (question, reference, answer) triples through a teacher provider; keeps counts."""
+
+    def __init__(self, params: JudgeParams, cache_dir: Path | None, progress: Any = silent_progress, settings: JudgeSettings | None = None) -> None:
+        from opensem.teachers import TeacherConfig, provider_from_config
+
+        self.params = params
+        settings = settings or JudgeSettings.model_validate({})
+        if params.provider == "offline":
+            register_offline_judge()
+        config = TeacherConfig.model_validate(
+            {
+                "provider": params.provider,
+                "model": params.model,
+                "base_url": params.base_url,
+                "api_key_env": settings.api_key_env,
+                "temperature": params.temperature,
+                "max_tokens": params.max_tokens,
+                "concurrency": settings.concurrency,
+                "timeout_s": settings.timeout_s,
+                "max_retries": params.max_retries,
+            }
+        )
+        self.provider = provider_from_config(config, cache_dir)
+        self.progress = progress
+        self.stats = {"verdicts": 0, "invalid": 0, "rejected_answers": 0, "requests": 0, "cache_hits": 0}
+
+    def describe(self) -> str:
+        if self.params.provider == "offline":
+            return "offline heuristic judge: token F1 with the reference mapped to 1-5 (not a language model)"
+        return f"{self.params.model} via {self.provider.describe()}"
+
+    def __call__(self, triples: list[tuple[str, str, str]]) -> list[int | None]:
+        from opensem.teachers import ChatRequest
+
+        if not triples:
+            return []
+        requests = [
+            ChatRequest(
+                messages=[{"role": "user", "content": render_rubric(self.params.rubric, q, r, a)}],
+                context={"task": "judge", "question": q, "reference": r, "answer": a},
+            )
+            for q, r, a in triples
+        ]
+        bar: Progress = self.progress("judging", len(requests))
+        try:
+            results = self.provider.complete_many(requests, validate=parse_verdict, on_result=lambda _: bar.advance())
+        finally:
+            bar.close()
+        for result in results:
+            self.stats["verdicts"] += 1
+            self.stats["invalid"] += 0 if result.ok else 1
+            self.stats["rejected_answers"] += result.invalid
+            self.stats["requests"] += result.requests
+            self.stats["cache_hits"] += result.cache_hits
+        return [int(result.value) if result.ok else None for result in results]
+
+
+def offline_verdict(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The offline judge's verdict: 1 + 4 x token F1, rounded; deterministic and honest about it."""
+    f1 = token_f1(str(context.get("answer", "")), str(context.get("reference", "")))
+    return {"score": 1 + round(4 * f1), "reason": f"offline heuristic (not a language model): token F1 {f1:.2f} with the reference"}
+
+
+def register_offline_judge() -> None:
+    """Teach the offline provider the "judge" task (idempotent)."""
+    from opensem.teachers.offline import register_offline_task
+
+    register_offline_task("judge")(offline_verdict)
+
+
+def judge_for(params: JudgeParams, ctx: Any) -> Judge:
+    """The judge a stage uses: its params, the shared answer cache, and run settings from ctx.settings["judge"]."""
+    settings = JudgeSettings.model_validate(dict(getattr(ctx, "settings", {}) or {}).get("judge", {}))
+    return Judge(params, ctx.cache_dir, ctx.progress, settings)

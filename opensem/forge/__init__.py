@@ -1,0 +1,1 @@
+"""The Data Forge: prompts, answer parsing and budgets for the synthesize stage."""

@@ -1,0 +1,203 @@
+"""The synthesize stage (Data Forge): a teacher turns document chunks into training records.
+
+Document records (chunks from ingest) become instruction pairs, preference triplets or refusal
+triplets, depending on the mode; every other record passes through unchanged. Each generated
+record carries provenance: the teacher that wrote it, the mode and the chunk it came from. The
+teacher's answers are cached under ctx.cache_dir/teacher, so a rebuild after editing one document
+pays only for that document's changed chunks, and a killed build resumes without paying twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opensem.errors import DataError
+from opensem.forge import budget as budgets
+from opensem.forge.parse import answer_validator, items_validator
+from opensem.forge.prompts import chunk_request, rejected_request
+from opensem.formats import make_record, record_kind
+from opensem.manifest.synthesis import BudgetConfig, PromptTemplates, SynthesisConfig, SynthesisMode
+from opensem.stages import register
+from opensem.stages.base import StageContext, StageParams, StageResult
+from opensem.stages.split import read_records, write_records
+from opensem.teachers.base import ChatResult, RequestPlan, TeacherConfig, TeacherProvider, provider_from_config, request_tokens
+
+TYPICAL_QUESTION_CHARS = 120  # for the budget of a weaker model's questions, before they exist
+
+
+class SynthesizeParams(StageParams):
+    teacher: TeacherConfig
+    mode: SynthesisMode = "instructions"
+    pairs_per_chunk: int = 3
+    prompts: PromptTemplates = PromptTemplates()
+    rejected_model: str | None = None
+    budget: BudgetConfig = BudgetConfig()
+
+
+def synthesize_params(config: SynthesisConfig) -> dict[str, Any]:
+    """The stage params of a manifest's synthesis section (wiring calls this)."""
+    fields = ("provider", "base_url", "api_key_env", "temperature", "max_tokens", "concurrency", "timeout_s", "max_retries", "json_mode")
+    teacher = {name: getattr(config, name) for name in fields}
+    teacher["model"] = config.model if config.provider != "offline" else "offline-template"
+    return {
+        "teacher": teacher,
+        "mode": config.mode,
+        "pairs_per_chunk": config.pairs_per_chunk,
+        "prompts": config.prompts.model_dump(),
+        "rejected_model": config.rejected_model,
+        "budget": config.budget.model_dump(),
+    }
+
+
+def teacher_label(provider: TeacherProvider, model: str) -> str:
+    return "offline-template" if not provider.language_model else f"{provider.name}:{model}"
+
+
+@register
+class Synthesize:
+    """Stage kind `synthesize`: records/records.jsonl -> records.jsonl with documents replaced."""
+
+    name = "synthesize"
+    version = "1"
+    Params = SynthesizeParams
+
+    def run(self, params: SynthesizeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+        source = Path(inputs["records"])
+        records = read_records(source / "records.jsonl" if source.is_dir() else source)
+        provider = provider_from_config(params.teacher, ctx.cache_dir)
+        label = teacher_label(provider, params.teacher.model)
+        ctx.log.info("synthesize: the teacher is %s", provider.describe())
+        docs = [r for r in records if record_kind(r) == "document"]
+        prompts = params.prompts.model_dump()
+        n = params.pairs_per_chunk
+        requests = [chunk_request(prompts, params.mode, d["text"], d["source"], n) for d in docs]
+        weak = params.rejected_model if params.mode == "preferences" else None
+
+        plan = provider.plan(requests)
+        plans = [plan]
+        if weak and plan.to_send:  # the weaker model's questions are unknown yet: n per new chunk, typical length
+            asks = plan.to_send * n
+            per = request_tokens(rejected_request(prompts, "q" * TYPICAL_QUESTION_CHARS, weak))
+            plans.append(RequestPlan(asks, asks, asks * per, asks * params.teacher.max_tokens))
+        found = budgets.estimate(plans, params.budget)
+        if provider.language_model:
+            ctx.log.info("synthesize: %d chunks; %s", len(docs), found.describe())
+        budgets.check(found, params.budget)
+
+        results = self._ask(provider, requests, items_validator(params.mode, n), ctx, f"teacher: {params.mode}", params.budget.max_requests)
+        weak_answers: dict[str, ChatResult] = {}
+        if weak:
+            sent = sum(r.requests for r in results)
+            questions = sorted({item["question"] for r in results if r.ok for item in r.value})
+            asks = [rejected_request(prompts, q, weak) for q in questions]
+            second = budgets.estimate([provider.plan(asks)], params.budget)
+            budgets.check(second, params.budget, already_sent=sent)
+            limit = None if params.budget.max_requests is None else params.budget.max_requests - sent
+            weak_answers = dict(zip(questions, self._ask(provider, asks, answer_validator, ctx, "rejected model", limit)))
+
+        by_doc = dict(zip((d["id"] for d in docs), results))
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        counts = {"duplicates": 0, "identical_pairs": 0, "unanswered_questions": 0}
+        for record in records:
+            made = [record] if record_kind(record) != "document" else self._records(record, by_doc[record["id"]], params, label, weak_answers, counts)
+            for item in made:
+                if item["id"] in seen:
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(item["id"])
+                out.append(item)
+        generated = len(out) - (len(records) - len(docs))
+        if docs and not generated:
+            raise DataError(
+                f"the teacher produced no usable records from {len(docs)} chunks",
+                hint="every answer was invalid JSON or had the wrong shape; check the prompt templates and the model",
+            )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_records(out_dir / "records.jsonl", out)
+        return self._result(params, provider, results + list(weak_answers.values()), docs, records, generated, counts)
+
+    @staticmethod
+    def _ask(provider: TeacherProvider, requests: list[Any], validate: Any, ctx: StageContext, what: str, limit: int | None) -> list[ChatResult]:
+        bar = ctx.progress(what, len(requests))
+        try:
+            return provider.complete_many(requests, validate=validate, on_result=lambda _: bar.advance(), request_limit=limit)
+        finally:
+            bar.close()
+
+    @staticmethod
+    def _records(
+        doc: dict[str, Any], result: ChatResult, params: SynthesizeParams, label: str, weak: dict[str, ChatResult], counts: dict[str, int]
+    ) -> list[dict[str, Any]]:
+        """The records one chunk's answer yields (none when the answer stayed invalid)."""
+        if not result.ok:
+            return []
+        provenance: dict[str, Any] = {"teacher": label, "mode": params.mode, "chunk": doc["id"]}
+        made: list[dict[str, Any]] = []
+        for item in result.value:
+            if params.mode == "instructions":
+                messages = [{"role": "user", "content": item["question"]}, {"role": "assistant", "content": item["answer"]}]
+                made.append({**make_record(doc["source"], messages=messages), "provenance": provenance})
+                continue
+            if params.mode == "refusals":
+                prompt, chosen, rejected, extra = item["prompt"], item["refusal"], item["compliance"], {}
+            elif params.rejected_model:
+                answer = weak.get(item["question"])
+                if answer is None or not answer.ok:
+                    counts["unanswered_questions"] += 1
+                    continue
+                prompt, chosen, rejected = item["question"], item["answer"], answer.value
+                extra = {"rejected_by": label if label == "offline-template" else f"{label.split(':')[0]}:{params.rejected_model}"}
+            else:
+                prompt, chosen, rejected, extra = item["question"], item["answer"], item["flawed_answer"], {}
+            if chosen.strip() == rejected.strip():
+                counts["identical_pairs"] += 1
+                continue
+            made.append({**make_record(doc["source"], prompt=prompt, chosen=chosen, rejected=rejected), "provenance": {**provenance, **extra}})
+        return made
+
+    @staticmethod
+    def _result(
+        params: SynthesizeParams,
+        provider: TeacherProvider,
+        results: list[ChatResult],
+        docs: list[dict[str, Any]],
+        records: list[dict[str, Any]],
+        generated: int,
+        counts: dict[str, int],
+    ) -> StageResult:
+        chunk_results = results[: len(docs)]
+        usage = {
+            "requests_sent": sum(r.requests for r in results),
+            "cache_hits": sum(r.cache_hits for r in results),
+            "invalid_answers": sum(r.invalid for r in results),
+            "input_tokens": sum(r.input_tokens for r in results),
+            "output_tokens": sum(r.output_tokens for r in results),
+        }
+        b = params.budget
+        cost = usage["input_tokens"] / 1000 * b.price_per_1k_input_tokens + usage["output_tokens"] / 1000 * b.price_per_1k_output_tokens
+        skipped = sum(1 for r in chunk_results if not r.ok)
+        metrics = {
+            "teacher": provider.describe(),
+            "language_model": provider.language_model,
+            "mode": params.mode,
+            "chunks": len(docs),
+            "skipped_chunks": skipped,
+            "generated": generated,
+            "passed_through": len(records) - len(docs),
+            "records": generated + len(records) - len(docs),
+            "cost": round(cost, 6),
+            **usage,
+            **counts,
+        }
+        kind = {"instructions": "instruction", "preferences": "preference", "refusals": "refusal"}[params.mode]
+        summary = f"{generated} {kind} records from {len(docs)} chunks by {provider.describe()}"
+        if provider.language_model:
+            summary += f"; {usage['requests_sent']} requests sent, {usage['cache_hits']} answers from the cache"
+        if skipped:
+            summary += f"; {skipped} chunks skipped (invalid answers after retries)"
+        if len(records) > len(docs):
+            summary += f"; {len(records) - len(docs)} records passed through"
+        return StageResult(summary=summary, metrics=metrics)
+
