@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -23,6 +23,10 @@ from opensem.loss_curve import plot_loss
 from opensem.methods.base import ALL_LINEAR
 from opensem.stages import register
 from opensem.stages.base import Progress, StageContext, StageParams, StageResult
+
+if TYPE_CHECKING:
+    from opensem.hardware import HardwareReport
+    from opensem.methods.base import Hyperparams, Method, TrainOutcome
 
 
 def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
@@ -165,7 +169,7 @@ class Train:
         return _result(method.name, len(records), outcome, report.gradient_checkpointing)
 
 
-def hyperparams(params: Train.Params, save_steps: int = 200) -> Any:
+def hyperparams(params: Train.Params, save_steps: int = 200) -> Hyperparams:
     """The method-facing view of the stage params."""
     from opensem.methods.base import Hyperparams
 
@@ -190,7 +194,7 @@ def hyperparams(params: Train.Params, save_steps: int = 200) -> Any:
     )
 
 
-def preflight(method: Any, params: Train.Params, settings: Train.Settings, model_path: str, ctx: StageContext) -> tuple[Any, int]:
+def preflight(method: Method, params: Train.Params, settings: Train.Settings, model_path: str, ctx: StageContext) -> tuple[HardwareReport, int]:
     """Judge the run against this machine before any model loads; log the verdict. Returns (report, processes)."""
     from opensem.hardware import HardwarePlan, MethodProfile, check_hardware, model_shape, query_devices
 
@@ -218,7 +222,7 @@ def preflight(method: Any, params: Train.Params, settings: Train.Settings, model
     return report, processes
 
 
-def _result(method: str, count: int, outcome: Any, checkpointing: bool) -> StageResult:
+def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool) -> StageResult:
     first = outcome.log[0]["loss"] if outcome.log else outcome.train_loss
     resumed = f", resumed at step {outcome.resumed_from}" if outcome.resumed_from else ""
     metrics: dict[str, Any] = {

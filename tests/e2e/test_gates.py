@@ -100,7 +100,7 @@ def test_loosening_the_gate_publishes_from_the_store(gated: tuple[Project, OpenA
     project.edit("manifests/tiny-demo.yaml", IMPOSSIBLE, LOOSE)
     ran, output = project.build()
     assert ran == ["gate", "publish"], output
-    assert "train       up to date" in output and "evaluate    up to date" in output and "baseline    up to date" in output
+    assert "train         up to date" in output and "evaluate      up to date" in output and "baseline      up to date" in output
     assert server.count == asked  # nothing was judged again
     release = project.root / project.lock_data()["published"]["uri"]
     assert {"report.json", "report.md", "report.png", "gates.json", "predictions.jsonl"} <= {p.name for p in release.iterdir()}

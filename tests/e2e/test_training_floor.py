@@ -125,7 +125,7 @@ def test_preference_methods_build_and_mismatched_data_fails_before_training(tmp_
     project.edit("manifests/floor.yaml", "logging_steps: 2", "logging_steps: 2\n  save_steps: 3\n  report_to: tensorboard")
     project.edit("manifests/floor.yaml", "batch_size: 4", "batch_size: 4\n  gradient_checkpointing: auto\n  max_vram_gb: 10")
     code, output = project.run("build", str(project.manifest), "--until", "train")
-    assert code == 0 and "train       up to date" in output, output
+    assert code == 0 and "train         up to date" in output, output
     # The backend is: it changes what is trained.
     project.edit("manifests/floor.yaml", "max_vram_gb: 10", "max_vram_gb: 10\n  backend: hf")
     code, output = project.run("plan", str(project.manifest), "--json")
