@@ -21,11 +21,11 @@ _WORD = re.compile(r"\w+")
 
 
 def instruction_of(record: Mapping[str, Any]) -> str:
-    """The question side: user turns of a chat, a document's text, a preference's prompt."""
+    """The question side: user turns of a chat, a document's text, a preference's or feedback's prompt."""
     kind = record_kind(record)
     if kind == "document":
         return str(record["text"])
-    if kind == "preference":
+    if kind in ("preference", "feedback"):
         return str(record["prompt"])
     messages = record["messages"]
     users = [m["content"] for m in messages if m["role"] == "user"]
@@ -41,6 +41,8 @@ def answer_of(record: Mapping[str, Any]) -> str:
         return ""
     if kind == "preference":
         return str(record["chosen"])
+    if kind == "feedback":
+        return str(record["completion"])
     return "\n".join(m["content"] for m in record["messages"] if m["role"] == "assistant")
 
 
@@ -60,6 +62,8 @@ def full_text(record: Mapping[str, Any]) -> str:
         return str(record["text"])
     if kind == "preference":
         return "\n".join(str(record[k]) for k in ("prompt", "chosen", "rejected"))
+    if kind == "feedback":
+        return f"{record['prompt']}\n{record['completion']}"
     return "\n".join(m["content"] for m in record["messages"])
 
 

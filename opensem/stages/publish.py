@@ -37,7 +37,8 @@ class PublishStage:
         with tempfile.TemporaryDirectory() as scratch:
             extras = Path(scratch)
             gates = json.loads((inputs["gate"] / "gates.json").read_text())["gates"] if "gate" in inputs else []
-            (extras / "README.md").write_text(model_card(params, tag, lineage, report, gates))
+            full_model = (inputs["adapter"] / "model").is_dir()  # method sft ships the whole model
+            (extras / "README.md").write_text(model_card(params, tag, lineage, report, gates, full_model=full_model))
             (extras / f"{params.job_id}.lock").write_text(json.dumps({"job_id": params.job_id, "stages": lineage}, indent=2, sort_keys=True) + "\n")
             files: dict[str, Path] = {
                 "README.md": extras / "README.md",
@@ -64,15 +65,25 @@ class PublishStage:
         return StageResult(summary=f"{len(files)} files -> {receipt['uri']}", metrics={"published": published})
 
 
-def model_card(params: PublishParams, tag: str, lineage: dict[str, dict[str, str]], report: dict[str, Any], gates: list[dict[str, Any]] | None = None) -> str:
-    """A Hugging Face style README: front matter, provenance by lot number, evaluation."""
+def model_card(
+    params: PublishParams,
+    tag: str,
+    lineage: dict[str, dict[str, str]],
+    report: dict[str, Any],
+    gates: list[dict[str, Any]] | None = None,
+    full_model: bool = False,
+) -> str:
+    """A Hugging Face style README: front matter, provenance by lot number, evaluation, how to load.
+
+    A full fine-tune (method sft) ships model/ instead of adapter/, and loads without peft.
+    """
     shipped = params.base_model.startswith("base_model/")
     base_ref = f'f"{{release}}/{params.base_model}"' if shipped else f'"{params.base_model}"'
     lines = [
         "---",
         f"base_model: {params.base_model}",
-        "library_name: peft",
-        "tags: [opensem, lora]",
+        f"library_name: {'transformers' if full_model else 'peft'}",
+        f"tags: [opensem, {'sft' if full_model else 'lora'}]",
         "---",
         "",
         f"# {params.job_id} ({tag})",
@@ -94,6 +105,11 @@ def model_card(params: PublishParams, tag: str, lineage: dict[str, dict[str, str
         *([""] if gates else []),
         "Details: report.md, report.png and predictions.jsonl.",
     ]
+    if full_model:
+        lines += ["", "## Use", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
+                  'release = "path/to/this/folder"', 'model = AutoModelForCausalLM.from_pretrained(f"{release}/model")',
+                  'tokenizer = AutoTokenizer.from_pretrained(f"{release}/model")', "```", ""]
+        return "\n".join(lines)
     lines += [
         "",
         "## Use",

@@ -43,3 +43,10 @@ def test_words_and_snippets() -> None:
     assert words("Don't over-extract: 9 BAR!") == ["don", "t", "over", "extract", "9", "bar"]
     assert snippet("a\n b", 10) == "a b"
     assert snippet("x" * 50, 10) == "x" * 9 + "…"
+
+
+def test_kto_feedback_records_compare_prompt_and_completion() -> None:
+    feedback = make_record("a.jsonl", prompt="Best water temperature?", completion="Around 93 C.", label=True)
+    assert (instruction_of(feedback), answer_of(feedback)) == ("Best water temperature?", "Around 93 C.")
+    assert field_text(feedback, "instruction_and_answer") == "Best water temperature?\nAround 93 C."
+    assert full_text(feedback) == "Best water temperature?\nAround 93 C."
