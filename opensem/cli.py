@@ -97,7 +97,7 @@ def validate(manifests: tuple[Path, ...]) -> None:
 def plan(manifest: Path, as_json: bool, force: tuple[str, ...]) -> None:
     """Say for each stage whether it is up to date and, if not, why."""
     session = _session(manifest, force)
-    result = session.plan() if not force else _forced_plan(session)
+    result = session.plan(session.force)
     session.digests.save()
     if as_json:
         click.echo(json.dumps({"job_id": session.graph.job_id, "stages": [s.as_json() for s in result.stages]}, indent=2))
@@ -111,12 +111,6 @@ def plan(manifest: Path, as_json: bool, force: tuple[str, ...]) -> None:
         status = "[green]up to date[/]" if stage.status == "up-to-date" else "[yellow]stale[/]"
         table.add_row(stage.name, status, short(stage.lot), "\n".join(stage.reasons))
     console.print(table)
-
-
-def _forced_plan(session: Any) -> Any:
-    from opensem.plan import make_plan
-
-    return make_plan(session.graph, session.store, session.digests, session.previous_lock, session.force)
 
 
 @cli.command()

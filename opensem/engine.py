@@ -27,7 +27,7 @@ from opensem.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
 from opensem.stages import get_stage
 from opensem.stages.base import StageContext
 from opensem.stamp import write_stamp
-from opensem.store import Store, discard
+from opensem.store import discard
 
 log = logging.getLogger("opensem")
 LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "doit", "fsspec")
@@ -178,8 +178,9 @@ class BuildSession:
     def _lineage(self, name: str) -> dict[str, dict[str, str]]:
         return {up: {"lot": self.resolver.lots[up], "output": self.resolver.outputs[up]} for up in sorted(self.graph.ancestors(name))}
 
-    def plan(self) -> Plan:
-        return make_plan(self.graph, self.store, self.digests, self.previous_lock)
+    def plan(self, force: frozenset[str] = frozenset()) -> Plan:
+        """The plan as of now; `force` shows forced stages as stale (the lock never does)."""
+        return make_plan(self.graph, self.store, self.digests, self.previous_lock, force)
 
     def _write_lock_action(self) -> None:
         self.write_lock()  # doit reads a False return as failure; an unchanged lock is success

@@ -56,7 +56,7 @@ def export_dataset(session: Any, stage: str, fmt: str, output: Path, file: str |
     report = ExportReport(file=name)
     lines: list[str] = []
     source = out_dir / name
-    for number, raw in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+    for raw in source.read_text(encoding="utf-8").splitlines():
         if not raw.strip():
             continue
         record = json.loads(raw)

@@ -36,10 +36,6 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def digest_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def digest_file(path: Path | str) -> str:
     """sha256 of a file's bytes: read whole when small, else streamed in 1 MiB chunks."""
     with open(path, "rb", buffering=0) as handle:

@@ -15,7 +15,6 @@ from opensem.formats import record_kind
 from opensem.lots import sha256_text
 
 Field = Literal["instruction", "instruction_and_answer"]
-FIELDS: tuple[str, ...] = ("instruction", "instruction_and_answer")
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from opensem.errors import GateFailed
-from opensem.evaluation.metrics import CATALOGUE, improvement
+from opensem.evaluation.metrics import improvement
 from opensem.evaluation.report import fmt
 
 RULES = ("min", "max", "min_delta_vs_baseline")
@@ -91,6 +91,3 @@ class GatesFailed(GateFailed):
         head = f"quality gate failed: {failed} of {len(self.outcomes)} gate{'s' if len(self.outcomes) != 1 else ''} did not pass"
         return "\n".join([head, *(f"  {line}" for line in table(self.outcomes)), f"  hint: {self.hint}"])
 
-
-def known_metrics() -> list[str]:
-    return list(CATALOGUE)

@@ -220,7 +220,6 @@ def check_paths(loaded: LoadedManifest) -> list[Problem]:
     """Paths must exist and stay inside the project; every problem is collected."""
     problems: list[Problem] = []
     root = loaded.project_root
-    shown = str(loaded.path)
     explicit = loaded.manifest.data.sources is not None
     for index, source in enumerate(loaded.sources()):
         key: KeyPath = ("data", "sources", index, "path") if explicit else ("data",)
@@ -229,32 +228,23 @@ def check_paths(loaded: LoadedManifest) -> list[Problem]:
         problem = _check_inside(root, source.path, key, loaded, must_exist=not is_glob(source.path)) or _check_glob(root, source.path, key, loaded)
         if problem:
             problems.append(problem)
-    if loaded.manifest.evaluation.golden is not None:
-        problem = _check_inside(root, loaded.manifest.evaluation.golden, ("evaluation", "golden"), loaded, must_exist=True)
+    m = loaded.manifest
+    named: list[tuple[str | None, KeyPath]] = [
+        (m.evaluation.golden, ("evaluation", "golden")),
+        (m.evaluation.refusal_prompts, ("evaluation", "refusal_prompts")),
+        (m.compute.accelerate_config, ("compute", "accelerate_config")),
+    ]
+    if isinstance(m.base_model, str) and is_local_model_path(m.base_model):
+        named.append((m.base_model, ("base_model",)))
+    dedup, decontaminate = (m.curation.dedup, m.curation.decontaminate) if m.curation else (None, None)
+    if dedup and dedup.semantic and is_local_model_path(dedup.model):  # an embedding model given as a directory
+        named.append((dedup.model, ("curation", "dedup", "model")))
+    if decontaminate and decontaminate.embedding_threshold is not None and is_local_model_path(decontaminate.model):
+        named.append((decontaminate.model, ("curation", "decontaminate", "model")))
+    for raw, key in named:
+        problem = _check_inside(root, raw, key, loaded, must_exist=True) if raw is not None else None
         if problem:
             problems.append(problem)
-    if loaded.manifest.evaluation.refusal_prompts is not None:
-        problem = _check_inside(root, loaded.manifest.evaluation.refusal_prompts, ("evaluation", "refusal_prompts"), loaded, must_exist=True)
-        if problem:
-            problems.append(problem)
-    if loaded.manifest.compute.accelerate_config is not None:
-        problem = _check_inside(root, loaded.manifest.compute.accelerate_config, ("compute", "accelerate_config"), loaded, must_exist=True)
-        if problem:
-            problems.append(problem)
-    base = loaded.manifest.base_model
-    if isinstance(base, str) and is_local_model_path(base):
-        problem = _check_inside(root, base, ("base_model",), loaded, must_exist=True)
-        if problem:
-            problems.append(problem)
-    curation = loaded.manifest.curation
-    dedup, decontaminate = (curation.dedup, curation.decontaminate) if curation else (None, None)
-    embedders = [("dedup", dedup.model)] if dedup and dedup.semantic else []
-    embedders += [("decontaminate", decontaminate.model)] if decontaminate and decontaminate.embedding_threshold is not None else []
-    for stage, model in embedders:
-        if is_local_model_path(model):  # an embedding model given as a directory
-            problem = _check_inside(root, model, ("curation", stage, "model"), loaded, must_exist=True)
-            if problem:
-                problems.append(problem)
     return problems
 
 

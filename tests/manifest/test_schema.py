@@ -1,6 +1,5 @@
 """The checked-in schema and the README's manifest reference are generated from the models."""
 
-import json
 from pathlib import Path
 
 import jsonschema
