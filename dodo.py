@@ -6,7 +6,7 @@ Results land in the same store, so a build made by either tool is up to date for
 
 from pathlib import Path
 
-from opensem.doit_project import project_tasks
+from opensem.project import project_tasks
 
 PROJECT = Path(__file__).resolve().parent
 

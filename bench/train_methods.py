@@ -30,8 +30,8 @@ MODELS = {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4}, "larger"
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from opensem.methods import get_method
-from opensem.methods.base import Hyperparams, Runtime, TrainRequest
+from opensem.training.methods import get_method
+from opensem.training.methods.base import Hyperparams, Runtime, TrainRequest
 method, model, backend, steps, work = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5])
 kind = "prefs" if method in ("dpo", "orpo", "kto") else "chats"
 records = [json.loads(line) for line in (work / f"{kind}.jsonl").read_text().splitlines()]
@@ -75,8 +75,8 @@ print(json.dumps({"tokens": tokens, "seconds": output.metrics["train_runtime"], 
 
 def prepare() -> None:
     """Two base models and chat and preference records from the demo data."""
-    from opensem.formats import normalize
-    from opensem.tiny import make_tiny_model
+    from opensem.data.formats import normalize
+    from opensem.training.tiny import make_tiny_model
 
     for name, shape in MODELS.items():
         if not (WORK / name / "config.json").is_file():
@@ -105,7 +105,7 @@ def backends() -> list[str]:
 
     if not torch.cuda.is_available():
         return ["hf"]
-    from opensem.methods.backends import unsloth_import_error
+    from opensem.training.backends import unsloth_import_error
 
     return ["unsloth", "hf"] if unsloth_import_error() is None else ["hf"]
 

@@ -76,8 +76,8 @@ print(json.dumps({"seconds": time.perf_counter() - started, "steps": result.metr
 
 def prepare() -> None:
     """The tiny base model and the demo's instruction records as a train split."""
-    from opensem.formats import normalize
-    from opensem.tiny import make_tiny_model
+    from opensem.data.formats import normalize
+    from opensem.training.tiny import make_tiny_model
 
     if not (WORK / "base" / "model" / "config.json").is_file():
         make_tiny_model(WORK / "base" / "model", hidden_size=64, num_layers=2, vocab_size=2000)

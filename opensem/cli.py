@@ -61,10 +61,10 @@ def _load(manifest: Path) -> Any:
 
 
 def _session(manifest: Path, force: tuple[str, ...] = ()) -> Any:
-    from opensem.engine import BuildSession
-    from opensem.layout import Layout
-    from opensem.wiring import build_graph
-    from opensem.lots import DigestCache
+    from opensem.build.engine import BuildSession
+    from opensem.build.layout import Layout
+    from opensem.stages.wiring import build_graph
+    from opensem.build.digests import DigestCache
 
     _setup_logging(bool((click.get_current_context().find_root().obj or {}).get("verbose")))
     graph = build_graph(_load(manifest))
@@ -132,7 +132,7 @@ def build(manifest: Path, force: tuple[str, ...], until: str | None) -> None:
     started = time.time()
     if not force and _nothing_changed(manifest, until, started):
         return
-    from opensem.engine import run_doit
+    from opensem.build.engine import run_doit
 
     session = _session(manifest, force)
     session.until = until
@@ -164,9 +164,9 @@ def _print_report(store: Any, lot: str, title: str) -> None:
 
 
 def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
-    """The no-op fast path (opensem.stamp): True, after saying so, when nothing changed."""
-    from opensem.layout import Layout, lock_path, project_root_of
-    from opensem.stamp import unchanged_stages
+    """The no-op fast path (opensem.build.stamp): True, after saying so, when nothing changed."""
+    from opensem.build.layout import Layout, lock_path, project_root_of
+    from opensem.build.stamp import unchanged_stages
 
     build_dir = Layout(project_root_of(manifest)).build
     stages = unchanged_stages(manifest, lock_path(manifest), build_dir, until) if manifest.is_file() else None
@@ -187,8 +187,8 @@ def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
 @click.option("--no-registry", is_flag=True, help="Do not check the published tag in the registry.")
 def verify(manifest: Path, no_registry: bool) -> None:
     """Check, without running anything, that manifest, data, lock, store and registry agree."""
-    from opensem.lockfile import read_lock
-    from opensem.verify import verify as run_verify
+    from opensem.build.lock import read_lock
+    from opensem.build.verify import verify as run_verify
 
     session = _session(manifest)
     report = run_verify(session.graph, read_lock(session.lock_file), session.store, session.digests, not no_registry)
@@ -225,7 +225,7 @@ def schema(output: Path | None, markdown: bool) -> None:
 @click.option("--seed", default=0, show_default=True)
 def make_tiny_model(directory: Path, hidden_size: int, layers: int, vocab_size: int, seed: int) -> None:
     """Build a tiny Llama with a locally trained tokenizer (no download) for tests and demos."""
-    from opensem.tiny import make_tiny_model as build_tiny
+    from opensem.training.tiny import make_tiny_model as build_tiny
 
     build_tiny(directory, hidden_size=hidden_size, num_layers=layers, vocab_size=vocab_size, seed=seed)
     console.print(f"tiny model written to {directory}")
@@ -237,8 +237,8 @@ def make_tiny_model(directory: Path, hidden_size: int, layers: int, vocab_size: 
 @click.option("--tag", help="Tag to pull; defaults to the one recorded in the manifest's lock.")
 def pull(manifest: Path, destination: Path, tag: str | None) -> None:
     """Download a published adapter from the manifest's registry, checking every digest."""
-    from opensem.lockfile import read_lock
-    from opensem.registry import open_registry, pull as pull_tag
+    from opensem.build.lock import read_lock
+    from opensem.release.registry import open_registry, pull as pull_tag
 
     session = _session(manifest)
     target = session.graph.node("publish").params if "publish" in session.graph.names else None
@@ -257,7 +257,7 @@ def pull(manifest: Path, destination: Path, tag: str | None) -> None:
 @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".", show_default=True, help="Project root.")
 def init(name: str, root: Path) -> None:
     """Scaffold a new expert: data/NAME/raw/, data/NAME/golden/ and manifests/NAME.yaml (never overwrites)."""
-    from opensem.scaffold import scaffold
+    from opensem.manifest.scaffold import scaffold
 
     for path in scaffold(root, name):
         console.print(f"  created {path.relative_to(root)}{'/' if path.is_dir() else ''}")
@@ -272,7 +272,7 @@ def init(name: str, root: Path) -> None:
 @click.option("--file", "file", help="Which jsonl of the stage (default records.jsonl, else train.jsonl).")
 def export(manifest: Path, stage: str, fmt: str, output: Path, file: str | None) -> None:
     """Write a built stage's records as alpaca, sharegpt, messages or dpo jsonl."""
-    from opensem.export import export_dataset
+    from opensem.data.export import export_dataset
 
     session = _session(manifest)
     report = export_dataset(session, stage, fmt, output, file)

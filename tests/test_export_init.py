@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from opensem.errors import DataError
-from opensem.formats import convert
+from opensem.data.formats import convert
 from tests.e2e.conftest import Project
 
 ALPACA = {"instruction": "What is crema?", "input": "", "output": "The foam on a shot."}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from opensem.errors import DataError
-from opensem.formats import (
+from opensem.data.formats import (
     detect_format,
     normalize,
     record_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opensem.errors import DataError
-from opensem.formats import detect_format, normalize, record_kind
+from opensem.data.formats import detect_format, normalize, record_kind
 
 
 def test_kto_records_are_detected_and_normalized() -> None:

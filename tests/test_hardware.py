@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from opensem.errors import HardwareIncompatibleError
-from opensem.hardware import (
+from opensem.training.hardware import (
     Device,
     HardwarePlan,
     MethodProfile,

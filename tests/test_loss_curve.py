@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from opensem.loss_curve import LOSS_COLOR, RATE_COLOR, nice_ticks, plot_loss
+from opensem.training.loss_curve import LOSS_COLOR, RATE_COLOR, nice_ticks, plot_loss
 
 ROWS = [{"step": s, "loss": 7.5 - s / 30, "learning_rate": 3e-3 * (1 - s / 60), "grad_norm": 0.4} for s in [1, *range(5, 61, 5)]]
 

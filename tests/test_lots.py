@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from opensem.lots import DigestCache, canonical_json, digest_tree, lot_number
+from opensem.build.digests import DigestCache, canonical_json, digest_tree, lot_number
 
 
 def test_canonical_json_sorts_keys_and_is_compact() -> None:
@@ -37,7 +37,7 @@ def test_cache_skips_unchanged_files_and_notices_edits(tmp_path: Path, monkeypat
     digest = first.file(source)
     first.save()
     reads: list[Path] = []
-    import opensem.lots as lots
+    import opensem.build.digests as lots
 
     real = lots.digest_file
     monkeypatch.setattr(lots, "digest_file", lambda p: reads.append(p) or real(p))

@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 
 from opensem.errors import RegistryError
-from opensem.registry import check_published, open_registry, publish_files, pull
+from opensem.release.registry import check_published, open_registry, publish_files, pull
 
 
 @pytest.fixture(scope="module")

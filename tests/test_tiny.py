@@ -9,7 +9,7 @@ import pytest
 
 from opensem.stages.base import StageContext
 from opensem.stages.tiny_model import TinyModel
-from opensem.tiny import BOS_TOKEN, EOS_TOKEN, count_parameters, make_tiny_model
+from opensem.training.tiny import BOS_TOKEN, EOS_TOKEN, count_parameters, make_tiny_model
 
 
 def test_loads_with_auto_classes_and_generates(tiny_model_dir: Path) -> None:

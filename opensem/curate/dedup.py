@@ -17,8 +17,8 @@ from opensem.curate.embedder import DEFAULT_MODEL, Embedder, ModelRef, resolve_m
 from opensem.curate.cache import EmbeddingCache
 from opensem.curate.search import semantic_dedup
 from opensem.curate.text import normalized_digest
-from opensem.formats import record_kind
-from opensem.lots import DigestCache
+from opensem.data.formats import record_kind
+from opensem.build.digests import DigestCache
 from opensem.stages.base import StageContext
 
 SEARCH_SEED = 0  # k-means seed: fixed, so the same records give the same clusters

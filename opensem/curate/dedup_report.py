@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from opensem.curate.dedup import Duplicate, SemanticOutcome
 from opensem.curate.report import Panel, markdown_table, plot_histograms, quantiles, rounded, write_report
 from opensem.curate.text import snippet
-from opensem.formats import record_kind
+from opensem.data.formats import record_kind
 
 SHOWN_PAIRS = 20  # closest removed pairs listed
 SHOWN_EDGE = 10  # borderline removals and near misses listed

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from opensem.errors import StageError
-from opensem.lots import DigestCache
+from opensem.build.digests import DigestCache
 from opensem.manifest.models import is_local_model_path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -86,7 +86,7 @@ _LOADED: dict[tuple[str, str], Any] = {}  # (path, digest) -> model: loaded once
 def _load(ref: ModelRef) -> Any:
     key = (str(ref.path), ref.digest)
     if key not in _LOADED:
-        from opensem.methods.base import quiet_libraries
+        from opensem.training.methods.base import quiet_libraries
 
         with quiet_libraries():
             from sentence_transformers import SentenceTransformer

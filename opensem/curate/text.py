@@ -1,6 +1,6 @@
 """Which text of a record is compared, and how it is normalized.
 
-Records come in three kinds (opensem.formats): instructions (messages), documents (text) and
+Records come in three kinds (opensem.data.formats): instructions (messages), documents (text) and
 preferences (prompt, chosen, rejected). The instruction of a chat is its user turns (a system
 prompt shared by many records would make them all look alike); its answer is the assistant turns.
 """
@@ -11,8 +11,8 @@ import re
 import unicodedata
 from typing import Any, Literal, Mapping
 
-from opensem.formats import record_kind
-from opensem.lots import sha256_text
+from opensem.data.formats import record_kind
+from opensem.build.digests import sha256_text
 
 Field = Literal["instruction", "instruction_and_answer"]
 _SPACE = re.compile(r"\s+")

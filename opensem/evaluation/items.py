@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opensem.errors import DataError, Location
-from opensem.lots import sha256_text
+from opensem.build.digests import sha256_text
 
 GOLDEN_KEYS = {"question", "answer", "tags", "id"}
 

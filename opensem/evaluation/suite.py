@@ -96,7 +96,7 @@ def _loss_metrics(prefix: str, total: float, count: int) -> dict[str, float]:
 
 def golden_sequences(items: Sequence[Item], tokenizer: Any, max_length: int) -> list[list[int]]:
     """Golden question and answer rendered as one chat, as the train stage renders instruction records."""
-    from opensem.methods.data import encode_records
+    from opensem.training.data import encode_records
 
     records = [{"messages": [*item.messages, {"role": "assistant", "content": item.reference or ""}]} for item in items]
     return [ids for ids in encode_records(records, tokenizer, max_length) if len(ids) > 1]

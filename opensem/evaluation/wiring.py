@@ -1,6 +1,6 @@
 """From the manifest to the params, inputs and run settings of baseline, evaluate and gate.
 
-GraphBuilder (opensem.wiring) calls these, so the graph module keeps one short method per stage.
+GraphBuilder (opensem.stages.wiring) calls these, so the graph module keeps one short method per stage.
 Pure: reads the manifest and whether conventional folders exist, nothing else.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from opensem.errors import Location, ManifestError, Problem
-from opensem.graph import Input, SourceInput
+from opensem.build.graph import Input, SourceInput
 from opensem.manifest.loader import LoadedManifest
 from opensem.evaluation.metrics import CATALOGUE
 

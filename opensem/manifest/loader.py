@@ -15,9 +15,9 @@ import yaml
 from pydantic import ValidationError
 
 from opensem.errors import Location, ManifestError, Problem
-from opensem.layout import project_root_of
+from opensem.build.layout import project_root_of
 from opensem.manifest.models import DataSource, TrainingManifest, is_local_model_path
-from opensem.sources import glob_matches, is_glob, is_url
+from opensem.data.sources import glob_matches, is_glob, is_url
 
 KeyPath = tuple[Any, ...]
 
@@ -224,7 +224,7 @@ def check_paths(loaded: LoadedManifest) -> list[Problem]:
     for index, source in enumerate(loaded.sources()):
         key: KeyPath = ("data", "sources", index, "path") if explicit else ("data",)
         if is_url(source.path):
-            continue  # fsspec URLs are listed when the graph is planned (opensem.sources), not here
+            continue  # fsspec URLs are listed when the graph is planned (opensem.data.sources), not here
         problem = _check_inside(root, source.path, key, loaded, must_exist=not is_glob(source.path)) or _check_glob(root, source.path, key, loaded)
         if problem:
             problems.append(problem)

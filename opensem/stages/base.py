@@ -58,7 +58,7 @@ class StageContext:
     progress: ProgressFactory = silent_progress
     # Lots and output digests of upstream stages: for provenance (model cards), never an input.
     lineage: dict[str, dict[str, str]] = field(default_factory=dict)
-    # Run settings from the manifest that never enter the lot (opensem.graph.StageNode.settings).
+    # Run settings from the manifest that never enter the lot (opensem.build.graph.StageNode.settings).
     settings: dict[str, Any] = field(default_factory=dict)
 
 

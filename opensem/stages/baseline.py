@@ -26,7 +26,7 @@ def load_model(model_path: str, stage: str) -> Any:
     """The causal LM for evaluation, on the GPU when there is one."""
     import torch
 
-    from opensem.methods.base import load_causal_lm
+    from opensem.training.methods.base import load_causal_lm
 
     model = load_causal_lm(model_path, stage)
     return model.to("cuda") if torch.cuda.is_available() else model
@@ -42,7 +42,7 @@ class Baseline:
         """Generate and score the base model's answers; judge them when a judge is configured."""
         from opensem.evaluation.judge import judge_for
         from opensem.evaluation.suite import EvalSets, judge_side, run_side
-        from opensem.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
+        from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
 
         golden = load_golden(inputs["golden"]) if "golden" in inputs else []
         safety = load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else []

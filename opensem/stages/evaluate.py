@@ -2,7 +2,7 @@
 the golden set and refusal prompts, and the report that compares them with the baseline.
 
 Both models score the same token sequences, rendered by the code the train stage used
-(opensem.methods.data.encode_records), and answer the same questions with the same generation
+(opensem.training.data.encode_records), and answer the same questions with the same generation
 settings, so every difference is the adapter's doing. The base model's golden-set and safety
 results come from the baseline stage (they do not depend on the data); its test-split results are
 computed here, because the test split does. Writes report.json, report.md, report.png and
@@ -22,7 +22,7 @@ from opensem.evaluation.items import Item, load_golden, load_refusal_prompts, sc
 from opensem.evaluation.params import EvalParams
 from opensem.evaluation.report import build_report, fmt, write_report
 from opensem.evaluation.suite import Side
-from opensem.methods.base import SFT_SHAPES
+from opensem.training.methods.base import SFT_SHAPES
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.baseline import BASELINE_FILE, load_model
@@ -40,8 +40,8 @@ class Evaluate:
         """Evaluate both models, merge in the baseline, and write the report."""
         from opensem.evaluation.judge import judge_for
         from opensem.evaluation.suite import EvalSets, judge_side, run_side
-        from opensem.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
-        from opensem.methods.data import RecordSet, check_shapes, encode_records, load_records
+        from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
+        from opensem.training.data import RecordSet, check_shapes, encode_records, load_records
 
         loaded = load_records(_input_file(inputs, "test", "test.jsonl")).head(params.max_records)
         # Preference and feedback records (dpo, orpo, kto) are scored on their good answer.

@@ -17,10 +17,10 @@ from typing import Any, Iterator, Literal
 
 from pydantic import Field
 
-from opensem.chunking import DEFAULT_CHUNK_CHARS, chunk_text, normalize_text
+from opensem.data.chunking import DEFAULT_CHUNK_CHARS, chunk_text, normalize_text
 from opensem.errors import DataError, Location, StageError
-from opensem.formats import detect_format, make_record, normalize, record_kind
-from opensem.lots import walk_files
+from opensem.data.formats import detect_format, make_record, normalize, record_kind
+from opensem.build.digests import walk_files
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 
@@ -39,7 +39,7 @@ class SourceSpec(StageParams):
     path: str  # as written in the manifest: a path, a glob or a URL
     format: Literal["auto", "text", "alpaca", "sharegpt", "messages", "dpo"] = "auto"
     pattern: str | None = None  # a glob relative to the project root: only matching files are read
-    remote: str | None = None  # a URL's listing fingerprint (opensem.sources); path is the URL
+    remote: str | None = None  # a URL's listing fingerprint (opensem.data.sources); path is the URL
 
 
 class IngestParams(StageParams):
@@ -195,7 +195,7 @@ class Ingest:
             raise DataError(f"source does not exist: {root}", Location(file=spec.path), hint="check the path in the manifest")
         files = walk_files(root) if root.is_dir() else [root]
         if spec.pattern is not None:
-            from opensem.sources import glob_base, glob_regex
+            from opensem.data.sources import glob_base, glob_regex
 
             regex, base = glob_regex(spec.pattern), PurePosixPath(glob_base(spec.pattern))
             files = [f for f in files if regex.match((base / f.relative_to(root).as_posix()).as_posix() if f != root else base.as_posix())]
@@ -205,7 +205,7 @@ class Ingest:
 
 def _remote_files(spec: SourceSpec, download_to: Path) -> Iterator[tuple[Path, Path]]:
     """Download a URL source and check it is still what planning fingerprinted."""
-    from opensem.sources import fetch
+    from opensem.data.sources import fetch
 
     shutil.rmtree(download_to, ignore_errors=True)
     download_to.mkdir(parents=True)

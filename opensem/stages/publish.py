@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from opensem.evaluation.report import comparison_lines
-from opensem.lots import walk_files
-from opensem.registry import open_registry, publish_files
+from opensem.build.digests import walk_files
+from opensem.release.registry import open_registry, publish_files
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from opensem.errors import DataError, Location
-from opensem.lots import sha256_text
+from opensem.build.digests import sha256_text
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 

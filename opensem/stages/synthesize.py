@@ -16,7 +16,7 @@ from opensem.errors import DataError
 from opensem.forge import budget as budgets
 from opensem.forge.parse import answer_validator, items_validator
 from opensem.forge.prompts import chunk_request, rejected_request
-from opensem.formats import make_record, record_kind
+from opensem.data.formats import make_record, record_kind
 from opensem.manifest.synthesis import BudgetConfig, PromptTemplates, SynthesisConfig, SynthesisMode
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult

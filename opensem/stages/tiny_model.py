@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from opensem.stages import register
-from opensem.tiny import MIN_VOCAB_SIZE
+from opensem.training.tiny import MIN_VOCAB_SIZE
 from opensem.stages.base import StageContext, StageParams, StageResult
 
 
@@ -37,7 +37,7 @@ class TinyModel:
 
     def run(self, params: Params, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Write the model, tokenizer and generation config into out_dir/model."""
-        from opensem.tiny import count_parameters, make_tiny_model
+        from opensem.training.tiny import count_parameters, make_tiny_model
 
         model_dir = make_tiny_model(
             out_dir / "model",

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from opensem.errors import DataError, Location
-from opensem.loss_curve import plot_loss
-from opensem.methods.base import ALL_LINEAR
+from opensem.training.loss_curve import plot_loss
+from opensem.training.methods.base import ALL_LINEAR
 from opensem.stages import register
 from opensem.stages.base import Progress, StageContext, StageParams, StageResult
 
 if TYPE_CHECKING:
-    from opensem.hardware import HardwareReport
-    from opensem.methods.base import Hyperparams, Method, TrainOutcome
+    from opensem.training.hardware import HardwareReport
+    from opensem.training.methods.base import Hyperparams, Method, TrainOutcome
 
 
 def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
@@ -66,7 +66,7 @@ class Train:
         @field_validator("method")
         @classmethod
         def _known_method(cls, value: str) -> str:
-            from opensem.methods import method_names
+            from opensem.training.methods import method_names
 
             names = method_names()
             if value not in names:
@@ -83,7 +83,7 @@ class Train:
         @field_validator("batch_size")
         @classmethod
         def _batch_fits_method(cls, value: int, info: ValidationInfo) -> int:
-            from opensem.methods import get_method, method_names
+            from opensem.training.methods import get_method, method_names
 
             method = info.data.get("method")
             least = get_method(method).min_batch_size if method in method_names() else 1
@@ -103,9 +103,9 @@ class Train:
 
     def run(self, params: Params, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Check the data and the hardware, train, and write the artifact, metrics.jsonl and loss.png into out_dir."""
-        from opensem.methods import get_method
-        from opensem.methods.base import Runtime, TrainHooks, TrainRequest, resolve_base_model
-        from opensem.methods.data import check_shapes, load_records
+        from opensem.training.methods import get_method
+        from opensem.training.methods.base import Runtime, TrainHooks, TrainRequest, resolve_base_model
+        from opensem.training.data import check_shapes, load_records
 
         method = get_method(params.method)
         settings = self.Settings.model_validate(ctx.settings)
@@ -157,7 +157,7 @@ class Train:
         )
         try:
             if params.launcher == "accelerate":
-                from opensem.methods.launch import train_launched
+                from opensem.training.launch import train_launched
 
                 outcome = train_launched(method.name, request, processes, inputs.get("accelerate_config"), params.mixed_precision)
             else:
@@ -171,7 +171,7 @@ class Train:
 
 def hyperparams(params: Train.Params, save_steps: int = 200) -> Hyperparams:
     """The method-facing view of the stage params."""
-    from opensem.methods.base import Hyperparams
+    from opensem.training.methods.base import Hyperparams
 
     return Hyperparams(
         rank=params.rank,
@@ -196,7 +196,7 @@ def hyperparams(params: Train.Params, save_steps: int = 200) -> Hyperparams:
 
 def preflight(method: Method, params: Train.Params, settings: Train.Settings, model_path: str, ctx: StageContext) -> tuple[HardwareReport, int]:
     """Judge the run against this machine before any model loads; log the verdict. Returns (report, processes)."""
-    from opensem.hardware import HardwarePlan, MethodProfile, check_hardware, model_shape, query_devices
+    from opensem.training.hardware import HardwarePlan, MethodProfile, check_hardware, model_shape, query_devices
 
     devices = query_devices()
     processes = 1

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from opensem.lots import canonical_json, sha256_text
+from opensem.build.digests import canonical_json, sha256_text
 
 CACHE_VERSION = 1
 

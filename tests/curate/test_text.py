@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opensem.curate.text import answer_of, field_text, full_text, instruction_of, normalized_digest, snippet, words
-from opensem.formats import make_record
+from opensem.data.formats import make_record
 
 CHAT = make_record(
     "a.jsonl",

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from opensem.errors import ManifestError
-from opensem.graph import SourceInput, UpstreamInput
+from opensem.build.graph import SourceInput, UpstreamInput
 from opensem.manifest.loader import load_manifest
-from opensem.wiring import build_graph
+from opensem.stages.wiring import build_graph
 
 
 def project(tmp_path: Path, curation: str, golden: bool = True) -> Path:

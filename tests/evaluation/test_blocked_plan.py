@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opensem.graph import SourceInput, StageGraph, StageNode, UpstreamInput
-from opensem.lots import DigestCache
-from opensem.plan import make_plan
-from opensem.store import Store
+from opensem.build.graph import SourceInput, StageGraph, StageNode, UpstreamInput
+from opensem.build.digests import DigestCache
+from opensem.build.plan import make_plan
+from opensem.build.store import Store
 
 
 def graph(root: Path) -> StageGraph:

@@ -8,7 +8,7 @@ import pytest
 
 from opensem.errors import ManifestError
 from opensem.manifest import load_manifest
-from opensem.wiring import build_graph
+from opensem.stages.wiring import build_graph
 
 
 def write(root: Path, body: str) -> Path:

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from opensem.errors import UsageError
-from opensem.methods.backends import choose_backend, get_backend, resolve_backend, unsloth_import_error
+from opensem.training.backends import choose_backend, get_backend, resolve_backend, unsloth_import_error
 from tests.logs import recording_logger
 
 
@@ -89,8 +89,8 @@ def test_the_unsloth_backend_passes_the_run_shape_to_fast_language_model(monkeyp
     """unsloth cannot import without a GPU, so a recording stand-in checks the calls the backend makes."""
     import types
 
-    from opensem.methods.backends import AdapterSpec, LoadSpec
-    from opensem.methods.backends.unsloth import UnslothBackend
+    from opensem.training.backends import AdapterSpec, LoadSpec
+    from opensem.training.backends.unsloth import UnslothBackend
 
     calls: dict[str, dict[str, object]] = {}
 

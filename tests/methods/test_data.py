@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from opensem.errors import DataError
-from opensem.methods.data import encode_record, load_records, record_kind, render_text
+from opensem.training.data import encode_record, load_records, record_kind, render_text
 
 
 @pytest.fixture(scope="module")

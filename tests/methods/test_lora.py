@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from opensem.errors import DataError, UsageError
-from opensem.methods import get_method, method_names, register_method
-from opensem.methods.base import Hyperparams, TrainHooks, TrainRequest
-from opensem.methods.data import RecordSet, check_shapes
-from opensem.methods.lora import LoraMethod
+from opensem.training.methods import get_method, method_names, register_method
+from opensem.training.methods.base import Hyperparams, TrainHooks, TrainRequest
+from opensem.training.data import RecordSet, check_shapes
+from opensem.training.methods.lora import LoraMethod
 from tests.logs import recording_logger
 
 

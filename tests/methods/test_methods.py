@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from opensem.errors import DataError, HardwareIncompatibleError, UsageError
-from opensem.methods import get_method
-from opensem.methods.base import Hyperparams, Runtime, TrainOutcome, TrainRequest
-from opensem.methods.data import RecordSet, check_shapes
-from opensem.methods.recipe import checkpoint_step, last_checkpoint
+from opensem.training.methods import get_method
+from opensem.training.methods.base import Hyperparams, Runtime, TrainOutcome, TrainRequest
+from opensem.training.data import RecordSet, check_shapes
+from opensem.training.methods.recipe import checkpoint_step, last_checkpoint
 from tests.logs import recording_logger
 from tests.methods.test_lora import chats, preferences
 

@@ -10,7 +10,7 @@ import pytest
 from opensem.errors import GateFailed, ManifestError, StageError
 from opensem.evaluation.judge import JudgeParams
 from opensem.evaluation.params import EvalParams
-from opensem.graph import UpstreamInput
+from opensem.build.graph import UpstreamInput
 from opensem.stages.baseline import Baseline
 from opensem.stages.evaluate import Evaluate
 from opensem.stages.gate import Gate, GateParams
@@ -128,7 +128,7 @@ evaluation:
 
 def graph_of(root: Path, evaluation: str, golden: bool = True) -> object:
     from opensem.manifest import load_manifest
-    from opensem.wiring import build_graph
+    from opensem.stages.wiring import build_graph
 
     (root / "models" / "base").mkdir(parents=True, exist_ok=True)
     (root / "data" / "gated" / "raw").mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from opensem.errors import StageError
-from opensem.formats import make_record
+from opensem.data.formats import make_record
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.decontaminate import Decontaminate, DecontaminateParams
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from opensem.curate.embedder import Embedder
-from opensem.formats import make_record
+from opensem.data.formats import make_record
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.dedup import Dedup, DedupParams
 

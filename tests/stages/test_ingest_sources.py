@@ -8,9 +8,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from opensem.chunking import chunk_text, normalize_text
+from opensem.data.chunking import chunk_text, normalize_text
 from opensem.errors import DataError
-from opensem.formats import record_id
+from opensem.data.formats import record_id
 from opensem.stages.base import StageContext
 from opensem.stages.ingest import Ingest, IngestParams, SourceSpec
 from tests.e2e.conftest import Project

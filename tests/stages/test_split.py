@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from opensem.errors import DataError
-from opensem.formats import make_record
+from opensem.data.formats import make_record
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.split import Split, SplitParams, split_score
 

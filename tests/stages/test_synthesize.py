@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from opensem.errors import DataError
-from opensem.formats import normalize, record_kind
+from opensem.data.formats import normalize, record_kind
 from opensem.manifest.synthesis import SynthesisConfig
-from opensem.methods.base import PREFERENCE_SHAPES, SFT_SHAPES
-from opensem.methods.data import check_shapes, load_records
+from opensem.training.methods.base import PREFERENCE_SHAPES, SFT_SHAPES
+from opensem.training.data import check_shapes, load_records
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.synthesize import Synthesize, SynthesizeParams, synthesize_params
 from opensem.teachers import BudgetExceeded

@@ -189,8 +189,8 @@ def test_params_are_validated() -> None:
 def test_importing_the_stages_loads_no_ml_library() -> None:
     code = (
         "import sys, opensem, opensem.stages.train, opensem.stages.evaluate, opensem.stages.tiny_model\n"
-        "import opensem.methods.lora, opensem.methods.data, opensem.tiny\n"
-        "from opensem.methods import method_names; method_names()\n"
+        "import opensem.training.methods.lora, opensem.training.data, opensem.training.tiny\n"
+        "from opensem.training.methods import method_names; method_names()\n"
         "from opensem.stages.train import Train; Train.Params(method='lora')\n"
         "heavy = {'torch', 'transformers', 'peft', 'trl', 'datasets', 'tokenizers'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"

@@ -110,11 +110,11 @@ def test_the_floor_imports_no_ml_library_until_it_trains() -> None:
     import sys
 
     code = (
-        "import sys, opensem.hardware, opensem.methods.launch, opensem.methods.backends.hf, opensem.methods.backends.unsloth\n"
-        "from opensem.methods import method_names, get_method\n"
+        "import sys, opensem.training.hardware, opensem.training.launch, opensem.training.backends.hf, opensem.training.backends.unsloth\n"
+        "from opensem.training.methods import method_names, get_method\n"
         "from opensem.stages.train import Train\n"
         "[Train.Params(method=m) for m in method_names()]\n"
-        "from opensem.hardware import HardwarePlan, MethodProfile, check_hardware, Device\n"
+        "from opensem.training.hardware import HardwarePlan, MethodProfile, check_hardware, Device\n"
         "check_hardware(HardwarePlan(MethodProfile('lora'), None, 512, 4), [Device('NVIDIA H100', 80, 79)])\n"
         "heavy = {'torch', 'transformers', 'peft', 'trl', 'datasets', 'unsloth', 'matplotlib'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"

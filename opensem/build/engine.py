@@ -1,0 +1,262 @@
+"""StageGraph -> doit tasks, and running them against the store.
+
+Each stage is a doit task whose `uptodate` check resolves the stage's lot (its upstream tasks have
+run by then) and looks it up in the store; the action runs the stage into a temporary store entry
+and renames it into place. `opensem build` and plain `doit` (dodo.py) use the same tasks, so a
+build made by either is up to date for the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from opensem import __version__
+from opensem.console import console, progress_bar, short
+from opensem.errors import GateFailed, OpensemError, StageError
+from opensem.build.graph import StageGraph
+from opensem.build.layout import Layout, lock_path
+from opensem.build.lock import lock_from_plan, read_lock, write_lock
+from opensem.build.digests import DigestCache
+from opensem.build.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
+from opensem.stages import get_stage
+from opensem.stages.base import StageContext
+from opensem.build.stamp import write_stamp
+from opensem.build.store import discard
+
+log = logging.getLogger("opensem")
+LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "doit", "fsspec")
+
+
+@dataclass
+class BuildSession:
+    """One build of one manifest: resolves lots as doit reaches each stage and runs stale ones."""
+
+    graph: StageGraph
+    digests: DigestCache
+    force: frozenset[str] = frozenset()
+    until: str | None = None
+    ran: list[str] = field(default_factory=list)
+    hits: list[str] = field(default_factory=list)
+    error: OpensemError | None = None
+
+    def __post_init__(self) -> None:
+        self.layout = Layout(self.graph.project_root)
+        self.store = self.layout.store
+        self.resolver = Resolver(self.graph, self.digests)
+        self.lock_file = lock_path(self.graph.manifest_path)
+        self.previous_lock = read_lock(self.lock_file)
+
+    def task_name(self, stage: str) -> str:
+        return f"{self.graph.job_id}:{stage}"
+
+    def tasks(self, with_lock_task: bool = False) -> Iterator[dict[str, Any]]:
+        """doit task dicts, one per stage (and optionally one that writes the lock)."""
+        for node in self.graph.nodes:
+            yield {
+                "basename": self.graph.job_id,
+                "name": node.name,
+                "doc": f"{node.kind} stage of {self.graph.job_id}",
+                "actions": [(self.execute, [node.name])],
+                "uptodate": [lambda name=node.name: self.is_up_to_date(name)],
+                "task_dep": [self.task_name(up) for up in node.upstream()],
+                "verbosity": 2,
+            }
+        if with_lock_task:
+            yield {
+                "basename": self.graph.job_id,
+                "name": "lock",
+                "doc": f"write {self.lock_file.name}",
+                "actions": [self._write_lock_action],
+                "uptodate": [lambda: False],
+                "task_dep": [self.task_name(n) for n in self.graph.names],
+                "verbosity": 2,
+            }
+
+    def is_up_to_date(self, name: str) -> bool:
+        node = self.graph.node(name)
+        lot = self.resolver.resolve(node)
+        if lot is None:
+            raise StageError(f"stage {name}: upstream output unknown", hint="this is a bug in the task order; please report it")
+        if name in self.force or not self.store.has(lot):
+            return False
+        if not self.store.intact(lot, self.digests):
+            console.print(f"  [yellow]![/] {name:<13} store entry {short(lot)} was modified; dropping it and rebuilding")
+            self.store.drop(lot)
+            return False
+        self.resolver.record_output(name, str(self.store.output_digest(lot)))
+        self.hits.append(name)
+        console.print(f"  [dim]·[/] {name:<13} up to date   [dim]{short(lot)}[/]")
+        return True
+
+    def execute(self, name: str) -> Any:
+        """doit action: run one stage into the store; failures are kept for the CLI to report."""
+        from doit.exceptions import TaskFailed
+
+        try:
+            self._run_stage(name)
+            return True
+        except OpensemError as exc:
+            self.error = exc
+        except Exception as exc:  # a library failure inside a stage: keep the traceback in a log
+            log_file = self.layout.build / "logs" / f"{self.graph.job_id}-{name}.log"
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log_file.write_text(traceback.format_exc())
+            self.error = StageError(f"stage {name} failed: {type(exc).__name__}: {exc}", hint=f"full traceback in {log_file}")
+        if name in self.resolver.lots:  # plan says why this lot is not built (a failed gate blocks the build)
+            failure = {"stage": name, "error": type(self.error).__name__, "message": self.error.message, "gate": isinstance(self.error, GateFailed)}
+            self.store.record_failure(self.resolver.lots[name], failure)
+        console.print(f"  [red]✗[/] {name:<13} failed")
+        return TaskFailed(self.error.render())
+
+    def _run_stage(self, name: str) -> None:
+        node = self.graph.node(name)
+        lot = self.resolver.lots[name]
+        inputs = self.resolver.input_digests[name]
+        locked = (self.previous_lock or {}).get("stages", {}).get(name)
+        why = "forced with --force" if name in self.force else "; ".join(stale_reasons(node, lot, inputs, locked, self.graph))
+        console.print(f"  [cyan]▶[/] {name:<13} running      [dim]{short(lot)}  {why}[/]")
+        kind = get_stage(node.kind)
+        params = kind.Params.model_validate(node.params)
+        paths = {slot: self._input_path(source) for slot, source in node.inputs.items()}
+        tmp = self.store.begin(lot)
+        started = time.time()
+        try:
+            ctx = StageContext(
+                project_root=self.graph.project_root,
+                job_id=self.graph.job_id,
+                stage_name=name,
+                lot=lot,
+                work_dir=self.layout.build / "work" / lot,
+                cache_dir=self.layout.build / "cache",
+                log=logging.getLogger(f"opensem.{name}"),
+                progress=progress_bar,
+                lineage=self._lineage(name),
+                settings=dict(node.settings),
+            )
+            result = kind.run(params, paths, tmp / "out", ctx)
+            output = self.digests.directory(tmp / "out")
+            seconds = round(time.time() - started, 3)
+            meta = {
+                "lot": lot,
+                "job_id": self.graph.job_id,
+                "stage": name,
+                "kind": node.kind,
+                "version": node.version,
+                "params": node.params,
+                "inputs": inputs,
+                "output": output,
+                "summary": result.summary,
+                "metrics": result.metrics,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+                "seconds": seconds,
+                "versions": library_versions(),
+            }
+            if name in self.force:
+                self.store.drop(lot)
+            final = self.store.commit(tmp, lot, meta)
+            self.store.clear_failure(lot)
+            self.digests.rekey(str(tmp), str(final))  # a rename keeps size, mtime and inode
+        except BaseException:
+            discard(tmp)
+            raise
+        discard(ctx.work_dir)
+        self.resolver.record_output(name, output)
+        self.ran.append(name)
+        console.print(f"  [green]✓[/] {name:<13} built in {seconds:.1f} s [dim]{short(lot)}[/]  {result.summary}")
+
+    def _input_path(self, source: Any) -> Path:
+        if hasattr(source, "stage"):
+            return self.store.out_dir(self.resolver.lots[source.stage])
+        return self.graph.project_root / source.path
+
+    def _lineage(self, name: str) -> dict[str, dict[str, str]]:
+        return {up: {"lot": self.resolver.lots[up], "output": self.resolver.outputs[up]} for up in sorted(self.graph.ancestors(name))}
+
+    def plan(self, force: frozenset[str] = frozenset()) -> Plan:
+        """The plan as of now; `force` shows forced stages as stale (the lock never does)."""
+        return make_plan(self.graph, self.store, self.digests, self.previous_lock, force)
+
+    def _write_lock_action(self) -> None:
+        self.write_lock()  # doit reads a False return as failure; an unchanged lock is success
+
+    def write_lock(self) -> bool:
+        """Write the lock for every up-to-date stage; returns whether it changed."""
+        plan = self.plan()
+        published = None
+        if "publish" in self.graph.names and plan.stage("publish").status == "up-to-date":
+            published = self.store.meta(str(plan.stage("publish").lot)).get("metrics", {}).get("published")
+        changed = write_lock(self.lock_file, lock_from_plan(plan, published))
+        scope = self.graph.names if self.until is None else [*self.graph.ancestors(self.until), self.until]
+        in_scope = [s for s in plan.stages if s.name in scope]
+        if all(s.status == "up-to-date" for s in in_scope):
+            self._write_stamp(in_scope)
+        self.digests.save()
+        return changed
+
+    def _write_stamp(self, stages: list[StagePlan]) -> None:
+        """Let the next build of an unchanged project stop before planning (opensem.build.stamp)."""
+        from opensem.build.graph import SourceInput
+        from opensem.data.sources import has_remote_sources
+
+        if has_remote_sources(self.graph):
+            return  # a URL source can change with no local file changing: every build must plan
+        names = {s.name for s in stages}
+        nodes = [n for n in self.graph.nodes if n.name in names]
+        roots = sorted({str(self.graph.project_root / i.path) for n in nodes for i in n.inputs.values() if isinstance(i, SourceInput)})
+        roots += [str(self.store.entry(str(s.lot))) for s in stages]
+        lots = [(s.name, str(s.lot)) for s in stages]
+        write_stamp(self.graph.manifest_path, self.lock_file, self.layout.build, self.until, roots, lots)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shaped a result, read without importing them."""
+    import importlib.metadata
+
+    found = {"python": platform.python_version(), "opensem": __version__}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def run_doit(sessions: list[BuildSession], targets: list[str]) -> int:
+    """Run the tasks of the sessions through doit's Python API; returns doit's exit code."""
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    layout = sessions[0].layout
+    layout.build.mkdir(parents=True, exist_ok=True)
+
+    def task_opensem() -> Iterator[dict[str, Any]]:
+        for session in sessions:
+            yield from session.tasks()
+
+    namespace = {
+        "task_opensem": task_opensem,
+        "DOIT_CONFIG": {"dep_file": str(layout.doit_db), "backend": "json", "verbosity": 2, "reporter": QuietReporter},
+    }
+    return DoitMain(ModuleTaskLoader(namespace), extra_config={"GLOBAL": {}}).run(["run", *targets])
+
+
+class QuietReporter:
+    """doit reporter that leaves stage lines to the session and errors to the CLI."""
+
+    desc = "opensem: stage lines come from the build session"
+
+    def __init__(self, outstream: Any, options: Any) -> None:
+        self.outstream = outstream
+        self.errors: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+    def runtime_error(self, msg: str) -> None:
+        self.outstream.write(f"doit: {msg}\n")

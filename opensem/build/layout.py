@@ -1,0 +1,42 @@
+"""Where things live, decided without importing anything heavy (the no-op path needs this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from opensem.build.store import Store
+
+
+def project_root_of(manifest_path: Path) -> Path:
+    """The manifest's folder, or its parent when that folder is named `manifests`."""
+    folder = manifest_path.resolve().parent
+    return folder.parent if folder.name == "manifests" else folder
+
+
+def lock_path(manifest_path: Path) -> Path:
+    """`<manifest stem>.lock` beside the manifest."""
+    return manifest_path.with_suffix(".lock")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A project's build outputs: everything under <project>/build/."""
+
+    project_root: Path
+
+    @property
+    def build(self) -> Path:
+        return self.project_root / "build"
+
+    @property
+    def store(self) -> Store:
+        return Store(self.build / "store")
+
+    @property
+    def digest_cache_file(self) -> Path:
+        return self.build / "cache" / "digests.json"
+
+    @property
+    def doit_db(self) -> Path:
+        return self.build / "doit.json"

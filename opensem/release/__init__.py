@@ -1,0 +1,1 @@
+"""Release: what leaves the build, the fsspec registry that receives it, and pulling it back."""

@@ -1,0 +1,114 @@
+"""The adapter registry over fsspec: a local folder, file://, s3://, or anything fsspec speaks.
+
+Layout: <registry>/<job_id>/<tag>/ holds the published files and files.json (each file's digest);
+<registry>/<job_id>/index.json maps tag -> {lot, digest}. The index is written last, so it only
+ever names complete uploads. A tag is immutable: publishing a different lot under it is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from opensem.errors import Location, RegistryError
+from opensem.build.digests import digest_file, listing_digest
+
+INDEX = "index.json"
+FILES = "files.json"
+
+
+def open_registry(url: str, project_root: Path) -> tuple[Any, str]:
+    """(filesystem, root path) of a registry URL; a plain path is relative to the project root."""
+    import fsspec
+
+    if "://" not in url:
+        url = str((project_root / url).resolve())
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise RegistryError(f"cannot open registry {url!r}: {exc}", Location(key="publish_target.registry"),
+                            "install the fsspec backend for this URL (for s3://: pip install 'opensem[s3]')") from None
+    return fs, root.rstrip("/")
+
+
+def read_index(fs: Any, root: str, job_id: str) -> dict[str, Any]:
+    path = posixpath.join(root, job_id, INDEX)
+    if not fs.exists(path):
+        return {"job_id": job_id, "tags": {}}
+    with fs.open(path, "rb") as handle:
+        return json.loads(handle.read())
+
+
+def publish_files(fs: Any, root: str, job_id: str, tag: str, lot: str, files: dict[str, Path], extra: dict[str, Any]) -> dict[str, Any]:
+    """Upload files under <job_id>/<tag>/ and record the tag; returns the receipt (digests)."""
+    index = read_index(fs, root, job_id)
+    digests = {name: digest_file(path) for name, path in sorted(files.items())}
+    digest = listing_digest((name, digests[name], files[name].stat().st_size) for name in digests)
+    existing = index["tags"].get(tag)
+    if existing is not None and existing["lot"] != lot:
+        raise RegistryError(
+            f"tag {tag!r} of {job_id} is already published with lot {existing['lot'][:12]}; this build is lot {lot[:12]}",
+            Location(key="publish_target.tag"),
+            "tags are immutable: bump publish_target.tag, or use a tag with `{lot}` in it for development builds",
+        )
+    folder = posixpath.join(root, job_id, tag)
+    for name, path in sorted(files.items()):
+        target = posixpath.join(folder, name)
+        fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        fs.put_file(str(path), target)
+    _write_json(fs, posixpath.join(folder, FILES), {"lot": lot, "digest": digest, "files": digests})
+    index["tags"][tag] = {"lot": lot, "digest": digest, **extra}
+    _write_json(fs, posixpath.join(root, job_id, INDEX), index)
+    return {"tag": tag, "lot": lot, "digest": digest, "files": digests}
+
+
+def _write_json(fs: Any, path: str, data: dict[str, Any]) -> None:
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    with fs.open(path, "wb") as handle:
+        handle.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def check_published(fs: Any, root: str, job_id: str, tag: str, lot: str, digest: str) -> list[str]:
+    """Mismatches between what the lock says was published and what the registry holds."""
+    entry = read_index(fs, root, job_id)["tags"].get(tag)
+    if entry is None:
+        return [f"registry has no tag {tag!r} for {job_id}"]
+    problems = []
+    if entry.get("lot") != lot:
+        problems.append(f"registry tag {tag!r} holds lot {str(entry.get('lot'))[:12]}, the lock says {lot[:12]}")
+    folder = posixpath.join(root, job_id, tag)
+    recorded = json.loads(fs.cat_file(posixpath.join(folder, FILES)))["files"]
+    sizes = []
+    for name, want in sorted(recorded.items()):
+        path = posixpath.join(folder, name)
+        if not fs.exists(path):
+            problems.append(f"registry file {name} is missing")
+            continue
+        data = fs.cat_file(path)
+        got = hashlib.sha256(data).hexdigest()
+        sizes.append((name, got, len(data)))
+        if got != want:
+            problems.append(f"registry file {name} was modified (sha256 {got[:12]}, expected {want[:12]})")
+    if not problems and listing_digest(sizes) != digest:
+        problems.append(f"registry tag {tag!r} content digest differs from the lock")
+    return problems
+
+
+def pull(fs: Any, root: str, job_id: str, tag: str, dest: Path) -> dict[str, Any]:
+    """Download a published tag into dest, checking every file's digest."""
+    entry = read_index(fs, root, job_id)["tags"].get(tag)
+    if entry is None:
+        raise RegistryError(f"registry has no tag {tag!r} for {job_id}", hint="list tags with `opensem pull --list`")
+    folder = posixpath.join(root, job_id, tag)
+    recorded = json.loads(fs.cat_file(posixpath.join(folder, FILES)))["files"]
+    for name, want in sorted(recorded.items()):
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(posixpath.join(folder, name), str(target))
+        if digest_file(target) != want:
+            raise RegistryError(f"pulled file {name} does not match its recorded digest", hint="the registry copy is damaged; republish it")
+    return entry
+

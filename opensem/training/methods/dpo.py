@@ -1,0 +1,48 @@
+"""DPO: direct preference optimization on prompt/chosen/rejected records, with a LoRA adapter.
+
+The reference model is the base itself with the adapter switched off, so no second copy of the
+weights is held; each example still runs two sequences (chosen and rejected) through the policy
+and the reference, which is why the hardware preflight wants a 24 GB card for real models unless
+gradient checkpointing is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opensem.training.methods import register_method
+from opensem.training.methods.base import PREFERENCE_SHAPES, Hyperparams
+from opensem.training.data import preference_rows
+from opensem.training.methods.recipe import DEFAULT_BETA, TrainerMethod
+
+PREFERENCE_METRICS = ("rewards/accuracies", "rewards/margins")
+
+
+@register_method
+class DpoMethod(TrainerMethod):
+    """Preference tuning against the frozen base as reference."""
+
+    name = "dpo"
+    shapes = PREFERENCE_SHAPES
+    paired = True
+    vram_floor_gb = 24.0
+    metric_extras = PREFERENCE_METRICS
+    token_columns = {"prompt_ids": 2, "chosen_ids": 1, "rejected_ids": 1}
+
+    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, hyper: Hyperparams) -> Any:
+        from datasets import Dataset
+
+        return Dataset.from_list(preference_rows(records, tokenizer))
+
+    def config_class(self) -> type:
+        from trl import DPOConfig
+
+        return DPOConfig
+
+    def config_extra(self, hyper: Hyperparams) -> dict[str, Any]:
+        return {"beta": hyper.beta if hyper.beta is not None else DEFAULT_BETA}
+
+    def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
+        from trl import DPOTrainer
+
+        return DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)

@@ -1,0 +1,160 @@
+"""Build a tiny Llama-architecture causal LM with a locally trained tokenizer, entirely offline.
+
+Tests, demos and CI need a real model that loads through the same Auto classes as a hub model
+(so the code paths under test are the production ones) but builds in seconds on a CPU with no
+network. The weights are random; the tokenizer is a byte-level BPE trained on a small bundled
+English corpus, with special tokens and a chat template so chat records render like on a real
+instruct model.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+PAD_TOKEN = "<|pad|>"
+BOS_TOKEN = "<|bos|>"
+EOS_TOKEN = "<|eos|>"
+ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
+SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, *ROLE_TOKENS)
+
+# Llama-3 style: bos_token first, then per message a role marker, a newline, the content and
+# eos_token as end of turn, so a model trained on rendered chats learns to stop. The tokenizer's
+# post-processor also adds BOS to plain text (documents); opensem.training.data tokenizes rendered
+# chats without adding it a second time, as it must for real instruct models too.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] not in ['system', 'user', 'assistant'] -%}"
+    "{{ raise_exception('unsupported chat role: ' + message['role']) }}"
+    "{%- endif -%}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|assistant|>\\n' }}{%- endif -%}"
+)
+
+MAX_POSITIONS = 2048
+MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # every byte plus the special tokens
+
+
+def corpus_text() -> str:
+    """The bundled English prose the tokenizer is trained on."""
+    return resources.files("opensem.training").joinpath("tiny_corpus.txt").read_text(encoding="utf-8")
+
+
+def _train_tokenizer(vocab_size: int) -> Any:
+    """Train a byte-level BPE on the bundled corpus; deterministic for a given vocab size."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    lines = [line for line in corpus_text().splitlines() if line.strip()]
+    tokenizer.train_from_iterator(lines, trainer=trainer)
+    bos_id = tokenizer.token_to_id(BOS_TOKEN)
+    tokenizer.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B", special_tokens=[(BOS_TOKEN, bos_id)]
+            ),
+        ]
+    )
+    return tokenizer
+
+
+def _check_shape(hidden_size: int, num_layers: int, num_heads: int, vocab_size: int) -> None:
+    if hidden_size <= 0 or num_layers <= 0 or num_heads <= 0:
+        raise ValueError(f"hidden_size, num_layers and num_heads must be > 0, got {hidden_size}, {num_layers}, {num_heads}")
+    if hidden_size % num_heads:
+        raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})")
+    if (hidden_size // num_heads) % 2:
+        raise ValueError(f"head size hidden_size/num_heads must be even for rotary embeddings, got {hidden_size // num_heads}")
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise ValueError(f"vocab_size must be >= {MIN_VOCAB_SIZE} (256 bytes + special tokens), got {vocab_size}")
+
+
+def make_tiny_model(
+    out_dir: Path,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    vocab_size: int = 2000,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random Llama, its tokenizer and generation config into out_dir; return out_dir.
+
+    The result loads offline with AutoModelForCausalLM / AutoTokenizer.from_pretrained(out_dir).
+    Same arguments give the same bytes. The model's vocabulary is the tokenizer's actual size,
+    which is at most vocab_size (the bundled corpus may not yield that many merges), so no
+    token id the model can emit is unknown to the tokenizer.
+    """
+    _check_shape(hidden_size, num_layers, num_heads, vocab_size)
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from opensem.training.methods.base import quiet_libraries
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backend = _train_tokenizer(vocab_size)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=MAX_POSITIONS,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
+    pad_id, bos_id, eos_id = (backend.token_to_id(t) for t in (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN))
+    config = LlamaConfig(
+        vocab_size=backend.get_vocab_size(),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=MAX_POSITIONS,
+        pad_token_id=pad_id,
+        bos_token_id=bos_id,
+        eos_token_id=eos_id,
+        tie_word_embeddings=False,
+    )
+    # fork_rng keeps the caller's global RNG stream untouched while the init is seeded.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False, max_new_tokens=64
+    )
+    with quiet_libraries():
+        model.save_pretrained(out_dir, safe_serialization=True)
+        tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def count_parameters(model_dir: Path) -> int:
+    """Number of parameters stored in a saved model's safetensors files, read without torch."""
+    from safetensors import safe_open
+
+    total = 0
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(path), framework="numpy") as handle:
+            for name in handle.keys():
+                shape = handle.get_slice(name).get_shape()
+                count = 1
+                for dim in shape:
+                    count *= dim
+                total += count
+    return total
