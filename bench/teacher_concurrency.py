@@ -20,13 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from opensem.teachers import ChatRequest, TeacherConfig, provider_from_config, validate_json_object  # noqa: E402
+from opensem.forge.config import synthesis_config  # noqa: E402
+from opensem.teachers import ChatRequest, provider_from_config, validate_json_object  # noqa: E402
 from tests.servers.openai_compatible import OpenAICompatibleServer  # noqa: E402
 
 
 def batch(server: OpenAICompatibleServer, cache: Path, concurrency: int, count: int) -> tuple[float, int]:
     """Seconds for one batch of count requests, and how many the server received."""
-    config = TeacherConfig(provider="openai", model="bench", base_url=server.url, api_key_env="BENCH_KEY", concurrency=concurrency)
+    config = synthesis_config(provider="openai", model="bench", base_url=server.url, api_key_env="BENCH_KEY", concurrency=concurrency)
     provider = provider_from_config(config, cache)
     requests = [ChatRequest(messages=[{"role": "user", "content": f"question {i}"}]) for i in range(count)]
     before = server.count

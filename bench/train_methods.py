@@ -31,13 +31,16 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from opensem.training.methods import get_method
-from opensem.training.methods.base import Hyperparams, Runtime, TrainRequest
+from opensem.training.config import TrainParams
+from opensem.training.methods.base import Runtime, TrainRequest
 method, model, backend, steps, work = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5])
 kind = "prefs" if method in ("dpo", "orpo", "kto") else "chats"
 records = [json.loads(line) for line in (work / f"{kind}.jsonl").read_text().splitlines()]
-hyper = Hyperparams(rank=16, max_steps=steps, logging_steps=steps, learning_rate=1e-4, batch_size=8, max_seq_length=256, save_steps=10**6)
-runtime = Runtime(backend=backend, cpu_fallback=True)
-request = TrainRequest(str(work / model), records, work / "out" / method, work / "scratch" / method, hyper, runtime=runtime)
+adapter = {} if method == "sft" else {"rank": 16}
+params = TrainParams.model_validate({"method_config": {"type": method, **adapter}, "seed": 42,
+    "training": {"max_steps": steps, "logging_steps": steps, "learning_rate": 1e-4, "max_seq_length": 256, "save_steps": 10**6},
+    "compute": {"batch_size": 8, "backend": backend, "allow_cpu_fallback": True}})
+request = TrainRequest(str(work / model), records, work / "out" / method, work / "scratch" / method, params, runtime=Runtime(cpu_fallback=True))
 outcome = get_method(method).train(request)
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"tokens": outcome.tokens, "seconds": outcome.runtime_s, "backend": outcome.backend, "device": outcome.device,

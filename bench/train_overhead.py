@@ -67,7 +67,8 @@ work, steps = Path(sys.argv[1]), int(sys.argv[2])
 out = work / "opensem-out"
 shutil.rmtree(out, ignore_errors=True)
 out.mkdir()
-params = Train.Params(rank=8, alpha=16, dropout=0.0, max_steps=steps, learning_rate=3e-3, batch_size=8, logging_steps=5, max_seq_length=256)
+params = Train.Params.model_validate({"method_config": {"rank": 8, "alpha": 16, "dropout": 0.0}, "seed": 42,
+    "training": {"max_steps": steps, "learning_rate": 3e-3, "logging_steps": 5, "max_seq_length": 256}, "compute": {"batch_size": 8}})
 ctx = StageContext(project_root=work, job_id="bench", stage_name="train", work_dir=work / "opensem-work", cache_dir=work / "cache")
 result = Train().run(params, {"train": work / "split", "base": work / "base"}, out, ctx)
 print(json.dumps({"seconds": time.perf_counter() - started, "steps": result.metrics["steps"]}))

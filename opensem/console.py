@@ -7,7 +7,10 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+__all__ = ["console", "escape", "progress_bar", "short"]
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 

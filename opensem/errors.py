@@ -7,6 +7,7 @@ CLI turns these into exit codes; library code raises and never exits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class Location:
 
 class OpensemError(Exception):
     """Root of all errors opensem reports; never shown with a traceback."""
+
+    # True for outcomes that hold a build back on purpose (a failed quality gate), as opposed to
+    # something broken: plan then says "blocked", and the stages after it wait.
+    blocks: ClassVar[bool] = False
 
     def __init__(self, message: str, location: Location | None = None, hint: str = "") -> None:
         super().__init__(message)
@@ -104,3 +109,5 @@ class HardwareIncompatibleError(OpensemError):
 
 class GateFailed(OpensemError):
     """A quality gate from the manifest did not pass; nothing is published."""
+
+    blocks = True

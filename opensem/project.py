@@ -1,4 +1,9 @@
-"""doit tasks for every manifest of a project, for the project's dodo.py."""
+"""A project's manifests as builds: where the CLI and dodo.py meet the build core.
+
+The core (opensem.build) plans and runs graphs; the domain (opensem.stages) turns manifests into
+graphs and runs stages. This module joins the two: it opens a build session for a manifest, and
+yields the doit tasks of every manifest in <project>/manifests/ for plain `doit`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,27 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from opensem.build.digests import DigestCache
 from opensem.build.engine import BuildSession
+from opensem.build.graph import StageGraph
 from opensem.build.layout import Layout
 from opensem.errors import OpensemError
-from opensem.stages.wiring import build_graph
-from opensem.build.digests import DigestCache
-from opensem.manifest import load_manifest
+
+
+def load_graph(manifest: Path) -> StageGraph:
+    """The stage graph of a manifest: schema, paths and every stage's settings checked."""
+    from opensem.manifest.loader import load_manifest
+    from opensem.stages.wiring import build_graph
+
+    return build_graph(load_manifest(manifest))
+
+
+def open_session(graph: StageGraph, force: frozenset[str] = frozenset(), digests: DigestCache | None = None) -> BuildSession:
+    """A build session of a graph, with the project's digest cache and the stage runner."""
+    from opensem.stages.runner import PipelineRunner
+
+    digests = digests or DigestCache(Layout(graph.project_root).digest_cache_file)
+    return BuildSession(graph, digests, PipelineRunner(), force)
 
 
 def project_tasks(project_root: Path) -> Iterator[dict[str, Any]]:
@@ -23,7 +43,7 @@ def project_tasks(project_root: Path) -> Iterator[dict[str, Any]]:
     digests = DigestCache(Layout(project_root).digest_cache_file)
     for manifest in sorted((project_root / "manifests").glob("*.y*ml")):
         try:
-            session = BuildSession(build_graph(load_manifest(manifest)), digests)
+            session = open_session(load_graph(manifest), digests=digests)
         except OpensemError as exc:
             sys.stderr.write(exc.render() + "\n")
             raise SystemExit(2) from None

@@ -1,8 +1,7 @@
-"""Digests of files and directories, and the lot numbers built from them.
+"""Digests of files and directories.
 
 A file's digest is the sha256 of its bytes. A directory's digest is the sha256 of the canonical
-JSON of its sorted listing of [relative path, file digest, size]. A lot number is the sha256 of
-the canonical JSON of {stage, version, params, inputs}. Source digests are cached by
+JSON of its sorted listing of [relative path, file digest, size]. Source digests are cached by
 (path, size, mtime_ns, inode) so an unchanged tree is never read twice.
 """
 
@@ -11,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
+
+from opensem.build.files import write_atomic
 
 CHUNK = 1 << 20
 # Files up to this size are read with one read call and hashed in one update; larger ones stream.
@@ -99,11 +99,6 @@ def _scan(root: str, prefix: str = "") -> list[tuple[str, str]]:
         elif not entry.is_symlink():
             found.extend(_scan(entry.path, f"{prefix}{entry.name}/"))
     return found
-
-
-def lot_number(stage: str, version: str, params: dict[str, Any], inputs: dict[str, str]) -> str:
-    """The lot number of one stage run: what ran, with which settings, on which bytes."""
-    return sha256_text(canonical_json({"stage": stage, "version": version, "params": params, "inputs": inputs}))
 
 
 class DigestCache:
@@ -219,11 +214,7 @@ class DigestCache:
     def save(self) -> None:
         if not self._dirty or self.cache_file is None:
             return
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.cache_file.parent, prefix=".digests-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self._entries, handle, separators=(",", ":"))
-        os.replace(tmp, self.cache_file)
+        write_atomic(self.cache_file, json.dumps(self._entries, separators=(",", ":")))
         self._dirty = False
 
 

@@ -17,20 +17,19 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from opensem import __version__
-from opensem.console import console, progress_bar, short
-from opensem.errors import GateFailed, OpensemError, StageError
-from opensem.build.graph import StageGraph
-from opensem.build.layout import Layout, lock_path
-from opensem.build.lock import lock_from_plan, read_lock, write_lock
 from opensem.build.digests import DigestCache
+from opensem.build.files import discard
+from opensem.build.graph import SourceInput, StageGraph, UpstreamInput
+from opensem.build.layout import Layout, lock_path
+from opensem.build.lock import DamagedLock, lock_from_plan, read_lock, write_lock
+from opensem.build.lots import LOCK_FORMAT
 from opensem.build.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
-from opensem.stages import get_stage
-from opensem.stages.base import StageContext
+from opensem.build.stage import StageContext, StageRunner
 from opensem.build.stamp import write_stamp
-from opensem.build.store import discard
+from opensem.console import console, escape, progress_bar, short
+from opensem.errors import OpensemError, StageError
 
 log = logging.getLogger("opensem")
-LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "doit", "fsspec")
 
 
 @dataclass
@@ -39,6 +38,7 @@ class BuildSession:
 
     graph: StageGraph
     digests: DigestCache
+    runner: StageRunner
     force: frozenset[str] = frozenset()
     until: str | None = None
     ran: list[str] = field(default_factory=list)
@@ -50,7 +50,11 @@ class BuildSession:
         self.store = self.layout.store
         self.resolver = Resolver(self.graph, self.digests)
         self.lock_file = lock_path(self.graph.manifest_path)
-        self.previous_lock = read_lock(self.lock_file)
+        try:
+            self.previous_lock = read_lock(self.lock_file)
+        except DamagedLock as exc:  # the build rewrites it from the store; nothing built is lost
+            console.print(f"  [yellow]![/] {escape(exc.render())}\n    planning as if there were no lock; a build writes a sound one")
+            self.previous_lock = None
 
     def task_name(self, stage: str) -> str:
         return f"{self.graph.job_id}:{stage}"
@@ -109,7 +113,7 @@ class BuildSession:
             log_file.write_text(traceback.format_exc())
             self.error = StageError(f"stage {name} failed: {type(exc).__name__}: {exc}", hint=f"full traceback in {log_file}")
         if name in self.resolver.lots:  # plan says why this lot is not built (a failed gate blocks the build)
-            failure = {"stage": name, "error": type(self.error).__name__, "message": self.error.message, "gate": isinstance(self.error, GateFailed)}
+            failure = {"stage": name, "error": type(self.error).__name__, "message": self.error.message, "blocks": self.error.blocks}
             self.store.record_failure(self.resolver.lots[name], failure)
         console.print(f"  [red]✗[/] {name:<13} failed")
         return TaskFailed(self.error.render())
@@ -119,10 +123,9 @@ class BuildSession:
         lot = self.resolver.lots[name]
         inputs = self.resolver.input_digests[name]
         locked = (self.previous_lock or {}).get("stages", {}).get(name)
-        why = "forced with --force" if name in self.force else "; ".join(stale_reasons(node, lot, inputs, locked, self.graph))
-        console.print(f"  [cyan]▶[/] {name:<13} running      [dim]{short(lot)}  {why}[/]")
-        kind = get_stage(node.kind)
-        params = kind.Params.model_validate(node.params)
+        lock_format = (self.previous_lock or {}).get("format", LOCK_FORMAT)
+        why = "forced with --force" if name in self.force else "; ".join(r.text for r in stale_reasons(node, lot, inputs, locked, lock_format))
+        console.print(f"  [cyan]▶[/] {name:<13} running      [dim]{short(lot)}  {escape(why)}[/]")
         paths = {slot: self._input_path(source) for slot, source in node.inputs.items()}
         tmp = self.store.begin(lot)
         started = time.time()
@@ -137,9 +140,8 @@ class BuildSession:
                 log=logging.getLogger(f"opensem.{name}"),
                 progress=progress_bar,
                 lineage=self._lineage(name),
-                settings=dict(node.settings),
             )
-            result = kind.run(params, paths, tmp / "out", ctx)
+            result = self.runner.run(node, paths, tmp / "out", ctx)
             output = self.digests.directory(tmp / "out")
             seconds = round(time.time() - started, 3)
             meta = {
@@ -153,9 +155,10 @@ class BuildSession:
                 "output": output,
                 "summary": result.summary,
                 "metrics": result.metrics,
+                "lock": result.lock,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
                 "seconds": seconds,
-                "versions": library_versions(),
+                "versions": {"python": platform.python_version(), "opensem": __version__, **self.runner.library_versions()},
             }
             if name in self.force:
                 self.store.drop(lot)
@@ -170,8 +173,8 @@ class BuildSession:
         self.ran.append(name)
         console.print(f"  [green]✓[/] {name:<13} built in {seconds:.1f} s [dim]{short(lot)}[/]  {result.summary}")
 
-    def _input_path(self, source: Any) -> Path:
-        if hasattr(source, "stage"):
+    def _input_path(self, source: SourceInput | UpstreamInput) -> Path:
+        if isinstance(source, UpstreamInput):
             return self.store.out_dir(self.resolver.lots[source.stage])
         return self.graph.project_root / source.path
 
@@ -188,10 +191,11 @@ class BuildSession:
     def write_lock(self) -> bool:
         """Write the lock for every up-to-date stage; returns whether it changed."""
         plan = self.plan()
-        published = None
-        if "publish" in self.graph.names and plan.stage("publish").status == "up-to-date":
-            published = self.store.meta(str(plan.stage("publish").lot)).get("metrics", {}).get("published")
-        changed = write_lock(self.lock_file, lock_from_plan(plan, published))
+        records: dict[str, Any] = {}
+        for stage in plan.stages:  # what stages asked the lock to remember (what was published)
+            if stage.status == "up-to-date" and stage.lot is not None:
+                records.update(self.store.meta(stage.lot).get("lock") or {})
+        changed = write_lock(self.lock_file, lock_from_plan(plan, records))
         scope = self.graph.names if self.until is None else [*self.graph.ancestors(self.until), self.until]
         in_scope = [s for s in plan.stages if s.name in scope]
         if all(s.status == "up-to-date" for s in in_scope):
@@ -201,10 +205,7 @@ class BuildSession:
 
     def _write_stamp(self, stages: list[StagePlan]) -> None:
         """Let the next build of an unchanged project stop before planning (opensem.build.stamp)."""
-        from opensem.build.graph import SourceInput
-        from opensem.data.sources import has_remote_sources
-
-        if has_remote_sources(self.graph):
+        if any(node.volatile for node in self.graph.nodes):
             return  # a URL source can change with no local file changing: every build must plan
         names = {s.name for s in stages}
         nodes = [n for n in self.graph.nodes if n.name in names]
@@ -212,19 +213,6 @@ class BuildSession:
         roots += [str(self.store.entry(str(s.lot))) for s in stages]
         lots = [(s.name, str(s.lot)) for s in stages]
         write_stamp(self.graph.manifest_path, self.lock_file, self.layout.build, self.until, roots, lots)
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shaped a result, read without importing them."""
-    import importlib.metadata
-
-    found = {"python": platform.python_version(), "opensem": __version__}
-    for name in LIBRARIES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def run_doit(sessions: list[BuildSession], targets: list[str]) -> int:

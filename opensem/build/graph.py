@@ -1,6 +1,7 @@
 """The stage graph: frozen nodes with their params and where each input comes from.
 
-Pure values: two graphs built from the same manifest are equal. `opensem.stages.wiring` builds them.
+Pure values: two graphs built from the same manifest are equal. The domain builds them
+(opensem.stages.wiring); the core plans and runs them without knowing what a stage does.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict
-from opensem.stages import get_stage
 
 
 class Frozen(BaseModel):
@@ -34,15 +34,14 @@ Input = Union[SourceInput, UpstreamInput]
 class StageNode(Frozen):
     name: str
     kind: str
-    params: dict[str, Any]
+    version: str  # the stage kind's code version: part of the lot
+    params: dict[str, Any]  # what to make: part of the lot
     inputs: dict[str, Input]
-    # How to run, not what to make (checkpoint interval, hardware policy, trackers): handed to the
-    # stage through its context, never part of the lot, so changing one never rebuilds anything.
+    # How to run, not what to make (checkpoint interval, concurrency, trackers): handed to the stage
+    # with its params, never part of the lot, so changing one never rebuilds anything.
     settings: dict[str, Any] = {}
-
-    @property
-    def version(self) -> str:
-        return get_stage(self.kind).version
+    # Reads something a local stat cannot vouch for (a URL): every build must plan it again.
+    volatile: bool = False
 
     def upstream(self) -> list[str]:
         return [i.stage for i in self.inputs.values() if isinstance(i, UpstreamInput)]

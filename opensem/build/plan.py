@@ -2,7 +2,8 @@
 
 A stage's lot needs the output digest of every upstream stage, so lots are resolved in graph
 order; a stage whose upstream is stale has no lot yet ("waits for ..."). Planning reads digests
-and store metadata only; it never runs a stage.
+and store metadata only; it never runs a stage. Every reason carries a stable code beside its
+text (as doit's reasons do), so tools can act on `opensem plan --json` without parsing prose.
 """
 
 from __future__ import annotations
@@ -10,11 +11,45 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from opensem.build.digests import DigestCache
 from opensem.build.graph import SourceInput, StageGraph, StageNode
-from opensem.build.digests import DigestCache, lot_number
+from opensem.build.lots import LOCK_FORMAT, changed_params, lot_number
 from opensem.build.store import Store
 
 Status = Literal["up-to-date", "stale"]
+# Every code a reason can carry; the order is the order a plan names them in.
+REASON_CODES = (
+    "failed",  # the last attempt at this lot failed
+    "blocked",  # a quality gate held this lot (or an upstream one) back
+    "waits-for",  # an upstream stage is stale, so this lot is not known yet
+    "forced",  # --force
+    "not-built",  # the lock has no entry for the stage
+    "missing-from-store",  # the lock has this very lot, the store does not
+    "version-changed",  # the stage's code version moved
+    "params-changed",  # a setting that enters the lot changed
+    "source-changed",  # a source file or folder changed
+    "upstream-changed",  # an upstream stage produced different bytes
+    "lot-differs",  # none of the above explains it (the lock was edited by hand)
+)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a stage must run: a stable code, a sentence, and the details behind it."""
+
+    code: str
+    text: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in REASON_CODES:
+            raise ValueError(f"unknown reason code {self.code!r}")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def as_json(self) -> dict[str, Any]:
+        return {"code": self.code, "text": self.text, **self.detail}
 
 
 @dataclass
@@ -23,12 +58,12 @@ class StagePlan:
     kind: str
     lot: str | None
     status: Status
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)
     output: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "lot": self.lot, "status": self.status, "reasons": self.reasons}
+        return {"name": self.name, "kind": self.kind, "lot": self.lot, "status": self.status, "reasons": [r.as_json() for r in self.reasons]}
 
 
 @dataclass
@@ -76,6 +111,7 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
     """Every stage of the graph, up to date or stale with the reasons."""
     resolver = Resolver(graph, digests)
     locked = (lock or {}).get("stages", {})
+    lock_format = (lock or {}).get("format", LOCK_FORMAT)
     stages: list[StagePlan] = []
     blocked: set[str] = set()  # stages a failed quality gate holds back
     for node in graph.nodes:
@@ -85,8 +121,8 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
             held = bool(blocked & set(waiting))
             if held:
                 blocked.add(node.name)
-            state = "blocked by a failed quality gate" if held else "stale"
-            stages.append(StagePlan(node.name, node.kind, None, "stale", [f"waits for {', '.join(waiting)} ({state})"]))
+            text = f"waits for {', '.join(waiting)} ({'blocked by a failed quality gate' if held else 'stale'})"
+            stages.append(StagePlan(node.name, node.kind, None, "stale", [Reason("blocked" if held else "waits-for", text, {"stages": waiting})]))
             continue
         inputs = resolver.input_digests[node.name]
         stored = store.output_digest(lot) if store.has(lot) else None
@@ -94,11 +130,14 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
             resolver.record_output(node.name, stored)
             stages.append(StagePlan(node.name, node.kind, lot, "up-to-date", [], inputs, stored))
             continue
-        reasons = ["forced with --force"] if node.name in force else stale_reasons(node, lot, inputs, locked.get(node.name), graph)
+        forced = [Reason("forced", "forced with --force")] if node.name in force else []
+        reasons = forced or stale_reasons(node, lot, inputs, locked.get(node.name), lock_format)
         failure = store.failure(lot) if node.name not in force else None
         if failure is not None:  # the last build stopped here; say so first
-            reasons.insert(0, f"{'blocked' if failure.get('gate') else 'failed last time'}: {failure.get('message', '')}")
-            if failure.get("gate"):
+            held = bool(failure.get("blocks"))
+            code, prefix = ("blocked", "blocked") if held else ("failed", "failed last time")
+            reasons.insert(0, Reason(code, f"{prefix}: {failure.get('message', '')}", {"error": failure.get("error")}))
+            if held:
                 blocked.add(node.name)
         if stored is not None:
             resolver.record_output(node.name, stored)  # forced: downstream may still be a store hit
@@ -106,26 +145,32 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
     return Plan(graph, stages)
 
 
-def stale_reasons(node: StageNode, lot: str, inputs: dict[str, str], locked: dict[str, Any] | None, graph: StageGraph) -> list[str]:
-    """Why a stage whose lot is not in the store must run, compared with the lock."""
+def stale_reasons(node: StageNode, lot: str, inputs: dict[str, str], locked: dict[str, Any] | None, lock_format: int = LOCK_FORMAT) -> list[Reason]:
+    """Why a stage whose lot is not in the store must run, compared with the lock (written in lock_format)."""
     if locked is None:
-        return ["not built yet (no entry in the lock)"]
+        return [Reason("not-built", "not built yet (no entry in the lock)")]
     if locked.get("lot") == lot:
-        return ["missing from the store (the lock has this lot)"]
-    reasons: list[str] = []
+        return [Reason("missing-from-store", "missing from the store (the lock has this lot)")]
+    reasons: list[Reason] = []
     if locked.get("version") != node.version:
-        reasons.append(f"stage code changed (version {locked.get('version')} -> {node.version})")
-    old_params = locked.get("params", {})
-    changed = sorted(k for k in set(old_params) | set(node.params) if old_params.get(k) != node.params.get(k))
-    for key in changed:
-        reasons.append(f"params changed: {key} {_brief(old_params.get(key))} -> {_brief(node.params.get(key))}")
+        old = locked.get("version")
+        reasons.append(Reason("version-changed", f"stage code changed (version {old} -> {node.version})", {"old": old, "new": node.version}))
+    if lock_format != LOCK_FORMAT and locked.get("params") != node.params:
+        text = f"params: the lock was written by another opensem (lock format {lock_format}, now {LOCK_FORMAT}), which recorded them differently"
+        reasons.append(Reason("params-changed", text, {"lock_format": lock_format}))
+    for key, old, new in changed_params(locked.get("params", {}), node.params) if lock_format == LOCK_FORMAT else ():
+        reasons.append(Reason("params-changed", f"params changed: {key} {_brief(old)} -> {_brief(new)}", {"key": key, "old": old, "new": new}))
     old_inputs = locked.get("inputs", {})
     for slot, digest in sorted(inputs.items()):
         if old_inputs.get(slot) != digest:
             origin = node.inputs[slot]
-            what = f"{origin.path} changed" if isinstance(origin, SourceInput) else f"new output of {origin.stage}"
-            reasons.append(f"input {slot}: {what} ({str(old_inputs.get(slot))[:12]} -> {digest[:12]})")
-    return reasons or ["lot differs from the lock"]
+            before = str(old_inputs.get(slot))[:12]
+            detail = {"slot": slot, "old": old_inputs.get(slot), "new": digest}
+            if isinstance(origin, SourceInput):
+                reasons.append(Reason("source-changed", f"input {slot}: {origin.path} changed ({before} -> {digest[:12]})", {**detail, "path": origin.path}))
+            else:
+                reasons.append(Reason("upstream-changed", f"input {slot}: new output of {origin.stage} ({before} -> {digest[:12]})", {**detail, "stage": origin.stage}))
+    return reasons or [Reason("lot-differs", "lot differs from the lock")]
 
 
 def _brief(value: Any, limit: int = 48) -> str:

@@ -68,12 +68,10 @@ def _feed_tree(sha: Any, root: str, with_inode: bool) -> None:
 
 def write_stamp(manifest: Path, lock: Path, build_dir: Path, until: str | None, roots: list[str], stages: list[tuple[str, str]]) -> None:
     """Record the signature of an up-to-date build scope; `stages` is [(name, lot)] for the report."""
-    target = stamp_file(manifest, build_dir, until)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    from opensem.build.files import write_atomic
+
     data = {"roots": roots, "stages": stages, "signature": signature(manifest, lock, roots)}
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, target)
+    write_atomic(stamp_file(manifest, build_dir, until), json.dumps(data))
 
 
 def unchanged_stages(manifest: Path, lock: Path, build_dir: Path, until: str | None) -> list[tuple[str, str]] | None:

@@ -7,15 +7,15 @@ Stored files are made read-only; an entry whose bytes no longer match its meta i
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import shutil
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from opensem.build.digests import DigestCache
+from opensem.build.files import discard, make_read_only, write_atomic
 
 META = "meta.json"
 FAILED = ".failed"  # <lot>.json: why the last attempt at a lot failed (outside any entry)
@@ -52,15 +52,22 @@ class Store:
         return tmp
 
     def commit(self, tmp: Path, lot: str, meta: dict[str, Any]) -> Path:
-        """Write meta.json, freeze the files and rename the entry into place atomically."""
+        """Write meta.json, freeze the files and rename the entry into place atomically.
+
+        Two builds may finish the same lot at once: the first rename wins, and the other finds
+        the entry there (the rename of a directory onto a non-empty one fails) and drops its own
+        copy, which is as good. Checking first and renaming after would race.
+        """
         (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        _make_read_only(tmp)
+        make_read_only(tmp)
         final = self.entry(lot)
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():  # someone else finished the same lot first; theirs is as good
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not self.has(lot):
+                raise
             discard(tmp)
-            return final
-        os.rename(tmp, final)
         return final
 
     def drop(self, lot: str) -> None:
@@ -71,11 +78,7 @@ class Store:
 
     def record_failure(self, lot: str, record: dict[str, Any]) -> None:
         """Remember why a lot failed (a failed gate blocks the build), so plan can say so; never a result."""
-        path = self._failure_file(lot)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_atomic(self._failure_file(lot), json.dumps(record, indent=2, sort_keys=True) + "\n")
 
     def failure(self, lot: str) -> dict[str, Any] | None:
         """Why the last attempt at lot failed, or None."""
@@ -92,25 +95,3 @@ class Store:
         """Whether the stored out/ still has the digest recorded when it was built."""
         expected = self.output_digest(lot)
         return expected is not None and self.out_dir(lot).is_dir() and cache.directory(self.out_dir(lot)) == expected
-
-
-def _make_read_only(root: Path) -> None:
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) & ~0o222)
-
-
-def discard(path: Path) -> None:
-    """Remove a directory tree even where its files were made read-only."""
-    if not path.exists():
-        return
-
-    def _unlock(func: Any, target: str, _exc: Any) -> None:
-        os.chmod(os.path.dirname(target), 0o755)
-        os.chmod(target, 0o644)
-        func(target)
-
-    for dirpath, _, _ in os.walk(path):
-        os.chmod(dirpath, 0o755)
-    shutil.rmtree(path, onerror=_unlock)

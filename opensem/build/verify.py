@@ -2,8 +2,9 @@
 
 Nothing runs. Each stage's lot is recomputed from the manifest's params, the source files as they
 are now and the upstream output digests recorded in the lock; then the lock entry must match
-itself, the store entry (when there is one) must hold exactly the recorded bytes, and a published
-tag must hold the recorded lot and files. A missing store is reported, not fatal.
+itself, and the store entry (when there is one) must hold exactly the recorded bytes. A missing
+store is reported, not fatal. What lies beyond the store (a published tag in a registry) is
+checked by the domain, which adds its findings to the same report (opensem.release.registry).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opensem.build.graph import SourceInput, StageGraph
-from opensem.build.digests import DigestCache, digest_tree, lot_number
+from opensem.build.digests import DigestCache, digest_tree
+from opensem.build.lots import changed_params, lot_number
 from opensem.build.store import Store
 
 
@@ -23,7 +25,8 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
 
 
-def verify(graph: StageGraph, lock: dict[str, Any] | None, store: Store, digests: DigestCache, check_registry: bool = True) -> VerifyReport:
+def verify(graph: StageGraph, lock: dict[str, Any] | None, store: Store, digests: DigestCache) -> VerifyReport:
+    """Recompute every lot from the manifest, the sources and the lock, and check the store."""
     report = VerifyReport()
     if lock is None:
         report.mismatches.append("no lock file: build once with `opensem build` and commit the lock")
@@ -48,8 +51,6 @@ def verify(graph: StageGraph, lock: dict[str, Any] | None, store: Store, digests
         report.mismatches.extend(problems)
         if not problems:
             report.checked.append(node.name)
-    if check_registry and "published" in lock and not report.mismatches:
-        report.mismatches.extend(_registry_problems(graph, lock["published"]))
     return report
 
 
@@ -60,7 +61,7 @@ def _lock_problems(name: str, kind: str, version: str, params: dict[str, Any], i
     if version != entry.get("version"):
         return [f"{name}: stage code is version {version}, the lock was built with {entry.get('version')}"]
     if params != entry.get("params"):
-        keys = sorted(k for k in set(params) | set(entry.get("params", {})) if params.get(k) != entry.get("params", {}).get(k))
+        keys = [key for key, _, _ in changed_params(entry.get("params", {}), params)]
         return [f"{name}: manifest params differ from the lock ({', '.join(keys)})"]
     problems = []
     for slot, digest in sorted(inputs.items()):
@@ -85,18 +86,3 @@ def _store_problems(name: str, entry: dict[str, Any], store: Store, report: Veri
     if actual != meta_output:
         return [f"{name}: stored output of lot {lot[:12]} was tampered with (digest {actual[:12]}, expected {str(meta_output)[:12]})"]
     return []
-
-
-def _registry_problems(graph: StageGraph, published: dict[str, Any]) -> list[str]:
-    from opensem.errors import OpensemError
-    from opensem.release.registry import check_published, open_registry
-
-    params = graph.node("publish").params if "publish" in graph.names else None
-    if params is None:
-        return []
-    try:
-        fs, root = open_registry(params["registry"], graph.project_root)
-        problems = check_published(fs, root, graph.job_id, published["tag"], published["lot"], published["digest"])
-    except (OSError, OpensemError, ValueError, KeyError) as exc:
-        return [f"publish: registry {params['registry']} cannot be checked: {exc}"]
-    return [f"publish: {p}" for p in problems]

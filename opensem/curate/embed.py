@@ -15,7 +15,7 @@ import numpy as np
 from opensem.curate.cache import EmbeddingCache
 from opensem.errors import StageError
 from opensem.build.digests import sha256_text
-from opensem.stages.base import ProgressFactory, silent_progress
+from opensem.build.stage import ProgressFactory, silent_progress
 
 CHUNK_BATCHES = 16  # texts per chunk = CHUNK_BATCHES x the encoder's batch size
 

@@ -10,8 +10,22 @@ from __future__ import annotations
 
 import re
 
-DEFAULT_CHUNK_CHARS = 2000
+from pydantic import Field, model_validator
+
+from opensem.manifest.fields import Section, invalid
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+class ChunkingConfig(Section):
+    size: int = Field(2000, ge=100, le=1_000_000, description="Most characters per document chunk; cut on paragraphs, then sentences, then words.")
+    overlap: int = Field(0, ge=0, description="Characters of a chunk's end repeated at the start of the next (whole sentences or words); below size / 2.")
+
+    @model_validator(mode="after")
+    def _overlap_below_half(self) -> "ChunkingConfig":
+        if self.overlap * 2 >= self.size:
+            raise invalid(f"overlap ({self.overlap}) must be less than half of size ({self.size})")
+        return self
 
 
 def normalize_text(text: str) -> str:
@@ -20,7 +34,7 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def chunk_text(text: str, limit: int = DEFAULT_CHUNK_CHARS, overlap: int = 0) -> list[str]:
+def chunk_text(text: str, limit: int, overlap: int = 0) -> list[str]:
     """Chunks of at most limit characters. With overlap, each chunk after the first starts with
     up to overlap characters from the end of the one before (whole sentences, else whole words)."""
     if overlap <= 0:

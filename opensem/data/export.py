@@ -7,15 +7,13 @@ cannot hold (documents in any chat format, instruction records as dpo) are skipp
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opensem.errors import DataError, Location, UsageError
 from opensem.data.formats import EXPORT_FORMATS, export_record, record_kind
+from opensem.data.records import read_records, write_records
 
 
 @dataclass
@@ -42,7 +40,7 @@ def export_dataset(session: Any, stage: str, fmt: str, output: Path, file: str |
     planned = session.plan().stage(stage)
     if planned.status != "up-to-date" or planned.lot is None:
         raise UsageError(
-            f"stage {stage} is not built for the current manifest and data ({'; '.join(planned.reasons)})",
+            f"stage {stage} is not built for the current manifest and data ({'; '.join(r.text for r in planned.reasons)})",
             hint=f"run `opensem build {graph.manifest_path} --until {stage}` first",
         )
     out_dir = session.store.out_dir(planned.lot)
@@ -54,45 +52,20 @@ def export_dataset(session: Any, stage: str, fmt: str, output: Path, file: str |
             hint=f"its jsonl files: {', '.join(available) or 'none'}; pick one with --file",
         )
     report = ExportReport(file=name)
-    lines: list[str] = []
+    exported: list[dict[str, Any]] = []
     source = out_dir / name
-    for raw in source.read_text(encoding="utf-8").splitlines():
-        if not raw.strip():
-            continue
-        record = json.loads(raw)
+    for record in read_records(source).records:
         try:
-            exported = export_record(record, fmt)
+            exported.append(export_record(record, fmt))
         except DataError:
-            kind = _kind(record)
+            kind = record_kind(record, "unknown")
             report.skipped[kind] = report.skipped.get(kind, 0) + 1
-            continue
-        lines.append(json.dumps(exported, ensure_ascii=False) + "\n")
-        report.written += 1
+    report.written = len(exported)
     if not report.written:
         raise DataError(
             f"none of the {sum(report.skipped.values())} records of {stage}/{name} can be written as {fmt}",
             Location(file=str(source)),
             hint="dpo needs preference records; the chat formats need instruction or preference records",
         )
-    _write_atomically(output, "".join(lines))
+    write_records(output, exported, sort_keys=False)
     return report
-
-
-def _kind(record: dict[str, Any]) -> str:
-    try:
-        return record_kind(record)
-    except DataError:
-        return "unknown"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

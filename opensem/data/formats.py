@@ -44,11 +44,14 @@ def record_id(content: Mapping[str, Any]) -> str:
     return sha256_text(canonical_json(fields))[:16]
 
 
-def record_kind(record: Mapping[str, Any]) -> str:
-    """instruction, document, preference or feedback: which normalized kind a record is."""
+def record_kind(record: Mapping[str, Any], unknown: str | None = None) -> str:
+    """instruction, document, preference or feedback: which normalized kind a record is; for any
+    other record, `unknown` when given, else DataError."""
     for kind, fields in _KIND_FIELDS.items():
         if all(f in record for f in fields):
             return kind
+    if unknown is not None:
+        return unknown
     raise DataError(f"not a normalized record: expected one of the fields {sorted(_KIND_FIELDS)}")
 
 

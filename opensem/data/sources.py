@@ -18,12 +18,32 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any, Literal
+
+from pydantic import Field
 
 from opensem.build.digests import canonical_json, sha256_text
+from opensem.data.formats import FORMATS
+from opensem.manifest.fields import Section
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 GLOB_CHARS = frozenset("*?[")
+DatasetFormat = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
+
+
+class DataSource(Section):
+    """One entry of `data.sources`."""
+
+    path: str = Field(description="File, directory or glob (data/**/*.md) relative to the project root, or an fsspec URL (s3://bucket/docs/).")
+    format: DatasetFormat = Field("auto", description="Dataset format of .jsonl/.json files; auto detects it.")  # type: ignore[valid-type]
+
+
+class SourceSpec(DataSource):
+    """A source as ingest reads it: the manifest's entry, and where planning found its files."""
+
+    slot: str | None = None  # the input slot of a local file, folder or glob base; None for a URL
+    pattern: str | None = None  # a glob relative to the project root: only matching files are read
+    remote: str | None = None  # a URL's listing fingerprint; path is the URL
 
 
 def is_url(path: str) -> bool:
@@ -126,42 +146,3 @@ def fetch(url: str, destination: Path) -> tuple[list[Path], str]:
         fs.get_file(root if single else f"{root.rstrip('/')}/{relative}", str(target))
         files.append(target)
     return sorted(files), sha256_text(canonical_json(listing))
-
-
-def ingest_sources(loaded: Any, relative: Callable[[str], str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Input slots and ingest source specs of a manifest's sources (plain paths, globs, URLs).
-
-    A URL is listed here, at planning time, so that its fingerprint can enter the ingest lot; a
-    URL that cannot be listed is reported against its line in the manifest.
-    """
-    from opensem.errors import Location, ManifestError, Problem
-    from opensem.build.graph import SourceInput
-
-    slots: dict[str, Any] = {}
-    specs: list[dict[str, Any]] = []
-    explicit = loaded.manifest.data.sources is not None
-    for index, source in enumerate(loaded.sources()):
-        slot = f"source{index}"
-        spec: dict[str, Any] = {"slot": slot, "path": source.path, "format": source.format}
-        if is_url(source.path):
-            key = ("data", "sources", index, "path") if explicit else ("data",)
-            try:
-                spec.update(slot=None, remote=remote_fingerprint(source.path))
-            except Exception as exc:  # any backend error (missing bucket, no network, no credentials)
-                where = Location(str(loaded.path), loaded.line_of(key), f"data.sources[{index}].path")
-                hint = "check the URL, the network and the credentials fsspec reads from the environment"
-                raise ManifestError([Problem(f"cannot list {source.path}: {type(exc).__name__}: {exc}", where, hint)]) from None
-        elif is_glob(source.path):
-            slots[slot] = SourceInput(path=relative(glob_base(source.path)))
-            base = relative(glob_base(source.path))
-            rest = PurePosixPath(source.path).relative_to(glob_base(source.path)).as_posix() if glob_base(source.path) != "." else source.path
-            spec["pattern"] = rest if base == "." else f"{base}/{rest}"
-        else:
-            slots[slot] = SourceInput(path=relative(source.path))
-        specs.append(spec)
-    return slots, specs
-
-
-def has_remote_sources(graph: Any) -> bool:
-    """Whether a stage graph reads an fsspec URL (its freshness needs a listing, not a stat)."""
-    return any(isinstance(s, dict) and s.get("remote") for n in graph.nodes for s in n.params.get("sources", []))

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from opensem.errors import GateFailed
+from opensem.evaluation.config import QualityGate
 from opensem.evaluation.metrics import improvement
 from opensem.evaluation.report import fmt
 
-RULES = ("min", "max", "min_delta_vs_baseline")
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,9 @@ class GateOutcome:
         return asdict(self)
 
 
-def rule_of(gate: dict[str, Any]) -> tuple[str, float]:
-    """The one rule a gate sets, and its threshold."""
-    (rule,) = [name for name in RULES if gate.get(name) is not None]
-    return rule, float(gate[rule])
-
-
-def check(gate: dict[str, Any], report: dict[str, Any]) -> GateOutcome:
+def check(gate: QualityGate, report: dict[str, Any]) -> GateOutcome:
     """One gate against the report's metrics."""
-    name = gate["metric"]
-    rule, threshold = rule_of(gate)
+    name, rule, threshold = gate.metric, gate.rule, gate.threshold
     row = report["metrics"].get(name, {})
     base, tuned = row.get("base"), row.get("tuned")
     if tuned is None or (rule == "min_delta_vs_baseline" and base is None):
@@ -59,7 +52,7 @@ def check(gate: dict[str, Any], report: dict[str, Any]) -> GateOutcome:
     return GateOutcome(name, rule, threshold, base, tuned, passed, detail)
 
 
-def check_all(gates: list[dict[str, Any]], report: dict[str, Any]) -> list[GateOutcome]:
+def check_all(gates: list[QualityGate], report: dict[str, Any]) -> list[GateOutcome]:
     return [check(gate, report) for gate in gates]
 
 

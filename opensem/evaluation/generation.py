@@ -11,16 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from opensem.stages.base import Progress
+from opensem.build.stage import Progress
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    max_new_tokens: int = 64
-    temperature: float = 0.0  # 0 means greedy decoding
-    seed: int = 42
-    batch_size: int = 8
-    max_seq_length: int = 512  # longer prompts keep their end (the question); scored sequences their start
+    """How answers are generated; the values come from the manifest (opensem.evaluation.params)."""
+
+    max_new_tokens: int
+    temperature: float  # 0 means greedy decoding
+    seed: int
+    batch_size: int
+    max_seq_length: int  # longer prompts keep their end (the question); scored sequences their start
 
 
 def prompt_ids(messages: Sequence[dict[str, str]], tokenizer: Any, max_tokens: int) -> list[int]:

@@ -7,15 +7,16 @@ changes the id of an existing item (ids key the report's per-item rows).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opensem.errors import DataError, Location
 from opensem.build.digests import sha256_text
+from opensem.data.records import read_records
 
 GOLDEN_KEYS = {"question", "answer", "tags", "id"}
+GOLDEN_HINT = 'each line is {"question": "...", "answer": "...", "tags": ["..."]} (tags optional)'
 
 
 @dataclass(frozen=True)
@@ -53,24 +54,15 @@ def load_golden(root: Path) -> list[Item]:
     items: list[Item] = []
     seen: set[str] = set()
     for path in _files(Path(root), (".jsonl",)):
-        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not raw.strip():
-                continue
-            where = Location(file=str(path), line=number)
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"golden set: not valid JSON: {exc.msg}", where) from None
-            items.append(_golden_item(row, where, seen))
+        rows = read_records(path, hint=GOLDEN_HINT)
+        items.extend(_golden_item(row, rows.where(index), seen) for index, row in enumerate(rows.records))
     if not items:
         raise DataError("the golden set holds no items", Location(file=str(root)), hint="add jsonl lines of {\"question\": ..., \"answer\": ...}")
     return items
 
 
-def _golden_item(row: Any, where: Location, seen: set[str]) -> Item:
-    hint = 'each line is {"question": "...", "answer": "...", "tags": ["..."]} (tags optional)'
-    if not isinstance(row, dict):
-        raise DataError(f"golden set: a line must be a JSON object, got {type(row).__name__}", where, hint=hint)
+def _golden_item(row: dict[str, Any], where: Location, seen: set[str]) -> Item:
+    hint = GOLDEN_HINT
     unknown = sorted(set(row) - GOLDEN_KEYS)
     if unknown:
         raise DataError(f"golden set: unknown key {', '.join(map(repr, unknown))}", where, hint=hint)
@@ -86,27 +78,23 @@ def _golden_item(row: Any, where: Location, seen: set[str]) -> Item:
 
 def load_refusal_prompts(root: Path) -> list[Item]:
     """Prompts a safe model refuses: .txt (one per line, # comments) or .jsonl ({"prompt": ...}) files."""
-    prompts: list[tuple[str, Location]] = []
+    prompts: list[str] = []
     for path in _files(Path(root), (".txt", ".jsonl")):
-        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            text = raw.strip()
-            if not text or (path.suffix == ".txt" and text.startswith("#")):
-                continue
-            where = Location(file=str(path), line=number)
-            if path.suffix == ".jsonl":
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"refusal prompts: not valid JSON: {exc.msg}", where) from None
-                prompt = row.get("prompt") if isinstance(row, dict) else None
-                if not isinstance(prompt, str) or not prompt.strip():
-                    raise DataError("refusal prompts: each jsonl line needs a non-empty string \"prompt\"", where)
-                text = prompt
-            prompts.append((text.strip(), where))
+        if path.suffix == ".jsonl":
+            rows = read_records(path, check=_has_prompt, hint='each jsonl line is {"prompt": "..."}')
+            prompts.extend(row["prompt"].strip() for row in rows.records)
+            continue
+        lines = (raw.strip() for raw in path.read_text(encoding="utf-8").splitlines())
+        prompts.extend(text for text in lines if text and not text.startswith("#"))
     if not prompts:
         raise DataError("no refusal prompts found", Location(file=str(root)), hint="one prompt per line in a .txt file, or {\"prompt\": ...} jsonl")
     seen: set[str] = set()
-    return [Item(_unique(sha256_text(text)[:12], seen), "safety", ({"role": "user", "content": text},)) for text, _ in prompts]
+    return [Item(_unique(sha256_text(text)[:12], seen), "safety", ({"role": "user", "content": text},)) for text in prompts]
+
+
+def _has_prompt(row: dict[str, Any]) -> str | None:
+    prompt = row.get("prompt")
+    return None if isinstance(prompt, str) and prompt.strip() else 'refusal prompts: each jsonl line needs a non-empty string "prompt"'
 
 
 def split_items(records: list[dict[str, Any]]) -> list[Item]:

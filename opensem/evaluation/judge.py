@@ -14,14 +14,13 @@ onto 1-5), not a language model; the report says so.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
-from pydantic import Field, field_validator
-
+from opensem.build.stage import Progress, silent_progress
 from opensem.evaluation.metrics import token_f1
-from opensem.stages.base import Progress, StageParams, silent_progress
 
-PLACEHOLDERS = ("{question}", "{reference}", "{answer}")
+# The rubric when the manifest sets none. Verdicts depend on it and the lot records only that no
+# rubric was set: editing this text needs a new version of the baseline and evaluate stages.
 DEFAULT_RUBRIC = """You are grading an answer to a question against a reference answer written by an expert.
 
 Question:
@@ -43,27 +42,6 @@ Score the answer from 1 to 5:
 Reply with only a JSON object: {"score": <integer 1 to 5>, "reason": "<one short sentence>"}"""
 
 
-class JudgeParams(StageParams):
-    """What decides the verdicts, so it enters the lot. How to reach the judge (the key's variable,
-    concurrency, timeout) does not: it comes as run settings (JudgeSettings)."""
-
-    provider: Literal["openai", "offline"] = "openai"
-    model: str = "offline-heuristic"
-    base_url: str | None = None
-    rubric: str = DEFAULT_RUBRIC
-    temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(256, gt=0)
-    max_retries: int = Field(2, ge=0, le=20)
-
-    @field_validator("rubric")
-    @classmethod
-    def _has_placeholders(cls, value: str) -> str:
-        missing = [p for p in PLACEHOLDERS if p not in value]
-        if missing:
-            raise ValueError(f"the judge rubric must contain {', '.join(PLACEHOLDERS)}; missing {', '.join(missing)}")
-        return value
-
-
 def parse_verdict(text: str) -> int:
     """The score of a verdict: exactly one JSON object whose "score" is an integer 1 to 5."""
     from opensem.teachers import InvalidAnswer, validate_json_object
@@ -83,45 +61,25 @@ def render_rubric(rubric: str, question: str, reference: str, answer: str) -> st
     return text.replace("\0q\0", question).replace("\0r\0", reference).replace("\0a\0", answer or "(no answer)")
 
 
-class JudgeSettings(StageParams):
-    """How to reach the judge; never part of a lot (changing them changes no verdict)."""
-
-    api_key_env: str | None = "OPENAI_API_KEY"  # the variable's name; the key itself is never stored
-    concurrency: int = Field(4, gt=0, le=256)
-    timeout_s: float = Field(60.0, gt=0)
-
-
 class Judge:
     """Scores (question, reference, answer) triples through a teacher provider; keeps counts."""
 
-    def __init__(self, params: JudgeParams, cache_dir: Path | None, progress: Any = silent_progress, settings: JudgeSettings | None = None) -> None:
-        from opensem.teachers import TeacherConfig, provider_from_config
+    def __init__(self, config: Any, cache_dir: Path | None, progress: Any = silent_progress, backoff_s: float = 1.0) -> None:
+        """config is the manifest's evaluation.judge section (opensem.evaluation.config.JudgeConfig)."""
+        from opensem.teachers import provider_from_config
 
-        self.params = params
-        settings = settings or JudgeSettings.model_validate({})
-        if params.provider == "offline":
+        self.config = config
+        self.rubric = config.rubric or DEFAULT_RUBRIC
+        if config.provider == "offline":
             register_offline_judge()
-        config = TeacherConfig.model_validate(
-            {
-                "provider": params.provider,
-                "model": params.model,
-                "base_url": params.base_url,
-                "api_key_env": settings.api_key_env,
-                "temperature": params.temperature,
-                "max_tokens": params.max_tokens,
-                "concurrency": settings.concurrency,
-                "timeout_s": settings.timeout_s,
-                "max_retries": params.max_retries,
-            }
-        )
-        self.provider = provider_from_config(config, cache_dir)
+        self.provider = provider_from_config(config, cache_dir, backoff_s)
         self.progress = progress
         self.stats = {"verdicts": 0, "invalid": 0, "rejected_answers": 0, "requests": 0, "cache_hits": 0}
 
     def describe(self) -> str:
-        if self.params.provider == "offline":
+        if not self.provider.language_model:
             return "offline heuristic judge: token F1 with the reference mapped to 1-5 (not a language model)"
-        return f"{self.params.model} via {self.provider.describe()}"
+        return f"{self.config.model} via {self.provider.describe()}"
 
     def __call__(self, triples: list[tuple[str, str, str]]) -> list[int | None]:
         from opensem.teachers import ChatRequest
@@ -130,7 +88,7 @@ class Judge:
             return []
         requests = [
             ChatRequest(
-                messages=[{"role": "user", "content": render_rubric(self.params.rubric, q, r, a)}],
+                messages=[{"role": "user", "content": render_rubric(self.rubric, q, r, a)}],
                 context={"task": "judge", "question": q, "reference": r, "answer": a},
             )
             for q, r, a in triples
@@ -162,7 +120,6 @@ def register_offline_judge() -> None:
     register_offline_task("judge")(offline_verdict)
 
 
-def judge_for(params: JudgeParams, ctx: Any) -> Judge:
-    """The judge a stage uses: its params, the shared answer cache, and run settings from ctx.settings["judge"]."""
-    settings = JudgeSettings.model_validate(dict(getattr(ctx, "settings", {}) or {}).get("judge", {}))
-    return Judge(params, ctx.cache_dir, ctx.progress, settings)
+def judge_for(config: Any, ctx: Any) -> Judge:
+    """The judge a stage uses: the manifest's judge section and the shared answer cache."""
+    return Judge(config, ctx.cache_dir, ctx.progress)

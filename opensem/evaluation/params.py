@@ -1,28 +1,42 @@
-"""The evaluation settings baseline and evaluate share, so both run exactly the same evaluation."""
+"""The params baseline and evaluate share, so both run exactly the same evaluation.
+
+They are views of the manifest's sections (the very fields, picked): the evaluation settings
+that change answers or scores, and training.max_seq_length, which the scored sequences share with
+training. Paths (golden set, refusal prompts) are input slots, and gates belong to the gate stage,
+so neither enters these lots.
+"""
 
 from __future__ import annotations
 
 from pydantic import Field
 
+from opensem.evaluation.config import EvaluationConfig
 from opensem.evaluation.generation import GenerationSettings
-from opensem.evaluation.judge import JudgeParams
+from opensem.manifest.fields import pick
 from opensem.stages.base import StageParams
+from opensem.training.config import TrainingConfig
+
+EvalSettings = pick(EvaluationConfig, "batch_size", "max_new_tokens", "temperature", "judge", name="EvalSettings")
+EvaluateSettings = pick(EvaluationConfig, "batch_size", "max_new_tokens", "temperature", "judge", "max_records", name="EvaluateSettings")
+SequenceSettings = pick(TrainingConfig, "max_seq_length", name="SequenceSettings")
 
 
 class EvalParams(StageParams):
-    max_seq_length: int = Field(512, gt=1, description="prompts keep their last, scored sequences their first tokens")
-    batch_size: int = Field(8, gt=0)
-    max_new_tokens: int = Field(64, gt=0)
-    temperature: float = Field(0.0, ge=0, le=2, description="0: greedy decoding")
-    seed: int = 42
-    base_model: str | None = Field(None, description="hub id or path; used only without a 'base' input")
-    judge: JudgeParams | None = None
+    evaluation: EvalSettings = Field(default_factory=EvalSettings)  # type: ignore[valid-type]
+    training: SequenceSettings = Field(default_factory=SequenceSettings)  # type: ignore[valid-type]
+    seed: int  # the manifest's seed when sampling; 0 for greedy decoding, which it cannot change
+    base_model: str | None = None  # a hub id or path, used only without a 'base' input
 
     def generation(self) -> GenerationSettings:
+        e = self.evaluation
         return GenerationSettings(
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
+            max_new_tokens=e.max_new_tokens,
+            temperature=e.temperature,
             seed=self.seed,
-            batch_size=self.batch_size,
-            max_seq_length=self.max_seq_length,
+            batch_size=e.batch_size,
+            max_seq_length=self.training.max_seq_length,
         )
+
+
+class EvaluateParams(EvalParams):
+    evaluation: EvaluateSettings = Field(default_factory=EvaluateSettings)  # type: ignore[valid-type]

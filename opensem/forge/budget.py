@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opensem.manifest.synthesis import BudgetConfig
+from opensem.forge.config import BudgetConfig
 from opensem.teachers.base import BudgetExceeded, RequestPlan
 
 

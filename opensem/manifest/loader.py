@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from opensem.errors import Location, ManifestError, Problem
 from opensem.build.layout import project_root_of
-from opensem.manifest.models import DataSource, TrainingManifest, is_local_model_path
-from opensem.data.sources import glob_matches, is_glob, is_url
+from opensem.errors import Location, ManifestError, Problem
+from opensem.manifest.fields import union_tag
+from opensem.manifest.models import manifest_model
 
 KeyPath = tuple[Any, ...]
 
@@ -26,7 +26,7 @@ KeyPath = tuple[Any, ...]
 class LoadedManifest:
     """A validated manifest together with where it came from."""
 
-    manifest: TrainingManifest
+    manifest: Any  # an instance of manifest_model()
     path: Path
     project_root: Path
     lines: dict[KeyPath, int]
@@ -34,22 +34,11 @@ class LoadedManifest:
     def line_of(self, key: KeyPath) -> int | None:
         return _line_for(self.lines, key)
 
-    def sources(self) -> list[DataSource]:
+    def sources(self) -> list[Any]:
+        """data.sources, or the conventional data/<job_id>/raw/ when the manifest names none."""
+        from opensem.data.sources import DataSource
+
         return self.manifest.data.sources or [DataSource(path=f"data/{self.manifest.job_id}/raw")]
-
-    def golden(self) -> str | None:
-        """The golden set's path as written (or the conventional one when it exists), else None."""
-        if self.manifest.evaluation.golden is not None:
-            return self.manifest.evaluation.golden
-        conventional = f"data/{self.manifest.job_id}/golden"
-        return conventional if (self.project_root / conventional).exists() else None
-
-    def refusal_prompts(self) -> str | None:
-        """The refusal prompts' path as written (or data/<job_id>/refusals/ when it exists), else None."""
-        if self.manifest.evaluation.refusal_prompts is not None:
-            return self.manifest.evaluation.refusal_prompts
-        conventional = f"data/{self.manifest.job_id}/refusals"
-        return conventional if (self.project_root / conventional).exists() else None
 
 
 def load_manifest(path: Path) -> LoadedManifest:
@@ -71,14 +60,10 @@ def load_manifest(path: Path) -> LoadedManifest:
             [Problem(f"a manifest must be a mapping of keys, got {got}", Location(file=shown, line=1), "start with `job_id: my-expert`")]
         )
     try:
-        manifest = TrainingManifest.model_validate(data)
+        manifest = manifest_model().model_validate(data)
     except ValidationError as exc:
         raise ManifestError(_merge_same_key([_problem_from(err, data, lines, shown) for err in exc.errors()])) from None
-    loaded = LoadedManifest(manifest, path, project_root_of(path), lines)
-    problems = check_paths(loaded)
-    if problems:
-        raise ManifestError(problems)
-    return loaded
+    return LoadedManifest(manifest, path, project_root_of(path), lines)
 
 
 def _parse_yaml(text: str, shown: str) -> tuple[Any, dict[KeyPath, int], list[Problem]]:
@@ -110,7 +95,7 @@ def _collect_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], pr
             key = key_node.value
             line = key_node.start_mark.line + 1
             if key in seen:
-                problems.append(Problem(f"key {key!r} appears twice", Location(shown, line, _dotted((*path, key))), "keep one of them"))
+                problems.append(Problem(f"key {key!r} appears twice", Location(shown, line, dotted((*path, key))), "keep one of them"))
             seen.add(key)
             lines[(*path, key)] = line
             _collect_lines(value_node, (*path, key), lines, problems, shown)
@@ -120,7 +105,7 @@ def _collect_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], pr
             _collect_lines(item, (*path, index), lines, problems, shown)
 
 
-def _dotted(path: KeyPath) -> str:
+def dotted(path: KeyPath) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -139,6 +124,8 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> KeyPath:
     path: list[Any] = []
     node = data
     for part in loc:
+        if isinstance(part, str) and "=" in part:
+            continue  # a tagged union's tag ("type=lora"): a choice, not a key
         if isinstance(node, dict) and part in node:
             node = node[part]
             path.append(part)
@@ -160,12 +147,21 @@ def _problem_from(err: dict[str, Any], data: Any, lines: dict[KeyPath, int], sho
     if kind == "missing":
         message = "required key is missing"
         hint = f"add `{path[-1]}:` to this section (see `opensem schema`)"
+    elif kind == "union_tag_invalid":
+        field, chosen = str(err["ctx"]["tag"]).split("=", 1)
+        path = (*path, field)
+        expected = [tag.strip(" '").split("=", 1)[1] for tag in str(err["ctx"]["expected_tags"]).split(",")]
+        message = f"unknown {field} {chosen!r}"
+        close = difflib.get_close_matches(chosen, expected, n=1)
+        hint = (f"did you mean `{close[0]}`? " if close else "") + f"allowed values: {', '.join(expected)}"
     elif kind == "extra_forbidden":
-        parent = _section_model(path[:-1])
+        parent, others = _section_model(path[:-1], data), _alternatives_with(path, data)
         allowed = sorted(parent.model_fields) if parent else []
         close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
         message = "unknown key"
         hint = (f"did you mean `{close[0]}`? " if close else "") + (f"allowed here: {', '.join(allowed)}" if allowed else "remove it")
+        if others:
+            hint = f"{path[-1]} is an option of {others[0]} {' or '.join(others[1])}; {hint}"
     else:
         message = f"{message[0].lower()}{message[1:]}, got {given!r}" if not isinstance(given, (dict, list)) else message
         context = err.get("ctx", {})
@@ -177,7 +173,7 @@ def _problem_from(err: dict[str, Any], data: Any, lines: dict[KeyPath, int], sho
             hint = "use letters, digits, '.', '_' and '-' (a tag may contain `{lot}`)"
         else:
             hint = "see `opensem schema` for the allowed values"
-    return Problem(message, Location(shown, _line_for(lines, path), _dotted(path)), hint)
+    return Problem(message, Location(shown, _line_for(lines, path), dotted(path)), hint)
 
 
 def _merge_same_key(problems: list[Problem]) -> list[Problem]:
@@ -192,76 +188,54 @@ def _merge_same_key(problems: list[Problem]) -> list[Problem]:
     return list(merged.values())
 
 
-def _section_model(path: KeyPath) -> type | None:
-    model: Any = TrainingManifest
+def _section_model(path: KeyPath, data: Any) -> type | None:
+    """The model behind a key path of the manifest; a tagged union resolves by the data's tag."""
+    found = _field_at(path, data)
+    return None if found is None else _model_of(*found) if found[0] is not None else manifest_model()
+
+
+def _field_at(path: KeyPath, data: Any) -> tuple[Any, Any] | None:
+    """(pydantic field, data value) at a key path; (None, data) for the top level; None if unknown."""
+    model: Any = manifest_model()
+    field: Any = None
+    node = data
     for part in path:
+        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is not None:
+            model = _model_of(field, parent)
+        field = model.model_fields.get(part) if model is not None and hasattr(model, "model_fields") else None
         if field is None:
             return None
-        model = _first_model(field.annotation)
-        if model is None:
-            return None
-    return model
+        parent = node
+    return field, node
 
 
-def _first_model(annotation: Any) -> type | None:
-    if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _first_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def check_paths(loaded: LoadedManifest) -> list[Problem]:
-    """Paths must exist and stay inside the project; every problem is collected."""
-    problems: list[Problem] = []
-    root = loaded.project_root
-    explicit = loaded.manifest.data.sources is not None
-    for index, source in enumerate(loaded.sources()):
-        key: KeyPath = ("data", "sources", index, "path") if explicit else ("data",)
-        if is_url(source.path):
-            continue  # fsspec URLs are listed when the graph is planned (opensem.data.sources), not here
-        problem = _check_inside(root, source.path, key, loaded, must_exist=not is_glob(source.path)) or _check_glob(root, source.path, key, loaded)
-        if problem:
-            problems.append(problem)
-    m = loaded.manifest
-    named: list[tuple[str | None, KeyPath]] = [
-        (m.evaluation.golden, ("evaluation", "golden")),
-        (m.evaluation.refusal_prompts, ("evaluation", "refusal_prompts")),
-        (m.compute.accelerate_config, ("compute", "accelerate_config")),
-    ]
-    if isinstance(m.base_model, str) and is_local_model_path(m.base_model):
-        named.append((m.base_model, ("base_model",)))
-    dedup, decontaminate = (m.curation.dedup, m.curation.decontaminate) if m.curation else (None, None)
-    if dedup and dedup.semantic and is_local_model_path(dedup.model):  # an embedding model given as a directory
-        named.append((dedup.model, ("curation", "dedup", "model")))
-    if decontaminate and decontaminate.embedding_threshold is not None and is_local_model_path(decontaminate.model):
-        named.append((decontaminate.model, ("curation", "decontaminate", "model")))
-    for raw, key in named:
-        problem = _check_inside(root, raw, key, loaded, must_exist=True) if raw is not None else None
-        if problem:
-            problems.append(problem)
-    return problems
-
-
-def _check_glob(root: Path, raw: str, key: KeyPath, loaded: LoadedManifest) -> Problem | None:
-    """A glob source must match at least one file, or it is almost certainly a typo."""
-    if not is_glob(raw) or glob_matches(root, raw):
+def _alternatives_with(path: KeyPath, data: Any) -> tuple[str, list[str]] | None:
+    """For an unknown key inside a tagged union: (tag field, the alternatives that do take it)."""
+    found = _field_at(path[:-1], data)
+    tagged = union_tag(found[0]) if found is not None and found[0] is not None else None
+    if tagged is None or found is None:
         return None
-    where = Location(str(loaded.path), loaded.line_of(key), _dotted(key))
-    return Problem(f"glob {raw!r} matches no file", where, f"fix the pattern; it is matched against paths relative to {root} (** spans folders)")
+    from opensem.manifest.fields import union_members
+
+    having = [str(m.model_fields[tagged[0]].default) for m in union_members(found[0]) if path[-1] in m.model_fields]
+    return (tagged[0], having) if having else None
 
 
-def _check_inside(root: Path, raw: str, key: KeyPath, loaded: LoadedManifest, must_exist: bool) -> Problem | None:
-    where = Location(str(loaded.path), loaded.line_of(key), _dotted(key) if key != ("data",) else "data.sources")
-    target = (root / Path(raw).expanduser()).resolve()
-    if not target.is_relative_to(root):
-        return Problem(f"path {raw!r} points outside the project ({root})", where, "keep data inside the project folder so builds are reproducible")
-    if must_exist and not target.exists():
-        default = "" if key != ("data",) else " (the default when data.sources is not set)"
-        return Problem(f"path {raw!r} does not exist{default}", where, f"create {target} or fix the path; paths are relative to {root}")
-    return None
+def _has(node: Any, part: Any) -> bool:
+    return part in node if isinstance(node, dict) else isinstance(part, int) and part < len(node)
+
+
+def _model_of(field: Any, value: Any) -> type | None:
+    """The model a field holds for this value: a tagged union's member by the tag, else the first model."""
+    from opensem.manifest.fields import union_members
+
+    tagged = union_tag(field)
+    members = union_members(field)
+    if tagged is not None:
+        name, default = tagged
+        chosen = value.get(name, default) if isinstance(value, dict) else default
+        return next((m for m in members if m.model_fields[name].default == chosen), None)
+    return members[0] if members else None

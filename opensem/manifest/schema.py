@@ -1,17 +1,17 @@
-"""The JSON Schema of a TrainingManifest, generated from the pydantic models."""
+"""The JSON Schema of a TrainingManifest, generated from the assembled pydantic model."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from opensem.manifest.models import TrainingManifest
+from opensem.manifest.models import manifest_model
 
 SCHEMA_ID = "https://opensem.dev/schemas/training-manifest.schema.json"
 
 
 def manifest_schema() -> dict[str, Any]:
-    schema = TrainingManifest.model_json_schema()
+    schema = manifest_model().model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 

@@ -112,3 +112,15 @@ def pull(fs: Any, root: str, job_id: str, tag: str, dest: Path) -> dict[str, Any
             raise RegistryError(f"pulled file {name} does not match its recorded digest", hint="the registry copy is damaged; republish it")
     return entry
 
+
+
+def published_problems(registry: str, project_root: Path, job_id: str, published: dict[str, Any]) -> list[str]:
+    """What `verify` finds wrong with a tag the lock says was published (empty when it agrees)."""
+    from opensem.errors import OpensemError
+
+    try:
+        fs, root = open_registry(registry, project_root)
+        problems = check_published(fs, root, job_id, published["tag"], published["lot"], published["digest"])
+    except (OSError, OpensemError, ValueError, KeyError) as exc:
+        return [f"publish: registry {registry} cannot be checked: {exc}"]
+    return [f"publish: {p}" for p in problems]

@@ -1,78 +1,41 @@
-"""The contract every stage kind fulfils, and the context it runs in.
+"""The contract every stage kind fulfils.
 
-A stage kind is a class with a name, a pydantic Params model, a code version and a run method.
-It reads only the inputs it declared (a path per slot) and writes only into out_dir.
+A stage kind is a class with a name, a code version, a pydantic Params model, the manifest
+sections it owns, a `wire` method that adds it to the graph when the manifest asks for it, and a
+`run` method. It reads only the inputs it declared (a path per slot) and writes only into out_dir.
+Its Params are the manifest sections it reads (or `pick`ed views of them), so what a stage is
+given, what enters its lot and what the schema says are one definition.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from opensem.build.stage import Progress, StageContext, StageResult, silent_progress
+from opensem.manifest.fields import Section
+from opensem.manifest.sections import ManifestSection
 
-class StageParams(BaseModel):
-    """Base of every stage's Params: strict and frozen, so params are values."""
+if TYPE_CHECKING:
+    from opensem.stages.wiring import Wiring
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Progress(Protocol):
-    """A progress handle for long work (training steps, records embedded)."""
-
-    def advance(self, amount: int = 1) -> None: ...
-
-    def close(self) -> None: ...
+__all__ = ["Progress", "StageContext", "StageKind", "StageParams", "StageResult", "silent_progress"]
 
 
-class ProgressFactory(Protocol):
-    def __call__(self, description: str, total: int | None) -> Progress: ...
-
-
-class _SilentProgress:
-    def advance(self, amount: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def silent_progress(description: str, total: int | None) -> Progress:
-    return _SilentProgress()
-
-
-@dataclass(frozen=True)
-class StageContext:
-    """What a stage may know about its surroundings besides its params and inputs."""
-
-    project_root: Path
-    job_id: str
-    stage_name: str
-    work_dir: Path  # scratch space keyed by the lot (checkpoints); survives a killed run
-    cache_dir: Path  # caches shared across lots (teacher answers, embeddings)
-    lot: str = ""  # this run's own lot number (a publish tag may embed it)
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("opensem.stage"))
-    progress: ProgressFactory = silent_progress
-    # Lots and output digests of upstream stages: for provenance (model cards), never an input.
-    lineage: dict[str, dict[str, str]] = field(default_factory=dict)
-    # Run settings from the manifest that never enter the lot (opensem.build.graph.StageNode.settings).
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class StageResult:
-    """What a stage reports back: metrics for meta.json and a one-line summary for the console."""
-
-    summary: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
+class StageParams(Section):
+    """Base of Params models a stage assembles from several sections (extra keys are errors)."""
 
 
 class StageKind(Protocol):
     name: ClassVar[str]
-    version: ClassVar[str]
-    Params: ClassVar[type[StageParams]]
+    version: ClassVar[str]  # bump when the same params and inputs would now give other bytes
+    Params: ClassVar[type[BaseModel]]
+    sections: ClassVar[tuple[ManifestSection, ...]]  # manifest sections this kind declares
+
+    def wire(self, wiring: Wiring) -> None:
+        """Add this stage to the graph (or not) from the manifest; pure: reads nothing but the project layout."""
+        ...
 
     def run(self, params: Any, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult: ...

@@ -9,15 +9,17 @@ comparison (metrics, counts and every answer with its scores).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from opensem.build.files import write_json
 from opensem.errors import StageError
 from opensem.evaluation.items import load_golden, load_refusal_prompts
 from opensem.evaluation.params import EvalParams
+from opensem.evaluation.wiring import eval_params, eval_sources
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageResult
+from opensem.stages.wiring import Wiring
 
 BASELINE_FILE = "baseline.json"
 
@@ -35,8 +37,16 @@ def load_model(model_path: str, stage: str) -> Any:
 @register
 class Baseline:
     name = "baseline"
-    version = "1"
+    version = "2"  # 2: params are views of the evaluation and training sections; the judge's rubric unresolved
     Params = EvalParams
+    sections = ()  # reads `evaluation`, which the evaluate stage declares
+
+    def wire(self, wiring: Wiring) -> None:
+        """Only the base model, the golden set and the refusal prompts: no data, so data edits never rerun it."""
+        sources = eval_sources(wiring)
+        params = eval_params(wiring, EvalParams)
+        if sources and params is not None:
+            wiring.add(self, params, {**wiring.base_inputs(), **sources}, provides=("baseline",))
 
     def run(self, params: EvalParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Generate and score the base model's answers; judge them when a judge is configured."""
@@ -52,16 +62,16 @@ class Baseline:
         sets = EvalSets(golden=golden, safety=safety)
         with quiet_libraries():
             tokenizer = load_tokenizer(model_path, self.name)
-            bar = ctx.progress("evaluating base model", sets.work(params.batch_size))
+            bar = ctx.progress("evaluating base model", sets.work(params.evaluation.batch_size))
             try:
                 side = run_side(load_model(model_path, self.name), tokenizer, sets, params.generation(), bar)
             finally:
                 bar.close()
         judge = None
-        if params.judge is not None and golden:
-            judge = judge_for(params.judge, ctx)
+        if params.evaluation.judge is not None and golden:
+            judge = judge_for(params.evaluation.judge, ctx)
             judge_side(side, golden, judge)
         data = {**side.as_json(), "judge": judge.describe() if judge else None}
-        (out_dir / BASELINE_FILE).write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(out_dir / BASELINE_FILE, data)
         shown = [f"{name} {value:.3f}" for name, value in side.metrics.items() if name.endswith(("token_f1", "judge_score", "refusal_rate"))]
         return StageResult(summary="base model: " + (", ".join(shown) or "measured"), metrics={"base": side.metrics, "counts": side.counts})

@@ -13,62 +13,72 @@ report.json, report.md and similarity.png.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, model_validator
-
+from opensem.curate.config import DecontaminateConfig
+from opensem.data.records import has_string_id, read_records, write_records
 from opensem.errors import DataError, Location, StageError
+from opensem.manifest.sections import section
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageParams, StageResult
-from opensem.stages.split import read_records, write_records
+from opensem.stages.base import StageContext, StageResult
+from opensem.stages.wiring import Wiring
+from opensem.evaluation.wiring import golden_input
+
+KEY = ("curation", "decontaminate")
 
 
-class DecontaminateParams(StageParams):
-    ngram: int = Field(13, ge=1, le=1000, description="words per n-gram")
-    against_test: bool = True
-    against_golden: bool = True
-    embedding_threshold: float | None = Field(None, gt=0.0, lt=1.0, description="cosine above which an instruction paraphrases a reference; None: off")
-    model: str | None = Field(None, description="sentence-transformers model for the paraphrase check")
-    mode: Literal["drop", "report"] = "drop"
-
-    @model_validator(mode="after")
-    def _something_to_check(self) -> "DecontaminateParams":
-        if not (self.against_test or self.against_golden):
-            raise ValueError("decontaminate needs against_test or against_golden")
-        if self.embedding_threshold is not None and not self.model:
-            raise ValueError("embedding_threshold needs a model")
-        return self
-
-
-def _split_file(inputs: dict[str, Path], name: str) -> Path:
+def _records(inputs: dict[str, Path], name: str) -> list[dict[str, object]]:
     source = Path(inputs["split"])
     path = source / name if source.is_dir() else source
     if not path.is_file():
         raise DataError(f"decontaminate: no {name} in the split input", Location(file=str(source)), hint="decontaminate takes the output of split")
-    return path
+    return read_records(path, check=has_string_id).records
 
 
 @register
 class Decontaminate:
     name = "decontaminate"
-    version = "1"
-    Params = DecontaminateParams
+    version = "2"  # 2: params are the curation.decontaminate section as written (batch_size a run setting)
+    Params = DecontaminateConfig
+    sections = (
+        section(
+            "curation.decontaminate", DecontaminateConfig | None, None,
+            description="Remove training records that overlap the test split or the golden set; omit to skip the check.",
+        ),
+    )
 
-    def run(self, params: DecontaminateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def wire(self, wiring: Wiring) -> None:
+        """The stage, when configured; against_golden quietly turns off without a golden set unless the manifest asked for it."""
+        config = wiring.section("curation.decontaminate")
+        if config is None:
+            return
+        golden = golden_input(wiring)
+        if config.against_golden and golden is None and "against_golden" in config.model_fields_set:
+            hint = f"add data/{wiring.manifest.job_id}/golden/ or set evaluation.golden, or set against_golden: false"
+            wiring.problem((*KEY, "against_golden"), "against_golden is true but there is no golden set", hint)
+            return
+        against_golden = config.against_golden and golden is not None
+        if not (config.against_test or against_golden):
+            wiring.problem(KEY, "decontaminate has nothing to check against: against_test is false and there is no golden set", "set against_test: true, or add a golden set")
+            return
+        inputs = {"split": wiring.channel("split"), **({"golden": golden} if against_golden else {})}
+        if config.embedding_threshold is not None:
+            inputs.update(wiring.model_inputs(config.model, (*KEY, "model")))
+        wiring.add(self, config.model_copy(update={"against_golden": against_golden}), inputs, provides=("train",))
+
+    def run(self, params: DecontaminateConfig, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Flag contaminated training records; drop them (mode drop) and write the report."""
         from opensem.curate.decontam import find, golden_references, test_references
         from opensem.curate.decontam_report import contaminated_rows, decontam_report
 
-        train = read_records(_split_file(inputs, "train.jsonl"))
+        train = _records(inputs, "train.jsonl")
         references = []
         if params.against_test:
-            references += test_references(read_records(_split_file(inputs, "test.jsonl")))
+            references += test_references(_records(inputs, "test.jsonl"))
         if params.against_golden:
             if "golden" not in inputs:
                 raise StageError("decontaminate: against_golden is set but the stage has no golden input", hint="the plan and the stage disagree; please report it")
             references += golden_references(Path(inputs["golden"]))
-        batch_size = int(ctx.settings.get("batch_size", 64))  # how, not what: never in the lot
-        embedding = (params.model, inputs.get("model"), batch_size) if params.embedding_threshold is not None and params.model else None
+        embedding = (params.model, inputs.get("model"), params.batch_size) if params.embedding_threshold is not None else None
         findings = find(train, references, params.ngram, embedding, ctx)
         rows = contaminated_rows(train, references, findings, params.embedding_threshold)
         flagged = {row["id"] for row in rows}

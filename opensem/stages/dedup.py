@@ -15,52 +15,34 @@ duplicates), report.json, report.md and similarity.png (nearest-neighbour simila
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
 
-from pydantic import Field, model_validator
-
+from opensem.curate.config import DedupConfig
+from opensem.data.records import write_records
 from opensem.errors import DataError, Location
+from opensem.manifest.sections import section
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageParams, StageResult
-from opensem.stages.split import read_records, write_records
-
-RECORDS_FILE = "records.jsonl"
-DEFAULT_MODEL = "all-MiniLM-L6-v2"  # opensem.curate.embedder.DEFAULT_MODEL, kept here so importing stays light
-DEFAULT_BATCH_SIZE = 64
-
-
-class DedupParams(StageParams):
-    model: str | None = Field(DEFAULT_MODEL, description="sentence-transformers model id, or a directory given as the 'model' input")
-    threshold: float = Field(0.95, gt=0.0, lt=1.0, description="cosine similarity above which a record is a near-duplicate")
-    field: Literal["instruction", "instruction_and_answer"] = "instruction"
-    exact: bool = True
-    semantic: bool = True
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "DedupParams":
-        if not (self.exact or self.semantic):
-            raise ValueError("dedup needs exact or semantic")
-        if self.semantic and not self.model:
-            raise ValueError("semantic dedup needs a model")
-        return self
-
-
-def input_records(inputs: dict[str, Path], stage: str) -> tuple[Path, list[dict[str, Any]]]:
-    """The records.jsonl of the 'records' input (a stage's out/ or the file itself)."""
-    source = Path(inputs["records"])
-    path = source / RECORDS_FILE if source.is_dir() else source
-    if not path.is_file():
-        raise DataError(f"no {RECORDS_FILE} in the {stage} input", Location(file=str(source)), hint=f"{stage} takes the output of ingest")
-    return path, read_records(path)
+from opensem.stages.base import StageContext, StageResult
+from opensem.stages.split import RECORDS_FILE, input_records
+from opensem.stages.wiring import Wiring
 
 
 @register
 class Dedup:
     name = "dedup"
-    version = "1"
-    Params = DedupParams
+    version = "2"  # 2: params are the curation.dedup section as written (batch_size a run setting)
+    Params = DedupConfig
+    sections = (section("curation.dedup", DedupConfig | None, None, description="Remove exact and near-duplicate records after ingest (and synthesis); omit to keep them."),)
 
-    def run(self, params: DedupParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def wire(self, wiring: Wiring) -> None:
+        config = wiring.section("curation.dedup")
+        if config is None:
+            return
+        inputs = {"records": wiring.channel("records")}
+        if config.semantic:  # a model given as a folder: its bytes key the lot
+            inputs.update(wiring.model_inputs(config.model, ("curation", "dedup", "model")))
+        wiring.add(self, config, inputs, provides=("records",))
+
+    def run(self, params: DedupConfig, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Remove exact and near duplicates; write the kept records, the removed ones and the report."""
         from opensem.curate.dedup import exact_duplicates, semantic_duplicates
         from opensem.curate.dedup_report import dedup_report, removed_rows
@@ -74,8 +56,7 @@ class Dedup:
         semantic = None
         if params.semantic:
             remaining = [i for i in range(len(records)) if i not in exact]
-            batch_size = int(ctx.settings.get("batch_size", DEFAULT_BATCH_SIZE))  # how, not what: never in the lot
-            semantic = semantic_duplicates(records, texts, remaining, params, batch_size, inputs.get("model"), ctx)
+            semantic = semantic_duplicates(records, texts, remaining, params, params.batch_size, inputs.get("model"), ctx)
         removed = {**exact, **(semantic.removed if semantic else {})}
         kept = [record for i, record in enumerate(records) if i not in removed]
         out_dir.mkdir(parents=True, exist_ok=True)

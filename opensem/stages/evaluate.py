@@ -15,35 +15,49 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
+from opensem.data.records import write_records
 from opensem.errors import DataError, Location, StageError
 from opensem.evaluation.items import Item, load_golden, load_refusal_prompts, scorable, split_items
-from opensem.evaluation.params import EvalParams
+from opensem.evaluation.config import EvaluationConfig
+from opensem.evaluation.params import EvaluateParams
 from opensem.evaluation.report import build_report, fmt, write_report
 from opensem.evaluation.suite import Side
-from opensem.training.methods.base import SFT_SHAPES
+from opensem.evaluation.wiring import eval_params, eval_sources
+from opensem.manifest.sections import section
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.baseline import BASELINE_FILE, load_model
+from opensem.stages.wiring import Wiring
+from opensem.training.methods.base import SFT_SHAPES
 
 
 @register
 class Evaluate:
     name = "evaluate"
-    version = "2"
+    version = "3"  # 3: params are views of the evaluation and training sections; the judge's rubric unresolved
+    Params = EvaluateParams
+    sections = (
+        section("evaluation", EvaluationConfig, default_factory=EvaluationConfig, description="How the base and fine-tuned models are evaluated, judged and gated."),
+    )
 
-    class Params(EvalParams):
-        max_records: int | None = Field(None, gt=0, description="evaluate at most this many test records")
+    def wire(self, wiring: Wiring) -> None:
+        """Base and tuned model on the test split; the baseline's golden and safety results merged in."""
+        params = eval_params(wiring, EvaluateParams)
+        if params is None:
+            return
+        inputs = {"test": wiring.channel("split"), "adapter": wiring.channel("adapter"), **wiring.base_inputs(), **eval_sources(wiring)}
+        if wiring.channel("baseline") is not None:
+            inputs["baseline"] = wiring.channel("baseline")
+        wiring.add(self, params, inputs, provides=("report",))
 
-    def run(self, params: Params, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(self, params: EvaluateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Evaluate both models, merge in the baseline, and write the report."""
         from opensem.evaluation.judge import judge_for
         from opensem.evaluation.suite import EvalSets, judge_side, run_side
         from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
         from opensem.training.data import RecordSet, check_shapes, encode_records, load_records
 
-        loaded = load_records(_input_file(inputs, "test", "test.jsonl")).head(params.max_records)
+        loaded = load_records(_input_file(inputs, "test", "test.jsonl")).head(params.evaluation.max_records)
         # Preference and feedback records (dpo, orpo, kto) are scored on their good answer.
         kept = [(record, line) for raw, line in zip(loaded.records, loaded.lines) if (record := scorable(raw)) is not None]
         records = RecordSet(loaded.path, [record for record, _ in kept], [line for _, line in kept])
@@ -61,13 +75,13 @@ class Evaluate:
             # The adapter (or fine-tuned model) carries the tokenizer it was trained with, chat template included.
             has_tokenizer = (tuned_dir / "tokenizer_config.json").is_file()
             tokenizer = load_tokenizer(str(tuned_dir) if has_tokenizer else model_path, self.name)
-            sequences = [ids for ids in encode_records(records, tokenizer, params.max_seq_length) if len(ids) > 1]
+            sequences = [ids for ids in encode_records(records, tokenizer, params.training.max_seq_length) if len(ids) > 1]
             if not sequences:
                 raise DataError("evaluate: no test record has two or more tokens to score", Location(file=str(records.path)))
             # The base model's golden and safety results are the baseline stage's; only the test split is scored here.
             base_sets = EvalSets(test_sequences=sequences, test_records=len(records), test=questions)
             tuned_sets = EvalSets(test_sequences=sequences, test_records=len(records), test=questions, golden=golden, safety=safety)
-            bar = ctx.progress("evaluating", base_sets.work(params.batch_size) + tuned_sets.work(params.batch_size))
+            bar = ctx.progress("evaluating", base_sets.work(params.evaluation.batch_size) + tuned_sets.work(params.evaluation.batch_size))
             try:
                 model = load_model(model_path, self.name)
                 base_side = run_side(model, tokenizer, base_sets, params.generation(), bar)
@@ -77,16 +91,15 @@ class Evaluate:
                 bar.close()
 
         judge_info = None
-        if params.judge is not None:
-            judge = judge_for(params.judge, ctx)
+        if params.evaluation.judge is not None:
+            judge = judge_for(params.evaluation.judge, ctx)
             judge_side(base_side, questions, judge)
             judge_side(tuned_side, [*golden, *questions], judge)
             judge_info = {"model": judge.describe()}
         base_all = baseline.merged(base_side)
         rows = prediction_rows([*golden, *questions, *safety], base_all, tuned_side)
         report = build_report(base_all, tuned_side, judge_info, rows)
-        text = "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
-        (out_dir / "predictions.jsonl").write_text(text, encoding="utf-8")
+        write_records(out_dir / "predictions.jsonl", rows)
         write_report(report, rows, out_dir, ctx.job_id)
         return StageResult(summary=_summary(report), metrics={"headline": report["headline"], "base": base_all.metrics, "tuned": tuned_side.metrics})
 

@@ -10,40 +10,55 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from pydantic import Field, model_validator
 
+from pydantic import Field
+
+from opensem.build.files import write_json
 from opensem.errors import StageError
+from opensem.evaluation.config import QualityGate
 from opensem.evaluation.gates import GatesFailed, check_all
 from opensem.evaluation.metrics import CATALOGUE
+from opensem.evaluation.wiring import golden_input, refusals_input
+from opensem.manifest.sections import section
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
+from opensem.stages.wiring import Wiring
 
-
-class GateSpec(StageParams):
-    metric: str
-    min: float | None = None
-    max: float | None = None
-    min_delta_vs_baseline: float | None = None
-
-    @model_validator(mode="after")
-    def _one_rule(self) -> "GateSpec":
-        if self.metric not in CATALOGUE:
-            raise ValueError(f"unknown metric {self.metric!r}; known: {', '.join(CATALOGUE)}")
-        rules = [name for name in ("min", "max", "min_delta_vs_baseline") if getattr(self, name) is not None]
-        if len(rules) != 1:
-            raise ValueError(f"a gate sets exactly one of min, max, min_delta_vs_baseline; {self.metric} sets {len(rules)}")
-        return self
+NEEDS = {
+    "golden": ("golden set", "add a golden set (evaluation.golden, or data/{job}/golden/)"),
+    "judge": ("judge", "configure evaluation.judge"),
+    "refusals": ("refusal prompts", "add refusal prompts (evaluation.refusal_prompts, or data/{job}/refusals/)"),
+}
 
 
 class GateParams(StageParams):
-    gates: list[GateSpec] = Field(min_length=1)
+    gates: list[QualityGate] = Field(min_length=1)
 
 
 @register
 class Gate:
     name = "gate"
-    version = "1"
+    version = "2"  # 2: gates as the manifest writes them (unset rules included)
     Params = GateParams
+    sections = (
+        section(
+            "evaluation.gates", list[QualityGate], default_factory=list,
+            description="Quality gates; any failing one fails the build (exit 3) and blocks publishing.",
+        ),
+    )
+
+    def wire(self, wiring: Wiring) -> None:
+        """The gates, when there are any; a gate on a metric this manifest cannot measure is a problem."""
+        gates = wiring.section("evaluation.gates")
+        if not gates:
+            return
+        available = {"golden": golden_input(wiring) is not None, "judge": wiring.section("evaluation").judge is not None, "refusals": refusals_input(wiring) is not None}
+        for index, gate in enumerate(gates):
+            for need in CATALOGUE[gate.metric].needs:
+                if not available[need]:
+                    what, hint = NEEDS[need]
+                    wiring.problem(("evaluation", "gates", index, "metric"), f"{gate.metric} cannot be measured: this manifest has no {what}", hint.format(job=wiring.manifest.job_id))
+        wiring.add(self, GateParams(gates=gates), {"report": wiring.channel("report")}, provides=("gate",))
 
     def run(self, params: GateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Check every gate; raise GatesFailed when any fails, else record what passed."""
@@ -52,9 +67,9 @@ class Gate:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StageError(f"gate: cannot read the evaluation report: {exc}", hint="rebuild with --force evaluate") from None
-        outcomes = check_all([gate.model_dump() for gate in params.gates], report)
+        outcomes = check_all(params.gates, report)
         if not all(outcome.passed for outcome in outcomes):
             raise GatesFailed(outcomes)
         record = {"passed": True, "gates": [outcome.as_json() for outcome in outcomes]}
-        (out_dir / "gates.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(out_dir / "gates.json", record)
         return StageResult(summary=f"{len(outcomes)} of {len(outcomes)} quality gates passed", metrics={"gates": record["gates"]})

@@ -13,39 +13,31 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 from pydantic import Field
 
-from opensem.data.chunking import DEFAULT_CHUNK_CHARS, chunk_text, normalize_text
-from opensem.errors import DataError, Location, StageError
-from opensem.data.formats import detect_format, make_record, normalize, record_kind
 from opensem.build.digests import walk_files
+from opensem.build.graph import Input
+from opensem.data.chunking import ChunkingConfig, chunk_text, normalize_text
+from opensem.data.formats import detect_format, make_record, normalize, record_kind
+from opensem.data.records import write_records
+from opensem.data.sources import DataSource, SourceSpec, glob_base, glob_matches, is_glob, is_url, remote_fingerprint
+from opensem.errors import DataError, Location, StageError
+from opensem.manifest.sections import section, sections_from
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
+from opensem.stages.wiring import Wiring
 
 TEXT_SUFFIXES = (".txt", ".md")
 PDF_SUFFIXES = (".pdf",)
 DOCUMENT_SUFFIXES = TEXT_SUFFIXES + PDF_SUFFIXES
 DATASET_SUFFIXES = (".jsonl", ".json")
-MAX_CHUNK_CHARS = DEFAULT_CHUNK_CHARS  # the default data.chunking.size
-__all__ = ["Ingest", "IngestParams", "SourceSpec", "chunk_text", "normalize_text", "MAX_CHUNK_CHARS"]
-
-
-class SourceSpec(StageParams):
-    """One source of the manifest: where its files come from, and how to read dataset files."""
-
-    slot: str | None = None  # the input slot of a local file, folder or glob base; None for a URL
-    path: str  # as written in the manifest: a path, a glob or a URL
-    format: Literal["auto", "text", "alpaca", "sharegpt", "messages", "dpo"] = "auto"
-    pattern: str | None = None  # a glob relative to the project root: only matching files are read
-    remote: str | None = None  # a URL's listing fingerprint (opensem.data.sources); path is the URL
 
 
 class IngestParams(StageParams):
     sources: list[SourceSpec]
-    chunk_size: int = Field(DEFAULT_CHUNK_CHARS, gt=0)
-    chunk_overlap: int = Field(0, ge=0)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig, description="How documents are cut into chunks (characters).")
 
 
 def _source_name(file: Path, root: Path, spec: SourceSpec, project_root: Path) -> str:
@@ -88,7 +80,7 @@ def _read_pdf(file: Path, source: str) -> str:
 
 def _documents(file: Path, source: str, params: IngestParams) -> list[dict[str, Any]]:
     text = _read_pdf(file, source) if file.suffix.lower() in PDF_SUFFIXES else _read_text(file, source)
-    chunks = chunk_text(normalize_text(text), params.chunk_size, params.chunk_overlap)
+    chunks = chunk_text(normalize_text(text), params.chunking.size, params.chunking.overlap)
     return [make_record(source, text=chunk) for chunk in chunks]
 
 
@@ -129,8 +121,47 @@ class Ingest:
     """Stage kind `ingest`: sources (files, folders, globs, URLs) -> records.jsonl."""
 
     name = "ingest"
-    version = "1"
+    version = "2"  # 2: chunking as the data.chunking section; kto datasets
     Params = IngestParams
+    sections = (
+        section(
+            "data.sources", list[DataSource] | None, None, min_length=1,
+            description="Where the data is; defaults to data/<job_id>/raw/ (every file in it).",
+        ),
+        *sections_from(IngestParams, "chunking", under="data."),
+    )
+
+    def wire(self, wiring: Wiring) -> None:
+        """Local paths and glob bases become input slots; a URL is listed now, so its fingerprint keys the lot."""
+        slots: dict[str, Input | None] = {}
+        specs: list[SourceSpec] = []
+        explicit = wiring.manifest.data.sources is not None
+        for index, source in enumerate(wiring.loaded.sources()):
+            key = ("data", "sources", index, "path") if explicit else ("data", "sources")
+            slot = f"source{index}"
+            spec = SourceSpec(**source.model_dump(), slot=slot)
+            if is_url(source.path):
+                try:
+                    spec = spec.model_copy(update={"slot": None, "remote": remote_fingerprint(source.path)})
+                except Exception as exc:  # any backend error (missing bucket, no network, no credentials)
+                    wiring.problem(key, f"cannot list {source.path}: {type(exc).__name__}: {exc}", "check the URL, the network and the credentials fsspec reads from the environment")
+            elif is_glob(source.path):
+                base = glob_base(source.path)
+                slots[slot] = found = wiring.source(base, key)
+                if found is not None:  # the base is inside the project: read only what matches below it
+                    if not glob_matches(wiring.loaded.project_root, source.path):
+                        wiring.problem(key, f"glob {source.path!r} matches no file", f"fix the pattern; it is matched against paths relative to {wiring.loaded.project_root} (** spans folders)")
+                    rest = PurePosixPath(source.path).relative_to(base).as_posix() if base != "." else source.path
+                    spec = spec.model_copy(update={"pattern": rest if found.path == "." else f"{found.path}/{rest}"})
+            elif not explicit and not (wiring.loaded.project_root / source.path).exists():
+                hint = "put the expert's documents and datasets there, or list them under data.sources"
+                wiring.problem(key, f"path {source.path!r} does not exist (the default when data.sources is not set)", hint)
+                slots[slot] = None
+            else:
+                slots[slot] = wiring.source(source.path, key)
+            specs.append(spec)
+        params = IngestParams(sources=specs, chunking=wiring.section("data.chunking"))
+        wiring.add(self, params, slots, provides=("records",), volatile=any(spec.remote for spec in specs))
 
     def run(self, params: IngestParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         records: list[dict[str, Any]] = []
@@ -165,10 +196,7 @@ class Ingest:
         kinds = {"instruction": 0, "document": 0, "preference": 0, "feedback": 0}
         for record in records:
             kinds[record_kind(record)] += 1
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "records.jsonl", "w", encoding="utf-8", newline="\n") as handle:
-            for record in records:
-                handle.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
+        write_records(out_dir / "records.jsonl", records)
         metrics = {
             "records": len(records),
             "instructions": kinds["instruction"],
@@ -195,7 +223,7 @@ class Ingest:
             raise DataError(f"source does not exist: {root}", Location(file=spec.path), hint="check the path in the manifest")
         files = walk_files(root) if root.is_dir() else [root]
         if spec.pattern is not None:
-            from opensem.data.sources import glob_base, glob_regex
+            from opensem.data.sources import glob_regex
 
             regex, base = glob_regex(spec.pattern), PurePosixPath(glob_base(spec.pattern))
             files = [f for f in files if regex.match((base / f.relative_to(root).as_posix()).as_posix() if f != root else base.as_posix())]

@@ -7,28 +7,59 @@ import json
 import posixpath
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from opensem.evaluation.report import comparison_lines
+from pydantic import Field
+
 from opensem.build.digests import walk_files
+from opensem.build.files import write_json
+from opensem.evaluation.report import comparison_lines
+from opensem.manifest.fields import Section
+from opensem.manifest.sections import section
 from opensem.release.registry import open_registry, publish_files
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageParams, StageResult
+from opensem.stages.base import StageContext, StageResult
+from opensem.stages.wiring import Wiring
+
+# A tag may carry `{lot}`, replaced by the first 12 characters of the publish stage's lot.
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(\{lot\}[A-Za-z0-9._+-]*)?$"
 
 
-class PublishParams(StageParams):
+class PublishTarget(Section):
+    registry: str = Field(description="fsspec URL or a path relative to the project root.")
+    tag: str = Field(pattern=TAG_PATTERN, description="Immutable release tag; `{lot}` expands to the publish lot.")
+    trigger_deployment: bool = Field(False, description="Recorded in the registry index for deployment hooks.")
+
+
+class PublishParams(PublishTarget):
     job_id: str
-    registry: str
-    tag: str
-    trigger_deployment: bool = False
-    base_model: str
+    base_model: str  # a hub id, or base_model/model for a tiny base shipped with the release
 
 
 @register
 class PublishStage:
-    name: ClassVar[str] = "publish"
-    version: ClassVar[str] = "2"
-    Params: ClassVar[type[StageParams]] = PublishParams
+    name = "publish"
+    version = "3"  # 3: what was published reaches the lock through the stage result
+    Params = PublishParams
+    sections = (section("publish_target", PublishTarget | None, None, description="Where finished adapters go; omit to skip publishing."),)
+
+    def wire(self, wiring: Wiring) -> None:
+        """The adapter, its report and the manifest; after the gates, when there are any."""
+        target = wiring.section("publish_target")
+        if target is None:
+            return
+        m = wiring.manifest
+        tiny = not isinstance(m.base_model, str)  # a tiny base model is small enough to ship beside its adapter
+        params = PublishParams(**target.model_dump(), job_id=m.job_id, base_model="base_model/model" if tiny else m.base_model)
+        inputs = {
+            "adapter": wiring.channel("adapter"),
+            "report": wiring.channel("report"),
+            "manifest": wiring.source(str(wiring.loaded.path.resolve()), ()),
+            **(wiring.base_inputs() if tiny else {}),
+        }
+        if wiring.channel("gate") is not None:
+            inputs["gate"] = wiring.channel("gate")  # nothing is published before the gates pass
+        wiring.add(self, params, inputs)
 
     def run(self, params: PublishParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         tag = params.tag.replace("{lot}", ctx.lot[:12])
@@ -60,9 +91,9 @@ class PublishStage:
             receipt = publish_files(fs, root, params.job_id, tag, ctx.lot, files, {"trigger_deployment": params.trigger_deployment})
         # The registry as the manifest writes it, so the lock never holds a machine's absolute path.
         receipt["uri"] = posixpath.join(params.registry, params.job_id, tag)
-        (out_dir / "published.json").write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
+        write_json(out_dir / "published.json", receipt)
         published = {"tag": tag, "uri": receipt["uri"], "digest": receipt["digest"], "lot": ctx.lot}
-        return StageResult(summary=f"{len(files)} files -> {receipt['uri']}", metrics={"published": published})
+        return StageResult(summary=f"{len(files)} files -> {receipt['uri']}", metrics={"published": published}, lock={"published": published})
 
 
 def model_card(

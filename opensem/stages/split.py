@@ -6,23 +6,26 @@ removing records never moves the existing ones from one side to the other.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from opensem.errors import DataError, Location
 from opensem.build.digests import sha256_text
+from opensem.data.records import has_string_id, read_records, write_records
+from opensem.errors import DataError, Location, StageError
+from opensem.manifest.fields import Section
+from opensem.manifest.sections import section
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageParams, StageResult
+from opensem.stages.base import StageContext, StageResult
+from opensem.stages.wiring import Wiring
 
 RECORDS_FILE = "records.jsonl"
 
 
-class SplitParams(StageParams):
-    test_fraction: float = Field(0.1, gt=0.0, lt=1.0)
-    seed: int = 42
+class SplitConfig(Section):
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="Share of records held out for evaluation.")
+    seed: int | None = Field(None, description="Seed of the split hash; defaults to the manifest seed.")
 
 
 def split_score(record_id: str, seed: int) -> float:
@@ -30,28 +33,13 @@ def split_score(record_id: str, seed: int) -> float:
     return int(sha256_text(f"{seed}:{record_id}")[:16], 16) / 16**16
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of a jsonl file; each must be an object with a string id."""
-    records: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = Location(file=str(path), line=number)
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg}", where) from exc
-            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                raise DataError("record has no string 'id'", where, hint="split reads the records written by ingest")
-            records.append(record)
-    return records
-
-
-def write_records(path: Path, records: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        for record in records:
-            handle.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
+def input_records(inputs: dict[str, Path], stage: str) -> tuple[Path, list[dict[str, Any]]]:
+    """The records.jsonl of the 'records' input (a stage's out/ or the file itself); each has an id."""
+    source = Path(inputs["records"])
+    path = source / RECORDS_FILE if source.is_dir() else source
+    if not path.is_file():
+        raise DataError(f"no {RECORDS_FILE} in the {stage} input", Location(file=str(source)), hint=f"{stage} takes the records of ingest (or synthesize, dedup)")
+    return path, read_records(path, check=has_string_id, hint=f"{stage} reads the records written by ingest").records
 
 
 @register
@@ -60,14 +48,18 @@ class Split:
 
     name = "split"
     version = "1"
-    Params = SplitParams
+    Params = SplitConfig
+    sections = (section("data.split", SplitConfig, default_factory=SplitConfig, description="Deterministic split by a hash of each record id."),)
 
-    def run(self, params: SplitParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
-        source = Path(inputs["records"])
-        path = source / RECORDS_FILE if source.is_dir() else source
-        if not path.exists():
-            raise DataError(f"no {RECORDS_FILE} in the split input", Location(file=str(source)), hint="split takes the output of ingest")
-        records = read_records(path)
+    def wire(self, wiring: Wiring) -> None:
+        config = wiring.section("data.split")
+        seed = config.seed if config.seed is not None else wiring.manifest.seed
+        wiring.add(self, config.model_copy(update={"seed": seed}), {"records": wiring.channel("records")}, provides=("split", "train", "test"))
+
+    def run(self, params: SplitConfig, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+        if params.seed is None:
+            raise StageError("split: no seed", hint="the graph gives split the manifest's seed when data.split.seed is unset; please report this")
+        path, records = input_records(inputs, self.name)
         if not records:
             raise DataError("no records to split", Location(file=str(path)), hint="check that the sources hold data")
         scores = [split_score(r["id"], params.seed) for r in records]

@@ -12,46 +12,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from opensem.data.formats import make_record, record_kind
+from opensem.data.records import write_records
 from opensem.errors import DataError
 from opensem.forge import budget as budgets
+from opensem.forge.config import SynthesisConfig
 from opensem.forge.parse import answer_validator, items_validator
 from opensem.forge.prompts import chunk_request, rejected_request
-from opensem.data.formats import make_record, record_kind
-from opensem.manifest.synthesis import BudgetConfig, PromptTemplates, SynthesisConfig, SynthesisMode
+from opensem.manifest.sections import sections_from
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
-from opensem.stages.split import read_records, write_records
-from opensem.teachers.base import ChatResult, RequestPlan, TeacherConfig, TeacherProvider, provider_from_config, request_tokens
+from opensem.stages.split import input_records
+from opensem.stages.wiring import Wiring
+from opensem.teachers.base import ChatResult, RequestPlan, TeacherProvider, provider_from_config, request_tokens
 
 TYPICAL_QUESTION_CHARS = 120  # for the budget of a weaker model's questions, before they exist
 
 
 class SynthesizeParams(StageParams):
-    teacher: TeacherConfig
-    mode: SynthesisMode = "instructions"
-    pairs_per_chunk: int = 3
-    prompts: PromptTemplates = PromptTemplates()
-    rejected_model: str | None = None
-    budget: BudgetConfig = BudgetConfig()
-
-
-def synthesize_params(config: SynthesisConfig) -> dict[str, Any]:
-    """The stage params of a manifest's synthesis section (wiring calls this)."""
-    fields = ("provider", "base_url", "api_key_env", "temperature", "max_tokens", "concurrency", "timeout_s", "max_retries", "json_mode")
-    teacher = {name: getattr(config, name) for name in fields}
-    teacher["model"] = config.model if config.provider != "offline" else "offline-template"
-    return {
-        "teacher": teacher,
-        "mode": config.mode,
-        "pairs_per_chunk": config.pairs_per_chunk,
-        "prompts": config.prompts.model_dump(),
-        "rejected_model": config.rejected_model,
-        "budget": config.budget.model_dump(),
-    }
-
-
-def teacher_label(provider: TeacherProvider, model: str) -> str:
-    return "offline-template" if not provider.language_model else f"{provider.name}:{model}"
+    synthesis: SynthesisConfig | None = Field(  # type: ignore[valid-type]
+        None, description="Data Forge: a teacher turns document chunks into training records; omit to train on the data as it is."
+    )
 
 
 @register
@@ -59,14 +42,20 @@ class Synthesize:
     """Stage kind `synthesize`: records/records.jsonl -> records.jsonl with documents replaced."""
 
     name = "synthesize"
-    version = "1"
+    version = "2"  # 2: params are the synthesis section as written (concurrency, timeout and key variable run settings)
     Params = SynthesizeParams
+    sections = sections_from(SynthesizeParams, "synthesis")
 
-    def run(self, params: SynthesizeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
-        source = Path(inputs["records"])
-        records = read_records(source / "records.jsonl" if source.is_dir() else source)
-        provider = provider_from_config(params.teacher, ctx.cache_dir)
-        label = teacher_label(provider, params.teacher.model)
+    def wire(self, wiring: Wiring) -> None:
+        config = wiring.section("synthesis")
+        if config is not None:
+            wiring.add(self, SynthesizeParams(synthesis=config), {"records": wiring.channel("records")}, provides=("records",))
+
+    def run(self, wrapped: SynthesizeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+        params: Any = wrapped.synthesis
+        _, records = input_records(inputs, self.name)
+        provider = provider_from_config(params, ctx.cache_dir)
+        label = provider.label()
         ctx.log.info("synthesize: the teacher is %s", provider.describe())
         docs = [r for r in records if record_kind(r) == "document"]
         prompts = params.prompts.model_dump()
@@ -79,7 +68,7 @@ class Synthesize:
         if weak and plan.to_send:  # the weaker model's questions are unknown yet: n per new chunk, typical length
             asks = plan.to_send * n
             per = request_tokens(rejected_request(prompts, "q" * TYPICAL_QUESTION_CHARS, weak))
-            plans.append(RequestPlan(asks, asks, asks * per, asks * params.teacher.max_tokens))
+            plans.append(RequestPlan(asks, asks, asks * per, asks * params.max_tokens))
         found = budgets.estimate(plans, params.budget)
         if provider.language_model:
             ctx.log.info("synthesize: %d chunks; %s", len(docs), found.describe())
@@ -128,7 +117,7 @@ class Synthesize:
 
     @staticmethod
     def _records(
-        doc: dict[str, Any], result: ChatResult, params: SynthesizeParams, label: str, weak: dict[str, ChatResult], counts: dict[str, int]
+        doc: dict[str, Any], result: ChatResult, params: Any, label: str, weak: dict[str, ChatResult], counts: dict[str, int]
     ) -> list[dict[str, Any]]:
         """The records one chunk's answer yields (none when the answer stayed invalid)."""
         if not result.ok:
@@ -159,7 +148,7 @@ class Synthesize:
 
     @staticmethod
     def _result(
-        params: SynthesizeParams,
+        params: Any,
         provider: TeacherProvider,
         results: list[ChatResult],
         docs: list[dict[str, Any]],

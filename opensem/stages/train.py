@@ -5,28 +5,29 @@ preflight judges the run against this machine's GPUs (or RAM), and only then doe
 Checkpoints go to the lot's work dir, so a killed build resumes there; out_dir receives only the
 final artifacts: adapter/ (or model/ for full fine-tuning), metrics.jsonl and loss.png.
 
-What enters the lot (Params) is what changes the trained bytes, the backend included. How the run
-goes about it (checkpoint interval, trackers, gradient checkpointing, VRAM cap, the hardware
-policy) arrives through ctx.settings: changing those never retrains anything.
+Its params are the manifest's method_config, training and compute sections as written. What
+enters the lot is what changes the trained bytes, the backend included; the run settings (the
+checkpoint interval, trackers, gradient checkpointing, VRAM cap, the hardware policy) are marked
+as such on their fields, so changing them never retrains anything.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationInfo, field_validator
-
-from opensem.errors import DataError, Location
-from opensem.training.loss_curve import plot_loss
-from opensem.training.methods.base import ALL_LINEAR
+from opensem.errors import DataError, Location, StageError
+from opensem.manifest.sections import sections_from
 from opensem.stages import register
-from opensem.stages.base import Progress, StageContext, StageParams, StageResult
+from opensem.stages.base import Progress, StageContext, StageResult
+from opensem.stages.wiring import Wiring
+from opensem.training.config import TrainParams
+from opensem.training.loss_curve import plot_loss
 
 if TYPE_CHECKING:
     from opensem.training.hardware import HardwareReport
-    from opensem.training.methods.base import Hyperparams, Method, TrainOutcome
+    from opensem.training.methods.base import Method, TrainOutcome
 
 
 def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
@@ -38,83 +39,40 @@ def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
 @register
 class Train:
     name = "train"
-    version = "2"  # 2: full-model artifacts (sft), preference metrics, run settings, Pillow loss curve
+    version = "3"  # 3: params are the method_config, training and compute sections as written
 
-    class Params(StageParams):
-        method: str = "lora"
-        rank: int = Field(16, gt=0)
-        alpha: int | None = Field(None, gt=0, description="LoRA alpha; None means 2 * rank")
-        dropout: float = Field(0.05, ge=0.0, lt=1.0)
-        target_modules: list[str] | str = ALL_LINEAR
-        beta: float | None = Field(None, gt=0, description="dpo, orpo and kto; None means 0.1")
-        epochs: float | None = Field(None, gt=0)
-        max_steps: int | None = Field(None, gt=0, description="wins over epochs; neither set means one epoch")
-        learning_rate: float = Field(2e-4, gt=0)
-        warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
-        lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-        max_seq_length: int = Field(512, gt=1)
-        logging_steps: int = Field(10, gt=0)
-        batch_size: int = Field(4, gt=0)
-        grad_accum: int = Field(1, gt=0)
-        seed: int = 42
-        base_model: str | None = Field(None, description="hub id or path; used only without a 'base' input")
-        backend: Literal["auto", "hf", "unsloth"] = "auto"
-        mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
-        launcher: Literal["none", "accelerate"] = "none"
-        num_processes: int | None = Field(None, gt=0, description="accelerate launcher processes; None: one per GPU")
+    Params = TrainParams
+    sections = sections_from(TrainParams, "method_config", "training", "compute")
 
-        @field_validator("method")
-        @classmethod
-        def _known_method(cls, value: str) -> str:
-            from opensem.training.methods import method_names
+    def wire(self, wiring: Wiring) -> None:
+        from opensem.training.methods import get_method
 
-            names = method_names()
-            if value not in names:
-                raise ValueError(f"unknown training method {value!r}; known: {', '.join(names)}")
-            return value
+        m = wiring.manifest
+        method = get_method(m.method_config.type)
+        if m.compute.batch_size < method.min_batch_size:
+            wiring.problem(
+                ("compute", "batch_size"),
+                f"{method.name} needs a batch of {method.min_batch_size} or more records per device, got {m.compute.batch_size}",
+                f"raise compute.batch_size to {method.min_batch_size}",
+            )
+        inputs = {"train": wiring.channel("train"), **wiring.base_inputs()}
+        if m.compute.accelerate_config is not None:  # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
+            inputs["accelerate_config"] = wiring.source(m.compute.accelerate_config, ("compute", "accelerate_config"))
+        params = TrainParams(method_config=m.method_config, training=m.training, compute=m.compute, seed=m.seed, base_model=wiring.hub_model)
+        wiring.add(self, params, inputs, provides=("adapter",))
 
-        @field_validator("target_modules")
-        @classmethod
-        def _some_modules(cls, value: list[str] | str) -> list[str] | str:
-            if not value:
-                raise ValueError(f"target_modules must name at least one module or be {ALL_LINEAR!r}")
-            return value
-
-        @field_validator("batch_size")
-        @classmethod
-        def _batch_fits_method(cls, value: int, info: ValidationInfo) -> int:
-            from opensem.training.methods import get_method, method_names
-
-            method = info.data.get("method")
-            least = get_method(method).min_batch_size if method in method_names() else 1
-            if value < least:
-                raise ValueError(f"{method} needs a batch of {least} or more records per device, got {value}")
-            return value
-
-    class Settings(StageParams):
-        """How to run; never part of the lot."""
-
-        save_steps: int = Field(200, gt=0)
-        report_to: Literal["none", "wandb", "tensorboard"] = "none"
-        gradient_checkpointing: bool | Literal["auto"] = False
-        max_vram_gb: float | None = Field(None, gt=0)
-        allow_cpu_fallback: bool = False
-        strict_hardware_check: bool = True
-
-    def run(self, params: Params, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(self, params: TrainParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Check the data and the hardware, train, and write the artifact, metrics.jsonl and loss.png into out_dir."""
+        from opensem.training.data import check_shapes, load_records
         from opensem.training.methods import get_method
         from opensem.training.methods.base import Runtime, TrainHooks, TrainRequest, resolve_base_model
-        from opensem.training.data import check_shapes, load_records
 
-        method = get_method(params.method)
-        settings = self.Settings.model_validate(ctx.settings)
+        method = get_method(params.method_config.type)
         records = load_records(_train_file(inputs))
         check_shapes(records, method.shapes, method.name)  # before any model is loaded
-        hyper = hyperparams(params, settings.save_steps)
         model_path = resolve_base_model(inputs, params.base_model, self.name)
-        _check_tracker(settings.report_to)
-        report, processes = preflight(method, params, settings, model_path, ctx)
+        _check_tracker(params.training.report_to)
+        report, processes = preflight(method, params, model_path, ctx)
 
         bar: list[Progress] = []
 
@@ -136,10 +94,8 @@ class Train:
 
         lot = ctx.lot[:12] or "run"
         runtime = Runtime(
-            backend=params.backend,
             gradient_checkpointing=report.gradient_checkpointing,
             cpu_fallback=report.cpu_fallback,
-            report_to=settings.report_to,
             tracking_dir=ctx.cache_dir / "tensorboard" / ctx.job_id / lot,
             run_name=f"{ctx.job_id}-{lot}",
             vram_cap_gb=report.cap_gb,
@@ -149,17 +105,17 @@ class Train:
             records=records.records,
             out_dir=out_dir / method.artifact,
             work_dir=ctx.work_dir,
-            hyper=hyper,
+            params=params,
             base_model_name=None if "base" in inputs else params.base_model,
             hooks=TrainHooks(on_start=start, on_step=step, on_log=log, on_end=end),
             runtime=runtime,
             log=ctx.log,
         )
         try:
-            if params.launcher == "accelerate":
+            if params.compute.launcher == "accelerate":
                 from opensem.training.launch import train_launched
 
-                outcome = train_launched(method.name, request, processes, inputs.get("accelerate_config"), params.mixed_precision)
+                outcome = train_launched(method.name, request, processes, inputs.get("accelerate_config"))
             else:
                 outcome = method.train(request)
         finally:
@@ -169,50 +125,26 @@ class Train:
         return _result(method.name, len(records), outcome, report.gradient_checkpointing)
 
 
-def hyperparams(params: Train.Params, save_steps: int = 200) -> Hyperparams:
-    """The method-facing view of the stage params."""
-    from opensem.training.methods.base import Hyperparams
-
-    return Hyperparams(
-        rank=params.rank,
-        alpha=params.alpha,
-        dropout=params.dropout,
-        target_modules=params.target_modules if isinstance(params.target_modules, str) else tuple(params.target_modules),
-        epochs=params.epochs,
-        max_steps=params.max_steps,
-        learning_rate=params.learning_rate,
-        max_seq_length=params.max_seq_length,
-        logging_steps=params.logging_steps,
-        batch_size=params.batch_size,
-        grad_accum=params.grad_accum,
-        seed=params.seed,
-        beta=params.beta,
-        warmup_ratio=params.warmup_ratio,
-        lr_scheduler=params.lr_scheduler,
-        mixed_precision=params.mixed_precision,
-        save_steps=save_steps,
-    )
-
-
-def preflight(method: Method, params: Train.Params, settings: Train.Settings, model_path: str, ctx: StageContext) -> tuple[HardwareReport, int]:
+def preflight(method: Method, params: TrainParams, model_path: str, ctx: StageContext) -> tuple[HardwareReport, int]:
     """Judge the run against this machine before any model loads; log the verdict. Returns (report, processes)."""
     from opensem.training.hardware import HardwarePlan, MethodProfile, check_hardware, model_shape, query_devices
 
     devices = query_devices()
+    compute = params.compute
     processes = 1
-    if params.launcher == "accelerate":
-        processes = params.num_processes or max(1, len(devices))
+    if compute.launcher == "accelerate":
+        processes = compute.num_processes or max(1, len(devices))
     profile = MethodProfile(method.name, method.full, method.quantized, method.paired, method.vram_floor_gb)
     plan = HardwarePlan(
         method=profile,
         shape=model_shape(model_path),
-        seq_len=params.max_seq_length,
-        batch_size=params.batch_size,
-        rank=params.rank,
-        gradient_checkpointing=settings.gradient_checkpointing,
-        strict=settings.strict_hardware_check,
-        max_vram_gb=settings.max_vram_gb,
-        allow_cpu_fallback=settings.allow_cpu_fallback,
+        seq_len=params.training.max_seq_length,
+        batch_size=compute.batch_size,
+        rank=getattr(params.method_config, "rank", 0),
+        gradient_checkpointing=compute.gradient_checkpointing,
+        strict=params.method_config.strict_hardware_check,
+        max_vram_gb=compute.max_vram_gb,
+        allow_cpu_fallback=compute.allow_cpu_fallback,
         processes=processes if devices else 1,
     )
     report = check_hardware(plan, devices)
@@ -252,8 +184,6 @@ def _check_tracker(report_to: str) -> None:
 
     package = {"wandb": "wandb", "tensorboard": "tensorboard"}.get(report_to)
     if package and importlib.util.find_spec(package) is None:
-        from opensem.errors import StageError
-
         raise StageError(f"training.report_to is {report_to}, and the {package} package is not installed", hint=f"pip install {package}")
 
 

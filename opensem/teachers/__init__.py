@@ -2,10 +2,9 @@
 
 Usage (the Data Forge's synthesize stage and the Judge both work this way)::
 
-    from opensem.teachers import ChatRequest, TeacherConfig, provider_from_config, validate_json_object
+    from opensem.teachers import ChatRequest, provider_from_config, validate_json_object
 
-    config = TeacherConfig(provider="openai", model="gpt-4o-mini", base_url="http://127.0.0.1:8000/v1",
-                           api_key_env="OPENAI_API_KEY", temperature=0.0, max_tokens=512, concurrency=16)
+    config = params.synthesis                                  # a manifest section a provider serves
     provider = provider_from_config(config, ctx.cache_dir)     # answers cached under cache_dir/teacher/
     requests = [ChatRequest(messages=[{"role": "user", "content": prompt}], context={"task": "judge", ...})]
     plan = provider.plan(requests)                             # to_send (cache misses), estimated tokens
@@ -16,9 +15,11 @@ Usage (the Data Forge's synthesize stage and the Judge both work this way)::
 
 The contract:
 
-- `TeacherConfig` (pydantic, frozen): provider (offline | openai), model, base_url, api_key_env (the
-  *name* of the variable holding the key; the key itself is never in a config, a lot, a log or the
-  cache), temperature, max_tokens, concurrency, timeout_s, max_retries, backoff_s, json_mode.
+- A provider serves a manifest section (`synthesis`, `evaluation.judge`): the section's shared
+  settings (ChatSettings: temperature, max_tokens, concurrency, timeout_s, max_retries) merged with
+  the provider's own `Options` (openai: model, base_url, api_key_env, json_mode; offline: none), as
+  a union tagged by `provider` (`provider_union`). api_key_env is the *name* of the variable holding
+  the key; the key itself is never in a manifest, a lot, a log or the cache.
 - `ChatRequest(messages, model=None, context={})`: model overrides the configured one (a weaker
   model for rejected answers); context describes the task for the offline provider and is
   neither sent nor part of the cache key.
@@ -42,13 +43,15 @@ from opensem.teachers.base import (
     ChatRequest,
     ChatResult,
     InvalidAnswer,
+    ChatSettings,
     MissingApiKey,
+    ProviderOptions,
     RequestPlan,
-    TeacherConfig,
     TeacherError,
     TeacherProvider,
     provider_from_config,
     provider_names,
+    provider_union,
     validate_json_object,
 )
 
@@ -57,12 +60,14 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "InvalidAnswer",
+    "ChatSettings",
     "MissingApiKey",
+    "ProviderOptions",
     "RequestPlan",
-    "TeacherConfig",
     "TeacherError",
     "TeacherProvider",
     "provider_from_config",
     "provider_names",
+    "provider_union",
     "validate_json_object",
 ]

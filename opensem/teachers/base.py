@@ -7,15 +7,16 @@ this interface, so a caller only decides what to ask and how to check an answer.
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Mapping, Protocol, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import create_model, model_validator
 
 from opensem.errors import StageError
+from opensem.manifest.fields import Section, invalid, tagged_union
+from opensem.plugins import Registry
 
 Message = dict[str, str]
 # A validator turns an answer's text into a value, or raises InvalidAnswer saying what is wrong.
@@ -38,22 +39,29 @@ class InvalidAnswer(ValueError):
     """An answer that does not parse as the JSON the caller asked for (retried, then skipped)."""
 
 
-class TeacherConfig(BaseModel):
-    """Which teacher to ask and how. Holds the *name* of the key's variable, never the key."""
+class ProviderOptions(Section):
+    """Base of every provider's own manifest options; each provider narrows `provider` to its name."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    provider: str
 
-    provider: Literal["offline", "openai"] = "offline"
-    model: str = "offline-template"
-    base_url: str | None = None  # None: the client's default (api.openai.com)
-    api_key_env: str | None = "OPENAI_API_KEY"  # None: a local server that needs no key
-    temperature: float = Field(0.7, ge=0, le=2)
-    max_tokens: int = Field(1024, gt=0)
-    concurrency: int = Field(8, gt=0, le=256)
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(4, ge=0, le=20)  # per request on 429/5xx/timeouts, and per invalid answer
-    backoff_s: float = Field(1.0, ge=0)  # first retry delay; doubles each time
-    json_mode: bool = False  # ask for response_format json_object (not every server supports it)
+    @model_validator(mode="before")
+    @classmethod
+    def _no_keys_in_manifests(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in ("api_key", "key", "token")):
+            raise invalid("an API key never goes in the manifest: put it in an environment variable and name that variable in api_key_env")
+        return data
+
+
+class ChatSettings(Protocol):
+    """What a provider reads of the manifest section it serves (synthesis, evaluation.judge): the
+    provider's own options plus these. Each section defines these fields with its own defaults."""
+
+    provider: str
+    temperature: float
+    max_tokens: int
+    concurrency: int
+    timeout_s: float
+    max_retries: int  # per request on 429/5xx/timeouts, and per invalid answer
 
 
 @dataclass(frozen=True)
@@ -98,10 +106,15 @@ class RequestPlan:
 class TeacherProvider(Protocol):
     name: ClassVar[str]
     language_model: ClassVar[bool]  # False for the offline template generator
-    config: TeacherConfig
+    Options: ClassVar[type[ProviderOptions]]  # its manifest options, merged into each section it serves
+    config: Any  # the section it serves (ChatSettings plus its Options)
 
     def describe(self) -> str:
         """One line for logs and reports: what answers, honestly."""
+        ...
+
+    def label(self) -> str:
+        """Short provenance label for records it wrote: "offline-template", "openai:gpt-4o-mini"."""
         ...
 
     def plan(self, requests: Sequence[ChatRequest]) -> RequestPlan: ...
@@ -145,29 +158,26 @@ def validate_json_object(text: str) -> dict[str, Any]:
     return value
 
 
-_PROVIDERS: dict[str, type] = {}
-_MODULES = ("openai", "offline")
-P = TypeVar("P", bound=type)
-
-
-def register_provider(cls: P) -> P:
-    """Class decorator: add a provider class to the registry under its unique name."""
-    name = getattr(cls, "name")
-    if name in _PROVIDERS and _PROVIDERS[name] is not cls:
-        raise ValueError(f"teacher provider {name!r} is registered twice")
-    _PROVIDERS[name] = cls
-    return cls
+PROVIDERS: Registry[type] = Registry("teacher provider", "opensem.teachers", ("openai", "offline"), instantiate=False)
+register_provider = PROVIDERS.register
 
 
 def provider_names() -> list[str]:
-    for module in _MODULES:
-        importlib.import_module(f"opensem.teachers.{module}")
-    return sorted(_PROVIDERS)
+    return sorted(PROVIDERS.names())
 
 
-def provider_from_config(config: TeacherConfig, cache_dir: Path | None = None) -> TeacherProvider:
-    """The provider a config names. cache_dir is the shared cache root (ctx.cache_dir): answers
-    go under cache_dir/teacher/; None disables the cache (nothing is remembered)."""
-    if config.provider not in provider_names():
-        raise TeacherError(f"unknown teacher provider {config.provider!r}", hint=f"use one of: {', '.join(provider_names())}")
-    return _PROVIDERS[config.provider](config, cache_dir)  # type: ignore[no-any-return]
+def provider_union(settings: type[Section], default: str) -> Any:
+    """A manifest section served by a provider: settings merged with each provider's own options,
+    as a union tagged by `provider` (default when left out). A new provider adds its options here."""
+    members = []
+    for provider in PROVIDERS.all():
+        options: type[ProviderOptions] = provider.Options
+        name = f"{settings.__name__.removesuffix('Settings')}{options.__name__.removesuffix('Options')}"
+        members.append(create_model(name, __base__=(options, settings), __module__=settings.__module__))
+    return tagged_union(members, "provider", default)
+
+
+def provider_from_config(config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 1.0) -> TeacherProvider:
+    """The provider a section names. cache_dir is the shared cache root (ctx.cache_dir): answers
+    go under cache_dir/teacher/; None disables the cache. backoff_s is the first retry's delay."""
+    return PROVIDERS.get(config.provider)(config, cache_dir, backoff_s)  # type: ignore[no-any-return]

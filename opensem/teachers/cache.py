@@ -9,12 +9,11 @@ and a half-written entry can never be read. An entry that does not parse is drop
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from opensem.build.digests import canonical_json, sha256_text
+from opensem.build.files import write_atomic
 
 CACHE_VERSION = 1
 
@@ -58,19 +57,8 @@ class TeacherCache:
 
     def put(self, key: str, text: str, input_tokens: int, output_tokens: int) -> None:
         """File one answer atomically (temporary file, fsync, rename)."""
-        path = self._file(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"text": text, "input_tokens": input_tokens, "output_tokens": output_tokens}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".answer-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(entry, sort_keys=True, ensure_ascii=False))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._file(key), json.dumps(entry, sort_keys=True, ensure_ascii=False), fsync=True)
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.exists() else 0

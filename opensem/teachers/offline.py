@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence
+
+from pydantic import Field
 
 from opensem.forge.structure import cloze, flawed, lower_first, question_for, sections, sentences, summary, topic
 from opensem.teachers.base import (
     ChatRequest,
     ChatResult,
     Message,
+    ChatSettings,
+    ProviderOptions,
     RequestPlan,
-    TeacherConfig,
     TeacherError,
     Validator,
     register_provider,
@@ -43,16 +46,26 @@ def register_offline_task(name: str) -> Callable[[Callable[[Mapping[str, Any]], 
     return wrap
 
 
+class OfflineOptions(ProviderOptions):
+    provider: Literal["offline"] = Field(
+        "offline", description="offline: deterministic answers with no model (templates from document structure; token F1 for a judge), for demos and tests."
+    )
+
+
 @register_provider
 class OfflineProvider:
     name: ClassVar[str] = "offline"
     language_model: ClassVar[bool] = False
+    Options = OfflineOptions
 
-    def __init__(self, config: TeacherConfig, cache_dir: Path | None = None) -> None:
-        self.config = config  # nothing is cached: answering again is free and gives the same bytes
+    def __init__(self, config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 0.0) -> None:
+        self.config: Any = config  # nothing is cached: answering again is free and gives the same bytes
 
     def describe(self) -> str:
         return DESCRIPTION
+
+    def label(self) -> str:
+        return OFFLINE_NAME
 
     def plan(self, requests: Sequence[ChatRequest]) -> RequestPlan:
         return RequestPlan(total=len(requests), to_send=0, input_tokens=0, max_output_tokens=0)

@@ -11,17 +11,22 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
+from pydantic import Field, model_validator
+
+from opensem.manifest.fields import invalid, run_setting
 from opensem.teachers.base import (
     ChatRequest,
     ChatResult,
+    ChatSettings,
     MissingApiKey,
+    ProviderOptions,
     RequestPlan,
-    TeacherConfig,
     TeacherError,
     Message,
     Validator,
@@ -34,15 +39,36 @@ from opensem.teachers.cache import TeacherCache, answer_key
 log = logging.getLogger("opensem.teacher")
 MAX_RETRY_AFTER_S = 60.0
 NO_KEY = "unused"  # servers without auth still need the client to send some bearer token
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class OpenAIOptions(ProviderOptions):
+    provider: Literal["openai"] = Field("openai", description="openai: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp) through the official client.")
+    model: str = Field(min_length=1, description="Model name at the endpoint.")
+    base_url: str | None = Field(None, description="Endpoint, e.g. http://localhost:8000/v1; unset means api.openai.com.")
+    api_key_env: str | None = run_setting(
+        "OPENAI_API_KEY", pattern=ENV_NAME, description="Name of the environment variable holding the API key (never the key); null for servers without auth."
+    )
+    json_mode: bool = Field(False, description="Send response_format json_object (for servers that support it).")
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "OpenAIOptions":
+        if self.base_url is not None and not re.match(r"^https?://", self.base_url):
+            raise invalid(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        if self.base_url is not None and "@" in self.base_url.split("/")[2]:
+            raise invalid("base_url must not carry credentials (they would be written to the lock): use api_key_env")
+        return self
 
 
 @register_provider
 class OpenAIProvider:
     name: ClassVar[str] = "openai"
     language_model: ClassVar[bool] = True
+    Options = OpenAIOptions
 
-    def __init__(self, config: TeacherConfig, cache_dir: Path | None = None) -> None:
-        self.config = config
+    def __init__(self, config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 1.0) -> None:
+        self.config: Any = config
+        self.backoff_s = backoff_s
         self.cache = TeacherCache(Path(cache_dir) / "teacher") if cache_dir is not None else None
         self._client: Any = None
         self._key: str | None = None
@@ -51,6 +77,9 @@ class OpenAIProvider:
     def describe(self) -> str:
         where = self.config.base_url or "api.openai.com"
         return f"OpenAI-compatible endpoint {where}, model {self.config.model}"
+
+    def label(self) -> str:
+        return f"{self.name}:{self.config.model}"
 
     def key(self, request: ChatRequest, messages: list[Message]) -> str:
         c = self.config
@@ -92,7 +121,7 @@ class OpenAIProvider:
                 if not key:
                     raise MissingApiKey(
                         f"the teacher needs an API key and the environment variable {env} is not set",
-                        hint=f"export {env}=... before building (synthesis.api_key_env names the variable; "
+                        hint=f"export {env}=... before building (api_key_env in the manifest names the variable; "
                         "set it to null for a local server without auth); keys never go in the manifest",
                     )
                 self._key = key
@@ -111,7 +140,7 @@ class OpenAIProvider:
         for attempt in range(c.max_retries + 1):
             meter.take()
             sent += 1
-            delay = c.backoff_s * (2**attempt) * (1 + random.random() / 4)
+            delay = self.backoff_s * (2**attempt) * (1 + random.random() / 4)
             try:
                 response = client.chat.completions.create(
                     model=model, messages=messages, temperature=c.temperature, max_tokens=c.max_tokens, **extra
@@ -126,7 +155,7 @@ class OpenAIProvider:
                 if attempt == c.max_retries:
                     raise TeacherError(
                         f"teacher endpoint unreachable: {c.base_url or 'api.openai.com'} ({reason}) after {sent} attempts",
-                        hint="start the server or fix synthesis.base_url; answers received so far are cached",
+                        hint="start the server or fix base_url in the manifest; answers received so far are cached",
                     ) from None
             except openai.APIStatusError as exc:
                 if exc.status_code < 500:
@@ -150,7 +179,7 @@ class OpenAIProvider:
             env = self.config.api_key_env
             return TeacherError(
                 f"the teacher endpoint refused the API key ({status})",
-                hint=f"check the key in ${env}" if env else "the endpoint needs a key: set synthesis.api_key_env",
+                hint=f"check the key in ${env}" if env else "the endpoint needs a key: set api_key_env in the manifest",
             )
         body = self._scrub(str(getattr(exc, "message", "") or exc))[:300]
         hint = f"check that the endpoint serves model {model!r}" if status == 404 else "check the model name and parameters"

@@ -7,71 +7,20 @@ truncation. A mismatch there would make every loss comparison meaningless.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opensem.data.formats import ROLES as CHAT_ROLES
+from opensem.data.formats import record_kind
+from opensem.data.records import RecordSet, read_records
 from opensem.errors import DataError, Location
 
-CHAT_ROLES = ("system", "user", "assistant")
-_KIND_FIELDS = (
-    ("instruction", ("messages",)),
-    ("document", ("text",)),
-    ("preference", ("prompt", "chosen", "rejected")),
-    ("feedback", ("prompt", "completion", "label")),
-)
 _STRING_FIELDS = ("prompt", "chosen", "rejected", "completion")
 
 
-@dataclass(frozen=True)
-class RecordSet:
-    """Records read from one jsonl file, with the line each came from (for error locations)."""
-
-    path: Path
-    records: list[dict[str, Any]]
-    lines: list[int]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def head(self, count: int | None) -> RecordSet:
-        """The first count records (all of them when count is None)."""
-        if count is None:
-            return self
-        return RecordSet(self.path, self.records[:count], self.lines[:count])
-
-
 def load_records(path: Path) -> RecordSet:
-    """Read a jsonl file of normalized records; DataError with file and line on anything malformed."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such records file: {path.name}", Location(file=str(path)), hint="check the upstream stage's output")
-    records: list[dict[str, Any]] = []
-    lines: list[int] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"not valid JSON: {exc.msg}", Location(file=str(path), line=number)) from None
-            if not isinstance(record, dict):
-                raise DataError(f"a record must be a JSON object, got {type(record).__name__}", Location(file=str(path), line=number))
-            records.append(record)
-            lines.append(number)
-    if not records:
-        raise DataError("the records file is empty", Location(file=str(path)), hint="check the ingest and split stages")
-    return RecordSet(path, records, lines)
-
-
-def record_kind(record: dict[str, Any]) -> str:
-    """instruction, document, preference or feedback by the fields present; unknown otherwise."""
-    for kind, fields in _KIND_FIELDS:
-        if all(name in record for name in fields):
-            return kind
-    return "unknown"
+    """The normalized records a stage trains or evaluates on; an empty file is an error."""
+    return read_records(path, allow_empty=False, hint="check the ingest and split stages")
 
 
 def _fits(record: dict[str, Any], shapes: tuple[tuple[str, ...], ...]) -> bool:
@@ -95,7 +44,7 @@ def check_shapes(records: RecordSet, shapes: tuple[tuple[str, ...], ...], who: s
     bad = [i for i, record in enumerate(records.records) if not _fits(record, shapes)]
     if bad:
         first = records.records[bad[0]]
-        kinds = sorted({record_kind(records.records[i]) for i in bad})
+        kinds = sorted({record_kind(records.records[i], "unknown") for i in bad})
         raise DataError(
             f"{who}: {len(bad)} of {len(records)} records lack the fields it needs ({wanted}); "
             f"first has {', '.join(sorted(first)) or 'no fields'} ({kinds[0] if len(kinds) == 1 else ' and '.join(kinds)} records)",
@@ -169,7 +118,7 @@ def render_text(record: dict[str, Any], tokenizer: Any) -> str:
     if "text" in record:
         return str(record["text"])
     raise DataError(
-        f"a {record_kind(record)} record is not language-modeling data (needs messages or text)",
+        f"a {record_kind(record, 'unknown')} record is not language-modeling data (needs messages or text)",
         hint="preference records train through a preference method (dpo, orpo, kto)",
     )
 

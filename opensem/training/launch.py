@@ -23,19 +23,21 @@ from pathlib import Path
 from typing import Any
 
 from opensem import errors
+from opensem.build.files import write_json
+from opensem.data.records import write_records
 from opensem.errors import OpensemError, StageError
-from opensem.training.methods.base import Hyperparams, Runtime, TrainHooks, TrainOutcome, TrainRequest
+from opensem.training.methods.base import Runtime, TrainHooks, TrainOutcome, TrainRequest
 
 TAG = "@opensem "
 
 
-def train_launched(method: str, request: TrainRequest, processes: int, config_file: Path | None, mixed_precision: str) -> TrainOutcome:
+def train_launched(method: str, request: TrainRequest, processes: int, config_file: Path | None) -> TrainOutcome:
     """Run method on request in `processes` processes through accelerate; returns rank 0's outcome."""
     folder = request.work_dir / "launch"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "outcome.json").unlink(missing_ok=True)
     records = folder / "records.jsonl"
-    records.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in request.records), encoding="utf-8")
+    write_records(records, request.records)
     spec = {
         "method": method,
         "model_path": request.model_path,
@@ -43,11 +45,11 @@ def train_launched(method: str, request: TrainRequest, processes: int, config_fi
         "out_dir": str(request.out_dir),
         "work_dir": str(request.work_dir),
         "base_model_name": request.base_model_name,
-        "hyper": dataclasses.asdict(request.hyper),
+        "params": request.params.model_dump(mode="json"),
         "runtime": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request.runtime).items()},
     }
-    (folder / "request.json").write_text(json.dumps(spec, indent=2, sort_keys=True), encoding="utf-8")
-    command = launch_command(processes, config_file, mixed_precision, folder / "request.json")
+    write_json(folder / "request.json", spec)
+    command = launch_command(processes, config_file, request.params.compute.mixed_precision, folder / "request.json")
     request.log.info("launching %d training process%s: %s", processes, "es" if processes != 1 else "", " ".join(command[2:]))
     stderr_file = folder / "stderr.log"
     error: dict[str, Any] | None = None
@@ -150,8 +152,9 @@ class _Forward(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     """One training process: read the request, train, and (rank 0) report and write the outcome."""
-    from opensem.training.methods import get_method
+    from opensem.training.config import TrainParams
     from opensem.training.data import load_records
+    from opensem.training.methods import get_method
 
     spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text(encoding="utf-8"))
     lead = int(os.environ.get("RANK", "0")) == 0
@@ -173,13 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         on_resume=lambda step, checkpoint: emit({"event": "resume", "step": step, "checkpoint": checkpoint}),
     )
     runtime = {k: (Path(v) if k == "tracking_dir" and v else v) for k, v in spec["runtime"].items()}
-    hyper = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec["hyper"].items()}
     request = TrainRequest(
         model_path=spec["model_path"],
         records=load_records(Path(spec["records"])).records,
         out_dir=Path(spec["out_dir"]),
         work_dir=Path(spec["work_dir"]),
-        hyper=Hyperparams(**hyper),
+        params=TrainParams.model_validate(spec["params"]),
         base_model_name=spec["base_model_name"],
         hooks=hooks,
         runtime=Runtime(**runtime),
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if lead:
         outcome_file = Path(spec["work_dir"]) / "launch" / "outcome.json"
-        outcome_file.write_text(json.dumps(dataclasses.asdict(outcome), sort_keys=True), encoding="utf-8")
+        write_json(outcome_file, dataclasses.asdict(outcome))
     return 0
 
 

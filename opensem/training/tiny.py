@@ -13,6 +13,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, model_validator
+
+from opensem.manifest.fields import Section, invalid
+
 PAD_TOKEN = "<|pad|>"
 BOS_TOKEN = "<|bos|>"
 EOS_TOKEN = "<|eos|>"
@@ -36,6 +40,24 @@ CHAT_TEMPLATE = (
 
 MAX_POSITIONS = 2048
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # every byte plus the special tokens
+
+
+class TinyModelSpec(Section):
+    """A tiny randomly initialized Llama with a locally trained tokenizer, built as a stage."""
+
+    hidden_size: int = Field(64, gt=0, description="Width of the model.")
+    num_layers: int = Field(2, gt=0, le=32, description="Transformer blocks.")
+    num_heads: int = Field(4, gt=0, description="Attention heads; must divide hidden_size into an even head size.")
+    vocab_size: int = Field(2000, ge=MIN_VOCAB_SIZE, le=65536, description="Most BPE vocabulary entries; the bundled corpus decides the exact size.")
+    seed: int = Field(0, description="Seed of the random initialization.")
+
+    @model_validator(mode="after")
+    def _head_shape(self) -> "TinyModelSpec":
+        if self.hidden_size % self.num_heads:
+            raise invalid(f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})")
+        if (self.hidden_size // self.num_heads) % 2:
+            raise invalid(f"hidden_size / num_heads must be even for rotary embeddings, got {self.hidden_size} / {self.num_heads} = {self.hidden_size // self.num_heads}")
+        return self
 
 
 def corpus_text() -> str:
@@ -71,34 +93,17 @@ def _train_tokenizer(vocab_size: int) -> Any:
     return tokenizer
 
 
-def _check_shape(hidden_size: int, num_layers: int, num_heads: int, vocab_size: int) -> None:
-    if hidden_size <= 0 or num_layers <= 0 or num_heads <= 0:
-        raise ValueError(f"hidden_size, num_layers and num_heads must be > 0, got {hidden_size}, {num_layers}, {num_heads}")
-    if hidden_size % num_heads:
-        raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})")
-    if (hidden_size // num_heads) % 2:
-        raise ValueError(f"head size hidden_size/num_heads must be even for rotary embeddings, got {hidden_size // num_heads}")
-    if vocab_size < MIN_VOCAB_SIZE:
-        raise ValueError(f"vocab_size must be >= {MIN_VOCAB_SIZE} (256 bytes + special tokens), got {vocab_size}")
-
-
-def make_tiny_model(
-    out_dir: Path,
-    *,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    vocab_size: int = 2000,
-    seed: int = 0,
-) -> Path:
+def make_tiny_model(out_dir: Path, spec: TinyModelSpec | None = None, **shape: Any) -> Path:
     """Write a tiny random Llama, its tokenizer and generation config into out_dir; return out_dir.
 
-    The result loads offline with AutoModelForCausalLM / AutoTokenizer.from_pretrained(out_dir).
-    Same arguments give the same bytes. The model's vocabulary is the tokenizer's actual size,
-    which is at most vocab_size (the bundled corpus may not yield that many merges), so no
-    token id the model can emit is unknown to the tokenizer.
+    The shape is spec, or TinyModelSpec(**shape) (its defaults, with the fields given here). The
+    result loads offline with AutoModelForCausalLM / AutoTokenizer.from_pretrained(out_dir). Same
+    shape, same bytes. The model's vocabulary is the tokenizer's actual size, which is at most
+    vocab_size (the bundled corpus may not yield that many merges), so no token id the model can
+    emit is unknown to the tokenizer.
     """
-    _check_shape(hidden_size, num_layers, num_heads, vocab_size)
+    spec = spec or TinyModelSpec(**shape)
+    hidden_size, num_layers, num_heads = spec.hidden_size, spec.num_layers, spec.num_heads
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -106,7 +111,7 @@ def make_tiny_model(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    backend = _train_tokenizer(vocab_size)
+    backend = _train_tokenizer(spec.vocab_size)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=BOS_TOKEN,
@@ -133,7 +138,7 @@ def make_tiny_model(
     )
     # fork_rng keeps the caller's global RNG stream untouched while the init is seeded.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(spec.seed)
         model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
         bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False, max_new_tokens=64

@@ -43,7 +43,8 @@ def test_learning_rate_change_reruns_train_evaluate_publish_and_back_is_free(bui
     code, text = project.run("plan", str(project.manifest), "--json")
     stale = {s["name"]: s["reasons"] for s in json.loads(text)["stages"] if s["status"] == "stale"}
     assert set(stale) == {"train", "evaluate", "gate", "publish"}
-    assert any("learning_rate 0.003 -> 0.002" in r for r in stale["train"])
+    assert {"code": "params-changed", "text": "params changed: training.learning_rate 0.003 -> 0.002", "key": "training.learning_rate", "old": 0.003, "new": 0.002} in stale["train"]
+    assert [r["code"] for r in stale["evaluate"]] == ["waits-for"]
     assert project.build()[0] == ["train", "evaluate", "gate", "publish"]
     assert project.lock.read_text() != lock_before
     project.manifest.write_text(original)

@@ -64,8 +64,9 @@ def test_plan_says_why_the_build_is_blocked(gated: tuple[Project, OpenAICompatib
     project, _, _, _ = gated
     plan = plan_of(project)
     assert all(plan[name]["status"] == "up-to-date" for name in ("base_model", "ingest", "split", "baseline", "train", "evaluate"))
-    assert plan["gate"]["reasons"][0].startswith("blocked: quality gate failed: test.perplexity ") and "> 1" in plan["gate"]["reasons"][0]
-    assert plan["publish"]["reasons"] == ["waits for gate (blocked by a failed quality gate)"]
+    blocked = plan["gate"]["reasons"][0]
+    assert blocked["code"] == "blocked" and blocked["text"].startswith("blocked: quality gate failed: test.perplexity ") and "> 1" in blocked["text"]
+    assert [r["text"] for r in plan["publish"]["reasons"]] == ["waits for gate (blocked by a failed quality gate)"]
 
 
 def test_fine_tuned_beats_the_baseline_on_held_out_perplexity(gated: tuple[Project, OpenAICompatibleServer, int, str]) -> None:

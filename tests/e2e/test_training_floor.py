@@ -130,7 +130,8 @@ def test_preference_methods_build_and_mismatched_data_fails_before_training(tmp_
     project.edit("manifests/floor.yaml", "max_vram_gb: 10", "max_vram_gb: 10\n  backend: hf")
     code, output = project.run("plan", str(project.manifest), "--json")
     train = next(stage for stage in json.loads(output)["stages"] if stage["name"] == "train")
-    assert code == 0 and train["status"] == "stale" and train["reasons"] == ["params changed: backend 'auto' -> 'hf'"], output
+    assert code == 0 and train["status"] == "stale", output
+    assert [(r["code"], r["text"]) for r in train["reasons"]] == [("params-changed", "params changed: compute.backend 'auto' -> 'hf'")]
 
 
 @pytest.mark.slow
@@ -145,7 +146,7 @@ def test_the_accelerate_launcher_trains_native_kto_records_with_two_cpu_processe
     entry = project.root / "build" / "store" / lot[:2] / lot
     meta = json.loads((entry / "meta.json").read_text())
     assert meta["metrics"]["processes"] == 2 and meta["metrics"]["steps"] == 3
-    assert meta["params"]["launcher"] == "accelerate" and meta["params"]["num_processes"] == 2
+    assert meta["params"]["compute"]["launcher"] == "accelerate" and meta["params"]["compute"]["num_processes"] == 2
     rows = [json.loads(line) for line in (entry / "out" / "metrics.jsonl").read_text().splitlines()]
     # n feedback records over two processes of four per step: an epoch is ceil(n / 8) steps (one process: ceil(n / 4)).
     records = meta["metrics"]["train_records"]

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from opensem.evaluation.judge import DEFAULT_RUBRIC, Judge, JudgeParams, JudgeSettings, parse_verdict, render_rubric
+from opensem.evaluation.config import judge_config
+from opensem.evaluation.judge import DEFAULT_RUBRIC, Judge, parse_verdict, render_rubric
 from opensem.teachers import InvalidAnswer, MissingApiKey
 from tests.servers.openai_compatible import Content, OpenAICompatibleServer
 
@@ -29,8 +30,8 @@ def grade(body: dict[str, Any]) -> str:
 
 
 def judge(server: OpenAICompatibleServer, cache: Path | None, retries: int = 2, key_env: str | None = None) -> Judge:
-    params = JudgeParams(provider="openai", model="judge-1", base_url=server.url, max_retries=retries)
-    return Judge(params, cache, settings=JudgeSettings(api_key_env=key_env, concurrency=1, timeout_s=5))
+    config = judge_config(provider="openai", model="judge-1", base_url=server.url, max_retries=retries, api_key_env=key_env, concurrency=1, timeout_s=5)
+    return Judge(config, cache)
 
 
 def test_verdicts_come_through_the_openai_client_and_are_cached(openai_server: OpenAICompatibleServer, tmp_path: Path) -> None:
@@ -98,11 +99,11 @@ def test_rubric_rendering_and_validation() -> None:
     assert "Q {answer}?" in text and "(no answer)" in text and '{"score": <integer 1 to 5>' in text
     assert render_rubric("{question}|{reference}|{answer}", "q", "r", "a") == "q|r|a"
     with pytest.raises(ValidationError, match="missing {reference}"):
-        JudgeParams(rubric="Grade {question}: {answer}")
+        judge_config(provider="offline", rubric="Grade {question}: {answer}")
 
 
 def test_offline_judge_is_a_deterministic_heuristic(tmp_path: Path) -> None:
-    offline = Judge(JudgeParams(provider="offline"), tmp_path)
+    offline = Judge(judge_config(provider="offline"), tmp_path)
     assert offline(TRIPLES) == [5, 1, 4]
     assert "not a language model" in offline.describe()
     assert not any(tmp_path.iterdir())  # nothing cached: answering again is free

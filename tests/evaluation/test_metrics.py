@@ -8,7 +8,6 @@ import pytest
 
 from opensem.evaluation.metrics import ACCURACY_ORDER, CATALOGUE, exact_match, improvement, lcs_length, mean, normalize_answer, rouge_l, token_f1
 from opensem.evaluation.safety import is_refusal, refusal_rate
-from opensem.manifest.evaluation import GateMetric
 
 
 def test_normalization_follows_squad() -> None:
@@ -34,8 +33,7 @@ def test_rouge_l_uses_the_longest_common_subsequence() -> None:
     assert token_f1("mat the on", "on the mat") == 1.0
 
 
-def test_catalogue_matches_the_manifest_and_knows_directions() -> None:
-    assert list(get_args(GateMetric)) == list(CATALOGUE)
+def test_catalogue_knows_directions() -> None:
     assert set(ACCURACY_ORDER) <= set(CATALOGUE)
     assert not CATALOGUE["test.perplexity"].higher_is_better and CATALOGUE["golden.token_f1"].higher_is_better
     assert improvement("test.perplexity", 100.0, 80.0) == 20.0

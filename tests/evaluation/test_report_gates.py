@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from opensem.evaluation.config import QualityGate
 from opensem.evaluation.gates import GatesFailed, check, check_all, table
 from opensem.evaluation.report import build_report, print_report, write_report
 from opensem.evaluation.suite import Side
@@ -87,19 +88,19 @@ def test_report_files_are_byte_identical_and_readable(tmp_path: Path) -> None:
 
 def test_gate_rules() -> None:
     report = build_report(*sides())
-    assert check({"metric": "test.perplexity", "max": 5.0}, report).passed
-    assert not check({"metric": "test.perplexity", "max": 4.0}, report).passed
-    assert check({"metric": "golden.token_f1", "min": 0.3}, report).passed
-    beat = check({"metric": "test.perplexity", "min_delta_vs_baseline": 2.5}, report)
+    assert check(QualityGate(**{"metric": "test.perplexity", "max": 5.0}), report).passed
+    assert not check(QualityGate(**{"metric": "test.perplexity", "max": 4.0}), report).passed
+    assert check(QualityGate(**{"metric": "golden.token_f1", "min": 0.3}), report).passed
+    beat = check(QualityGate(**{"metric": "test.perplexity", "min_delta_vs_baseline": 2.5}), report)
     assert beat.passed and beat.detail.startswith("improved by 2.91")
-    worse = check({"metric": "safety.refusal_rate", "min_delta_vs_baseline": 0}, report)
+    worse = check(QualityGate(**{"metric": "safety.refusal_rate", "min_delta_vs_baseline": 0}), report)
     assert not worse.passed and worse.detail.startswith("worse by 0.250")
-    missing = check({"metric": "golden.judge_score", "min": 1}, report)
+    missing = check(QualityGate(**{"metric": "golden.judge_score", "min": 1}), report)
     assert not missing.passed and missing.detail == "not measured"
 
 
 def test_failed_gates_raise_with_a_table() -> None:
-    gates = [{"metric": "test.perplexity", "max": 1.0}, {"metric": "golden.token_f1", "min_delta_vs_baseline": 0.0}]
+    gates = [QualityGate(metric="test.perplexity", max=1.0), QualityGate(metric="golden.token_f1", min_delta_vs_baseline=0.0)]
     outcomes = check_all(gates, build_report(*sides()))
     assert [o.passed for o in outcomes] == [False, True]
     error = GatesFailed(outcomes)

@@ -93,9 +93,16 @@ def test_invalid_manifest_exits_2_with_location_and_hint(project: Path, capsys: 
 
 def test_every_problem_is_reported_at_once(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = project / "manifests" / "demo.yaml"
-    manifest.write_text(GOOD.replace("rank: 8", "rank: -1").replace("type: lora", "type: nope").replace("learning_rate: 0.001", "learning_rate: x"))
+    manifest.write_text(GOOD.replace("rank: 8", "rank: -1").replace("tag: v1", "tag: v 1").replace("learning_rate: 0.001", "learning_rate: x"))
     code, output = run_cli(["validate", str(manifest)], capsys)
     assert code == 2 and "3 problems" in output
+    # Problems found while wiring the graph are collected together too (here: two missing paths).
+    manifest.write_text(GOOD.replace("data/demo", "data/nowhere").replace("publish_target:", "evaluation:\n  golden: data/no.jsonl\npublish_target:"))
+    code, output = run_cli(["validate", str(manifest)], capsys)
+    assert code == 2 and "2 problems" in output and "data.sources[0].path" in output and "evaluation.golden" in output
+    # An unknown method is named with the methods there are.
+    code, output = run_cli(["validate", str(_write(manifest, GOOD.replace("type: lora", "type: lorra")))], capsys)
+    assert code == 2 and "unknown type 'lorra'" in output and "did you mean `lora`?" in output and "dpo" in output
     assert "did you mean" in run_cli(["validate", str(_write(manifest, GOOD.replace("rank: 8", "rnak: 8")))], capsys)[1]
 
 

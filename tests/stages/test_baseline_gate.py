@@ -7,18 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from opensem.errors import GateFailed, ManifestError, StageError
-from opensem.evaluation.judge import JudgeParams
-from opensem.evaluation.params import EvalParams
 from opensem.build.graph import UpstreamInput
+from opensem.errors import GateFailed, ManifestError, StageError
+from opensem.evaluation.config import judge_config
+from opensem.evaluation.params import EvalParams, EvaluateParams
 from opensem.stages.baseline import Baseline
 from opensem.stages.evaluate import Evaluate
 from opensem.stages.gate import Gate, GateParams
+from tests.params import params
 from tests.servers.openai_compatible import OpenAICompatibleServer
 from tests.stages.test_train_evaluate import Trained, context, trained  # noqa: F401 - the module fixture
 
 GOLDEN = [("apple", "red"), ("sky", "blue"), ("grass", "green")]
-OFFLINE = JudgeParams(provider="offline")
+OFFLINE = judge_config(provider="offline")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def baseline_out(trained: Trained, sets: Path) -> Path:  # noqa: F811
     out = trained.root / "baseline"
     out.mkdir()
     inputs = {"base": trained.base, "golden": sets / "golden", "refusals": sets / "refusals.txt"}
-    Baseline().run(EvalParams(max_new_tokens=8, judge=OFFLINE), inputs, out, context(trained.root, "baseline"))
+    Baseline().run(params(EvalParams, max_new_tokens=8, judge=OFFLINE, seed=0), inputs, out, context(trained.root, "baseline"))
     return out
 
 
@@ -51,26 +52,25 @@ def test_baseline_measures_the_base_model_deterministically(trained: Trained, se
     again = trained.root / "baseline-again"
     again.mkdir()
     inputs = {"base": trained.base, "golden": sets / "golden", "refusals": sets / "refusals.txt"}
-    Baseline().run(EvalParams(max_new_tokens=8, judge=OFFLINE), inputs, again, context(trained.root, "baseline"))
+    Baseline().run(params(EvalParams, max_new_tokens=8, judge=OFFLINE, seed=0), inputs, again, context(trained.root, "baseline"))
     assert (again / "baseline.json").read_bytes() == (baseline_out / "baseline.json").read_bytes()
 
 
 def test_baseline_needs_something_to_evaluate(trained: Trained, tmp_path: Path) -> None:  # noqa: F811
     with pytest.raises(StageError, match="neither a golden set nor refusal prompts"):
-        Baseline().run(EvalParams(), {"base": trained.base}, tmp_path, context(tmp_path, "baseline"))
+        Baseline().run(params(EvalParams, seed=0), {"base": trained.base}, tmp_path, context(tmp_path, "baseline"))
 
 
 def test_evaluate_merges_the_baseline_and_judges_through_the_server(
     trained: Trained, sets: Path, baseline_out: Path, openai_server: OpenAICompatibleServer  # noqa: F811
 ) -> None:
     openai_server.answer = lambda body: json.dumps({"score": 3, "reason": "fine"})
-    judge = JudgeParams(provider="openai", model="judge-1", base_url=openai_server.url)
+    judge = judge_config(provider="openai", model="judge-1", base_url=openai_server.url, api_key_env=None, concurrency=2)
     ctx = context(trained.root, "evaluate")
-    ctx.settings["judge"] = {"api_key_env": None, "concurrency": 2}
     inputs = {"base": trained.base, "test": trained.test, "adapter": trained.out, "golden": sets / "golden", "refusals": sets / "refusals.txt", "baseline": baseline_out}
     out = trained.root / "evaluate-judged"
     out.mkdir()
-    Evaluate().run(Evaluate.Params(max_new_tokens=8, judge=judge), inputs, out, ctx)
+    Evaluate().run(params(EvaluateParams, max_new_tokens=8, judge=judge, seed=0), inputs, out, ctx)
     # The base model's 7 test answers, the tuned model's 7 test and 3 golden answers; the base golden ones were the baseline's.
     assert openai_server.count == 17
     report = json.loads((out / "report.json").read_text())
@@ -88,7 +88,7 @@ def test_evaluate_merges_the_baseline_and_judges_through_the_server(
     # Evaluating again (a rebuild after an unrelated change) asks the judge nothing: every verdict is cached.
     again = trained.root / "evaluate-judged-again"
     again.mkdir()
-    Evaluate().run(Evaluate.Params(max_new_tokens=8, judge=judge), inputs, again, ctx)
+    Evaluate().run(params(EvaluateParams, max_new_tokens=8, judge=judge, seed=0), inputs, again, ctx)
     assert openai_server.count == 17
     assert (again / "report.json").read_bytes() == (out / "report.json").read_bytes()
 
@@ -97,13 +97,13 @@ def test_gate_passes_or_raises_without_writing(tmp_path: Path) -> None:
     (tmp_path / "eval").mkdir()
     report = {"metrics": {"test.perplexity": {"base": 100.0, "tuned": 40.0, "delta": -60.0, "change": "better", "higher_is_better": False}}}
     (tmp_path / "eval" / "report.json").write_text(json.dumps(report))
-    passing = GateParams(gates=[{"metric": "test.perplexity", "min_delta_vs_baseline": 50}, {"metric": "test.perplexity", "max": 50}])
+    passing = GateParams.model_validate({"gates": [{"metric": "test.perplexity", "min_delta_vs_baseline": 50}, {"metric": "test.perplexity", "max": 50}]})
     out = tmp_path / "pass"
     out.mkdir()
     result = Gate().run(passing, {"report": tmp_path / "eval"}, out, context(tmp_path, "gate"))
     assert result.summary == "2 of 2 quality gates passed"
     assert [g["passed"] for g in json.loads((out / "gates.json").read_text())["gates"]] == [True, True]
-    failing = GateParams(gates=[{"metric": "test.perplexity", "min_delta_vs_baseline": 70}])
+    failing = GateParams.model_validate({"gates": [{"metric": "test.perplexity", "min_delta_vs_baseline": 70}]})
     out = tmp_path / "fail"
     out.mkdir()
     with pytest.raises(GateFailed, match="worse|needs an improvement of at least 70"):
@@ -112,10 +112,10 @@ def test_gate_passes_or_raises_without_writing(tmp_path: Path) -> None:
 
 
 def test_gate_params_are_validated() -> None:
-    with pytest.raises(ValueError, match="unknown metric 'perplexity'; known: test.loss, test.perplexity"):
-        GateParams(gates=[{"metric": "perplexity", "max": 1}])
+    with pytest.raises(ValueError, match="'test.loss', 'test.perplexity'"):
+        GateParams.model_validate({"gates": [{"metric": "perplexity", "max": 1}]})
     with pytest.raises(ValueError, match="exactly one of min, max, min_delta_vs_baseline"):
-        GateParams(gates=[{"metric": "test.loss", "min": 1, "max": 2}])
+        GateParams.model_validate({"gates": [{"metric": "test.loss", "min": 1, "max": 2}]})
 
 
 MANIFEST = """job_id: gated
@@ -148,8 +148,8 @@ def test_wiring_keeps_the_baseline_independent_of_the_data(tmp_path: Path) -> No
     baseline, evaluate, gate = (graph.node(n) for n in ("baseline", "evaluate", "gate"))  # type: ignore[attr-defined]
     assert {slot: src.path for slot, src in baseline.inputs.items()} == {"base": "models/base", "golden": "data/gated/golden"}
     assert set(evaluate.inputs) == {"test", "adapter", "base", "golden", "baseline"}
-    assert baseline.params["judge"]["model"] == "judge-1" and "api_key_env" not in json.dumps(baseline.params)
-    assert baseline.settings == evaluate.settings == {"judge": {"api_key_env": "MY_KEY", "concurrency": 3, "timeout_s": 60.0}}
+    assert baseline.params["evaluation"]["judge"]["model"] == "judge-1" and "api_key_env" not in json.dumps(baseline.params)
+    assert baseline.settings == evaluate.settings == {"evaluation": {"judge": {"api_key_env": "MY_KEY", "concurrency": 3, "timeout_s": 60.0}}}
     assert baseline.params["seed"] == 0  # greedy decoding: the seed changes nothing, so it stays out of the lot
     assert gate.inputs == {"report": UpstreamInput(stage="evaluate")}
     assert gate.params == {"gates": [{"metric": "golden.judge_score", "min": None, "max": None, "min_delta_vs_baseline": 0.0}]}
@@ -184,6 +184,6 @@ def test_evaluate_takes_a_fully_fine_tuned_model(trained: Trained, tmp_path: Pat
     out = tmp_path / "out"
     out.mkdir()
     inputs = {"base": trained.base, "test": trained.test, "adapter": tmp_path / "train"}
-    Evaluate().run(Evaluate.Params(max_new_tokens=4, max_records=3), inputs, out, context(tmp_path, "evaluate"))
+    Evaluate().run(params(EvaluateParams, max_new_tokens=4, max_records=3, seed=0), inputs, out, context(tmp_path, "evaluate"))
     perplexity = json.loads((out / "report.json").read_text())["metrics"]["test.perplexity"]
     assert perplexity["delta"] == 0.0 and perplexity["change"] == "same"  # the "fine-tuned" model is the base itself

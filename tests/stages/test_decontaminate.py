@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from opensem.errors import StageError
 from opensem.data.formats import make_record
 from opensem.stages.base import StageContext, StageResult
-from opensem.stages.decontaminate import Decontaminate, DecontaminateParams
+from opensem.curate.config import DecontaminateConfig
+from opensem.stages.decontaminate import Decontaminate
 
 GOLDEN = [
     {"question": "How many seconds should a standard double espresso take to brew?", "answer": "Roughly 25 to 30 seconds, timed from when the pump starts."},
@@ -55,7 +56,7 @@ def run(root: Path, train: list[dict[str, Any]], name: str, golden: bool = True,
         write(root / "golden" / "golden.jsonl", GOLDEN)
         inputs["golden"] = root / "golden"
     out = root / f"{name}-out"
-    return Decontaminate().run(DecontaminateParams(**params), inputs, out, context(root)), out
+    return Decontaminate().run(DecontaminateConfig(**params), inputs, out, context(root)), out
 
 
 def ids(path: Path) -> list[str]:
@@ -109,8 +110,6 @@ def test_output_is_byte_identical_across_runs(tmp_path: Path) -> None:
 
 def test_settings_that_cannot_work_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="against_test or against_golden"):
-        DecontaminateParams(against_test=False, against_golden=False)
-    with pytest.raises(ValidationError, match="needs a model"):
-        DecontaminateParams(embedding_threshold=0.9)
+        DecontaminateConfig(against_test=False, against_golden=False)
     with pytest.raises(StageError, match="no golden input"):
         run(tmp_path, CLEAN, "a", golden=False)

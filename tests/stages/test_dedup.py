@@ -11,7 +11,8 @@ import pytest
 from opensem.curate.embedder import Embedder
 from opensem.data.formats import make_record
 from opensem.stages.base import StageContext, StageResult
-from opensem.stages.dedup import Dedup, DedupParams
+from opensem.curate.config import DedupConfig
+from opensem.stages.dedup import Dedup
 
 
 def chat(question: str, answer: str = "Ask a barista.") -> dict[str, Any]:
@@ -47,7 +48,7 @@ def run_dedup(root: Path, records: list[dict[str, Any]], name: str, **params: An
     src.mkdir(parents=True)
     (src / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     out = root / f"{name}-out"
-    return Dedup().run(DedupParams(**params), {"records": src}, out, context(root)), out
+    return Dedup().run(DedupConfig(**params), {"records": src}, out, context(root)), out
 
 
 def ids(path: Path) -> list[str]:
@@ -113,7 +114,7 @@ def test_exact_only_never_loads_a_model(tmp_path: Path, monkeypatch: pytest.Monk
         raise AssertionError("the model was loaded")
 
     monkeypatch.setattr(Embedder, "load", fail)
-    result, out = run_dedup(tmp_path, KEEP + NEAR, "a", semantic=False, model=None)
+    result, out = run_dedup(tmp_path, KEEP + NEAR, "a", semantic=False)
     assert (result.metrics["exact"], result.metrics["semantic"]) == (1, 0)
     assert not (out / "similarity.png").exists() and "Semantic pass: off" in (out / "report.md").read_text()
 

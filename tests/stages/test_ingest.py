@@ -10,7 +10,9 @@ import pytest
 
 from opensem.errors import DataError
 from opensem.stages.base import StageContext, StageResult
-from opensem.stages.ingest import MAX_CHUNK_CHARS, Ingest, IngestParams, SourceSpec, chunk_text, normalize_text
+from opensem.data.chunking import ChunkingConfig, chunk_text, normalize_text
+from opensem.data.sources import SourceSpec
+from opensem.stages.ingest import Ingest, IngestParams
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "data" / "tiny-demo"
@@ -147,7 +149,7 @@ def test_long_documents_are_chunked_on_paragraphs(tmp_path: Path) -> None:
     result, path = run_ingest(tmp_path, {"source0": "long.md"})
     texts = [r["text"] for r in read(path)]
     assert len(texts) > 1 and result.metrics["documents"] == len(texts)
-    assert all(len(t) <= MAX_CHUNK_CHARS for t in texts)
+    assert all(len(t) <= ChunkingConfig().size for t in texts)
     assert "\n\n".join(texts) == normalize_text("\n\n".join(paragraphs))
 
 

@@ -12,7 +12,8 @@ from opensem.data.chunking import chunk_text, normalize_text
 from opensem.errors import DataError
 from opensem.data.formats import record_id
 from opensem.stages.base import StageContext
-from opensem.stages.ingest import Ingest, IngestParams, SourceSpec
+from opensem.data.sources import SourceSpec
+from opensem.stages.ingest import Ingest, IngestParams
 from tests.e2e.conftest import Project
 from tests.pdf import write_pdf
 
@@ -22,7 +23,7 @@ PARAGRAPHS = [f"Paragraph {i} begins here. " + f"Sentence {i} tells about tampin
 def ingest(root: Path, specs: list[SourceSpec], **params: Any) -> list[dict[str, Any]]:
     ctx = StageContext(project_root=root, job_id="t", stage_name="ingest", work_dir=root / "work", cache_dir=root / "cache")
     inputs = {s.slot: root / s.path for s in specs if s.slot}
-    Ingest().run(IngestParams(sources=specs, **params), inputs, root / "out", ctx)
+    Ingest().run(IngestParams(sources=specs, **({"chunking": params} if params else {})), inputs, root / "out", ctx)
     return [json.loads(line) for line in (root / "out" / "records.jsonl").read_text().splitlines()]
 
 
@@ -58,9 +59,9 @@ def test_unchanged_chunks_keep_their_ids_after_an_edit(tmp_path: Path) -> None:
     doc = tmp_path / "docs" / "a.md"
     doc.parent.mkdir()
     doc.write_text("\n\n".join(PARAGRAPHS))
-    before = [r["id"] for r in ingest(tmp_path, [SourceSpec(slot="s", path="docs")], chunk_size=900, chunk_overlap=100)]
+    before = [r["id"] for r in ingest(tmp_path, [SourceSpec(slot="s", path="docs")], size=900, overlap=100)]
     doc.write_text("\n\n".join([*PARAGRAPHS[:-1], PARAGRAPHS[-1].replace("tamping", "dosing")]))
-    after = [r["id"] for r in ingest(tmp_path, [SourceSpec(slot="s", path="docs")], chunk_size=900, chunk_overlap=100)]
+    after = [r["id"] for r in ingest(tmp_path, [SourceSpec(slot="s", path="docs")], size=900, overlap=100)]
     assert len(before) == len(after) > 3 and before[:-1] == after[:-1] and before[-1] != after[-1]
 
 
@@ -122,7 +123,7 @@ def test_fsspec_url_sources_enter_the_lot_through_their_listing(tmp_path: Path, 
     fsspec.filesystem("memory").pipe(f"{memory_docs.removeprefix('memory://')}/a.md", b"# Alpha\n\nAlpha is about dosing.")
     code, output = project.run("plan", str(path), "--json")
     ingest_plan = json.loads(output)["stages"][0]
-    assert ingest_plan["status"] == "stale" and any("sources" in reason for reason in ingest_plan["reasons"])
+    assert ingest_plan["status"] == "stale" and any("sources" in reason["text"] for reason in ingest_plan["reasons"])
     assert "dosing" in built_records(project, path)[0]["text"]
 
 

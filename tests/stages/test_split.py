@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from opensem.errors import DataError
 from opensem.data.formats import make_record
 from opensem.stages.base import StageContext, StageResult
-from opensem.stages.split import Split, SplitParams, split_score
+from opensem.stages.split import Split, SplitConfig, split_score
 
 
 def context(root: Path) -> StageContext:
@@ -29,7 +29,7 @@ def run_split(root: Path, recs: list[dict[str, Any]], name: str, **params: Any) 
     src.mkdir(parents=True)
     (src / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
     out = root / f"{name}-out"
-    result = Split().run(SplitParams(**params), {"records": src}, out, context(root))
+    result = Split().run(SplitConfig(**{"seed": 42, **params}), {"records": src}, out, context(root))
     ids = [[json.loads(line)["id"] for line in (out / f).read_text(encoding="utf-8").splitlines()] for f in ("train.jsonl", "test.jsonl")]
     return result, ids[0], ids[1]
 
@@ -101,4 +101,4 @@ def test_record_without_id_is_a_data_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
 def test_fraction_out_of_range_is_refused(fraction: float) -> None:
     with pytest.raises(ValidationError):
-        SplitParams(test_fraction=fraction)
+        SplitConfig(test_fraction=fraction)

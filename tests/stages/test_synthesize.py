@@ -11,11 +11,11 @@ import pytest
 
 from opensem.errors import DataError
 from opensem.data.formats import normalize, record_kind
-from opensem.manifest.synthesis import SynthesisConfig
+from opensem.forge.config import synthesis_config
 from opensem.training.methods.base import PREFERENCE_SHAPES, SFT_SHAPES
 from opensem.training.data import check_shapes, load_records
 from opensem.stages.base import StageContext, StageResult
-from opensem.stages.synthesize import Synthesize, SynthesizeParams, synthesize_params
+from opensem.stages.synthesize import Synthesize, SynthesizeParams
 from opensem.teachers import BudgetExceeded
 from tests.servers.openai_compatible import OpenAICompatibleServer
 
@@ -42,7 +42,7 @@ def write_input(root: Path, docs: list[str] = DOCS) -> Path:
 
 
 def run(root: Path, out: str = "out", **synthesis: Any) -> tuple[StageResult, list[dict[str, Any]], Path]:
-    params = SynthesizeParams.model_validate(synthesize_params(SynthesisConfig(**synthesis)))
+    params = SynthesizeParams(synthesis=synthesis_config(**synthesis))
     ctx = StageContext(project_root=root, job_id="t", stage_name="synthesize", work_dir=root / "work", cache_dir=root / "cache")
     result = Synthesize().run(params, {"records": root / "ingest"}, root / out, ctx)
     path = root / out / "records.jsonl"
@@ -173,7 +173,7 @@ def test_prompt_templates_from_the_manifest(tmp_path: Path, teacher: dict[str, A
     assert first[0] == {"role": "system", "content": "Be brief."}
     assert first[1]["content"].startswith('Make 4 pairs from docs/0.md. JSON: {"pairs"') and "Grind finer" in first[1]["content"]
     with pytest.raises(ValueError, match=r"prompts.instructions must contain \{chunk\}"):
-        SynthesisConfig(prompts={"instructions": "no placeholder"})
+        synthesis_config(prompts={"instructions": "no placeholder"})
 
 
 def test_budget_counts_the_weaker_models_questions_before_spending(tmp_path: Path, teacher: dict[str, Any], openai_server: OpenAICompatibleServer) -> None:

@@ -16,7 +16,10 @@ from pydantic import ValidationError
 from opensem.errors import DataError
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.evaluate import Evaluate
+from opensem.evaluation.params import EvaluateParams
 from opensem.stages.train import Train
+from tests.params import params
+from tests.training.params import train_params
 
 OBJECTS = [
     "apple", "sky", "grass", "snow", "coal", "lemon", "cherry", "ocean", "cloud", "carrot", "banana", "tomato",
@@ -97,7 +100,7 @@ def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> T
     out = root / "out"
     out.mkdir()
     recorder = Recorder()
-    params = Train.Params(rank=8, max_steps=30, learning_rate=1e-2, logging_steps=10, batch_size=4, seed=7)
+    params = train_params(rank=8, max_steps=30, learning_rate=1e-2, logging_steps=10, batch_size=4, seed=7)
     result = Train().run(params, {"train": train_dir, "base": tiny_model_dir.parent}, out, context(root, "train", recorder))
     return Trained(root, tiny_model_dir.parent, test_dir, out, result, recorder)
 
@@ -131,7 +134,7 @@ def test_evaluate_reports_lower_perplexity_after_tuning(trained: Trained) -> Non
     out.mkdir()
     recorder = Recorder()
     inputs = {"test": trained.test, "adapter": trained.out, "base": trained.base}
-    result = Evaluate().run(Evaluate.Params(batch_size=3, max_new_tokens=8), inputs, out, context(trained.root, "evaluate", recorder))
+    result = Evaluate().run(params(EvaluateParams, batch_size=3, max_new_tokens=8, seed=0), inputs, out, context(trained.root, "evaluate", recorder))
 
     report = json.loads((out / "report.json").read_text())
     counts = report["counts"]["tuned"]
@@ -150,7 +153,7 @@ def test_evaluate_reports_lower_perplexity_after_tuning(trained: Trained) -> Non
 
     again = trained.root / "eval-again"
     again.mkdir()
-    Evaluate().run(Evaluate.Params(batch_size=3, max_new_tokens=8), inputs, again, context(trained.root, "evaluate"))
+    Evaluate().run(params(EvaluateParams, batch_size=3, max_new_tokens=8, seed=0), inputs, again, context(trained.root, "evaluate"))
     for name in ("report.json", "report.md", "report.png", "predictions.jsonl"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
@@ -159,7 +162,7 @@ def test_evaluate_max_records_limits_the_test_set(trained: Trained) -> None:
     out = trained.root / "eval-few"
     out.mkdir()
     inputs = {"test": trained.test, "adapter": trained.out, "base": trained.base}
-    result = Evaluate().run(Evaluate.Params(max_records=2, max_new_tokens=4), inputs, out, context(trained.root, "evaluate"))
+    result = Evaluate().run(params(EvaluateParams, max_records=2, max_new_tokens=4, seed=0), inputs, out, context(trained.root, "evaluate"))
     assert json.loads((out / "report.json").read_text())["counts"]["tuned"]["test.records"] == 2
     assert result.metrics["tuned"]["test.perplexity"] > 0
 
@@ -170,20 +173,22 @@ def test_preference_data_fails_before_any_model_loads(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     # The base model does not exist: only a check that runs before loading can produce the DataError.
-    params = Train.Params(max_steps=1, base_model=str(tmp_path / "no-such-model"))
     with pytest.raises(DataError) as info:
-        Train().run(params, {"train": train_dir}, out, context(tmp_path, "train"))
+        Train().run(train_params(max_steps=1, base_model=str(tmp_path / "no-such-model")), {"train": train_dir}, out, context(tmp_path, "train"))
     assert info.value.message.startswith("lora: 5 of 5 records lack the fields it needs (messages | text)")
     assert info.value.location.line == 1
     assert list(out.iterdir()) == []
 
 
 def test_params_are_validated() -> None:
-    with pytest.raises(ValidationError, match="unknown training method"):
-        Train.Params(method="telepathy")
+    with pytest.raises(ValidationError, match="does not match any of the expected tags: 'type=lora'"):
+        train_params("telepathy")
     with pytest.raises(ValidationError):
-        Train.Params(rank=0)
-    assert Train.Params(target_modules=["q_proj", "v_proj"]).target_modules == ["q_proj", "v_proj"]
+        train_params(rank=0)
+    with pytest.raises(ValidationError, match="rank"):
+        train_params("sft", rank=8)  # full fine-tuning has no adapter to shape
+    assert train_params(target_modules=["q_proj", "v_proj"]).method_config.target_modules == ["q_proj", "v_proj"]
+    assert train_params("dpo").method_config.beta == 0.1 and train_params("kto", beta=0.3).method_config.beta == 0.3
 
 
 def test_importing_the_stages_loads_no_ml_library() -> None:
@@ -191,7 +196,8 @@ def test_importing_the_stages_loads_no_ml_library() -> None:
         "import sys, opensem, opensem.stages.train, opensem.stages.evaluate, opensem.stages.tiny_model\n"
         "import opensem.training.methods.lora, opensem.training.data, opensem.training.tiny\n"
         "from opensem.training.methods import method_names; method_names()\n"
-        "from opensem.stages.train import Train; Train.Params(method='lora')\n"
+        "from opensem.stages.train import Train; Train.Params.model_validate({'seed': 1})\n"
+        "from opensem.manifest.schema import manifest_schema; manifest_schema()\n"
         "heavy = {'torch', 'transformers', 'peft', 'trl', 'datasets', 'tokenizers'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )

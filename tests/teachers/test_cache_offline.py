@@ -9,7 +9,8 @@ import pytest
 
 from opensem.forge.parse import items_validator
 from opensem.forge.prompts import chunk_request
-from opensem.teachers import ChatRequest, TeacherConfig, TeacherError, provider_from_config, provider_names
+from opensem.forge.config import synthesis_config
+from opensem.teachers import ChatRequest, TeacherError, provider_from_config, provider_names
 from opensem.teachers.cache import TeacherCache, answer_key
 from opensem.teachers.offline import register_offline_task
 
@@ -49,12 +50,12 @@ def test_cache_round_trip_is_atomic_and_drops_corrupt_entries(tmp_path: Path) ->
 
 def test_registry_names_both_providers() -> None:
     assert provider_names() == ["offline", "openai"]
-    with pytest.raises(Exception, match="provider"):
-        TeacherConfig(provider="anthropic")  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="provider=anthropic"):
+        synthesis_config(provider="anthropic")
 
 
 def test_offline_is_deterministic_honest_and_parses_like_a_teacher(tmp_path: Path) -> None:
-    offline = provider_from_config(TeacherConfig(), tmp_path)
+    offline = provider_from_config(synthesis_config(), tmp_path)
     assert not offline.language_model and offline.describe() == "offline template generator (not a language model)"
     request = chunk_request({}, "instructions", CHUNK, "docs/grind.md", 4)
     first = offline.complete_many([request], validate=items_validator("instructions", 4))
@@ -68,7 +69,7 @@ def test_offline_is_deterministic_honest_and_parses_like_a_teacher(tmp_path: Pat
 
 
 def test_offline_preferences_have_a_different_flawed_answer() -> None:
-    offline = provider_from_config(TeacherConfig())
+    offline = provider_from_config(synthesis_config())
     [result] = offline.complete_many([chunk_request({}, "preferences", CHUNK, "s", 2)], validate=items_validator("preferences", 2))
     for pair in result.value:
         assert pair["flawed_answer"] != pair["answer"]
@@ -76,7 +77,7 @@ def test_offline_preferences_have_a_different_flawed_answer() -> None:
 
 
 def test_offline_refusals_and_unknown_tasks() -> None:
-    offline = provider_from_config(TeacherConfig())
+    offline = provider_from_config(synthesis_config())
     [result] = offline.complete_many([chunk_request({}, "refusals", CHUNK, "s", 2)], validate=items_validator("refusals", 2))
     assert len(result.value) == 2 and all("can't help" in t["refusal"] for t in result.value)
     with pytest.raises(TeacherError, match="cannot answer task 'poem'"):
@@ -85,5 +86,5 @@ def test_offline_refusals_and_unknown_tasks() -> None:
 
 def test_other_components_can_register_offline_tasks() -> None:
     register_offline_task("test-echo")(lambda context: {"echo": context["value"]})
-    [result] = provider_from_config(TeacherConfig()).complete_many([ChatRequest(messages=MESSAGES, context={"task": "test-echo", "value": 7})])
+    [result] = provider_from_config(synthesis_config()).complete_many([ChatRequest(messages=MESSAGES, context={"task": "test-echo", "value": 7})])
     assert json.loads(str(result.text)) == {"echo": 7}

@@ -11,11 +11,11 @@ from opensem.teachers import (
     BudgetExceeded,
     ChatRequest,
     MissingApiKey,
-    TeacherConfig,
     TeacherError,
     provider_from_config,
     validate_json_object,
 )
+from opensem.forge.config import synthesis_config
 from opensem.teachers.base import InvalidAnswer
 from tests.servers.openai_compatible import Content, OpenAICompatibleServer, Slow, Status
 
@@ -33,8 +33,8 @@ def shaped(text: str) -> dict:
 def provider(server: OpenAICompatibleServer, cache: Path | None, monkeypatch: pytest.MonkeyPatch, **overrides: object):
     monkeypatch.setenv("OPENSEM_TEST_KEY", KEY)
     settings = {"provider": "openai", "model": "teacher-1", "base_url": server.url, "api_key_env": "OPENSEM_TEST_KEY",
-                "backoff_s": 0.01, "timeout_s": 5.0, "max_retries": 3, "concurrency": 4, **overrides}
-    return provider_from_config(TeacherConfig(**settings), cache)
+                "timeout_s": 5.0, "max_retries": 3, "concurrency": 4, **overrides}
+    return provider_from_config(synthesis_config(**settings), cache, backoff_s=0.01)
 
 
 def asks(count: int) -> list[ChatRequest]:
@@ -124,11 +124,11 @@ def test_cached_invalid_exchanges_replay_without_requests(server, tmp_path, monk
 def test_missing_key_fails_before_any_request_but_a_cached_rebuild_needs_none(server, tmp_path, monkeypatch) -> None:
     provider(server, tmp_path, monkeypatch).complete_many(asks(2), validate=shaped)
     monkeypatch.delenv("OPENSEM_TEST_KEY")
-    config = TeacherConfig(provider="openai", model="teacher-1", base_url=server.url, api_key_env="OPENSEM_TEST_KEY", backoff_s=0.01)
-    cached = provider_from_config(config, tmp_path).complete_many(asks(2), validate=shaped)
+    config = synthesis_config(provider="openai", model="teacher-1", base_url=server.url, api_key_env="OPENSEM_TEST_KEY")
+    cached = provider_from_config(config, tmp_path, backoff_s=0.01).complete_many(asks(2), validate=shaped)
     assert all(r.ok for r in cached)
     with pytest.raises(MissingApiKey, match="OPENSEM_TEST_KEY is not set") as info:
-        provider_from_config(config, tmp_path).complete_many(asks(3), validate=shaped)
+        provider_from_config(config, tmp_path, backoff_s=0.01).complete_many(asks(3), validate=shaped)
     assert "export OPENSEM_TEST_KEY" in info.value.hint and server.count == 2
 
 
@@ -136,9 +136,9 @@ def test_unreachable_endpoint_is_a_clear_error(tmp_path, monkeypatch) -> None:
     with OpenAICompatibleServer() as gone:
         url = gone.url
     monkeypatch.setenv("OPENSEM_TEST_KEY", KEY)
-    config = TeacherConfig(provider="openai", model="m", base_url=url, api_key_env="OPENSEM_TEST_KEY", backoff_s=0.01, max_retries=1)
+    config = synthesis_config(provider="openai", model="m", base_url=url, api_key_env="OPENSEM_TEST_KEY", max_retries=1)
     with pytest.raises(TeacherError, match="unreachable") as info:
-        provider_from_config(config, tmp_path).complete_many(asks(3))
+        provider_from_config(config, tmp_path, backoff_s=0.01).complete_many(asks(3))
     assert url in info.value.message and "base_url" in info.value.hint
 
 

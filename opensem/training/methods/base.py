@@ -16,9 +16,13 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Protocol
 
 from opensem.errors import StageError
+
+if TYPE_CHECKING:
+    from opensem.training.config import TrainParams
+    from opensem.training.methods.options import MethodOptions
 
 # Record shapes, as alternative sets of required fields. A record fits a shape when it has all
 # fields of at least one alternative.
@@ -27,48 +31,16 @@ PREFERENCE_SHAPES: tuple[tuple[str, ...], ...] = (("prompt", "chosen", "rejected
 # KTO learns from single completions labelled good or bad; a preference pair gives one of each.
 FEEDBACK_SHAPES: tuple[tuple[str, ...], ...] = (("prompt", "completion", "label"), ("prompt", "chosen", "rejected"))
 
-# Every linear layer but the output head (q, k, v, o, gate, up and down projections on Llama).
-ALL_LINEAR = "all-linear"
-
-
-@dataclass(frozen=True)
-class Hyperparams:
-    """Settings common to the trainer-based methods; a method ignores what it does not use."""
-
-    rank: int = 16
-    alpha: int | None = None  # None: 2 * rank
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] | str = ALL_LINEAR
-    epochs: float | None = None
-    max_steps: int | None = None  # wins over epochs; both None: one epoch
-    learning_rate: float = 2e-4
-    max_seq_length: int = 512
-    logging_steps: int = 10
-    batch_size: int = 4
-    grad_accum: int = 1
-    seed: int = 42
-    beta: float | None = None  # preference methods; None: 0.1
-    warmup_ratio: float = 0.0
-    lr_scheduler: str = "linear"
-    mixed_precision: str = "auto"  # auto | no | bf16 | fp16
-    save_steps: int = 200  # checkpoint interval; a killed run resumes from the last checkpoint
-
-    @property
-    def lora_alpha(self) -> int:
-        return self.alpha if self.alpha is not None else 2 * self.rank
-
 
 @dataclass(frozen=True)
 class Runtime:
-    """How and where a run trains, decided by the manifest's run settings and the hardware preflight.
+    """How and where a run trains, as the hardware preflight decided it from the run settings.
 
-    Nothing here changes what the run should learn, except the backend; see opensem.stages.train.
+    Nothing here changes what the run should learn; see opensem.stages.train.
     """
 
-    backend: str = "auto"  # as asked: auto | hf | unsloth; the method resolves it where it trains
     gradient_checkpointing: bool = False
     cpu_fallback: bool = False  # qlora without CUDA: train plain LoRA in float32 instead of failing
-    report_to: str = "none"  # none | wandb | tensorboard
     tracking_dir: Path | None = None  # tensorboard event files
     run_name: str | None = None  # the tracker's name for the run
     vram_cap_gb: float | None = None  # per-process cap on a consumer card
@@ -93,7 +65,7 @@ class TrainRequest:
     records: list[dict[str, Any]]
     out_dir: Path  # where the artifact goes (e.g. the adapter directory)
     work_dir: Path  # scratch for checkpoints
-    hyper: Hyperparams = field(default_factory=Hyperparams)
+    params: TrainParams  # method_config, training, compute and seed, as the manifest has them
     base_model_name: str | None = None  # what the artifact records as its base; None: not recorded
     hooks: TrainHooks = field(default_factory=TrainHooks)
     runtime: Runtime = field(default_factory=Runtime)
@@ -118,6 +90,7 @@ class TrainOutcome:
 
 class Method(Protocol):
     name: ClassVar[str]
+    Options: ClassVar[type[MethodOptions]]  # its `method_config` options (opensem.training.methods.options)
     shapes: ClassVar[tuple[tuple[str, ...], ...]]
     artifact: ClassVar[str]  # "adapter" (peft) or "model" (full weights): out_dir's subfolder
     # Memory profile, read by the hardware preflight before any model loads.

@@ -8,14 +8,24 @@ gradient checkpointing is allowed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
 
 from opensem.training.methods import register_method
-from opensem.training.methods.base import PREFERENCE_SHAPES, Hyperparams
+from opensem.training.methods.base import PREFERENCE_SHAPES
 from opensem.training.data import preference_rows
-from opensem.training.methods.recipe import DEFAULT_BETA, TrainerMethod
+from opensem.training.methods.options import PreferenceOptions
+from opensem.training.methods.recipe import TrainerMethod
+
+if TYPE_CHECKING:
+    from opensem.training.config import TrainParams
 
 PREFERENCE_METRICS = ("rewards/accuracies", "rewards/margins")
+
+
+class DpoOptions(PreferenceOptions):
+    type: Literal["dpo"] = Field("dpo", description="dpo: direct preference optimization on prompt/chosen/rejected records, with a LoRA adapter.")
 
 
 @register_method
@@ -23,13 +33,14 @@ class DpoMethod(TrainerMethod):
     """Preference tuning against the frozen base as reference."""
 
     name = "dpo"
+    Options = DpoOptions
     shapes = PREFERENCE_SHAPES
     paired = True
     vram_floor_gb = 24.0
     metric_extras = PREFERENCE_METRICS
     token_columns = {"prompt_ids": 2, "chosen_ids": 1, "rejected_ids": 1}
 
-    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, hyper: Hyperparams) -> Any:
+    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
         from datasets import Dataset
 
         return Dataset.from_list(preference_rows(records, tokenizer))
@@ -39,8 +50,8 @@ class DpoMethod(TrainerMethod):
 
         return DPOConfig
 
-    def config_extra(self, hyper: Hyperparams) -> dict[str, Any]:
-        return {"beta": hyper.beta if hyper.beta is not None else DEFAULT_BETA}
+    def config_extra(self, params: TrainParams) -> dict[str, Any]:
+        return {"beta": params.method_config.beta}
 
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
         from trl import DPOTrainer

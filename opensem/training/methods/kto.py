@@ -7,12 +7,22 @@ pairs each completion with another prompt of the same batch, so a batch needs tw
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
 
 from opensem.training.methods import register_method
-from opensem.training.methods.base import FEEDBACK_SHAPES, Hyperparams
+from opensem.training.methods.base import FEEDBACK_SHAPES
 from opensem.training.data import feedback_rows
-from opensem.training.methods.recipe import DEFAULT_BETA, TrainerMethod
+from opensem.training.methods.options import PreferenceOptions
+from opensem.training.methods.recipe import TrainerMethod
+
+if TYPE_CHECKING:
+    from opensem.training.config import TrainParams
+
+
+class KtoOptions(PreferenceOptions):
+    type: Literal["kto"] = Field("kto", description="kto: Kahneman-Tversky optimization from single answers labelled good or bad (or preference pairs).")
 
 
 @register_method
@@ -20,13 +30,14 @@ class KtoMethod(TrainerMethod):
     """Feedback tuning against the frozen base as reference."""
 
     name = "kto"
+    Options = KtoOptions
     shapes = FEEDBACK_SHAPES
     paired = True  # each step also runs the mismatched (KL) completions
     min_batch_size = 2  # the KL term pairs each completion with another prompt of its batch
     metric_extras = ("rewards/margins", "kl")
     token_columns = {"prompt_ids": 1, "completion_ids": 1}
 
-    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, hyper: Hyperparams) -> Any:
+    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
         from datasets import Dataset
 
         return Dataset.from_list(feedback_rows(records, tokenizer))
@@ -36,8 +47,8 @@ class KtoMethod(TrainerMethod):
 
         return KTOConfig
 
-    def config_extra(self, hyper: Hyperparams) -> dict[str, Any]:
-        return {"beta": hyper.beta if hyper.beta is not None else DEFAULT_BETA}
+    def config_extra(self, params: TrainParams) -> dict[str, Any]:
+        return {"beta": params.method_config.beta}
 
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
         from trl import KTOTrainer

@@ -7,12 +7,18 @@ only change the adapter or the loading (dora, qlora) and full fine-tuning (sft) 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from opensem.training.methods import register_method
-from opensem.training.methods.base import SFT_SHAPES, Hyperparams
+from pydantic import Field
+
 from opensem.training.data import encode_records
+from opensem.training.methods import register_method
+from opensem.training.methods.base import SFT_SHAPES
+from opensem.training.methods.options import AdapterOptions
 from opensem.training.methods.recipe import TrainerMethod
+
+if TYPE_CHECKING:
+    from opensem.training.config import TrainParams
 
 
 class SupervisedMethod(TrainerMethod):
@@ -20,17 +26,17 @@ class SupervisedMethod(TrainerMethod):
 
     shapes = SFT_SHAPES
 
-    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, hyper: Hyperparams) -> Any:
+    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
         from datasets import Dataset
 
-        return Dataset.from_dict({"input_ids": encode_records(records, tokenizer, hyper.max_seq_length)})
+        return Dataset.from_dict({"input_ids": encode_records(records, tokenizer, params.training.max_seq_length)})
 
     def config_class(self) -> type:
         from trl import SFTConfig
 
         return SFTConfig
 
-    def config_extra(self, hyper: Hyperparams) -> dict[str, Any]:
+    def config_extra(self, params: TrainParams) -> dict[str, Any]:
         return {"packing": False}
 
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
@@ -39,8 +45,13 @@ class SupervisedMethod(TrainerMethod):
         return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
 
 
+class LoraOptions(AdapterOptions):
+    type: Literal["lora"] = Field("lora", description="lora: low-rank adapters on the linear layers, trained on chats and documents (the default).")
+
+
 @register_method
 class LoraMethod(SupervisedMethod):
     """Low-rank adapters on the linear layers; the base weights stay frozen."""
 
     name = "lora"
+    Options = LoraOptions

@@ -7,13 +7,19 @@ pins, export it at the top level, so both places are tried.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
 
 from opensem.training.methods import register_method
-from opensem.training.methods.base import PREFERENCE_SHAPES, Hyperparams
+from opensem.training.methods.base import PREFERENCE_SHAPES
 from opensem.training.data import preference_rows
 from opensem.training.methods.dpo import PREFERENCE_METRICS
-from opensem.training.methods.recipe import DEFAULT_BETA, TrainerMethod
+from opensem.training.methods.options import PreferenceOptions
+from opensem.training.methods.recipe import TrainerMethod
+
+if TYPE_CHECKING:
+    from opensem.training.config import TrainParams
 
 
 def _orpo() -> tuple[type, type]:
@@ -27,18 +33,23 @@ def _orpo() -> tuple[type, type]:
     return ORPOConfig, ORPOTrainer
 
 
+class OrpoOptions(PreferenceOptions):
+    type: Literal["orpo"] = Field("orpo", description="orpo: odds-ratio preference optimization, SFT and preference in one loss, no reference model.")
+
+
 @register_method
 class OrpoMethod(TrainerMethod):
     """Preference tuning with an odds-ratio penalty on the SFT loss."""
 
     name = "orpo"
+    Options = OrpoOptions
     shapes = PREFERENCE_SHAPES
     paired = True
     vram_floor_gb = 24.0
     metric_extras = (*PREFERENCE_METRICS, "nll_loss", "log_odds_ratio")
     token_columns = {"chosen_input_ids": 1, "rejected_input_ids": 1}
 
-    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, hyper: Hyperparams) -> Any:
+    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
         from datasets import Dataset
 
         return Dataset.from_list(preference_rows(records, tokenizer))
@@ -46,9 +57,9 @@ class OrpoMethod(TrainerMethod):
     def config_class(self) -> type:
         return _orpo()[0]
 
-    def config_extra(self, hyper: Hyperparams) -> dict[str, Any]:
+    def config_extra(self, params: TrainParams) -> dict[str, Any]:
         # Its collator reads the raw prompt/chosen/rejected columns, so the trainer must not drop them.
-        return {"beta": hyper.beta if hyper.beta is not None else DEFAULT_BETA, "remove_unused_columns": False}
+        return {"beta": params.method_config.beta, "remove_unused_columns": False}
 
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
         return _orpo()[1](model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)

@@ -7,8 +7,17 @@ any model loads, unless compute.allow_cpu_fallback lets it train plain LoRA in f
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from opensem.training.methods import register_method
 from opensem.training.methods.lora import SupervisedMethod
+from opensem.training.methods.options import AdapterOptions
+
+
+class QloraOptions(AdapterOptions):
+    type: Literal["qlora"] = Field("qlora", description="qlora: LoRA over a 4-bit NF4 base (CUDA).")
 
 
 @register_method
@@ -16,4 +25,5 @@ class QloraMethod(SupervisedMethod):
     """Low-rank adapters over a 4-bit frozen base."""
 
     name = "qlora"
+    Options = QloraOptions
     quantized = True

@@ -15,13 +15,11 @@ import shutil
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opensem.errors import HardwareIncompatibleError, StageError, UsageError
 from opensem.training.backends import AdapterSpec, LoadSpec, resolve_backend
 from opensem.training.methods.base import (
-    ALL_LINEAR,
-    Hyperparams,
     Runtime,
     TrainOutcome,
     TrainRequest,
@@ -30,8 +28,10 @@ from opensem.training.methods.base import (
     normalize_adapter_dir,
     quiet_libraries,
 )
+from opensem.training.methods.options import ALL_LINEAR, AdapterOptions, MethodOptions
 
-DEFAULT_BETA = 0.1
+if TYPE_CHECKING:
+    from opensem.training.config import TrainParams
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -39,6 +39,7 @@ class TrainerMethod(ABC):
     """Base of the trl-based methods; subclasses register themselves and fill in the abstract parts."""
 
     name: ClassVar[str]
+    Options: ClassVar[type[MethodOptions]]
     shapes: ClassVar[tuple[tuple[str, ...], ...]]
     artifact: ClassVar[str] = "adapter"
     full: ClassVar[bool] = False
@@ -52,7 +53,7 @@ class TrainerMethod(ABC):
     token_columns: ClassVar[dict[str, int]] = {"input_ids": 1}
 
     @abstractmethod
-    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, hyper: Hyperparams) -> Any:
+    def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
         """The datasets.Dataset the trainer takes, built from normalized records."""
 
     @abstractmethod
@@ -63,20 +64,20 @@ class TrainerMethod(ABC):
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
         """The trl trainer for the prepared model, config, and the adapter config it should apply (or None)."""
 
-    def config_extra(self, hyper: Hyperparams) -> dict[str, Any]:
+    def config_extra(self, params: TrainParams) -> dict[str, Any]:
         """Method-specific config values (beta, packing ...); unknown names are dropped per trl version."""
         return {}
 
-    def adapter_spec(self, hyper: Hyperparams, model: Any) -> AdapterSpec | None:
+    def adapter_spec(self, options: MethodOptions, model: Any) -> AdapterSpec | None:
         """The adapter to add, or None to train every weight."""
-        if self.full:
+        if self.full or not isinstance(options, AdapterOptions):
             return None
         targets: tuple[str, ...] | str
-        if hyper.target_modules == ALL_LINEAR:
+        if options.target_modules == ALL_LINEAR:
             targets = tuple(linear_leaf_names(model))
         else:
-            targets = hyper.target_modules  # a string is a regex over module paths (peft's reading)
-        return AdapterSpec(hyper.rank, hyper.lora_alpha, hyper.dropout, targets, self.use_dora)
+            targets = tuple(options.target_modules)
+        return AdapterSpec(options.rank, options.lora_alpha, options.dropout, targets, self.use_dora)
 
     def train(self, request: TrainRequest) -> TrainOutcome:
         """Train on request.records; the artifact (adapter or model, with tokenizer) goes to request.out_dir."""
@@ -84,10 +85,10 @@ class TrainerMethod(ABC):
         import torch
         from transformers import PrinterCallback, set_seed
 
-        hyper, runtime = request.hyper, request.runtime
-        if hyper.batch_size < self.min_batch_size:
+        params, runtime = request.params, request.runtime
+        if params.compute.batch_size < self.min_batch_size:
             raise UsageError(
-                f"{self.name} needs compute.batch_size of {self.min_batch_size} or more, got {hyper.batch_size}",
+                f"{self.name} needs compute.batch_size of {self.min_batch_size} or more, got {params.compute.batch_size}",
                 hint="raise compute.batch_size",
             )
         cuda = torch.cuda.is_available()
@@ -98,8 +99,8 @@ class TrainerMethod(ABC):
             )
         if self.quantized and not cuda:
             request.log.warning("%s without CUDA: 4-bit loading needs a GPU; training plain LoRA in float32 on the CPU", self.name)
-        backend = resolve_backend(runtime.backend, cuda, request.log)
-        spec = LoadSpec(request.model_path, hyper.max_seq_length, hyper.seed, cuda, self.quantized and cuda, self.full, runtime.gradient_checkpointing)
+        backend = resolve_backend(params.compute.backend, cuda, request.log)
+        spec = LoadSpec(request.model_path, params.training.max_seq_length, params.seed, cuda, self.quantized and cuda, self.full, runtime.gradient_checkpointing)
         checkpoints = request.work_dir / "checkpoints"
         trainer: Any = None
         model: Any = None
@@ -110,16 +111,16 @@ class TrainerMethod(ABC):
 
                     apply_vram_cap(runtime.vram_cap_gb)
                 model, tokenizer = backend.load(spec, self.name)
-                adapter = self.adapter_spec(hyper, model)
+                adapter = self.adapter_spec(params.method_config, model)
                 peft_config = None
-                set_seed(hyper.seed)  # before the adapter's initial weights are drawn (here or in the trainer)
+                set_seed(params.seed)  # before the adapter's initial weights are drawn (here or in the trainer)
                 if adapter is not None:
                     model, peft_config = backend.add_adapter(model, adapter, spec)
-                dataset = self.dataset(request.records, tokenizer, hyper)
-                args = make_args(self.config_class(), hyper, runtime, checkpoints, cuda, backend.trainer_checkpointing(spec), self.config_extra(hyper))
+                dataset = self.dataset(request.records, tokenizer, params)
+                args = make_args(self.config_class(), params, runtime, checkpoints, cuda, backend.trainer_checkpointing(spec), self.config_extra(params))
                 trainer = self.make_trainer(model, tokenizer, dataset, args, peft_config)
                 trainer.remove_callback(PrinterCallback)  # added by disable_tqdm; it prints every log line
-                for callback in [hf_callback(request.hooks), *tracking_callbacks(runtime)]:
+                for callback in [hf_callback(request.hooks), *tracking_callbacks(params.training.report_to, runtime)]:
                     trainer.add_callback(callback)
                 resume = last_checkpoint(checkpoints)
                 resumed_from = checkpoint_step(resume)
@@ -145,7 +146,7 @@ class TrainerMethod(ABC):
                 log=log,
                 backend=backend.name,
                 device="cuda" if cuda else "cpu",
-                tokens=seen_tokens(trainer, self.token_columns, hyper, resumed_from),
+                tokens=seen_tokens(trainer, self.token_columns, params, resumed_from),
                 peak_memory_mb=None if peak is None else round(peak, 1),
                 resumed_from=resumed_from,
                 processes=int(trainer.args.world_size),
@@ -169,7 +170,7 @@ class TrainerMethod(ABC):
 
 
 def make_args(
-    config_class: type, hyper: Hyperparams, runtime: Runtime, output_dir: Path, cuda: bool, checkpointing: bool, extra: dict[str, Any]
+    config_class: type, params: TrainParams, runtime: Runtime, output_dir: Path, cuda: bool, checkpointing: bool, extra: dict[str, Any]
 ) -> Any:
     """A trl config for a seeded, quiet, hub-free run that checkpoints into output_dir.
 
@@ -178,31 +179,32 @@ def make_args(
     """
     import torch
 
-    precision = hyper.mixed_precision
+    training, compute = params.training, params.compute
+    precision = compute.mixed_precision
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
     fields = {f.name for f in dataclasses.fields(config_class)}
     values: dict[str, Any] = {
         "output_dir": str(output_dir),
-        "num_train_epochs": hyper.epochs if hyper.epochs is not None else 1.0,
-        "max_steps": hyper.max_steps if hyper.max_steps is not None else -1,
-        "learning_rate": hyper.learning_rate,
-        "lr_scheduler_type": hyper.lr_scheduler,
-        "per_device_train_batch_size": hyper.batch_size,
-        "gradient_accumulation_steps": hyper.grad_accum,
-        "logging_steps": hyper.logging_steps,
+        "num_train_epochs": training.epochs if training.epochs is not None else 1.0,
+        "max_steps": training.max_steps if training.max_steps is not None else -1,
+        "learning_rate": training.learning_rate,
+        "lr_scheduler_type": training.lr_scheduler,
+        "per_device_train_batch_size": compute.batch_size,
+        "gradient_accumulation_steps": compute.grad_accum,
+        "logging_steps": training.logging_steps,
         "logging_first_step": True,
-        "max_length": hyper.max_seq_length,
-        "seed": hyper.seed,
-        "data_seed": hyper.seed,
+        "max_length": training.max_seq_length,
+        "seed": params.seed,
+        "data_seed": params.seed,
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
         "gradient_checkpointing": checkpointing,
         "gradient_checkpointing_kwargs": {"use_reentrant": False} if checkpointing else None,
         "save_strategy": "steps",
-        "save_steps": hyper.save_steps,
+        "save_steps": training.save_steps,
         "save_total_limit": 1,
-        "report_to": ["wandb"] if runtime.report_to == "wandb" else "none",
+        "report_to": ["wandb"] if training.report_to == "wandb" else "none",
         "run_name": runtime.run_name,
         "disable_tqdm": True,
         "push_to_hub": False,
@@ -213,15 +215,15 @@ def make_args(
         **extra,
     }
     if "warmup_ratio" in fields:
-        values["warmup_ratio"] = hyper.warmup_ratio
+        values["warmup_ratio"] = training.warmup_ratio
     else:
-        values["warmup_steps"] = hyper.warmup_ratio  # below 1: a share of the total steps
+        values["warmup_steps"] = training.warmup_ratio  # below 1: a share of the total steps
     return config_class(**{key: value for key, value in values.items() if key in fields})
 
 
-def tracking_callbacks(runtime: Runtime) -> list[Any]:
+def tracking_callbacks(report_to: str, runtime: Runtime) -> list[Any]:
     """A TensorBoard writer into runtime.tracking_dir when the manifest asks for one (wandb goes by report_to)."""
-    if runtime.report_to != "tensorboard":
+    if report_to != "tensorboard":
         return []
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -272,7 +274,7 @@ def linear_leaf_names(model: Any) -> list[str]:
     return sorted(names)
 
 
-def seen_tokens(trainer: Any, columns: dict[str, int], hyper: Hyperparams, resumed_from: int) -> int:
+def seen_tokens(trainer: Any, columns: dict[str, int], params: TrainParams, resumed_from: int) -> int:
     """Tokens (padding excluded) the optimizer steps of this run put through the model, all processes.
 
     Counted from the trainer's own tokenized dataset, so a preference pair counts its prompt once
@@ -286,7 +288,7 @@ def seen_tokens(trainer: Any, columns: dict[str, int], hyper: Hyperparams, resum
         columns = {c: 1 for c in dataset.column_names if c.endswith("_ids")}
     per_example = sum(times * sum(len(ids) for ids in dataset[c]) for c, times in columns.items()) / len(dataset)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    examples = (trainer.state.global_step - resumed_from) * hyper.batch_size * hyper.grad_accum * world
+    examples = (trainer.state.global_step - resumed_from) * params.compute.batch_size * params.compute.grad_accum * world
     return int(per_example * examples)
 
 

@@ -7,8 +7,17 @@ tokenizer under out/model/ and loads with AutoModelForCausalLM; there is no adap
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from opensem.training.methods import register_method
 from opensem.training.methods.lora import SupervisedMethod
+from opensem.training.methods.options import MethodOptions
+
+
+class SftOptions(MethodOptions):
+    type: Literal["sft"] = Field("sft", description="sft: full fine-tuning: every weight trains and the artifact is a whole model.")
 
 
 @register_method
@@ -16,5 +25,6 @@ class SftMethod(SupervisedMethod):
     """Full fine-tuning on chats and documents."""
 
     name = "sft"
+    Options = SftOptions
     artifact = "model"
     full = True

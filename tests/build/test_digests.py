@@ -3,7 +3,8 @@
 import os
 from pathlib import Path
 
-from opensem.build.digests import DigestCache, canonical_json, digest_tree, lot_number
+from opensem.build.digests import DigestCache, canonical_json, digest_tree
+from opensem.build.lots import lot_number
 
 
 def test_canonical_json_sorts_keys_and_is_compact() -> None:

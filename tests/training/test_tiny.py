@@ -71,7 +71,7 @@ def test_seed_and_shape_change_the_model(tiny_model_dir: Path, tmp_path: Path) -
 
 
 def test_rejects_impossible_shapes(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ValueError, match="must divide hidden_size"):
         make_tiny_model(tmp_path / "x", hidden_size=65, num_heads=4)
     with pytest.raises(ValueError, match="vocab_size"):
         make_tiny_model(tmp_path / "x", vocab_size=100)

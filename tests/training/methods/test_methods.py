@@ -11,11 +11,12 @@ import pytest
 
 from opensem.errors import DataError, HardwareIncompatibleError, UsageError
 from opensem.training.methods import get_method
-from opensem.training.methods.base import Hyperparams, Runtime, TrainOutcome, TrainRequest
+from opensem.training.methods.base import Runtime, TrainOutcome, TrainRequest
 from opensem.training.data import RecordSet, check_shapes
 from opensem.training.methods.recipe import checkpoint_step, last_checkpoint
 from tests.logs import recording_logger
-from tests.methods.test_lora import chats, preferences
+from tests.training.methods.test_lora import chats, preferences
+from tests.training.params import train_params
 
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft loading adapters
 
@@ -29,10 +30,10 @@ def feedback(n: int) -> list[dict[str, Any]]:
 def train(
     name: str, records: list[dict[str, Any]], root: Path, runtime: Runtime | None = None, log: logging.Logger | None = None, **hyper: Any
 ) -> TrainOutcome:
-    settings = {"rank": 4, "max_steps": 4, "logging_steps": 2, "learning_rate": 5e-3, "batch_size": 4, **hyper}
+    settings = {"max_steps": 4, "logging_steps": 2, "learning_rate": 5e-3, "batch_size": 4, **({} if name == "sft" else {"rank": 4}), **hyper}
     extra: dict[str, Any] = {"log": log} if log else {}
     request = TrainRequest(
-        str(root / "base"), records, root / "out", root / "work", Hyperparams(**settings), "tiny-test", runtime=runtime or Runtime(), **extra
+        str(root / "base"), records, root / "out", root / "work", train_params(name, **settings), "tiny-test", runtime=runtime or Runtime(), **extra
     )
     return get_method(name).train(request)
 

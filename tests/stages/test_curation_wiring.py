@@ -47,9 +47,9 @@ def test_both_stages_sit_in_the_data_flow(tmp_path: Path) -> None:
         "against_test": True,
         "against_golden": True,
         "embedding_threshold": None,
-        "model": None,  # unused without the paraphrase check, so it stays out of the lot
         "mode": "drop",
-    }
+    }  # the model is unused without the paraphrase check, so it stays out of the lot
+    assert decon.settings == {"model": "all-MiniLM-L6-v2", "batch_size": 64}
     assert graph.node("train").inputs["train"] == UpstreamInput(stage="decontaminate")
     assert graph.node("evaluate").inputs["test"] == UpstreamInput(stage="split")
 
@@ -62,13 +62,14 @@ def test_a_local_embedding_model_is_an_input(tmp_path: Path) -> None:
     assert graph.node("decontaminate").inputs["model"] == SourceInput(path="models/emb")
     (tmp_path / "models" / "emb").rmdir()
     with pytest.raises(ManifestError) as caught:
-        load_manifest(manifest)
+        build_graph(load_manifest(manifest))
     assert {p.location.key for p in caught.value.problems} == {"curation.dedup.model", "curation.decontaminate.model"}
 
 
 def test_exact_only_keeps_the_model_out_of_the_lot(tmp_path: Path) -> None:
     graph = build_graph(load_manifest(project(tmp_path, "curation:\n  dedup: {semantic: false, model: ./nowhere}\n")))
-    assert graph.node("dedup").params["model"] is None and "model" not in graph.node("dedup").inputs
+    dedup = graph.node("dedup")
+    assert "model" not in dedup.params and "model" not in dedup.inputs and dedup.settings["model"] == "./nowhere"
 
 
 def test_golden_set_missing(tmp_path: Path) -> None:

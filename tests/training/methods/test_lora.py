@@ -10,7 +10,8 @@ import pytest
 
 from opensem.errors import DataError, UsageError
 from opensem.training.methods import get_method, method_names, register_method
-from opensem.training.methods.base import Hyperparams, TrainHooks, TrainRequest
+from opensem.training.methods.base import TrainHooks, TrainRequest
+from tests.training.params import train_params
 from opensem.training.data import RecordSet, check_shapes
 from opensem.training.methods.lora import LoraMethod
 from tests.logs import recording_logger
@@ -35,7 +36,7 @@ def preferences(n: int) -> list[dict[str, Any]]:
 
 
 def test_registry_knows_every_method_and_refuses_unknown_names() -> None:
-    assert method_names() == ["dora", "dpo", "kto", "lora", "orpo", "qlora", "sft"]
+    assert sorted(method_names()) == ["dora", "dpo", "kto", "lora", "orpo", "qlora", "sft"]
     assert isinstance(get_method("lora"), LoraMethod)
     with pytest.raises(UsageError, match="unknown training method 'nope'") as info:
         get_method("nope")
@@ -88,7 +89,7 @@ def test_lora_trains_an_adapter_that_loads_on_the_base_and_generates(tiny_model_
         records=chats(30),
         out_dir=tmp_path / "adapter",
         work_dir=tmp_path / "work",
-        hyper=Hyperparams(rank=4, max_steps=10, logging_steps=5, learning_rate=5e-3, batch_size=4),
+        params=train_params(rank=4, max_steps=10, logging_steps=5, learning_rate=5e-3, batch_size=4),
         base_model_name="tiny-test",
         hooks=hooks,
     )
@@ -130,12 +131,12 @@ class Killed(Exception):
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
-    hyper = Hyperparams(rank=4, max_steps=8, logging_steps=2, learning_rate=5e-3, batch_size=4, save_steps=4)
+    params = train_params(rank=4, max_steps=8, logging_steps=2, learning_rate=5e-3, batch_size=4, save_steps=4)
 
     log, recorder = recording_logger("lora-resume")
 
     def request(name: str, work: str, hooks: TrainHooks) -> TrainRequest:
-        return TrainRequest(str(tiny_model_dir), chats(24), tmp_path / name, tmp_path / work, hyper, None, hooks, log=log)
+        return TrainRequest(str(tiny_model_dir), chats(24), tmp_path / name, tmp_path / work, params, None, hooks, log=log)
 
     straight = get_method("lora").train(request("straight", "work-a", TrainHooks()))
 
@@ -163,7 +164,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_adapter(tiny_model
 
 
 def test_explicit_target_modules_are_kept(tiny_model_dir: Path, tmp_path: Path) -> None:
-    hyper = Hyperparams(rank=2, alpha=3, target_modules=("v_proj", "q_proj"), max_steps=2, batch_size=8)
-    get_method("lora").train(TrainRequest(str(tiny_model_dir), chats(8), tmp_path / "a", tmp_path / "w", hyper))
+    params = train_params(rank=2, alpha=3, target_modules=["v_proj", "q_proj"], max_steps=2, batch_size=8)
+    get_method("lora").train(TrainRequest(str(tiny_model_dir), chats(8), tmp_path / "a", tmp_path / "w", params))
     config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
     assert (config["target_modules"], config["r"], config["lora_alpha"]) == (["q_proj", "v_proj"], 2, 3)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from opensem.errors import DataError
-from opensem.training.data import encode_record, load_records, record_kind, render_text
+from opensem.data.formats import record_kind
+from opensem.training.data import encode_record, load_records, render_text
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,9 @@ def test_record_kinds() -> None:
     assert record_kind({"messages": []}) == "instruction"
     assert record_kind({"text": ""}) == "document"
     assert record_kind({"prompt": "", "chosen": "", "rejected": ""}) == "preference"
-    assert record_kind({"id": "x"}) == "unknown"
+    assert record_kind({"id": "x"}, unknown="unknown") == "unknown"
+    with pytest.raises(DataError, match="not a normalized record"):
+        record_kind({"id": "x"})
 
 
 def test_chats_render_through_the_template_with_a_single_bos(tokenizer) -> None:  # type: ignore[no-untyped-def]

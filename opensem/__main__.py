@@ -1,0 +1,5 @@
+"""`python -m opensem`: the same as the `opensem` command."""
+
+from opensem.cli import main
+
+main()

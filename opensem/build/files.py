@@ -1,0 +1,66 @@
+"""Writing files so that a reader never sees half of one, and removing trees the store froze.
+
+Every file opensem rewrites in place (the lock, caches, stamps, exports, records) goes through
+write_atomic: the bytes land in a temporary file beside the target and are renamed over it, so a
+killed process leaves either the old file or the new one, never a torn mix.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: Path | str, data: str | bytes, fsync: bool = False) -> None:
+    """Replace path's content with data in one rename; the folder is created when missing.
+
+    fsync makes the bytes durable before the rename, for files that record money spent (answers a
+    paid teacher gave) and must survive a power cut, not only a killed process.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path | str, data: object) -> None:
+    """Write data as indented JSON with sorted keys (stable bytes for equal data), atomically."""
+    import json
+
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def make_read_only(root: Path) -> None:
+    """Clear the write bits of every file below root (stored results are never edited in place)."""
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) & ~0o222)
+
+
+def discard(path: Path) -> None:
+    """Remove a directory tree even where its files were made read-only."""
+    if not path.exists():
+        return
+
+    def _unlock(func: Any, target: str, _exc: Any) -> None:
+        os.chmod(os.path.dirname(target), 0o755)
+        os.chmod(target, 0o644)
+        func(target)
+
+    for dirpath, _, _ in os.walk(path):
+        os.chmod(dirpath, 0o755)
+    shutil.rmtree(path, onerror=_unlock)

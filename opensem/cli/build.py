@@ -1,0 +1,162 @@
+"""Commands on a manifest's build: validate, plan, lots, build, verify."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opensem.cli import cli, manifest_argument, session_for
+from opensem.console import console, escape, short
+from opensem.errors import ManifestError, OpensemError, UsageError, VerifyError
+
+
+@cli.command()
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+def validate(manifests: tuple[Path, ...]) -> None:
+    """Check manifests as `plan` would, without the store: schema, paths and every stage's settings.
+
+    Nothing is built and nothing is read but the manifest and the project's file listing (a URL
+    source is listed). Every problem of every manifest is reported at once.
+    """
+    from opensem.project import load_graph
+
+    failures: list[ManifestError] = []
+    for manifest in manifests:
+        try:
+            graph = load_graph(manifest)
+            click.echo(f"ok  {manifest}  ({graph.job_id}: {len(graph.nodes)} stages: {', '.join(graph.names)})")
+        except ManifestError as exc:
+            failures.append(exc)
+    if failures:
+        raise ManifestError([p for f in failures for p in f.problems])
+
+
+@cli.command()
+@manifest_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON: each stage's lot, status and reasons (with stable codes).")
+@click.option("--force", multiple=True, metavar="STAGE", help="Show the plan as if STAGE were forced.")
+def plan(manifest: Path, as_json: bool, force: tuple[str, ...]) -> None:
+    """Say for each stage whether it is up to date and, if not, why."""
+    session = session_for(manifest, force)
+    result = session.plan(session.force)
+    session.digests.save()
+    if as_json:
+        click.echo(json.dumps({"job_id": session.graph.job_id, "stages": [s.as_json() for s in result.stages]}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{session.graph.job_id}: {len(result.stale)} of {len(result.stages)} stages stale", title_justify="left")
+    for column in ("stage", "status", "lot", "why"):
+        table.add_column(column, overflow="fold")
+    for stage in result.stages:
+        status = "[green]up to date[/]" if stage.status == "up-to-date" else "[yellow]stale[/]"
+        table.add_row(stage.name, status, short(stage.lot), escape("\n".join(r.text for r in stage.reasons)))
+    console.print(table)
+
+
+@cli.command()
+@manifest_argument
+def lots(manifest: Path) -> None:
+    """Print each stage's lot number (stages waiting on a stale upstream have none yet)."""
+    session = session_for(manifest)
+    for stage in session.plan().stages:
+        click.echo(f"{stage.name:<12} {stage.lot or '(waits for upstream)'}")
+    session.digests.save()
+
+
+@cli.command()
+@manifest_argument
+@click.option("--force", multiple=True, metavar="STAGE", help="Rebuild STAGE even if the store holds its lot (repeatable).")
+@click.option("--until", metavar="STAGE", help="Build only up to and including STAGE.")
+def build(manifest: Path, force: tuple[str, ...], until: str | None) -> None:
+    """Run the stale stages of a manifest and write its lock file."""
+    started = time.time()
+    if not force and _nothing_changed(manifest, until, started):
+        return
+    from opensem.build.engine import run_doit
+
+    session = session_for(manifest, force)
+    session.until = until
+    if until is not None and until not in session.graph.names:
+        raise UsageError(f"no stage named {until} in {session.graph.job_id}", hint=f"stages: {', '.join(session.graph.names)}")
+    console.print(f"[bold]{session.graph.job_id}[/]: {len(session.graph.nodes)} stages  [dim]({manifest})[/]")
+    code = run_doit([session], [session.task_name(until)] if until else [session.graph.job_id])
+    evaluated = session.resolver.lots.get("evaluate")
+    if evaluated and session.store.has(evaluated):  # shown even when a gate failed: it says why
+        _print_report(session.store, evaluated, session.graph.job_id)
+    if session.error is not None:
+        raise session.error
+    if code != 0:
+        raise OpensemError(f"doit stopped with exit code {code}", hint="see the messages above")
+    changed = session.write_lock()
+    seconds = time.time() - started
+    lock_note = f"{session.lock_file.name} {'updated' if changed else 'unchanged'}"
+    if not session.ran:
+        console.print(f"Nothing to do: all {len(session.hits)} stages up to date ({seconds:.2f} s). {lock_note}.")
+    else:
+        console.print(f"Built {len(session.ran)} stage(s), {len(session.hits)} up to date, in {seconds:.1f} s. {lock_note}.")
+
+
+def _print_report(store: Any, lot: str, title: str) -> None:
+    """The evaluation report of a build: baseline vs fine-tuned, deltas and the headline."""
+    from opensem.evaluation.report import print_report
+
+    print_report(store.out_dir(lot) / "report.json", title, console)
+
+
+def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
+    """The no-op fast path (opensem.build.stamp): True, after saying so, when nothing changed."""
+    from opensem.build.layout import Layout, lock_path, project_root_of
+    from opensem.build.stamp import unchanged_stages
+
+    build_dir = Layout(project_root_of(manifest)).build
+    stages = unchanged_stages(manifest, lock_path(manifest), build_dir, until) if manifest.is_file() else None
+    if stages is None:
+        return False
+    for name, lot in stages:
+        console.print(f"  [dim]·[/] {name:<13} up to date   [dim]{short(lot)}[/]")
+    evaluated = dict(stages).get("evaluate")
+    if evaluated:
+        _print_report(Layout(project_root_of(manifest)).store, evaluated, manifest.stem)
+    lock = lock_path(manifest).name
+    console.print(f"Nothing to do: all {len(stages)} stages up to date ({time.time() - started:.2f} s). {lock} unchanged.")
+    return True
+
+
+@cli.command()
+@manifest_argument
+@click.option("--no-registry", is_flag=True, help="Do not check the published tag in the registry.")
+def verify(manifest: Path, no_registry: bool) -> None:
+    """Check, without running anything, that manifest, data, lock, store and registry agree."""
+    from opensem.build.digests import DigestCache
+    from opensem.build.layout import Layout, lock_path
+    from opensem.build.lock import DamagedLock, read_lock
+    from opensem.build.verify import verify as verify_graph
+    from opensem.project import load_graph
+
+    graph = load_graph(manifest)
+    layout = Layout(graph.project_root)
+    digests = DigestCache(layout.digest_cache_file)
+    lock_file = lock_path(graph.manifest_path)
+    try:
+        lock = read_lock(lock_file)
+    except DamagedLock as exc:
+        raise VerifyError([exc.render()]) from None
+    report = verify_graph(graph, lock, layout.store, digests)
+    published = (lock or {}).get("published")
+    if not no_registry and published and not report.mismatches and "publish" in graph.names:
+        from opensem.release.registry import published_problems
+
+        report.mismatches.extend(published_problems(graph.node("publish").params["registry"], graph.project_root, graph.job_id, published))
+    digests.save()
+    for name in report.checked:
+        console.print(f"  [green]✓[/] {name}")
+    for note in report.notes:
+        console.print(f"  [dim]- {escape(note)}[/]")
+    if report.mismatches:
+        raise VerifyError(report.mismatches)
+    console.print(f"verify ok: {len(report.checked)} stages agree with {lock_file.name}")

@@ -1,0 +1,96 @@
+"""Commands around a project: schema, init, make-tiny-model, export, pull."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opensem.cli import cli, manifest_argument, session_for
+from opensem.cli.options import ModelOptionsCommand
+from opensem.console import console, short
+from opensem.data.formats import EXPORT_FORMATS
+from opensem.errors import UsageError
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file instead of stdout.")
+@click.option("--markdown", is_flag=True, help="Print the manifest reference table instead (as in the README).")
+def schema(output: Path | None, markdown: bool) -> None:
+    """Print the JSON Schema of a TrainingManifest (for editors and CI)."""
+    from opensem.manifest.reference import reference_markdown
+    from opensem.manifest.schema import manifest_schema_text
+
+    text = reference_markdown() + "\n" if markdown else manifest_schema_text()
+    if output:
+        output.write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("make-tiny-model", cls=ModelOptionsCommand, model="opensem.training.tiny:TinyModelSpec", aliases={"num_layers": ("--layers",)})
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+def make_tiny_model(directory: Path, **shape: Any) -> None:
+    """Build a tiny Llama with a locally trained tokenizer (no download) for tests and demos.
+
+    The options are the fields of `base_model.tiny` in a manifest, with the same defaults.
+    """
+    from pydantic import ValidationError
+
+    from opensem.training.tiny import TinyModelSpec, make_tiny_model as build_tiny
+
+    try:
+        spec = TinyModelSpec(**shape)
+    except ValidationError as exc:
+        raise UsageError(f"invalid tiny model shape: {exc.errors()[0]['msg']}", hint="see `opensem make-tiny-model --help`") from None
+    build_tiny(directory, spec)
+    console.print(f"tiny model written to {directory}")
+
+
+@cli.command()
+@manifest_argument
+@click.argument("destination", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--tag", help="Tag to pull; defaults to the one recorded in the manifest's lock.")
+def pull(manifest: Path, destination: Path, tag: str | None) -> None:
+    """Download a published adapter from the manifest's registry, checking every digest."""
+    from opensem.release.registry import open_registry, pull as pull_tag
+
+    session = session_for(manifest)
+    target = session.graph.node("publish").params if "publish" in session.graph.names else None
+    if target is None:
+        raise UsageError("the manifest has no publish_target", hint="add publish_target.registry and publish_target.tag")
+    tag = tag or (session.previous_lock or {}).get("published", {}).get("tag")
+    if not tag:
+        raise UsageError("no tag given and the lock records no published tag", hint="pass --tag TAG")
+    fs, root = open_registry(target["registry"], session.graph.project_root)
+    entry = pull_tag(fs, root, session.graph.job_id, tag, destination)
+    console.print(f"pulled {session.graph.job_id}:{tag} (lot {short(entry['lot'])}) into {destination}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".", show_default=True, help="Project root.")
+def init(name: str, root: Path) -> None:
+    """Scaffold a new expert: data/NAME/raw/, data/NAME/golden/ and manifests/NAME.yaml (never overwrites)."""
+    from opensem.manifest.scaffold import scaffold
+
+    for path in scaffold(root, name):
+        console.print(f"  created {path.relative_to(root)}{'/' if path.is_dir() else ''}")
+    console.print(f"Put documents in data/{name}/raw/, then: opensem build manifests/{name}.yaml")
+
+
+@cli.command()
+@manifest_argument
+@click.option("--stage", required=True, help="Stage whose records to export (ingest, synthesize, split, ...).")
+@click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS), help="Dataset format.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="jsonl file to write.")
+@click.option("--file", "file", help="Which jsonl of the stage (default records.jsonl, else train.jsonl).")
+def export(manifest: Path, stage: str, fmt: str, output: Path, file: str | None) -> None:
+    """Write a built stage's records as alpaca, sharegpt, messages or dpo jsonl."""
+    from opensem.data.export import export_dataset
+
+    session = session_for(manifest)
+    report = export_dataset(session, stage, fmt, output, file)
+    session.digests.save()
+    console.print(report.describe(fmt, output))

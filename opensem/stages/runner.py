@@ -1,0 +1,35 @@
+"""The stage runner the build engine is handed: node -> the stage kind's Params -> its run.
+
+The node carries its params in two views (what enters the lot, and the run settings); the stage
+gets them merged back into its one Params model, exactly as the manifest gave them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+from opensem.build.graph import StageNode
+from opensem.build.stage import StageContext, StageResult
+from opensem.manifest.fields import merge_views
+from opensem.stages import get_stage
+
+# Libraries whose versions shape results, recorded in every store entry's meta.json.
+LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "sentence-transformers", "doit", "fsspec")
+
+
+class PipelineRunner:
+    def run(self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+        kind = get_stage(node.kind)
+        params = kind.Params.model_validate(merge_views(node.params, node.settings))
+        return kind.run(params, inputs, out_dir, ctx)
+
+    def library_versions(self) -> dict[str, str]:
+        """Versions of the libraries that shaped a result, read without importing them."""
+        found: dict[str, str] = {}
+        for name in LIBRARIES:
+            try:
+                found[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return found
