@@ -62,7 +62,7 @@ def load_manifest(path: Path) -> LoadedManifest:
     try:
         manifest = manifest_model().model_validate(data)
     except ValidationError as exc:
-        raise ManifestError(_merge_same_key([_problem_from(err, data, lines, shown) for err in exc.errors()])) from None
+        raise ManifestError(_merge_same_key([_problem_from(err, data, lines, shown) for err in _without_union_noise(exc.errors())])) from None
     return LoadedManifest(manifest, path, project_root_of(path), lines)
 
 
@@ -174,6 +174,13 @@ def _problem_from(err: dict[str, Any], data: Any, lines: dict[KeyPath, int], sho
         else:
             hint = "see `opensem schema` for the allowed values"
     return Problem(message, Location(shown, _line_for(lines, path), dotted(path)), hint)
+
+
+def _without_union_noise(errors: list[Any]) -> list[Any]:
+    """For a value that may be a string or a mapping (base_model), given a mapping, the complaint
+    that it is not a string says nothing: keep what is wrong inside the mapping."""
+    deeper = {tuple(err["loc"][:1]) for err in errors if len(err["loc"]) > 2}
+    return [err for err in errors if not (err["type"].endswith("_type") and isinstance(err.get("input"), (dict, list)) and tuple(err["loc"][:1]) in deeper and len(err["loc"]) <= 2)]
 
 
 def _merge_same_key(problems: list[Problem]) -> list[Problem]:

@@ -1,0 +1,82 @@
+"""A fake stage kind for the build core's tests: no torch, no manifest, just files.
+
+Kind "join" writes out/result.txt: its params' `text`, then each input's content (a source file's
+bytes, or an upstream's result.txt), in slot order; `normalize: true` lowercases the sources, so an
+edit that only changes case yields the same bytes (early cutoff). Kind "fail" raises a StageError,
+kind "hold" raises a GateFailed (which blocks the build).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opensem.build.digests import DigestCache
+from opensem.build.engine import BuildSession
+from opensem.build.graph import SourceInput, StageGraph, StageNode, UpstreamInput
+from opensem.build.stage import StageContext, StageResult
+from opensem.errors import GateFailed, StageError
+
+
+@dataclass
+class FakeRunner:
+    runs: list[str] = field(default_factory=list)
+
+    def run(self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+        self.runs.append(node.name)
+        if node.kind == "fail":
+            raise StageError(f"{node.name} broke", hint="it always does")
+        if node.kind == "hold":
+            raise GateFailed(f"{node.name} held the build back", hint="loosen it")
+        parts = [str(node.params.get("text", ""))]
+        for slot in sorted(inputs):
+            path = inputs[slot]
+            text = (path / "result.txt").read_text() if path.is_dir() else path.read_text()
+            parts.append(text.lower() if node.params.get("normalize") else text)
+        (out_dir / "result.txt").write_text("|".join(parts))
+        return StageResult(summary=f"{node.name} joined {len(inputs)} inputs", metrics={"parts": len(parts)}, lock=dict(node.params.get("lock", {})))
+
+    def library_versions(self) -> dict[str, str]:
+        return {"fake": "1"}
+
+
+def node(name: str, kind: str = "join", version: str = "1", inputs: dict[str, Any] | None = None, **params: Any) -> StageNode:
+    return StageNode(name=name, kind=kind, version=version, params=params, inputs=inputs or {})
+
+
+def chain(root: Path, *extra: StageNode, text_b: str = "b", version_b: str = "1") -> StageGraph:
+    """source.txt -> a (normalizes case) -> b -> c, plus any extra nodes."""
+    (root / "manifests").mkdir(parents=True, exist_ok=True)
+    (root / "manifests" / "fake.yaml").touch()
+    if not (root / "source.txt").exists():
+        (root / "source.txt").write_text("hello")
+    nodes = [
+        node("a", inputs={"src": SourceInput(path="source.txt")}, text="a", normalize=True),
+        node("b", version=version_b, inputs={"up": UpstreamInput(stage="a")}, text=text_b),
+        node("c", inputs={"up": UpstreamInput(stage="b")}, text="c", lock={"published": {"tag": "t1"}}),
+        *extra,
+    ]
+    return StageGraph(job_id="fake", manifest_path=root / "manifests" / "fake.yaml", project_root=root, nodes=nodes)
+
+
+def session(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset()) -> BuildSession:
+    return BuildSession(graph, DigestCache(graph.project_root / "build" / "cache" / "digests.json"), runner or FakeRunner(), force)
+
+
+def build(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset()) -> tuple[BuildSession, int]:
+    """Run every stage through doit and write the lock, as `opensem build` does; (session, doit exit code)."""
+    from opensem.build.engine import run_doit
+
+    current = session(graph, runner, force)
+    code = run_doit([current], [graph.job_id])
+    if code == 0 and current.error is None:
+        current.write_lock()
+    return current, code
+
+
+def touch_later(path: Path) -> None:
+    """Move a file's mtime forward so the digest cache sees an edit even within one clock tick."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
