@@ -205,7 +205,7 @@ def _field_at(path: KeyPath, data: Any) -> tuple[Any, Any] | None:
     """(pydantic field, data value) at a key path; (None, data) for the top level; None if unknown."""
     model: Any = manifest_model()
     field: Any = None
-    node = data
+    node = parent = data
     for part in path:
         node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
         if isinstance(part, int):

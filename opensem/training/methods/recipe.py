@@ -7,10 +7,8 @@ attribute or one of three small overrides, so the checkpoint, metrics and memory
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
-import re
 import shutil
 import time
 from abc import ABC, abstractmethod
@@ -20,7 +18,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from opensem.errors import HardwareIncompatibleError, StageError, UsageError
 from opensem.training.backends import AdapterSpec, LoadSpec, resolve_backend
 from opensem.training.methods.base import (
-    Runtime,
     TrainOutcome,
     TrainRequest,
     hf_callback,
@@ -28,11 +25,12 @@ from opensem.training.methods.base import (
     normalize_adapter_dir,
     quiet_libraries,
 )
+from opensem.training.methods.args import make_args, tracking_callbacks
+from opensem.training.methods.checkpoints import checkpoint_step, last_checkpoint
 from opensem.training.methods.options import ALL_LINEAR, AdapterOptions, MethodOptions
 
 if TYPE_CHECKING:
     from opensem.training.config import TrainParams
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 class TrainerMethod(ABC):
@@ -167,92 +165,6 @@ class TrainerMethod(ABC):
             normalize_adapter_dir(out, request.base_model_name)
         else:
             (out / "README.md").unlink(missing_ok=True)
-
-
-def make_args(
-    config_class: type, params: TrainParams, runtime: Runtime, output_dir: Path, cuda: bool, checkpointing: bool, extra: dict[str, Any]
-) -> Any:
-    """A trl config for a seeded, quiet, hub-free run that checkpoints into output_dir.
-
-    Names the installed trl/transformers do not know are dropped (warmup_ratio became a fractional
-    warmup_steps in transformers 5), so the same code runs on unsloth's older pins and on the newest.
-    """
-    import torch
-
-    training, compute = params.training, params.compute
-    precision = compute.mixed_precision
-    if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
-    fields = {f.name for f in dataclasses.fields(config_class)}
-    values: dict[str, Any] = {
-        "output_dir": str(output_dir),
-        "num_train_epochs": training.epochs if training.epochs is not None else 1.0,
-        "max_steps": training.max_steps if training.max_steps is not None else -1,
-        "learning_rate": training.learning_rate,
-        "lr_scheduler_type": training.lr_scheduler,
-        "per_device_train_batch_size": compute.batch_size,
-        "gradient_accumulation_steps": compute.grad_accum,
-        "logging_steps": training.logging_steps,
-        "logging_first_step": True,
-        "max_length": training.max_seq_length,
-        "seed": params.seed,
-        "data_seed": params.seed,
-        "bf16": precision == "bf16",
-        "fp16": precision == "fp16",
-        "gradient_checkpointing": checkpointing,
-        "gradient_checkpointing_kwargs": {"use_reentrant": False} if checkpointing else None,
-        "save_strategy": "steps",
-        "save_steps": training.save_steps,
-        "save_total_limit": 1,
-        "report_to": ["wandb"] if training.report_to == "wandb" else "none",
-        "run_name": runtime.run_name,
-        "disable_tqdm": True,
-        "push_to_hub": False,
-        "dataloader_num_workers": 0,
-        "dataloader_pin_memory": cuda,
-        "use_cpu": not cuda,
-        "ddp_find_unused_parameters": False,
-        **extra,
-    }
-    if "warmup_ratio" in fields:
-        values["warmup_ratio"] = training.warmup_ratio
-    else:
-        values["warmup_steps"] = training.warmup_ratio  # below 1: a share of the total steps
-    return config_class(**{key: value for key, value in values.items() if key in fields})
-
-
-def tracking_callbacks(report_to: str, runtime: Runtime) -> list[Any]:
-    """A TensorBoard writer into runtime.tracking_dir when the manifest asks for one (wandb goes by report_to)."""
-    if report_to != "tensorboard":
-        return []
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as exc:
-        raise StageError("training.report_to tensorboard needs the tensorboard package", hint="pip install tensorboard") from exc
-    from transformers.integrations import TensorBoardCallback
-
-    if runtime.tracking_dir is None:
-        raise StageError("training.report_to tensorboard: no directory for the event files")
-    runtime.tracking_dir.mkdir(parents=True, exist_ok=True)
-    return [TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(runtime.tracking_dir)))]
-
-
-def last_checkpoint(output_dir: Path) -> str | None:
-    """The newest complete checkpoint a killed run left behind; one cut off while saving is skipped.
-
-    The trainer writes trainer_state.json last, so a checkpoint without it was interrupted.
-    """
-    if not output_dir.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()]
-    complete = [(step, path) for step, path in found if (path / "trainer_state.json").is_file()]
-    return str(max(complete)[1]) if complete else None
-
-
-def checkpoint_step(checkpoint: str | None) -> int:
-    """The optimizer step a checkpoint was taken at (0 for none)."""
-    match = _CHECKPOINT.match(Path(checkpoint).name) if checkpoint else None
-    return int(match.group(1)) if match else 0
 
 
 def linear_leaf_names(model: Any) -> list[str]:

@@ -13,7 +13,7 @@ from opensem.errors import DataError, HardwareIncompatibleError, UsageError
 from opensem.training.methods import get_method
 from opensem.training.methods.base import Runtime, TrainOutcome, TrainRequest
 from opensem.training.data import RecordSet, check_shapes
-from opensem.training.methods.recipe import checkpoint_step, last_checkpoint
+from opensem.training.methods.checkpoints import checkpoint_step, last_checkpoint
 from tests.logs import recording_logger
 from tests.training.methods.test_lora import chats, preferences
 from tests.training.params import train_params
