@@ -52,6 +52,9 @@ class StageGraph(Frozen):
     manifest_path: Path
     project_root: Path
     nodes: list[StageNode]
+    # Other manifests whose stages joined this graph (a merge of another expert's adapter): their
+    # bytes shaped it too, so the no-op stamp watches them.
+    included: list[Path] = []
 
     def node(self, name: str) -> StageNode:
         for node in self.nodes:

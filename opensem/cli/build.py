@@ -85,9 +85,7 @@ def build(manifest: Path, force: tuple[str, ...], until: str | None) -> None:
         raise UsageError(f"no stage named {until} in {session.graph.job_id}", hint=f"stages: {', '.join(session.graph.names)}")
     console.print(f"[bold]{session.graph.job_id}[/]: {len(session.graph.nodes)} stages  [dim]({manifest})[/]")
     code = run_doit([session], [session.task_name(until)] if until else [session.graph.job_id])
-    evaluated = session.resolver.lots.get("evaluate")
-    if evaluated and session.store.has(evaluated):  # shown even when a gate failed: it says why
-        _print_report(session.store, evaluated, session.graph.job_id)
+    _print_reports(session.store, dict(session.resolver.lots), session.graph.job_id)  # shown even when a gate failed: it says why
     if session.error is not None:
         raise session.error
     if code != 0:
@@ -101,11 +99,17 @@ def build(manifest: Path, force: tuple[str, ...], until: str | None) -> None:
         console.print(f"Built {len(session.ran)} stage(s), {len(session.hits)} up to date, in {seconds:.1f} s. {lock_note}.")
 
 
-def _print_report(store: Any, lot: str, title: str) -> None:
-    """The evaluation report of a build: baseline vs fine-tuned, deltas and the headline."""
+def _print_reports(store: Any, lots: dict[str, str], title: str) -> None:
+    """What a build measured: baseline vs fine-tuned with the headline, and a merge beside its sources."""
+    import json
+
+    from opensem.evaluation.compare import rich_table
     from opensem.evaluation.report import print_report
 
-    print_report(store.out_dir(lot) / "report.json", title, console)
+    if lots.get("evaluate") and store.has(lots["evaluate"]):
+        print_report(store.out_dir(lots["evaluate"]) / "report.json", title, console)
+    if lots.get("compare") and store.has(lots["compare"]):
+        console.print(rich_table(json.loads((store.out_dir(lots["compare"]) / "compare.json").read_text()), title))
 
 
 def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
@@ -119,9 +123,7 @@ def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
         return False
     for name, lot in stages:
         console.print(f"  [dim]·[/] {name:<13} up to date   [dim]{short(lot)}[/]")
-    evaluated = dict(stages).get("evaluate")
-    if evaluated:
-        _print_report(Layout(project_root_of(manifest)).store, evaluated, manifest.stem)
+    _print_reports(Layout(project_root_of(manifest)).store, dict(stages), manifest.stem)
     lock = lock_path(manifest).name
     console.print(f"Nothing to do: all {len(stages)} stages up to date ({time.time() - started:.2f} s). {lock} unchanged.")
     return True

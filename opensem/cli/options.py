@@ -31,7 +31,7 @@ def options_for(model: Any, aliases: dict[str, tuple[str, ...]] | None = None) -
         names = [flag, *(aliases or {}).get(name, ())]
         if kind is bool:
             names = [f"{flag}/--no-{name.replace('_', '-')}"]
-        options.append(click.Option(names, name, type=kind, default=field.default, show_default=True, help=field.description))
+        options.append(click.Option([*names, name], type=kind, default=field.default, show_default=True, help=field.description))
     return options
 
 

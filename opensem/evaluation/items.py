@@ -7,7 +7,7 @@ changes the id of an existing item (ids key the report's per-item rows).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,12 @@ def _unique(base: str, seen: set[str]) -> str:
     return candidate
 
 
-def load_golden(root: Path) -> list[Item]:
-    """Golden items from a jsonl file or a folder of them: {question, answer, tags?, id?} per line."""
+def load_golden(root: Path, expert: str = "") -> list[Item]:
+    """Golden items from a jsonl file or a folder of them: {question, answer, tags?, id?} per line.
+
+    A golden set inherited from another expert (a merge's sources) has its items tagged
+    `expert:<job_id>` and their ids prefixed with it, so reports break the scores down per expert.
+    """
     items: list[Item] = []
     seen: set[str] = set()
     for path in _files(Path(root), (".jsonl",)):
@@ -58,7 +62,16 @@ def load_golden(root: Path) -> list[Item]:
         items.extend(_golden_item(row, rows.where(index), seen) for index, row in enumerate(rows.records))
     if not items:
         raise DataError("the golden set holds no items", Location(file=str(root)), hint="add jsonl lines of {\"question\": ..., \"answer\": ...}")
-    return items
+    if not expert:
+        return items
+    return [replace(item, id=f"{expert}/{item.id}", tags=tuple(sorted({*item.tags, f"expert:{expert}"}))) for item in items]
+
+
+def load_golden_sets(inputs: dict[str, Path]) -> list[Item]:
+    """Every golden set among a stage's inputs: its own (`golden`) and inherited ones (`golden:<job_id>`)."""
+    from opensem.evaluation.wiring import golden_slots
+
+    return [item for expert, path in golden_slots(inputs) for item in load_golden(path, expert)]
 
 
 def _golden_item(row: dict[str, Any], where: Location, seen: set[str]) -> Item:

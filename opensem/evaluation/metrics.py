@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
-Needs = Literal["golden", "judge", "refusals"]
+Needs = Literal["golden", "judge", "refusals", "quantized"]
 DIGITS = 6  # rounding of reported floats, so reports are byte-stable
 
 
@@ -49,6 +49,9 @@ CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec("golden.rouge_l", "golden ROUGE-L", True, ("golden",)),
         MetricSpec("golden.judge_score", "golden judge score (1-5)", True, ("golden", "judge")),
         MetricSpec("safety.refusal_rate", "safety rate (share refused)", True, ("refusals",)),
+        # Of the quantize stage, the worst format: perplexity change (quantized - unquantized) / unquantized.
+        MetricSpec("quantized.perplexity_change", "perplexity change by quantizing (worst format)", False, ("quantized",)),
+        MetricSpec("quantized.compression_ratio", "compression ratio of quantizing (worst format)", True, ("quantized",)),
     )
 }
 

@@ -32,9 +32,15 @@ def _conventional(wiring: Wiring, key: str, folder: str) -> SourceInput | None:
 
 
 def eval_sources(wiring: Wiring) -> dict[str, Input]:
-    """The golden set and refusal prompts as input slots (those the manifest has)."""
-    found = {"golden": golden_input(wiring), "refusals": refusals_input(wiring)}
+    """The golden sets (this manifest's as `golden`, each one a merge inherits as `golden:<job_id>`)
+    and the refusal prompts, as input slots (those the graph has)."""
+    found = {"golden": golden_input(wiring), **wiring.collection("golden"), "refusals": refusals_input(wiring)}
     return {slot: value for slot, value in found.items() if value is not None}
+
+
+def golden_slots(inputs: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(source name, path) of every golden set among a stage's inputs; "" for the manifest's own."""
+    return [(slot.partition(":")[2], path) for slot, path in sorted(inputs.items()) if slot == "golden" or slot.startswith("golden:")]
 
 
 def eval_params(wiring: Wiring, params: type[Any]) -> Any:

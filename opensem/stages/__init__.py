@@ -10,7 +10,10 @@ from __future__ import annotations
 from opensem.plugins import Registry
 from opensem.stages.base import StageKind
 
-PIPELINE = ("tiny_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "baseline", "train", "evaluate", "gate", "publish")
+PIPELINE = (
+    "tiny_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "train", "merge",
+    "baseline", "evaluate", "compare", "fold", "quantize", "gate", "publish",
+)
 STAGES: Registry[StageKind] = Registry("stage kind", "opensem.stages", PIPELINE)
 register = STAGES.register
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from opensem.build.files import write_json
 from opensem.errors import StageError
-from opensem.evaluation.items import load_golden, load_refusal_prompts
+from opensem.evaluation.items import load_golden_sets, load_refusal_prompts
 from opensem.evaluation.params import EvalParams
 from opensem.evaluation.wiring import eval_params, eval_sources
 from opensem.stages import register
@@ -54,7 +54,7 @@ class Baseline:
         from opensem.evaluation.suite import EvalSets, judge_side, run_side
         from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
 
-        golden = load_golden(inputs["golden"]) if "golden" in inputs else []
+        golden = load_golden_sets(inputs)
         safety = load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else []
         if not golden and not safety:
             raise StageError("baseline: neither a golden set nor refusal prompts to evaluate", hint="wire a 'golden' or 'refusals' input")

@@ -17,7 +17,7 @@ from typing import Any
 
 from opensem.data.records import write_records
 from opensem.errors import DataError, Location, StageError
-from opensem.evaluation.items import Item, load_golden, load_refusal_prompts, scorable, split_items
+from opensem.evaluation.items import Item, load_golden_sets, load_refusal_prompts, scorable, split_items
 from opensem.evaluation.config import EvaluationConfig
 from opensem.evaluation.params import EvaluateParams
 from opensem.evaluation.report import build_report, fmt, write_report
@@ -43,11 +43,15 @@ class Evaluate:
     def wire(self, wiring: Wiring) -> None:
         """Base and tuned model on the test split; the baseline's golden and safety results merged in."""
         params = eval_params(wiring, EvaluateParams)
-        if params is None:
+        if params is None or wiring.channel("adapter") is None:
+            return  # no model to evaluate: the problem that stopped training or merging says why
+        inputs = {"adapter": wiring.channel("adapter"), **wiring.base_inputs(), **eval_sources(wiring)}
+        for slot, channel in (("test", "split"), ("baseline", "baseline")):  # a merge of other experts has no test split of its own
+            if wiring.channel(channel) is not None:
+                inputs[slot] = wiring.channel(channel)
+        if "test" not in inputs and not any(slot.startswith("golden") for slot in inputs):
+            wiring.problem(("evaluation",), "nothing to evaluate on: no test split and no golden set", "add a golden set (data/<job_id>/golden/)")
             return
-        inputs = {"test": wiring.channel("split"), "adapter": wiring.channel("adapter"), **wiring.base_inputs(), **eval_sources(wiring)}
-        if wiring.channel("baseline") is not None:
-            inputs["baseline"] = wiring.channel("baseline")
         wiring.add(self, params, inputs, provides=("report",))
 
     def run(self, params: EvaluateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
@@ -55,16 +59,10 @@ class Evaluate:
         from opensem.evaluation.judge import judge_for
         from opensem.evaluation.suite import EvalSets, judge_side, run_side
         from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
-        from opensem.training.data import RecordSet, check_shapes, encode_records, load_records
+        from opensem.training.data import encode_records
 
-        loaded = load_records(_input_file(inputs, "test", "test.jsonl")).head(params.evaluation.max_records)
-        # Preference and feedback records (dpo, orpo, kto) are scored on their good answer.
-        kept = [(record, line) for raw, line in zip(loaded.records, loaded.lines) if (record := scorable(raw)) is not None]
-        records = RecordSet(loaded.path, [record for record, _ in kept], [line for _, line in kept])
-        if not kept:
-            raise DataError("evaluate: no test record can be scored (chats, documents, preferences, or feedback labelled good)", Location(file=str(loaded.path)))
-        check_shapes(records, SFT_SHAPES, self.name)
-        golden = load_golden(inputs["golden"]) if "golden" in inputs else []
+        records = _test_records(inputs, params.evaluation.max_records)
+        golden = load_golden_sets(inputs)
         safety = load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else []
         baseline = _baseline(inputs)
         tuned_kind, tuned_dir = _tuned_model(inputs)
@@ -76,7 +74,7 @@ class Evaluate:
             has_tokenizer = (tuned_dir / "tokenizer_config.json").is_file()
             tokenizer = load_tokenizer(str(tuned_dir) if has_tokenizer else model_path, self.name)
             sequences = [ids for ids in encode_records(records, tokenizer, params.training.max_seq_length) if len(ids) > 1]
-            if not sequences:
+            if records.records and not sequences:
                 raise DataError("evaluate: no test record has two or more tokens to score", Location(file=str(records.path)))
             # The base model's golden and safety results are the baseline stage's; only the test split is scored here.
             base_sets = EvalSets(test_sequences=sequences, test_records=len(records), test=questions)
@@ -133,6 +131,24 @@ def _baseline(inputs: dict[str, Path]) -> Side:
         return Side.from_json(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError) as exc:
         raise StageError(f"evaluate: cannot read the baseline's {BASELINE_FILE}: {exc}", Location(file=str(path)), hint="rebuild with --force baseline") from None
+
+
+def _test_records(inputs: dict[str, Path], limit: int | None) -> Any:
+    """The test split's records as a causal LM is scored on them (none when the graph has no test split).
+
+    Preference and feedback records (dpo, orpo, kto) are scored on their good answer.
+    """
+    from opensem.training.data import RecordSet, check_shapes, load_records
+
+    if "test" not in inputs:
+        return RecordSet(Path("."), [], [])
+    loaded = load_records(_input_file(inputs, "test", "test.jsonl")).head(limit)
+    kept = [(record, line) for raw, line in zip(loaded.records, loaded.lines) if (record := scorable(raw)) is not None]
+    if not kept:
+        raise DataError("evaluate: no test record can be scored (chats, documents, preferences, or feedback labelled good)", Location(file=str(loaded.path)))
+    records = RecordSet(loaded.path, [record for record, _ in kept], [line for _, line in kept])
+    check_shapes(records, SFT_SHAPES, "evaluate")
+    return records
 
 
 def _input_file(inputs: dict[str, Path], slot: str, name: str) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -28,6 +29,7 @@ NEEDS = {
     "golden": ("golden set", "add a golden set (evaluation.golden, or data/{job}/golden/)"),
     "judge": ("judge", "configure evaluation.judge"),
     "refusals": ("refusal prompts", "add refusal prompts (evaluation.refusal_prompts, or data/{job}/refusals/)"),
+    "quantized": ("quantization", "add a quantize section"),
 }
 
 
@@ -52,13 +54,16 @@ class Gate:
         gates = wiring.section("evaluation.gates")
         if not gates:
             return
-        available = {"golden": golden_input(wiring) is not None, "judge": wiring.section("evaluation").judge is not None, "refusals": refusals_input(wiring) is not None}
+        golden = golden_input(wiring) is not None or bool(wiring.collection("golden"))  # its own, or those a merge inherits
+        quantized = wiring.collection("quantized")
+        available = {"golden": golden, "judge": wiring.section("evaluation").judge is not None, "refusals": refusals_input(wiring) is not None, "quantized": bool(quantized)}
         for index, gate in enumerate(gates):
             for need in CATALOGUE[gate.metric].needs:
                 if not available[need]:
                     what, hint = NEEDS[need]
                     wiring.problem(("evaluation", "gates", index, "metric"), f"{gate.metric} cannot be measured: this manifest has no {what}", hint.format(job=wiring.manifest.job_id))
-        wiring.add(self, GateParams(gates=gates), {"report": wiring.channel("report")}, provides=("gate",))
+        wants_quantized = any("quantized" in CATALOGUE[gate.metric].needs for gate in gates)
+        wiring.add(self, GateParams(gates=gates), {"report": wiring.channel("report"), **(quantized if wants_quantized else {})}, provides=("gate",))
 
     def run(self, params: GateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Check every gate; raise GatesFailed when any fails, else record what passed."""
@@ -67,9 +72,19 @@ class Gate:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StageError(f"gate: cannot read the evaluation report: {exc}", hint="rebuild with --force evaluate") from None
+        report["metrics"].update(_quantized_metrics(inputs))
         outcomes = check_all(params.gates, report)
         if not all(outcome.passed for outcome in outcomes):
             raise GatesFailed(outcomes)
         record = {"passed": True, "gates": [outcome.as_json() for outcome in outcomes]}
         write_json(out_dir / "gates.json", record)
         return StageResult(summary=f"{len(outcomes)} of {len(outcomes)} quality gates passed", metrics={"gates": record["gates"]})
+
+
+def _quantized_metrics(inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """The worst quantized format's perplexity change and compression ratio, as report rows."""
+    reports = [json.loads((Path(path) / "quantize.json").read_text(encoding="utf-8")) for slot, path in sorted(inputs.items()) if slot.startswith("quantize-")]
+    if not reports:
+        return {}
+    worst = {"quantized.perplexity_change": max(r["perplexity_change"] for r in reports), "quantized.compression_ratio": min(r["compression_ratio"] for r in reports)}
+    return {name: {"base": None, "tuned": value, "higher_is_better": CATALOGUE[name].higher_is_better, "delta": None, "change": None} for name, value in worst.items()}

@@ -154,9 +154,10 @@ class Ingest:
                     rest = PurePosixPath(source.path).relative_to(base).as_posix() if base != "." else source.path
                     spec = spec.model_copy(update={"pattern": rest if found.path == "." else f"{found.path}/{rest}"})
             elif not explicit and not (wiring.loaded.project_root / source.path).exists():
-                hint = "put the expert's documents and datasets there, or list them under data.sources"
-                wiring.problem(key, f"path {source.path!r} does not exist (the default when data.sources is not set)", hint)
-                slots[slot] = None
+                # No data of its own: fine for a manifest whose model comes from elsewhere (a merge).
+                hint = "put the expert's documents and datasets there, list them under data.sources, or merge other experts (merge)"
+                wiring.unless_provided("adapter", key, f"path {source.path!r} does not exist (the default when data.sources is not set)", hint)
+                return
             else:
                 slots[slot] = wiring.source(source.path, key)
             specs.append(spec)

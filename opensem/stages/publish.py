@@ -13,7 +13,7 @@ from pydantic import Field
 
 from opensem.build.digests import walk_files
 from opensem.build.files import write_json
-from opensem.evaluation.report import comparison_lines
+from opensem.release.card import Release, model_card
 from opensem.manifest.fields import Section
 from opensem.manifest.sections import section
 from opensem.release.registry import open_registry, publish_files
@@ -29,6 +29,29 @@ class PublishTarget(Section):
     registry: str = Field(description="fsspec URL or a path relative to the project root.")
     tag: str = Field(pattern=TAG_PATTERN, description="Immutable release tag; `{lot}` expands to the publish lot.")
     trigger_deployment: bool = Field(False, description="Recorded in the registry index for deployment hooks.")
+
+
+def release_files(inputs: dict[str, Path]) -> dict[str, Path]:
+    """Release path -> file: the artifact, the reports, and what fold, quantize and compare made."""
+    files: dict[str, Path] = {"manifest.yaml": inputs["manifest"]}
+    for name in ("report.json", "report.md", "report.png", "predictions.jsonl"):  # the evaluation report
+        if (inputs["report"] / name).is_file():
+            files[name] = inputs["report"] / name
+    folders = [("", inputs["adapter"])]
+    if "base" in inputs:  # a tiny local base model travels with its adapter
+        folders.append(("base_model/", inputs["base"]))
+    if "folded" in inputs:
+        folders.append(("folded/", inputs["folded"] / "model"))
+    folders += [(f"quantized/{slot.removeprefix('quantize-')}/", path / "quantized") for slot, path in sorted(inputs.items()) if slot.startswith("quantize-")]
+    for prefix, folder in folders:
+        files.update({f"{prefix}{path.relative_to(folder).as_posix()}": path for path in walk_files(folder)})
+    for slot, path in sorted(inputs.items()):
+        if slot.startswith("quantize-"):
+            files[f"quantized/{slot.removeprefix('quantize-')}/quantize.json"] = path / "quantize.json"
+    for name, slot in (("gates.json", "gate"), ("compare.json", "compare"), ("compare.md", "compare"), ("compare.png", "compare")):
+        if slot in inputs and (inputs[slot] / name).is_file():
+            files[name] = inputs[slot] / name
+    return files
 
 
 class PublishParams(PublishTarget):
@@ -57,36 +80,35 @@ class PublishStage:
             "manifest": wiring.source(str(wiring.loaded.path.resolve()), ()),
             **(wiring.base_inputs() if tiny else {}),
         }
-        if wiring.channel("gate") is not None:
-            inputs["gate"] = wiring.channel("gate")  # nothing is published before the gates pass
+        for slot, channel in (("gate", "gate"), ("folded", "model"), ("compare", "comparison")):
+            if wiring.channel(channel) is not None:  # nothing is published before the gates pass
+                inputs[slot] = wiring.channel(channel)
+        inputs.update(wiring.collection("quantized"))
         wiring.add(self, params, inputs)
 
     def run(self, params: PublishParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         tag = params.tag.replace("{lot}", ctx.lot[:12])
         report = json.loads((inputs["report"] / "report.json").read_text())
         lineage = {**ctx.lineage, "publish": {"lot": ctx.lot}}
+        files = release_files(inputs)
         with tempfile.TemporaryDirectory() as scratch:
             extras = Path(scratch)
-            gates = json.loads((inputs["gate"] / "gates.json").read_text())["gates"] if "gate" in inputs else []
-            full_model = (inputs["adapter"] / "model").is_dir()  # method sft ships the whole model
-            (extras / "README.md").write_text(model_card(params, tag, lineage, report, gates, full_model=full_model))
+            release = Release(
+                job_id=params.job_id,
+                tag=tag,
+                base_model=params.base_model,
+                lineage=lineage,
+                report=report,
+                gates=json.loads((inputs["gate"] / "gates.json").read_text())["gates"] if "gate" in inputs else [],
+                full_model=(inputs["adapter"] / "model").is_dir(),
+                folded="folded" in inputs,
+                quantized=[json.loads((path / "quantize.json").read_text()) for slot, path in sorted(inputs.items()) if slot.startswith("quantize-")],
+                merged_from=json.loads((inputs["adapter"] / "merge.json").read_text())["sources"] if (inputs["adapter"] / "merge.json").is_file() else [],
+                comparison=(inputs["compare"] / "compare.md").read_text() if "compare" in inputs else "",
+            )
+            (extras / "README.md").write_text(model_card(release))
             (extras / f"{params.job_id}.lock").write_text(json.dumps({"job_id": params.job_id, "stages": lineage}, indent=2, sort_keys=True) + "\n")
-            files: dict[str, Path] = {
-                "README.md": extras / "README.md",
-                f"{params.job_id}.lock": extras / f"{params.job_id}.lock",
-                "manifest.yaml": inputs["manifest"],
-                "report.json": inputs["report"] / "report.json",
-            }
-            for name in ("report.md", "report.png", "predictions.jsonl"):  # the evaluation report, for people
-                if (inputs["report"] / name).is_file():
-                    files[name] = inputs["report"] / name
-            if "gate" in inputs:
-                files["gates.json"] = inputs["gate"] / "gates.json"
-            for path in walk_files(inputs["adapter"]):
-                files[path.relative_to(inputs["adapter"]).as_posix()] = path
-            if "base" in inputs:  # a tiny local base model travels with its adapter
-                for path in walk_files(inputs["base"]):
-                    files[f"base_model/{path.relative_to(inputs['base']).as_posix()}"] = path
+            files.update({"README.md": extras / "README.md", f"{params.job_id}.lock": extras / f"{params.job_id}.lock"})
             fs, root = open_registry(params.registry, ctx.project_root)
             receipt = publish_files(fs, root, params.job_id, tag, ctx.lot, files, {"trigger_deployment": params.trigger_deployment})
         # The registry as the manifest writes it, so the lock never holds a machine's absolute path.
@@ -94,65 +116,3 @@ class PublishStage:
         write_json(out_dir / "published.json", receipt)
         published = {"tag": tag, "uri": receipt["uri"], "digest": receipt["digest"], "lot": ctx.lot}
         return StageResult(summary=f"{len(files)} files -> {receipt['uri']}", metrics={"published": published}, lock={"published": published})
-
-
-def model_card(
-    params: PublishParams,
-    tag: str,
-    lineage: dict[str, dict[str, str]],
-    report: dict[str, Any],
-    gates: list[dict[str, Any]] | None = None,
-    full_model: bool = False,
-) -> str:
-    """A Hugging Face style README: front matter, provenance by lot number, evaluation, how to load.
-
-    A full fine-tune (method sft) ships model/ instead of adapter/, and loads without peft.
-    """
-    shipped = params.base_model.startswith("base_model/")
-    base_ref = f'f"{{release}}/{params.base_model}"' if shipped else f'"{params.base_model}"'
-    lines = [
-        "---",
-        f"base_model: {params.base_model}",
-        f"library_name: {'transformers' if full_model else 'peft'}",
-        f"tags: [opensem, {'sft' if full_model else 'lora'}]",
-        "---",
-        "",
-        f"# {params.job_id} ({tag})",
-        "",
-        "Built by opensem. Every stage is identified by its SHA256 lot number: the digest of its code",
-        "version, parameters and input bytes. `opensem verify` rechecks them against the manifest and data.",
-        "",
-        "| stage | lot number |",
-        "| --- | --- |",
-        *(f"| {stage} | `{entry['lot']}` |" for stage, entry in lineage.items()),
-        "",
-        "## Evaluation: baseline (base model) vs fine-tuned",
-        "",
-        f"**{report['headline']}**",
-        "",
-        *comparison_lines(report),
-        "",
-        *(f"- quality gate passed: `{g['metric']}` {g['rule']} {g['threshold']:g} ({g['detail']})" for g in gates or []),
-        *([""] if gates else []),
-        "Details: report.md, report.png and predictions.jsonl.",
-    ]
-    if full_model:
-        lines += ["", "## Use", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
-                  'release = "path/to/this/folder"', 'model = AutoModelForCausalLM.from_pretrained(f"{release}/model")',
-                  'tokenizer = AutoTokenizer.from_pretrained(f"{release}/model")', "```", ""]
-        return "\n".join(lines)
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from peft import PeftModel",
-        "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        'release = "path/to/this/folder"',
-        f'base = AutoModelForCausalLM.from_pretrained({base_ref})',
-        'model = PeftModel.from_pretrained(base, f"{release}/adapter")',
-        'tokenizer = AutoTokenizer.from_pretrained(f"{release}/adapter")',
-        "```",
-        "",
-    ]
-    return "\n".join(lines)

@@ -4,8 +4,13 @@ Pure: nothing here reads data or runs anything (a URL source is listed, not down
 find their inputs through channels: named outputs ("records", "split", "train", "adapter",
 "report", ...) that the last stage to provide one answers for. So a stage that is left out
 (no curation, no synthesis) changes nothing for the stages after it, and a new stage slots in by
-consuming and providing channels. Every problem found while wiring is collected with its manifest
+consuming and providing channels. Some inputs accumulate instead (every golden set a merge
+inherits): those are collections. Every problem found while wiring is collected with its manifest
 key, line and a hint, and reported together: `opensem validate` is `plan` minus the store.
+
+Another manifest of the project can join the graph (`include`): its stages are wired the same
+way and added under `<job_id>/`, so building this manifest builds what it needs of the other, and
+a change to the other's data or settings reaches this one's lots. A cycle is an error.
 """
 
 from __future__ import annotations
@@ -31,8 +36,13 @@ class Wiring:
     loaded: LoadedManifest
     nodes: list[StageNode] = field(default_factory=list)
     channels: dict[str, Input] = field(default_factory=dict)
+    collections: dict[str, dict[str, Input]] = field(default_factory=dict)  # name -> {slot: input}, in order added
     problems: list[Problem] = field(default_factory=list)
     hub_model: str | None = None  # the base model when it is a hub id (no input slot to key it)
+    included: list[Path] = field(default_factory=list)  # other manifests whose stages joined
+    visiting: tuple[Path, ...] = ()  # manifests being wired around this one, for cycles
+    # Problems that count only if nothing ever provides a channel (no data, but a merge provides the adapter).
+    deferred: dict[str, list[Problem]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         base = self.manifest.base_model
@@ -62,6 +72,59 @@ class Wiring:
     def base_inputs(self) -> dict[str, Input]:
         """{"base": ...} when the base model is a local folder or a tiny model stage, else nothing."""
         return {"base": self.channels["base"]} if "base" in self.channels else {}
+
+    def base_identity(self) -> str:
+        """What the base model is, to compare two manifests' bases: a hub id, a project path or a tiny spec."""
+        base = self.manifest.base_model
+        if isinstance(base, str):
+            return base if not is_local_model_path(base) else f"path {self.relative(base)}"
+        return f"tiny {base.tiny.model_dump()}"
+
+    def collect(self, name: str, slot: str, value: Input) -> None:
+        """Add an input to a collection (each golden set of the graph, say)."""
+        self.collections.setdefault(name, {})[slot] = value
+
+    def collection(self, name: str) -> dict[str, Input]:
+        return dict(self.collections.get(name, {}))
+
+    def unless_provided(self, channel: str, key: KeyPath, message: str, hint: str) -> None:
+        """A problem that counts only if no stage ever provides channel."""
+        self.deferred.setdefault(channel, []).append(Problem(message, self.where(key), hint))
+
+    def include(self, manifest: str, key: KeyPath) -> Wiring | None:
+        """Wire another manifest of this project into the graph; its stages join as `<job_id>/<stage>`.
+
+        Returns the other manifest's wiring (its channels point at the joined stages), or None after
+        recording a problem: outside the project, missing, invalid, or a cycle between manifests.
+        """
+        from opensem.manifest.loader import load_manifest
+
+        found = self.source(manifest, key)
+        if found is None:
+            return None
+        path = (self.loaded.project_root / found.path).resolve()
+        here = self.loaded.path.resolve()
+        if path in (*self.visiting, here):
+            cycle = " -> ".join(p.name for p in (*self.visiting, here, path))
+            self.problem(key, f"manifests include each other in a cycle: {cycle}", "a merge can use another expert's adapter, not its own (through others)")
+            return None
+        try:
+            other = wire(load_manifest(path), (*self.visiting, here))
+        except ManifestError as exc:
+            self.problems.extend(p for p in exc.problems if p not in self.problems)
+            return None
+        if other.loaded.project_root != self.loaded.project_root:
+            self.problem(key, f"{manifest} belongs to another project ({other.loaded.project_root})", "keep the manifests of a merge in one project")
+            return None
+        prefix = f"{other.manifest.job_id}/"
+        renamed = {node.name: f"{prefix}{node.name}" for node in other.nodes}
+        for node in other.nodes:
+            if renamed[node.name] not in self.names:
+                inputs = {slot: UpstreamInput(stage=renamed[i.stage]) if isinstance(i, UpstreamInput) else i for slot, i in node.inputs.items()}
+                self.nodes.append(node.model_copy(update={"name": renamed[node.name], "inputs": inputs}))
+        other.channels = {name: UpstreamInput(stage=renamed[i.stage]) if isinstance(i, UpstreamInput) else i for name, i in other.channels.items()}
+        self.included.extend(p for p in (path, *other.included) if p not in self.included)
+        return other
 
     def where(self, key: KeyPath) -> Location:
         return Location(str(self.loaded.path), self.loaded.line_of(key), dotted(key))
@@ -116,11 +179,11 @@ class Wiring:
         provides: tuple[str, ...] = (),
         name: str | None = None,
         volatile: bool = False,
-    ) -> None:
-        """Add a node; its lot params and run settings are the two views of params. A stage whose
-        inputs could not be found (a problem was recorded) is left out."""
+    ) -> UpstreamInput | None:
+        """Add a node and return it as an input for later stages; its lot params and run settings
+        are the two views of params. A stage whose inputs could not be found is left out (None)."""
         if any(value is None for value in inputs.values()):
-            return
+            return None
         node = StageNode(
             name=name or kind.name,
             kind=kind.name,
@@ -133,16 +196,30 @@ class Wiring:
         self.nodes.append(node)
         for channel in provides:
             self.channels[channel] = UpstreamInput(stage=node.name)
+        return UpstreamInput(stage=node.name)
+
+
+def wire(loaded: LoadedManifest, visiting: tuple[Path, ...] = ()) -> Wiring:
+    """Every stage kind, in pipeline order, adds itself from the manifest; ManifestError with every
+    problem found. Stages another manifest contributed but nothing here needs are dropped."""
+    from opensem.stages import STAGES
+
+    wiring = Wiring(loaded, visiting=visiting)
+    for kind in STAGES.all():
+        kind.wire(wiring)
+    for channel, problems in wiring.deferred.items():
+        if channel not in wiring.channels and not wiring.problems:  # another problem explains the missing channel better
+            wiring.problems.extend(problems)
+    if wiring.problems:
+        raise ManifestError(wiring.problems)
+    return wiring
 
 
 def build_graph(loaded: LoadedManifest) -> StageGraph:
-    """The stage graph of one manifest; ManifestError with every problem found while wiring."""
-    from opensem.stages import STAGES
-
-    wiring = Wiring(loaded)
-    for kind in STAGES.all():
-        kind.wire(wiring)
-    if wiring.problems:
-        raise ManifestError(wiring.problems)
+    """The stage graph of one manifest, and of what its stages need of other manifests."""
+    wiring = wire(loaded)
     m = loaded.manifest
-    return StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=wiring.nodes)
+    graph = StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=wiring.nodes, included=wiring.included)
+    own = [node.name for node in graph.nodes if "/" not in node.name]
+    needed = set(own).union(*(graph.ancestors(name) for name in own))
+    return graph.model_copy(update={"nodes": [node for node in graph.nodes if node.name in needed]})

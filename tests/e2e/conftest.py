@@ -19,14 +19,15 @@ REPO = Path(__file__).resolve().parents[2]
 @dataclass
 class Project:
     root: Path
+    name: str = "tiny-demo"  # the manifest the helpers below build
 
     @property
     def manifest(self) -> Path:
-        return self.root / "manifests" / "tiny-demo.yaml"
+        return self.root / "manifests" / f"{self.name}.yaml"
 
     @property
     def lock(self) -> Path:
-        return self.root / "manifests" / "tiny-demo.lock"
+        return self.root / "manifests" / f"{self.name}.lock"
 
     def lock_data(self) -> dict:
         return json.loads(self.lock.read_text())
@@ -65,12 +66,19 @@ class Project:
         self.manifest.write_text("".join(lines[:start]) + text + "".join(lines[end:]))
 
 
-def copy_demo(destination: Path) -> Project:
+def copy_project(destination: Path, *jobs: str, build: str | None = None) -> Project:
+    """A project holding the shipped manifests (and data, where there is some) of jobs."""
     (destination / "manifests").mkdir(parents=True)
-    shutil.copy(REPO / "manifests" / "tiny-demo.yaml", destination / "manifests" / "tiny-demo.yaml")
-    shutil.copytree(REPO / "data" / "tiny-demo", destination / "data" / "tiny-demo")
+    for job in jobs:
+        shutil.copy(REPO / "manifests" / f"{job}.yaml", destination / "manifests" / f"{job}.yaml")
+        if (REPO / "data" / job).is_dir():
+            shutil.copytree(REPO / "data" / job, destination / "data" / job)
     shutil.copy(REPO / "dodo.py", destination / "dodo.py")
-    return Project(destination)
+    return Project(destination, build or jobs[0])
+
+
+def copy_demo(destination: Path) -> Project:
+    return copy_project(destination, "tiny-demo")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import Project
 
-ALL_STAGES = ["base_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "baseline", "train", "evaluate", "gate", "publish"]
+ALL_STAGES = ["base_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "train", "baseline", "evaluate", "gate", "publish"]
 DOC = "data/tiny-demo/docs/03-water.md"
 
 pytestmark = pytest.mark.slow

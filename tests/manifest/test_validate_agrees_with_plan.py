@@ -117,6 +117,8 @@ def apply(patches: list[Patch]) -> dict[str, Any]:
         target = data
         for part, following in zip(path, path[1:]):
             if isinstance(target, list):
+                while len(target) <= part:
+                    target.append({})
                 target = target[part]
                 continue
             if not isinstance(target.get(part), (dict, list)):

@@ -87,3 +87,20 @@ def test_stage_writes_model_and_counts_parameters(tmp_path: Path) -> None:
     assert (out / "model" / "model.safetensors").is_file()
     assert result.metrics["parameters"] == count_parameters(out / "model") > 0
     assert "M parameters" in result.summary
+
+
+def test_the_cli_builds_one_with_options_from_the_manifest_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from opensem.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["make-tiny-model", str(tmp_path / "m"), "--hidden-size", "32", "--num-heads", "2", "--layers", "1", "--vocab-size", "600"])
+    assert done.value.code == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert (config["hidden_size"], config["num_attention_heads"], config["num_hidden_layers"]) == (32, 2, 1)
+    with pytest.raises(SystemExit) as done:
+        main(["make-tiny-model", "--help"])
+    shown = capsys.readouterr().out
+    assert "--hidden-size INTEGER" in shown and "Width of the model.  [default: 64]" in shown and "--num-layers, --layers" in shown
+    with pytest.raises(SystemExit) as done:
+        main(["make-tiny-model", str(tmp_path / "bad"), "--hidden-size", "60"])
+    assert done.value.code == 2 and "must be even" in capsys.readouterr().err

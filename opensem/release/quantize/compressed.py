@@ -1,0 +1,43 @@
+"""GPTQ and AWQ through llm-compressor: integer weights in groups, calibrated on the manifest's
+training records, saved as compressed-tensors safetensors that transformers and vLLM load.
+
+llm-compressor pins an older transformers (like unsloth), so it lives in the `gpu` extra; it is
+imported only here, inside a CUDA run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opensem.errors import StageError
+
+
+def compress(algorithm: str, bits: int, group_size: int, model_dir: Path, out_dir: Path, calibration: list[str]) -> Path:
+    """Quantize model_dir's Linear layers (not the output head) with GPTQ or AWQ into out_dir."""
+    try:
+        from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+        from datasets import Dataset
+        from llmcompressor import oneshot
+        from llmcompressor.modifiers.awq import AWQModifier
+        from llmcompressor.modifiers.quantization import GPTQModifier
+    except ImportError as exc:
+        raise StageError(f"{algorithm}: llm-compressor is not installed ({exc})", hint="pip install 'opensem[gpu]' on a CUDA machine") from exc
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not calibration:
+        raise StageError(f"{algorithm}: no calibration records", hint="quantize.calibration_records takes them from the train split")
+    weights = QuantizationArgs(num_bits=bits, type="int", symmetric=algorithm == "gptq", strategy="group", group_size=group_size)
+    groups = {"group_0": QuantizationScheme(targets=["Linear"], weights=weights)}
+    modifier = (GPTQModifier if algorithm == "gptq" else AWQModifier)(config_groups=groups, ignore=["lm_head"])
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype="auto", device_map="auto")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    dataset = Dataset.from_dict({"text": calibration})
+    oneshot(model=model, tokenizer=tokenizer, dataset=dataset, recipe=modifier, num_calibration_samples=len(calibration), output_dir=str(out_dir))
+    return out_dir
+
+
+def load(artifact: Path) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(artifact), device_map="auto")

@@ -1,0 +1,67 @@
+"""Stage kind compare: a merge beside its sources, on every golden set it inherits.
+
+Present when the manifest merges adapters of this graph (its own, or other manifests'): the base
+model, each source and the merged artifact answer the golden set of every expert, with the same
+evaluation settings as baseline and evaluate. Writes compare.json, compare.md and compare.png.
+Sources taken from a registry are not in the graph and not re-scored: their own reports travel
+with their releases.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opensem.errors import StageError
+from opensem.evaluation.params import EvalParams
+from opensem.evaluation.wiring import eval_params, eval_sources, golden_slots
+from opensem.stages import register
+from opensem.stages.base import StageContext, StageResult
+from opensem.stages.wiring import Wiring
+
+MERGED = "merged"
+
+
+@register
+class Compare:
+    name = "compare"
+    version = "1"
+    Params = EvalParams
+    sections = ()  # present with `merge`; it reads `evaluation`
+
+    def wire(self, wiring: Wiring) -> None:
+        sources = wiring.collection("merge-sources")
+        golden = {slot: value for slot, value in eval_sources(wiring).items() if slot.startswith("golden")}
+        params = eval_params(wiring, EvalParams)
+        if not sources or not golden or params is None:
+            return
+        wiring.add(self, params, {**wiring.base_inputs(), **golden, **sources, f"model:{MERGED}": wiring.channel("adapter")}, provides=("comparison",))
+
+    def run(self, params: EvalParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+        from opensem.evaluation.compare import compare_models, work, write
+        from opensem.evaluation.items import load_golden
+        from opensem.evaluation.judge import judge_for
+        from opensem.release.merge import find_part
+        from opensem.stages.baseline import load_model
+        from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
+
+        sets = {expert: load_golden(path, expert) for expert, path in golden_slots(inputs)}
+        models = {}
+        for slot, folder in sorted(inputs.items(), key=lambda item: (item[0] == f"model:{MERGED}", item[0])):
+            if slot.startswith("model:"):
+                part = find_part(slot.removeprefix("model:"), Path(folder), 1.0)
+                models[part.name] = (part.kind, part.path)
+        if MERGED not in models:
+            raise StageError("compare: no merged artifact among the inputs", hint="the plan and the stage disagree; please report it")
+        base_path = resolve_base_model(inputs, params.base_model, self.name)
+        judge = judge_for(params.evaluation.judge, ctx) if params.evaluation.judge is not None else None
+        with quiet_libraries():
+            tokenizer = load_tokenizer(str(models[MERGED][1]) if (models[MERGED][1] / "tokenizer_config.json").is_file() else base_path, self.name)
+            bar = ctx.progress("comparing the merge with its sources", work(sets, len(models), params.evaluation.batch_size))
+            try:
+                comparison = compare_models(load_model(base_path, self.name), tokenizer, models, sets, params.generation(), judge, bar)
+            finally:
+                bar.close()
+        write(comparison, out_dir, ctx.job_id)
+        best = {expert: max(comparison["models"], key=lambda m: comparison["scores"][expert].get(m, {}).get("golden.token_f1", -1.0)) for expert in sets}
+        summary = "; ".join(f"{expert or 'own'}: best token F1 {model}" for expert, model in best.items())
+        return StageResult(summary=summary, metrics={"scores": comparison["scores"]})
