@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 
-def make_adapter(base: Path, out: Path, rank: int = 4, seed: int = 1, dora: bool = False) -> Path:
+def make_adapter(base: Path, out: Path, rank: int = 4, seed: int = 1, dora: bool = False, targets: list[str] | str = ("q_proj", "v_proj", "up_proj")) -> Path:  # type: ignore[assignment]
     """A LoRA adapter of the tiny base with random (nonzero) weights, saved as training saves one."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -18,7 +18,7 @@ def make_adapter(base: Path, out: Path, rank: int = 4, seed: int = 1, dora: bool
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False, use_dora=dora, task_type="CAUSAL_LM")
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets if isinstance(targets, str) else list(targets), init_lora_weights=False, use_dora=dora, task_type="CAUSAL_LM")
     get_peft_model(model, config).save_pretrained(str(out))
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         if (base / name).is_file():

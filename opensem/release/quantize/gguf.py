@@ -9,10 +9,12 @@ The artifact loads back through transformers (`gguf_file=`), dequantized, for me
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Iterator, Literal
 
 from pydantic import Field
 
@@ -47,14 +49,28 @@ class Gguf:
         converter = type("Converter", (base,), {"model_arch": base.model_arch, "get_vocab_base_pre": _named_pre_tokenizer})
         out_dir.mkdir(parents=True, exist_ok=True)
         artifact = out_dir / f"model-{options.type}.gguf"
-        with torch.inference_mode():
+        with torch.inference_mode(), _quiet():
             converter(model_dir, getattr(gguf.LlamaFileType, FILE_TYPES[options.type]), artifact).write()
         return artifact
 
     def load(self, artifact: Path, model_dir: Path) -> Any:
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(str(artifact.parent), gguf_file=artifact.name)
+        with _quiet():
+            return AutoModelForCausalLM.from_pretrained(str(artifact.parent), gguf_file=artifact.name)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The converter's banners and progress bars stay out of the build's output: its logger (whose
+    handler holds the real stderr) is raised to errors, and tqdm's bars go to a discarded stream."""
+    logger = logging.getLogger("hf-to-gguf")
+    level, logger.level = logger.level, logging.ERROR
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _named_pre_tokenizer(self: Any, tokenizer: Any) -> str:
