@@ -81,7 +81,7 @@ def prepare(name: str, shape: dict[str, int]) -> None:
     """The base (also as a tiny_model stage's out/), and two random LoRA adapters of it."""
     sys.path.insert(0, str(ROOT))
     from opensem.training.tiny import count_parameters, make_tiny_model
-    from tests.release.conftest import make_adapter
+    from tests.adapters import make_adapter
 
     folder = WORK / name
     if not (folder / "base" / "config.json").is_file():

@@ -1,14 +1,12 @@
-"""Adapters and whole models for the release tests, made in seconds without training."""
+"""LoRA adapters of the tiny model with random weights, made in seconds without training."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-import pytest
 
-
-def make_adapter(base: Path, out: Path, rank: int = 4, seed: int = 1, dora: bool = False, targets: list[str] | str = ("q_proj", "v_proj", "up_proj")) -> Path:  # type: ignore[assignment]
+def make_adapter(base: Path, out: Path, rank: int = 4, seed: int = 1, dora: bool = False, targets: tuple[str, ...] | str = ("q_proj", "v_proj", "up_proj")) -> Path:
     """A LoRA adapter of the tiny base with random (nonzero) weights, saved as training saves one."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -25,14 +23,3 @@ def make_adapter(base: Path, out: Path, rank: int = 4, seed: int = 1, dora: bool
             shutil.copy2(base / name, out / name)
     normalize_adapter_dir(out, None)
     return out
-
-
-@pytest.fixture(scope="session")
-def adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("adapters")
-    return {
-        "a": make_adapter(tiny_model_dir, root / "a" / "adapter", seed=1),
-        "b": make_adapter(tiny_model_dir, root / "b" / "adapter", seed=2),
-        "wide": make_adapter(tiny_model_dir, root / "wide" / "adapter", rank=8, seed=3),
-        "dora": make_adapter(tiny_model_dir, root / "dora" / "adapter", seed=4, dora=True),
-    }
