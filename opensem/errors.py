@@ -103,6 +103,10 @@ class RegistryError(OpensemError):
     """Publishing or pulling through the registry was refused or failed."""
 
 
+class ServeError(OpensemError):
+    """A server could not load a release it was asked to serve."""
+
+
 class HardwareIncompatibleError(OpensemError):
     """The requested training cannot run on this machine's hardware."""
 

@@ -40,3 +40,31 @@ def openai_server() -> "Iterator[OpenAICompatibleServer]":
 
     with OpenAICompatibleServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def s3_url() -> Iterator[str]:
+    """An S3 bucket `models` on moto's server at 127.0.0.1, reached through s3fs; yields s3://models/prod."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    patch = pytest.MonkeyPatch()
+    for key, value in env.items():
+        patch.setenv(key, value)
+    # fsspec reads FSSPEC_* variables once, at import; its config dict is what s3:// URLs consult.
+    import boto3
+    import fsspec.config
+    from s3fs import S3FileSystem
+
+    patch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
+    S3FileSystem.clear_instance_cache()
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="models")
+    yield "s3://models/prod"
+    patch.undo()
+    S3FileSystem.clear_instance_cache()
+    server.stop()

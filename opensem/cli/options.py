@@ -19,20 +19,35 @@ def _load(path: str) -> Any:
 
 
 def options_for(model: Any, aliases: dict[str, tuple[str, ...]] | None = None) -> list[click.Option]:
-    """One --option per scalar field of model: its type, default and description."""
+    """One --option per field of model whose type a command line can hold: its type (a choice for a
+    Literal, repeatable for a list), default and description."""
     options = []
     for name, field in model.model_fields.items():
-        kind = field.annotation
-        if kind not in (int, float, str, bool):
-            kind = next((arg for arg in typing.get_args(kind) if arg in (int, float, str, bool)), None)
+        kind, multiple = _click_type(field.annotation)
         if kind is None:
             continue
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
         flag = "--" + name.replace("_", "-")
         names = [flag, *(aliases or {}).get(name, ())]
         if kind is bool:
             names = [f"{flag}/--no-{name.replace('_', '-')}"]
-        options.append(click.Option([*names, name], type=kind, default=field.default, show_default=True, help=field.description))
+        options.append(click.Option([*names, name], type=kind, multiple=multiple, default=default, show_default=not multiple, help=field.description))
     return options
+
+
+def _click_type(annotation: Any) -> tuple[Any, bool]:
+    """(click type, repeatable) for a field's annotation; (None, False) for what a flag cannot hold."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation in (int, float, str, bool):
+        return annotation, False
+    if origin is typing.Literal:
+        return click.Choice([str(a) for a in args]), False
+    if origin is list and args and args[0] in (int, float, str):
+        return args[0], True
+    scalars = [a for a in args if a is not type(None)]
+    if len(scalars) == 1:  # Optional[X]
+        return _click_type(scalars[0])
+    return None, False
 
 
 class ModelOptionsCommand(click.Command):

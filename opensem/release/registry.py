@@ -124,3 +124,11 @@ def published_problems(registry: str, project_root: Path, job_id: str, published
     except (OSError, OpensemError, ValueError, KeyError) as exc:
         return [f"publish: registry {registry} cannot be checked: {exc}"]
     return [f"publish: {p}" for p in problems]
+
+
+def local_release_digest(folder: Path) -> str:
+    """The registry's digest of a pulled release folder: every file but files.json, as publish computed it."""
+    from opensem.build.digests import walk_files
+
+    files = [f for f in walk_files(folder) if f != folder / FILES]
+    return listing_digest((f.relative_to(folder).as_posix(), digest_file(f), f.stat().st_size) for f in files)

@@ -190,14 +190,14 @@ def _release(wiring: Wiring, source: MergeSource, key: tuple[Any, ...]) -> dict[
 
 def _pull(source: ResolvedSource, inputs: dict[str, Path], ctx: StageContext) -> Path:
     """Download a release and check it is, byte for byte, what the index said when this build was planned."""
-    from opensem.release.registry import open_registry, pull
+    from opensem.release.registry import local_release_digest, open_registry, pull
 
     assert source.registry is not None and source.tag is not None and source.release is not None
     dest = ctx.work_dir / "releases" / source.name.replace(":", "-")
     shutil.rmtree(dest, ignore_errors=True)
     fs, folder = open_registry(source.registry, ctx.project_root)
     entry = pull(fs, posixpath.dirname(folder), posixpath.basename(folder), source.tag, dest)
-    if entry.get("digest") != source.release["digest"] or digest_of_listing(dest) != source.release["digest"]:
+    if entry.get("digest") != source.release["digest"] or local_release_digest(dest) != source.release["digest"]:
         raise DataError(
             f"merge: release {source.name} does not match its index (planned digest {source.release['digest'][:12]})",
             Location(file=f"{source.registry}/{source.tag}"),
@@ -207,11 +207,3 @@ def _pull(source: ResolvedSource, inputs: dict[str, Path], ctx: StageContext) ->
     if shipped.is_dir() and "base" in inputs and digest_tree(shipped) != digest_tree(Path(inputs["base"])):
         raise StageError(f"merge: release {source.name} was trained on another base model than this manifest's", hint="merge adapters of one base model")
     return dest
-
-
-def digest_of_listing(folder: Path) -> str:
-    """The registry's digest of a pulled release: its files but files.json, as publish computed it."""
-    from opensem.build.digests import digest_file, listing_digest, walk_files
-
-    files = [f for f in walk_files(folder) if f.name != "files.json" or f.parent != folder]
-    return listing_digest((f.relative_to(folder).as_posix(), digest_file(f), f.stat().st_size) for f in files)

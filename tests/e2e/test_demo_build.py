@@ -142,6 +142,29 @@ def test_published_adapter_loads_with_peft_and_generates(built_demo: tuple[Proje
     assert isinstance(tokenizer.decode(output[0]), str)
 
 
+def test_the_published_release_serves_through_the_openai_client(built_demo: tuple[Project, list[str], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import openai
+
+    from opensem.serving.config import ServeConfig
+    from opensem.serving.server import Server
+
+    project, _, _ = built_demo
+    monkeypatch.setenv("OPENSEM_API_KEY", "k" * 32)
+    server = Server([str(project.manifest)], ServeConfig(port=0), project.root / "build" / "cache" / "releases")
+    try:
+        server.start()
+        server.wait_ready()
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="k" * 32, max_retries=0)
+        card = client.models.retrieve("tiny-demo").model_dump()
+        assert card["lot"] == project.lock_data()["published"]["lot"] and card["tag"] == project.lock_data()["published"]["tag"]
+        answer = client.chat.completions.create(model="tiny-demo", messages=[{"role": "user", "content": "How fine should I grind?"}], max_tokens=8, temperature=0)
+        assert answer.usage.completion_tokens > 0 and answer.choices[0].finish_reason in ("length", "stop")
+        stream = client.chat.completions.create(model="tiny-demo", messages=[{"role": "user", "content": "How fine should I grind?"}], max_tokens=8, temperature=0, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == answer.choices[0].message.content
+    finally:
+        server.close()
+
+
 def test_force_and_until(built_demo: tuple[Project, list[str], str]) -> None:
     project, _, _ = built_demo
     lock_before = project.lock.read_text()

@@ -82,6 +82,29 @@ def test_pull_verify_and_load_the_merged_release(story: tuple[Project, str], tmp
     AutoModelForCausalLM.from_pretrained(tmp_path / "pulled" / "quantized" / "gguf", gguf_file="model-q8_0.gguf")
 
 
+def test_the_merge_serves_as_an_adapter_and_folded_side_by_side(story: tuple[Project, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import openai
+
+    from opensem.serving.config import ServeConfig
+    from opensem.serving.server import Server
+
+    project, _ = story
+    monkeypatch.setenv("OPENSEM_API_KEY", "k" * 32)
+    manifest = str(project.manifest)
+    server = Server([f"merged={manifest}", f"folded={manifest}#folded"], ServeConfig(port=0), project.root / "build" / "cache" / "releases")
+    try:
+        server.start()
+        server.wait_ready()
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="k" * 32, max_retries=0)
+        kinds = {m.id: m.model_dump()["kind"] for m in client.models.list().data}
+        assert kinds == {"merged": "adapter", "folded": "model"}
+        for name in kinds:
+            answer = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "Why do fern leaves brown?"}], max_tokens=6, temperature=0)
+            assert answer.usage.completion_tokens > 0
+    finally:
+        server.close()
+
+
 def test_editing_an_experts_data_makes_the_merge_stale(story: tuple[Project, str]) -> None:
     project, _ = story
     doc = "data/houseplants/docs/01-watering.md"

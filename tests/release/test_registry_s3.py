@@ -3,39 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from opensem.errors import RegistryError
 from opensem.release.registry import check_published, open_registry, publish_files, pull
-
-
-@pytest.fixture(scope="module")
-def s3_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    patch = pytest.MonkeyPatch()
-    for key, value in env.items():
-        patch.setenv(key, value)
-    # fsspec reads FSSPEC_* variables once, at import; its config dict is what s3:// URLs consult.
-    import boto3
-    import fsspec.config
-    from s3fs import S3FileSystem
-
-    patch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
-    S3FileSystem.clear_instance_cache()
-
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="models")
-    yield "s3://models/prod"
-    patch.undo()
-    S3FileSystem.clear_instance_cache()
-    server.stop()
 
 
 def release(tmp_path: Path, text: str) -> dict[str, Path]:

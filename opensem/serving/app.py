@@ -1,0 +1,193 @@
+"""The OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/completions, /v1/feedback,
+/health, /health/ready and /metrics.
+
+Every error is OpenAI's shape with the right status (400 a bad request, 401 a bad or missing key,
+404 an unknown model, 429 rate limited, 503 overloaded, 504 too slow), and the server keeps
+serving. The server remembers the recent completions it gave (id -> model, lot, prompt, answer),
+so feedback can refer to one by its id.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route annotations at runtime.
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from opensem.serving.completions import Outcome, generation_for, new_id, prompt_of, streamed, submit, whole
+from opensem.serving.config import ServeConfig
+from opensem.serving.openai_api import ApiError, ChatRequest, CompletionRequest
+from opensem.serving.ops import Metrics, RateLimiter, check_key, log_request
+from opensem.serving.pool import ModelPool
+
+RECENT = 10_000  # completions remembered for feedback
+
+
+@dataclass
+class ServerState:
+    config: ServeConfig
+    pool: ModelPool
+    key: str | None
+    log: logging.Logger
+    metrics: Metrics = field(init=False)
+    limiter: RateLimiter = field(init=False)
+    ready: bool = False
+    started: float = field(default_factory=time.time)
+    recent: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    feedback: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None  # installed by opensem.feedback
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.pool.running)
+        self.limiter = RateLimiter(self.config.rate_limit)
+
+    def remember(self, outcome: Outcome, lot: str | None) -> None:
+        self.recent[outcome.id] = {"model": outcome.model, "lot": lot, "prompt": outcome.prompt, "answer": outcome.text, "created": int(time.time())}
+        while len(self.recent) > RECENT:
+            self.recent.popitem(last=False)
+
+
+def create_app(state: ServerState) -> Any:
+    app = FastAPI(title="opensem", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.opensem = state
+    if state.config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=state.config.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"] if p != "body") or None
+        return JSONResponse(ApiError(400, f"{param + ': ' if param else ''}{first['msg'].removeprefix('Value error, ')}", param=param).body(), status_code=400)
+
+    @app.exception_handler(404)
+    async def missing(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(ApiError(404, f"no route {request.url.path}", code="not_found").body(), status_code=404)
+
+    def caller(request: Request) -> str:
+        key = check_key(state.key, request.headers.get("authorization"))
+        state.limiter.take(key)
+        return key
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "alive", "ready": state.ready, "backend": state.pool.backend, "models": state.pool.names(), "uptime_s": round(time.time() - state.started, 1)}
+
+    @app.get("/health/ready")
+    async def ready() -> JSONResponse:
+        return JSONResponse({"ready": state.ready, "models": state.pool.names()}, status_code=200 if state.ready else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        body, content_type = state.metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        caller(request)
+        return {"object": "list", "data": [_model_card(state, name) for name in state.pool.names()]}
+
+    @app.get("/v1/models/{name}")
+    async def model(name: str, request: Request) -> dict[str, Any]:
+        caller(request)
+        if name not in state.pool.names():
+            raise ApiError(404, f"the model {name!r} does not exist", param="model", code="model_not_found")
+        return _model_card(state, name)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(body: ChatRequest, request: Request) -> Any:
+        return await _complete(state, body, "chat", caller(request), StreamingResponse)
+
+    @app.post("/v1/completions", response_model=None)
+    async def completions(body: CompletionRequest, request: Request) -> Any:
+        return await _complete(state, body, "completions", caller(request), StreamingResponse)
+
+    @app.post("/v1/feedback")
+    async def feedback(body: dict[str, Any], request: Request) -> dict[str, Any]:
+        caller(request)
+        if state.feedback is None:
+            raise ApiError(404, "this server takes no feedback (serve from a project to record it)", code="not_found")
+        completion = state.recent.get(str(body.get("completion_id", "")))
+        if completion is None:
+            raise ApiError(404, f"no recent completion {body.get('completion_id')!r} on this server", param="completion_id", code="completion_not_found")
+        return state.feedback(body, completion)
+
+    return app
+
+
+def _model_card(state: ServerState, name: str) -> dict[str, Any]:
+    served = state.pool.served[name]
+    return {"id": name, "object": "model", "created": int(state.started), "owned_by": "opensem", **served.release.describe()}
+
+
+async def _complete(state: ServerState, body: ChatRequest | CompletionRequest, endpoint: str, key: str, streaming: Any) -> Any:
+    served = state.pool.acquire(body.model)
+    if served is None:
+        state.metrics.requests.labels("unknown", endpoint, "404").inc()  # labels stay bounded whatever clients send
+        raise ApiError(404, f"the model {body.model!r} does not exist; this server serves: {', '.join(state.pool.names())}", param="model", code="model_not_found")
+    ids, text = prompt_of(body, served, state.config.max_prompt_tokens)
+    outcome = Outcome(new_id(endpoint), body.model, endpoint, text, prompt_tokens=len(ids))
+    state.metrics.active.labels(body.model).inc()
+    finished = False
+
+    def finish() -> None:
+        nonlocal finished
+        if finished:
+            return
+        finished = True
+        state.pool.release(served)
+        _account(state, outcome, served.release.lot)
+
+    try:
+        generation = generation_for(body, served, ids, state.config.default_max_tokens, state.config.max_tokens_limit)
+        bridge = submit(served, generation)
+        if not body.stream:
+            answer = await whole(body, outcome, generation, bridge, state.config.request_timeout_s)
+            state.remember(outcome, served.release.lot)
+            return answer
+    except ApiError as exc:
+        outcome.status = exc.status
+        raise
+    except BaseException:
+        outcome.status = 500
+        raise
+    finally:
+        if not body.stream or outcome.status != 200:  # a stream that started finishes when it ends
+            finish()
+
+    async def events() -> Any:
+        try:
+            async for chunk in streamed(body, outcome, generation, bridge, state.config.request_timeout_s):
+                yield chunk
+            if outcome.status == 200:
+                state.remember(outcome, served.release.lot)
+        finally:
+            generation.cancelled.set()  # a client that went away stops its generation
+            finish()
+
+    return streaming(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _account(state: ServerState, outcome: Outcome, lot: str | None) -> None:
+    m = state.metrics
+    m.active.labels(outcome.model).dec()
+    m.requests.labels(outcome.model, outcome.endpoint, str(outcome.status)).inc()
+    seconds = time.monotonic() - outcome.started
+    if outcome.status == 200:
+        m.latency.labels(outcome.model, outcome.endpoint).observe(seconds)
+        m.tokens.labels(outcome.model).inc(outcome.completion_tokens)
+        m.prompt_tokens.labels(outcome.model).inc(outcome.prompt_tokens)
+        if outcome.first_token_s is not None:
+            m.first_token.labels(outcome.model).observe(outcome.first_token_s)
+    record = {k: v for k, v in asdict(outcome).items() if k not in ("prompt", "text", "started")}
+    record.update(event="request", lot=lot, latency_s=round(seconds, 4), first_token_s=None if outcome.first_token_s is None else round(outcome.first_token_s, 4))
+    if state.config.log_prompts:
+        record.update(prompt=outcome.prompt, answer=outcome.text)
+    log_request(state.log, record)

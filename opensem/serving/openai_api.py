@@ -1,0 +1,110 @@
+"""The OpenAI API as clients use it: request bodies, and errors in OpenAI's shape.
+
+Requests are validated with pydantic; a bad one is answered 400 with the failing field as `param`.
+Options this server cannot honour (several choices, log-probabilities, penalties, tools) are
+refused with 400 rather than silently ignored; unknown fields a client library adds are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# status -> OpenAI's error type
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 503: "server_overloaded", 504: "timeout"}
+
+
+class ApiError(Exception):
+    """An error the API answers with its status and an OpenAI-shaped body."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": ERROR_TYPES.get(self.status, "server_error"), "param": self.param, "code": self.code}}
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class Settings(BaseModel):
+    """What chat completions and completions share."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    max_tokens: int | None = Field(None, gt=0)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(1, ge=1)
+    logprobs: bool | int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    tools: list[Any] | None = None
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def _supported(self) -> "Settings":
+        unsupported = [
+            name for name, value, default in (("n", self.n, 1), ("presence_penalty", self.presence_penalty, 0.0), ("frequency_penalty", self.frequency_penalty, 0.0))
+            if value != default
+        ] + [name for name in ("logprobs", "tools") if getattr(self, name)]
+        if unsupported:
+            raise ValueError(f"not supported by this server: {', '.join(unsupported)}")
+        if isinstance(self.stop, list) and len(self.stop) > 4:
+            raise ValueError("stop takes at most 4 sequences")
+        return self
+
+    def stops(self) -> tuple[str, ...]:
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+
+    def usage_in_stream(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatRequest(Settings):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _ends_with_a_question(self) -> "ChatRequest":
+        if self.messages[-1].role == "assistant":
+            raise ValueError("the last message must be from the user (or system), not the assistant")
+        return self
+
+    def asked_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+class CompletionRequest(Settings):
+    prompt: str | list[str]
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> "CompletionRequest":
+        if isinstance(self.prompt, list) and len(self.prompt) != 1:
+            raise ValueError("prompt: one prompt per request (a list of exactly one string)")
+        return self
+
+    def text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+    def asked_tokens(self) -> int | None:
+        return self.max_tokens
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}

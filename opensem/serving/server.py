@@ -1,0 +1,132 @@
+"""Running a server: releases resolved and the API key checked before anything starts, models
+loaded in the background (/health/ready says when), uvicorn in front, and, when watching, new
+releases swapped in as they are published."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from opensem.errors import Location, OpensemError, ServeError
+from opensem.serving.app import ServerState, create_app
+from opensem.serving.config import ServeConfig
+from opensem.serving.ops import api_key
+from opensem.serving.pool import ModelPool
+from opensem.serving.releases import Release, resolve
+
+
+class Server:
+    def __init__(self, sources: list[str], config: ServeConfig, cache_dir: Path, log: logging.Logger | None = None) -> None:
+        self.sources, self.config, self.cache_dir = list(sources), config, cache_dir
+        self.log = log or logging.getLogger("opensem.serve")
+        key = api_key(config)  # refused here, before any model loads, when missing or too short
+        self.releases: list[Release] = [resolve(source, cache_dir) for source in self.sources]
+        self.state = ServerState(config, ModelPool(config, self.log), key, self.log)
+        self.app = create_app(self.state)
+        self.uvicorn: Any = None
+        self.url = ""  # set once listening (start)
+        self.failure: BaseException | None = None  # why loading failed; the server then stops
+        self.stopping = threading.Event()
+
+    def load(self) -> None:
+        """Load every release (a name served twice keeps the last); then the server is ready."""
+        for release in self.releases:
+            started = time.monotonic()
+            try:
+                self.state.pool.add(release)
+            except OpensemError:
+                raise
+            except Exception as exc:
+                raise ServeError(
+                    f"cannot load {release.name}: {type(exc).__name__}: {exc}", Location(file=str(release.artifact)),
+                    "check the release is whole (`opensem pull` checks its digests) and its base model can be loaded",
+                ) from exc
+            self.log.info("serve: %s <- %s (%s, lot %s) in %.1f s", release.name, release.origin, release.kind, (release.lot or "-")[:12], time.monotonic() - started)
+        self.state.ready = True
+        self.log.info("serve: ready: %s", ", ".join(self.state.pool.names()))
+
+    def watch(self) -> None:
+        """Look at every source again each interval; load what was published since and swap it in."""
+        refused: set[Release] = set()
+        while not self.stopping.wait(self.config.watch_interval_s):
+            for index, source in enumerate(self.sources):
+                try:
+                    fresh = resolve(source, self.cache_dir)
+                except Exception as exc:  # a registry that is briefly unreachable keeps the old release
+                    self.log.warning("serve: cannot look at %s: %s", source, exc)
+                    continue
+                current = self.releases[index]
+                if (fresh.tag, fresh.lot, fresh.artifact) != (current.tag, current.lot, current.artifact) and fresh not in refused:
+                    try:
+                        self.state.pool.add(fresh)
+                    except Exception as exc:  # a broken new release leaves the old one serving; not tried again
+                        refused.add(fresh)
+                        self.log.error("serve: cannot load %s %s, still serving %s: %s", fresh.name, fresh.tag, current.tag, exc)
+                        continue
+                    self.releases[index] = fresh
+
+    def background(self) -> None:
+        """Load the models, then watch (when asked), off the serving thread."""
+
+        def run() -> None:
+            while self.uvicorn is not None and not self.uvicorn.started and not self.uvicorn.should_exit:
+                time.sleep(0.02)
+            if self.uvicorn is not None and self.uvicorn.started:
+                self.url = self.url or f"http://{self.config.host}:{self.uvicorn.servers[0].sockets[0].getsockname()[1]}"
+                self.log.info("serve: listening on %s/v1; loading %d release(s)", self.url, len(self.releases))
+            try:
+                self.load()
+            except Exception as exc:
+                self.failure = exc  # reported by run() or wait_ready()
+                if self.uvicorn is not None:
+                    self.uvicorn.should_exit = True
+                return
+            if self.config.watch:
+                self.watch()
+
+        threading.Thread(target=run, name="opensem-load", daemon=True).start()
+
+    def run(self) -> None:
+        """Serve until interrupted (the `opensem serve` command); a release that fails to load stops it."""
+        self.uvicorn = self._uvicorn()
+        self.background()
+        try:
+            self.uvicorn.run()
+        finally:
+            self.close()
+        if self.failure is not None:
+            raise self.failure
+
+    def _uvicorn(self) -> Any:
+        import uvicorn
+
+        return uvicorn.Server(uvicorn.Config(self.app, host=self.config.host, port=self.config.port, log_level="warning", access_log=False))
+
+    def start(self) -> str:
+        """Serve from a background thread and return the base URL once listening (tests, benchmarks)."""
+        self.uvicorn = self._uvicorn()
+        threading.Thread(target=self.uvicorn.run, name="opensem-uvicorn", daemon=True).start()
+        while not self.uvicorn.started:
+            time.sleep(0.02)
+        port = self.uvicorn.servers[0].sockets[0].getsockname()[1]
+        self.background()
+        self.url = f"http://{self.config.host}:{port}"
+        return self.url
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.state.ready:
+            if self.failure is not None:
+                raise self.failure
+            if time.monotonic() > deadline:
+                raise TimeoutError("the server did not load its models in time")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.uvicorn is not None:
+            self.uvicorn.should_exit = True
+        self.state.pool.close()
