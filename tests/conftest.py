@@ -33,6 +33,15 @@ def adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     }
 
 
+@pytest.fixture(scope="session")
+def releases(adapters: dict[str, Path], tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two release folders as `opensem build` publishes them: alpha (adapter a) and beta (adapter b) on the tiny base."""
+    from tests.serving.releases import release_folder
+
+    root = tmp_path_factory.mktemp("releases")
+    return {name: release_folder(root / name, adapters[key], tiny_model_dir, name) for name, key in (("alpha", "a"), ("beta", "b"))}
+
+
 @pytest.fixture
 def openai_server() -> "Iterator[OpenAICompatibleServer]":
     """A scriptable OpenAI-compatible HTTP server on 127.0.0.1 (tests/servers/openai_compatible.py)."""

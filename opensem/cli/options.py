@@ -64,3 +64,16 @@ class ModelOptionsCommand(click.Command):
             self.params.extend(options_for(_load(self.model_path), self.aliases))
             self._derived = True
         return super().get_params(ctx)
+
+
+def settings_from(model: Any, values: dict[str, Any], command: str) -> Any:
+    """The model from a command's options (repeatable ones arrive as tuples); every bad value at once."""
+    from pydantic import ValidationError
+
+    from opensem.errors import UsageError
+
+    try:
+        return model(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()})
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-') or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        raise UsageError(f"invalid settings: {problems}", hint=f"see `{command} --help`") from None

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from opensem.cli import _setup_logging, cli
-from opensem.cli.options import ModelOptionsCommand
+from opensem.cli.options import ModelOptionsCommand, settings_from
 from opensem.console import console
 
 
@@ -28,18 +28,11 @@ def serve(sources: tuple[str, ...], cache_dir: Path, **settings: Any) -> None:
     Adapters of one base share one loaded model; a request's `model` picks the release.
     The API key comes from $OPENSEM_API_KEY (see --api-key-env).
     """
-    from pydantic import ValidationError
-
-    from opensem.errors import UsageError
     from opensem.serving.config import ServeConfig
     from opensem.serving.server import Server
 
     _setup_logging(bool((click.get_current_context().find_root().obj or {}).get("verbose")))
-    try:
-        config = ServeConfig(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()})
-    except ValidationError as exc:
-        problems = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-') or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        raise UsageError(f"invalid serve settings: {problems}", hint="see `opensem serve --help`") from None
+    config = settings_from(ServeConfig, settings, "opensem serve")
     server = Server(list(sources), config, cache_dir)
     console.print(f"serving {', '.join(r.name for r in server.releases)} with the {server.state.pool.backend} backend; Ctrl+C stops")
     server.run()

@@ -110,6 +110,18 @@ class Embedder:
             self._model = _load(self.ref)
         return self._model
 
+    def quantize(self) -> None:
+        """Int8 dynamic quantization of the linear layers, on a copy (a CPU speed-up for short queries,
+        about 2x for MiniLM; vectors move slightly, so they must not share a cache with float ones)."""
+        import copy
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(self.load()), {torch.nn.Linear}, dtype=torch.qint8)
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """Vectors of texts in order, normalized so a dot product is the cosine similarity."""
         self.calls += 1

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from opensem.build.layout import project_root_of
 from opensem.errors import Location, ManifestError, Problem
@@ -43,27 +43,31 @@ class LoadedManifest:
 
 def load_manifest(path: Path) -> LoadedManifest:
     """Parse, validate and check a manifest file; raise ManifestError listing every problem."""
-    path = Path(path)
+    manifest, lines = load_yaml_model(Path(path), manifest_model(), "manifest", "start with `job_id: my-expert`")
+    return LoadedManifest(manifest, Path(path), project_root_of(Path(path)), lines)
+
+
+def load_yaml_model(path: Path, model: type[BaseModel], what: str, first_key_hint: str) -> tuple[Any, dict[KeyPath, int]]:
+    """A YAML file validated against a model, with every problem at once as file:line, key path and hint
+    (manifests, the expert registry); returns the instance and the line of every key path."""
     shown = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ManifestError([Problem("manifest file not found", Location(file=shown), "check the path")]) from None
+        raise ManifestError([Problem(f"{what} file not found", Location(file=shown), "check the path")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError([Problem(f"cannot read manifest: {exc}", Location(file=shown), "")]) from None
+        raise ManifestError([Problem(f"cannot read {what}: {exc}", Location(file=shown), "")]) from None
     data, lines, problems = _parse_yaml(text, shown)
     if problems:
         raise ManifestError(problems)
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise ManifestError(
-            [Problem(f"a manifest must be a mapping of keys, got {got}", Location(file=shown, line=1), "start with `job_id: my-expert`")]
-        )
+        raise ManifestError([Problem(f"a {what} must be a mapping of keys, got {got}", Location(file=shown, line=1), first_key_hint)])
     try:
-        manifest = manifest_model().model_validate(data)
+        return model.model_validate(data), lines
     except ValidationError as exc:
-        raise ManifestError(_merge_same_key([_problem_from(err, data, lines, shown) for err in _without_union_noise(exc.errors())])) from None
-    return LoadedManifest(manifest, path, project_root_of(path), lines)
+        problems = [_problem_from(err, data, lines, shown, model) for err in _without_union_noise(exc.errors())]
+        raise ManifestError(_merge_same_key(problems)) from None
 
 
 def _parse_yaml(text: str, shown: str) -> tuple[Any, dict[KeyPath, int], list[Problem]]:
@@ -138,7 +142,7 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> KeyPath:
     return tuple(path)
 
 
-def _problem_from(err: dict[str, Any], data: Any, lines: dict[KeyPath, int], shown: str) -> Problem:
+def _problem_from(err: dict[str, Any], data: Any, lines: dict[KeyPath, int], shown: str, root: type[BaseModel]) -> Problem:
     path = _data_path(err["loc"], data)
     kind = err["type"]
     given = err.get("input")
@@ -155,7 +159,7 @@ def _problem_from(err: dict[str, Any], data: Any, lines: dict[KeyPath, int], sho
         close = difflib.get_close_matches(chosen, expected, n=1)
         hint = (f"did you mean `{close[0]}`? " if close else "") + f"allowed values: {', '.join(expected)}"
     elif kind == "extra_forbidden":
-        parent, others = _section_model(path[:-1], data), _alternatives_with(path, data)
+        parent, others = _section_model(path[:-1], data, root), _alternatives_with(path, data, root)
         allowed = sorted(parent.model_fields) if parent else []
         close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
         message = "unknown key"
@@ -195,15 +199,15 @@ def _merge_same_key(problems: list[Problem]) -> list[Problem]:
     return list(merged.values())
 
 
-def _section_model(path: KeyPath, data: Any) -> type | None:
-    """The model behind a key path of the manifest; a tagged union resolves by the data's tag."""
-    found = _field_at(path, data)
-    return None if found is None else _model_of(*found) if found[0] is not None else manifest_model()
+def _section_model(path: KeyPath, data: Any, root: type[BaseModel]) -> type | None:
+    """The model behind a key path of the document; a tagged union resolves by the data's tag."""
+    found = _field_at(path, data, root)
+    return None if found is None else _model_of(*found) if found[0] is not None else root
 
 
-def _field_at(path: KeyPath, data: Any) -> tuple[Any, Any] | None:
+def _field_at(path: KeyPath, data: Any, root: type[BaseModel]) -> tuple[Any, Any] | None:
     """(pydantic field, data value) at a key path; (None, data) for the top level; None if unknown."""
-    model: Any = manifest_model()
+    model: Any = root
     field: Any = None
     node = parent = data
     for part in path:
@@ -219,9 +223,9 @@ def _field_at(path: KeyPath, data: Any) -> tuple[Any, Any] | None:
     return field, node
 
 
-def _alternatives_with(path: KeyPath, data: Any) -> tuple[str, list[str]] | None:
+def _alternatives_with(path: KeyPath, data: Any, root: type[BaseModel]) -> tuple[str, list[str]] | None:
     """For an unknown key inside a tagged union: (tag field, the alternatives that do take it)."""
-    found = _field_at(path[:-1], data)
+    found = _field_at(path[:-1], data, root)
     tagged = union_tag(found[0]) if found is not None and found[0] is not None else None
     if tagged is None or found is None:
         return None

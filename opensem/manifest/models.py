@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opensem.manifest.fields import Section
 from opensem.manifest.sections import Group, assemble
+from opensem.routing.profile import ExpertProfile
 from opensem.training.tiny import TinyModelSpec
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -40,6 +41,7 @@ class ManifestCore(Section):
         description="Hub id (org/name), a local directory starting with ./ or ../, or {tiny: {...}}."
     )
     seed: int = Field(42, description="Seed for splitting and training.")
+    expert: ExpertProfile | None = Field(None, description="How the router recognises this expert's queries (`opensem expert add`); never part of a lot.")
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -71,10 +71,11 @@ def create_app(state: ServerState) -> Any:
     async def missing(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(ApiError(404, f"no route {request.url.path}", code="not_found").body(), status_code=404)
 
-    def caller(request: Request) -> str:
-        key = check_key(state.key, request.headers.get("authorization"))
-        state.limiter.take(key)
-        return key
+    async def caller(request: Request) -> None:
+        """Checked before the body is read: a request without a key is 401 whatever it holds."""
+        state.limiter.take(check_key(state.key, request.headers.get("authorization")))
+
+    protected = [Depends(caller)]
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -89,29 +90,26 @@ def create_app(state: ServerState) -> Any:
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.get("/v1/models")
-    async def models(request: Request) -> dict[str, Any]:
-        caller(request)
+    @app.get("/v1/models", dependencies=protected)
+    async def models() -> dict[str, Any]:
         return {"object": "list", "data": [_model_card(state, name) for name in state.pool.names()]}
 
-    @app.get("/v1/models/{name}")
-    async def model(name: str, request: Request) -> dict[str, Any]:
-        caller(request)
+    @app.get("/v1/models/{name}", dependencies=protected)
+    async def model(name: str) -> dict[str, Any]:
         if name not in state.pool.names():
             raise ApiError(404, f"the model {name!r} does not exist", param="model", code="model_not_found")
         return _model_card(state, name)
 
-    @app.post("/v1/chat/completions", response_model=None)
-    async def chat(body: ChatRequest, request: Request) -> Any:
-        return await _complete(state, body, "chat", caller(request), StreamingResponse)
+    @app.post("/v1/chat/completions", response_model=None, dependencies=protected)
+    async def chat(body: ChatRequest) -> Any:
+        return await _complete(state, body, "chat", StreamingResponse)
 
-    @app.post("/v1/completions", response_model=None)
-    async def completions(body: CompletionRequest, request: Request) -> Any:
-        return await _complete(state, body, "completions", caller(request), StreamingResponse)
+    @app.post("/v1/completions", response_model=None, dependencies=protected)
+    async def completions(body: CompletionRequest) -> Any:
+        return await _complete(state, body, "completions", StreamingResponse)
 
-    @app.post("/v1/feedback")
-    async def feedback(body: dict[str, Any], request: Request) -> dict[str, Any]:
-        caller(request)
+    @app.post("/v1/feedback", dependencies=protected)
+    async def feedback(body: dict[str, Any]) -> dict[str, Any]:
         if state.feedback is None:
             raise ApiError(404, "this server takes no feedback (serve from a project to record it)", code="not_found")
         completion = state.recent.get(str(body.get("completion_id", "")))
@@ -127,7 +125,7 @@ def _model_card(state: ServerState, name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": int(state.started), "owned_by": "opensem", **served.release.describe()}
 
 
-async def _complete(state: ServerState, body: ChatRequest | CompletionRequest, endpoint: str, key: str, streaming: Any) -> Any:
+async def _complete(state: ServerState, body: ChatRequest | CompletionRequest, endpoint: str, streaming: Any) -> Any:
     served = state.pool.acquire(body.model)
     if served is None:
         state.metrics.requests.labels("unknown", endpoint, "404").inc()  # labels stay bounded whatever clients send

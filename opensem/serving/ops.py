@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from opensem.errors import Location, UsageError
-from opensem.serving.config import MIN_KEY_CHARS, ServeConfig
+from opensem.serving.config import MIN_KEY_CHARS, HttpConfig
 from opensem.serving.openai_api import ApiError
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -77,7 +77,7 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def api_key(config: ServeConfig) -> str | None:
+def api_key(config: HttpConfig) -> str | None:
     """The key clients must send, read from its environment variable; refused when too short."""
     if config.insecure_no_auth:
         return None

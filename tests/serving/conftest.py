@@ -8,16 +8,10 @@ from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
-from tests.serving.releases import KEY, release_folder
+from tests.serving.releases import KEY
 
 if TYPE_CHECKING:
     from opensem.serving.server import Server
-
-
-@pytest.fixture(scope="session")
-def releases(adapters: dict[str, Path], tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("releases")
-    return {name: release_folder(root / name, adapters[key], tiny_model_dir, name) for name, key in (("alpha", "a"), ("beta", "b"))}
 
 
 @pytest.fixture(scope="session", autouse=True)

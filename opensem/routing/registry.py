@@ -1,0 +1,139 @@
+"""The expert registry: which experts exist, what they know, where they answer, which lot each serves.
+
+One YAML file in the SRS's shape (`experts: [{name, model_path, description, domains, keywords,
+endpoint, priority, ...}]`) plus the router's own settings, hand-editable and validated like a
+manifest (every problem at once, with file:line and key path). `opensem expert add` fills an entry
+from a manifest: its description, its `expert:` section, its golden set, and the lot and tag of
+its latest published release.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, model_validator
+
+from opensem.errors import Location, UsageError
+from opensem.manifest.fields import Section, invalid
+from opensem.manifest.models import JOB_ID_PATTERN
+from opensem.routing.config import RouterSettings
+from opensem.routing.profile import ExpertProfile
+
+
+class Expert(ExpertProfile):
+    """One expert: a release that answers, and how to recognise its queries."""
+
+    name: str = Field(pattern=JOB_ID_PATTERN, description="Model name clients and the router use.")
+    model_path: str = Field(description="What serves it: a manifest, a registry folder (with @tag) or a release folder, as `opensem serve` takes it.")
+    description: str = Field("", description="What this expert knows (also part of its neural description).")
+    endpoint: str | None = Field(None, description="OpenAI-compatible base URL answering for it (http://host:port); none: the router serves it itself.")
+    replicas: list[str] = Field(default_factory=list, description="Further base URLs serving the same release; requests are balanced across all.")
+    priority: int = Field(0, description="Breaks ties between equally confident experts (higher wins).")
+    max_tokens: int = Field(2048, gt=0, description="Most tokens the router asks this expert for.")
+    golden: str | None = Field(None, description="Golden set of the expert (labelled queries for training and scoring the classifiers).")
+    job_id: str | None = Field(None, description="The manifest's job_id (recorded by `expert add`).")
+    lot: str | None = Field(None, description="Lot number of the release it serves (recorded by `expert add`).")
+    tag: str | None = Field(None, description="Registry tag of that release (its version).")
+
+    def endpoints(self) -> list[str]:
+        return [url.rstrip("/") for url in ([self.endpoint] if self.endpoint else []) + self.replicas]
+
+
+class ExpertRegistry(Section):
+    """The registry file: router settings and the experts."""
+
+    router: RouterSettings = Field(default_factory=RouterSettings, description="How the router classifies and forwards.")
+    experts: list[Expert] = Field(default_factory=list, description="The experts, in the order they were added.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExpertRegistry":
+        names = [expert.name for expert in self.experts]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise invalid(f"experts named twice: {', '.join(twice)}")
+        if self.router.fallback is not None and self.router.fallback not in names:
+            raise invalid(f"router.fallback {self.router.fallback!r} is not an expert here (experts: {', '.join(names) or 'none'})")
+        return self
+
+    def get(self, name: str) -> Expert | None:
+        return next((expert for expert in self.experts if expert.name == name), None)
+
+    def listed(self, domain: str | None = None) -> list[Expert]:
+        return [expert for expert in self.experts if domain is None or domain in expert.domains]
+
+
+def load_registry(path: Path) -> ExpertRegistry:
+    """The registry at path (an empty one when the file does not exist yet)."""
+    from opensem.manifest.loader import load_yaml_model
+
+    if not path.exists():
+        return ExpertRegistry()
+    registry, _ = load_yaml_model(path, ExpertRegistry, "expert registry", "start with `experts:`")
+    return registry
+
+
+def save_registry(registry: ExpertRegistry, path: Path) -> None:
+    """Write the registry atomically, without defaults, so the file stays short and hand-editable."""
+    from opensem.build.files import write_atomic
+
+    data = registry.model_dump(mode="json", exclude_defaults=True)
+    first = ("name", "model_path", "description", "endpoint", "replicas")  # who and where before how to recognise it
+    data["experts"] = [{**{k: e[k] for k in first if k in e}, **{k: v for k, v in e.items() if k not in first}} for e in data.get("experts", [])]
+    header = "# Expert registry: `opensem expert add|remove|list|show`, `opensem route serve` (see README)\n"
+    write_atomic(path, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100, default_flow_style=None))
+
+
+def expert_from_manifest(manifest_path: Path, name: str | None = None, endpoint: str | None = None, replicas: list[str] | None = None, priority: int = 0) -> Expert:
+    """An expert entry from a manifest: description, `expert:` section, golden set and the published lot."""
+    from opensem.build.layout import lock_path
+    from opensem.build.lock import read_lock
+    from opensem.manifest.loader import load_manifest
+
+    loaded = load_manifest(manifest_path)
+    manifest = loaded.manifest
+    published = (read_lock(lock_path(manifest_path)) or {}).get("published") or {}
+    profile = manifest.expert or ExpertProfile()
+    if not (profile.keywords or profile.examples or manifest.description):
+        raise UsageError(
+            "the manifest says nothing a router could recognise its queries by",
+            Location(file=str(manifest_path), key="expert"),
+            "add `expert: {domains: [...], keywords: [...], examples: [...]}` (or at least a description) to the manifest",
+        )
+    golden = manifest.evaluation.golden if manifest.evaluation is not None and manifest.evaluation.golden else f"data/{manifest.job_id}/golden"
+    golden_path = loaded.project_root / golden
+    return Expert(
+        name=name or manifest.job_id,
+        model_path=str(manifest_path),
+        description=manifest.description or "",
+        endpoint=endpoint,
+        replicas=replicas or [],
+        priority=priority,
+        golden=str(golden_path) if golden_path.exists() else None,
+        job_id=manifest.job_id,
+        lot=published.get("lot"),
+        tag=published.get("tag"),
+        **profile.model_dump(),
+    )
+
+
+def add_expert(registry: ExpertRegistry, expert: Expert) -> tuple[ExpertRegistry, bool]:
+    """The registry with expert added, or replacing the entry of that name; (registry, replaced)."""
+    replaced = registry.get(expert.name) is not None
+    experts = [expert if e.name == expert.name else e for e in registry.experts] if replaced else [*registry.experts, expert]
+    return registry.model_copy(update={"experts": experts}), replaced
+
+
+def remove_expert(registry: ExpertRegistry, name: str, path: Path) -> ExpertRegistry:
+    if registry.get(name) is None:
+        raise UsageError(f"no expert {name!r} in the registry", Location(file=str(path)), f"experts: {', '.join(e.name for e in registry.experts) or 'none'}")
+    if registry.router.fallback == name:
+        raise UsageError(f"{name!r} is the router's fallback", Location(file=str(path), key="router.fallback"), "set another fallback (or none) first")
+    return registry.model_copy(update={"experts": [e for e in registry.experts if e.name != name]})
+
+
+def describe(expert: Expert) -> dict[str, Any]:
+    """What /experts and `expert show` say about an expert (without its keyword rules)."""
+    return {"name": expert.name, "description": expert.description, "domains": expert.domains, "model_path": expert.model_path,
+            "endpoints": expert.endpoints(), "priority": expert.priority, "job_id": expert.job_id, "lot": expert.lot, "tag": expert.tag}
