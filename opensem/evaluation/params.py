@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from opensem.data.persona import persona_field
 from opensem.evaluation.config import EvaluationConfig
 from opensem.evaluation.generation import GenerationSettings
 from opensem.manifest.fields import pick
@@ -26,6 +27,7 @@ class EvalParams(StageParams):
     training: SequenceSettings = Field(default_factory=SequenceSettings)  # type: ignore[valid-type]
     seed: int  # the manifest's seed when sampling; 0 for greedy decoding, which it cannot change
     base_model: str | None = None  # a hub id or path, used only without a 'base' input
+    persona: str | None = persona_field()
 
     def generation(self) -> GenerationSettings:
         e = self.evaluation

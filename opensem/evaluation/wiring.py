@@ -50,5 +50,6 @@ def eval_params(wiring: Wiring, params: type[Any]) -> Any:
     fields = params.model_fields["evaluation"].annotation.model_fields
     view = {name: getattr(evaluation, name) for name in fields}
     seed = wiring.manifest.seed if evaluation.temperature > 0 else 0
-    values = {"evaluation": view, "training": {"max_seq_length": wiring.manifest.training.max_seq_length}, "seed": seed, "base_model": wiring.hub_model}
+    values = {"evaluation": view, "training": {"max_seq_length": wiring.manifest.training.max_seq_length}, "seed": seed, "base_model": wiring.hub_model,
+              "persona": wiring.persona()}
     return wiring.params(params, values)

@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError, PydanticUndefined
 
 RUN_SETTING = "x-run-setting"  # the mark, as it appears in the JSON Schema
+UNSET_KEEPS_LOTS = "x-unset-keeps-lots"
 
 
 class Section(BaseModel):
@@ -51,6 +52,18 @@ def is_run_setting(field: FieldInfo) -> bool:
     return isinstance(extra, dict) and bool(extra.get(RUN_SETTING))
 
 
+def unset_keeps_lots(**kwargs: Any) -> Any:
+    """A field added to a stage's params after lots were recorded: while it is None it is left out
+    of the lot, so every lot recorded before it existed stays valid."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    return Field(None, json_schema_extra={**extra, UNSET_KEEPS_LOTS: True}, **kwargs)
+
+
+def _absent(field: FieldInfo, value: Any) -> bool:
+    extra = field.json_schema_extra
+    return value is None and isinstance(extra, dict) and bool(extra.get(UNSET_KEEPS_LOTS))
+
+
 def lot_view(model: BaseModel) -> dict[str, Any]:
     """The model as JSON values, without run settings and lot exclusions, at every depth."""
     return _view(model, lot=True)
@@ -67,6 +80,8 @@ def _view(model: BaseModel, lot: bool) -> dict[str, Any]:
     view: dict[str, Any] = {}
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
+        if _absent(field, value):
+            continue
         if is_run_setting(field):  # a whole field (or section) of how-to-run
             if not lot:
                 view[name] = dumped[name]

@@ -12,6 +12,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opensem.data.persona import Persona
 from opensem.manifest.fields import Section
 from opensem.manifest.sections import Group, assemble
 from opensem.routing.profile import ExpertProfile
@@ -42,6 +43,7 @@ class ManifestCore(Section):
     )
     seed: int = Field(42, description="Seed for splitting and training.")
     expert: ExpertProfile | None = Field(None, description="How the router recognises this expert's queries (`opensem expert add`); never part of a lot.")
+    persona: Persona | None = Field(None, description="A system message (style guide) before every training example, evaluation question and served chat.")
 
 
 @lru_cache(maxsize=1)

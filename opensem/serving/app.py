@@ -8,16 +8,18 @@ so feedback can refer to one by its id.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route annotations at runtime.
+import json
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from opensem.serving.completions import Outcome, generation_for, new_id, prompt_of, streamed, submit, whole
 from opensem.serving.config import ServeConfig
@@ -39,14 +41,16 @@ class ServerState:
     ready: bool = False
     started: float = field(default_factory=time.time)
     recent: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
-    feedback: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None  # installed by opensem.feedback
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.pool.running)
         self.limiter = RateLimiter(self.config.rate_limit)
 
     def remember(self, outcome: Outcome, lot: str | None) -> None:
-        self.recent[outcome.id] = {"model": outcome.model, "lot": lot, "prompt": outcome.prompt, "answer": outcome.text, "created": int(time.time())}
+        question = outcome.prompt
+        if outcome.endpoint == "chat":  # the prompt is the messages as JSON: feedback is about the last question
+            question = next((m["content"] for m in reversed(json.loads(outcome.prompt)) if m["role"] == "user"), question)
+        self.recent[outcome.id] = {"model": outcome.model, "lot": lot, "prompt": question, "answer": outcome.text}
         while len(self.recent) > RECENT:
             self.recent.popitem(last=False)
 
@@ -109,15 +113,44 @@ def create_app(state: ServerState) -> Any:
         return await _complete(state, body, "completions", StreamingResponse)
 
     @app.post("/v1/feedback", dependencies=protected)
-    async def feedback(body: dict[str, Any]) -> dict[str, Any]:
-        if state.feedback is None:
-            raise ApiError(404, "this server takes no feedback (serve from a project to record it)", code="not_found")
-        completion = state.recent.get(str(body.get("completion_id", "")))
-        if completion is None:
-            raise ApiError(404, f"no recent completion {body.get('completion_id')!r} on this server", param="completion_id", code="completion_not_found")
-        return state.feedback(body, completion)
+    async def feedback(body: FeedbackRequest) -> dict[str, Any]:
+        return _record_feedback(state, body)
 
     return app
+
+
+class FeedbackRequest(BaseModel):
+    """Feedback on a completion this server gave: a rating, an edited answer, or both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    completion_id: str = Field(min_length=1)
+    rating: int | None = Field(None, ge=1, le=5)
+    edited: str | None = Field(None, min_length=1)
+    tags: list[str] = Field(default_factory=list)
+
+
+def _record_feedback(state: ServerState, body: FeedbackRequest) -> dict[str, Any]:
+    """Append the feedback to the answering expert's feedback folder, with the prompt and answer it refers to."""
+    from opensem.errors import OpensemError
+    from opensem.feedback.records import append_feedback, parse_rows
+
+    completion = state.recent.get(body.completion_id)
+    if completion is None:
+        raise ApiError(404, f"no recent completion {body.completion_id!r} on this server (it keeps the last {RECENT})", param="completion_id", code="completion_not_found")
+    served = state.pool.served.get(completion["model"])
+    folder = served.release.feedback_dir if served is not None else None
+    if folder is None:
+        raise ApiError(400, f"{completion['model']!r} was not served from a manifest, so its feedback has no expert folder to go to", param="completion_id",
+                       code="feedback_unsupported")
+    row = {**body.model_dump(exclude={"completion_id"}), "prompt": completion["prompt"], "answer": completion["answer"], "model": completion["model"],
+           "lot": completion["lot"], "completion_id": body.completion_id}
+    try:
+        record = parse_rows([row], "feedback")[0]
+        append_feedback(folder, [record])
+    except OpensemError as exc:
+        raise ApiError(400, exc.message, code="invalid_feedback") from None
+    return {"object": "feedback", "id": record.id, "completion_id": body.completion_id, "model": completion["model"], "stored": True}
 
 
 def _model_card(state: ServerState, name: str) -> dict[str, Any]:

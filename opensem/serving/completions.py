@@ -39,10 +39,11 @@ class Outcome:
 
 def prompt_of(request: ChatRequest | CompletionRequest, served: Served, limit: int) -> tuple[list[int], str]:
     """Token ids of the prompt (keeping its end when too long), and its text for logs and feedback."""
+    from opensem.data.persona import with_system
     from opensem.evaluation.generation import prompt_ids
 
     if isinstance(request, ChatRequest):
-        messages = [m.model_dump() for m in request.messages]
+        messages = with_system([m.model_dump() for m in request.messages], served.system)
         return prompt_ids(messages, served.tokenizer, limit), json.dumps(messages, ensure_ascii=False)
     text = request.text()
     ids = served.tokenizer(text)["input_ids"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opensem.data.persona import SYSTEM_PROMPT_FILE
 from opensem.serving.config import ServeConfig
 from opensem.serving.releases import Release
 
@@ -27,6 +28,7 @@ class Served:
     engine: Any  # TransformersEngine or VllmEngine
     adapter: str | None  # the adapter's id inside its engine; None: the engine's own model
     tokenizer: Any  # the release's tokenizer, chat template as trained
+    system: str | None = None  # the persona it was trained with: put before chats that bring no system message
     in_flight: int = 0
     retired: bool = False
 
@@ -57,7 +59,8 @@ class ModelPool:
             engine, adapter = self._engine(f"model:{release.artifact}", str(release.artifact)), None
         with quiet_libraries():
             tokenizer = load_tokenizer(str(release.artifact), "serve")
-        new = Served(release, engine, adapter, tokenizer)
+        persona = release.artifact / SYSTEM_PROMPT_FILE
+        new = Served(release, engine, adapter, tokenizer, persona.read_text(encoding="utf-8").strip() if persona.is_file() else None)
         with self.lock:
             old = self.served.get(release.name)
             self.served[release.name] = new

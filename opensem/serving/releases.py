@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +36,7 @@ class Release:
     artifact: Path  # the adapter folder, or the whole model's folder
     base: str | None  # adapters only: the base model's folder or hub id
     origin: str  # where it came from, as written
+    feedback_dir: Path | None = None  # served from a manifest: where feedback on its answers is kept
 
     def describe(self) -> dict[str, str | None]:
         return {"job_id": self.job_id, "tag": self.tag, "lot": self.lot, "kind": self.kind, "source": self.origin}
@@ -76,7 +77,9 @@ def _from_manifest(manifest: Path, name: str | None, tag: str | None, folded: bo
         raise UsageError("nothing of this manifest is published yet", Location(file=str(manifest)), hint=f"run `opensem build {manifest}` first")
     root = project_root_of(manifest)
     folder = posixpath.join(str(target["registry"]), str(data["job_id"]))
-    return _from_registry(folder, root, name or str(data["job_id"]), tag, folded, cache_dir, origin, project_root=root)
+    release = _from_registry(folder, root, name or str(data["job_id"]), tag, folded, cache_dir, origin, project_root=root)
+    feedback = (data.get("feedback") or {}).get("path") or f"data/{data['job_id']}/feedback"
+    return replace(release, feedback_dir=root / feedback)
 
 
 def _from_registry(folder: str, root: Path, name: str | None, tag: str | None, folded: bool, cache_dir: Path, origin: str, project_root: Path | None = None) -> Release:

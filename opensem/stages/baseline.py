@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opensem.build.files import write_json
+from opensem.data.persona import items_with_persona
 from opensem.errors import StageError
 from opensem.evaluation.items import load_golden_sets, load_refusal_prompts
 from opensem.evaluation.params import EvalParams
@@ -54,8 +55,8 @@ class Baseline:
         from opensem.evaluation.suite import EvalSets, judge_side, run_side
         from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
 
-        golden = load_golden_sets(inputs)
-        safety = load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else []
+        golden = items_with_persona(load_golden_sets(inputs), params.persona)
+        safety = items_with_persona(load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else [], params.persona)
         if not golden and not safety:
             raise StageError("baseline: neither a golden set nor refusal prompts to evaluate", hint="wire a 'golden' or 'refusals' input")
         model_path = resolve_base_model(inputs, params.base_model, self.name)

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from opensem.data.persona import items_with_persona, records_with_persona
 from opensem.data.records import write_records
 from opensem.errors import DataError, Location, StageError
 from opensem.evaluation.items import Item, load_golden_sets, load_refusal_prompts, scorable, split_items
@@ -62,18 +63,18 @@ class Evaluate:
         from opensem.training.data import encode_records
 
         records = _test_records(inputs, params.evaluation.max_records)
-        golden = load_golden_sets(inputs)
-        safety = load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else []
+        golden = items_with_persona(load_golden_sets(inputs), params.persona)
+        safety = items_with_persona(load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else [], params.persona)
         baseline = _baseline(inputs)
         tuned_kind, tuned_dir = _tuned_model(inputs)
         model_path = resolve_base_model(inputs, params.base_model, self.name)
-        questions = split_items(records.records)
+        questions = items_with_persona(split_items(records.records), params.persona)
 
         with quiet_libraries():
             # The adapter (or fine-tuned model) carries the tokenizer it was trained with, chat template included.
             has_tokenizer = (tuned_dir / "tokenizer_config.json").is_file()
             tokenizer = load_tokenizer(str(tuned_dir) if has_tokenizer else model_path, self.name)
-            sequences = [ids for ids in encode_records(records, tokenizer, params.training.max_seq_length) if len(ids) > 1]
+            sequences = [ids for ids in encode_records(records_with_persona(records.records, params.persona), tokenizer, params.training.max_seq_length) if len(ids) > 1]
             if records.records and not sequences:
                 raise DataError("evaluate: no test record has two or more tokens to score", Location(file=str(records.path)))
             # The base model's golden and safety results are the baseline stage's; only the test split is scored here.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 from pydantic import Field
 
@@ -24,6 +24,9 @@ from opensem.data.formats import detect_format, make_record, normalize, record_k
 from opensem.data.records import write_records
 from opensem.data.sources import DataSource, SourceSpec, glob_base, glob_matches, is_glob, is_url, remote_fingerprint
 from opensem.errors import DataError, Location, StageError
+from opensem.feedback.records import read_folder
+from opensem.feedback.rules import FeedbackConfig, to_training_records, use_for
+from opensem.manifest.fields import unset_keeps_lots
 from opensem.manifest.sections import section, sections_from
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
@@ -38,6 +41,8 @@ DATASET_SUFFIXES = (".jsonl", ".json")
 class IngestParams(StageParams):
     sources: list[SourceSpec]
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig, description="How documents are cut into chunks (characters).")
+    feedback: FeedbackConfig | None = unset_keeps_lots(description="How feedback on the expert's answers becomes training data.")
+    feedback_use: Literal["sft", "preference", "kto"] | None = unset_keeps_lots(description="What the feedback becomes, resolved for the training method.")
 
 
 def _source_name(file: Path, root: Path, spec: SourceSpec, project_root: Path) -> str:
@@ -121,7 +126,7 @@ class Ingest:
     """Stage kind `ingest`: sources (files, folders, globs, URLs) -> records.jsonl."""
 
     name = "ingest"
-    version = "2"  # 2: chunking as the data.chunking section; kto datasets
+    version = "2"  # 2: chunking as the data.chunking section; kto datasets (feedback came later, keeping lots)
     Params = IngestParams
     sections = (
         section(
@@ -129,6 +134,7 @@ class Ingest:
             description="Where the data is; defaults to data/<job_id>/raw/ (every file in it).",
         ),
         *sections_from(IngestParams, "chunking", under="data."),
+        section("feedback", FeedbackConfig | None, None, description="Feedback on the expert's answers as training data; on by default when data/<job_id>/feedback/ exists."),
     )
 
     def wire(self, wiring: Wiring) -> None:
@@ -161,12 +167,35 @@ class Ingest:
             else:
                 slots[slot] = wiring.source(source.path, key)
             specs.append(spec)
-        params = IngestParams(sources=specs, chunking=wiring.section("data.chunking"))
+        feedback, use = self._feedback(wiring, slots)
+        params = IngestParams(sources=specs, chunking=wiring.section("data.chunking"), feedback=feedback, feedback_use=use)
         wiring.add(self, params, slots, provides=("records",), volatile=any(spec.remote for spec in specs))
+
+    @staticmethod
+    def _feedback(wiring: Wiring, slots: dict[str, Input | None]) -> tuple[FeedbackConfig | None, Any]:
+        """The feedback folder as an input (its records key the lot) and the shape the method trains on."""
+        from opensem.training.methods import get_method
+
+        config = wiring.manifest.feedback
+        folder = config.path if config is not None and config.path else f"data/{wiring.manifest.job_id}/feedback"
+        if config is None and not (wiring.loaded.project_root / folder).exists():
+            return None, None
+        config = config or FeedbackConfig()
+        slots["feedback"] = wiring.source(folder, ("feedback", "path"))
+        return config, use_for(config, get_method(wiring.manifest.method_config.type).shapes)
 
     def run(self, params: IngestParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         records: list[dict[str, Any]] = []
         seen: set[str] = set()
+        if params.feedback is not None and params.feedback_use is not None and "feedback" in inputs:
+            found, warnings = read_folder(inputs["feedback"])
+            for warning in warnings:
+                ctx.log.warning("ingest: %s", warning)
+            converted = to_training_records(found, params.feedback, params.feedback_use, "feedback")
+            ctx.log.info("ingest: %d feedback records -> %d %s examples", len(found), len(converted), params.feedback_use)
+            for record in converted:
+                seen.add(record["id"])
+                records.append(record)
         counts = {"files": 0, "ignored_files": 0, "empty_files": 0, "duplicates": 0, "pdf_files": 0}
         for index, spec in enumerate(params.sources):
             for file, root in self._files(spec, inputs, ctx.work_dir / "remote" / str(index)):

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opensem.data.persona import SYSTEM_PROMPT_FILE, records_with_persona
 from opensem.errors import DataError, Location, StageError
 from opensem.manifest.sections import sections_from
 from opensem.stages import register
@@ -58,7 +59,7 @@ class Train:
         inputs = {"train": wiring.channel("train"), **wiring.base_inputs()}
         if m.compute.accelerate_config is not None:  # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
             inputs["accelerate_config"] = wiring.source(m.compute.accelerate_config, ("compute", "accelerate_config"))
-        params = TrainParams(method_config=m.method_config, training=m.training, compute=m.compute, seed=m.seed, base_model=wiring.hub_model)
+        params = TrainParams(method_config=m.method_config, training=m.training, compute=m.compute, seed=m.seed, base_model=wiring.hub_model, persona=wiring.persona())
         wiring.add(self, params, inputs, provides=("adapter",))
 
     def run(self, params: TrainParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
@@ -102,7 +103,7 @@ class Train:
         )
         request = TrainRequest(
             model_path=model_path,
-            records=records.records,
+            records=records_with_persona(records.records, params.persona),
             out_dir=out_dir / method.artifact,
             work_dir=ctx.work_dir,
             params=params,
@@ -120,6 +121,8 @@ class Train:
                 outcome = method.train(request)
         finally:
             end()
+        if params.persona:  # the server asks under the same persona the adapter was trained with
+            (out_dir / method.artifact / SYSTEM_PROMPT_FILE).write_text(params.persona + "\n", encoding="utf-8")
         write_metrics(outcome.log, out_dir / "metrics.jsonl")
         plot_loss(outcome.log, out_dir / "loss.png", f"{method.name}, {len(records)} records")
         return _result(method.name, len(records), outcome, report.gradient_checkpointing)

@@ -69,6 +69,16 @@ class Wiring:
         """The input that answers for a channel now (the last stage that provided it)."""
         return self.channels.get(name)
 
+    def persona(self) -> str | None:
+        """The persona's system message, read now (its text keys the lots of the stages using it)."""
+        from opensem.data.persona import resolve_persona
+
+        try:
+            return resolve_persona(self.manifest.persona, self.loaded.project_root)
+        except OSError as exc:
+            self.problem(("persona", "file"), f"cannot read the persona file: {exc.strerror or exc}", "check the path (relative to the project root)")
+            return None
+
     def base_inputs(self) -> dict[str, Input]:
         """{"base": ...} when the base model is a local folder or a tiny model stage, else nothing."""
         return {"base": self.channels["base"]} if "base" in self.channels else {}

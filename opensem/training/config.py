@@ -10,6 +10,7 @@ from typing import Literal, Union
 
 from pydantic import Field
 
+from opensem.data.persona import persona_field
 from opensem.manifest.fields import Section, run_setting
 from opensem.training.methods import MethodConfig, default_method_options
 
@@ -63,3 +64,4 @@ class TrainParams(Section):
     compute: ComputeConfig = Field(default_factory=ComputeConfig, description="Batch shape, training backend and hardware.")
     seed: int  # the manifest's seed
     base_model: str | None = None  # a hub id or path, used only without a 'base' input
+    persona: str | None = persona_field()

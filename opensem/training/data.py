@@ -78,6 +78,14 @@ def _turn(role: str, content: str, chat: bool) -> Any:
     return [{"role": role, "content": content}] if chat else content
 
 
+def _prompt(record: dict[str, Any], chat: bool) -> Any:
+    """A preference or feedback record's prompt, after its persona (system message) when it has one."""
+    system = record.get("system")
+    if chat:
+        return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": record["prompt"]}]
+    return f"{system}\n\n{record['prompt']}" if system else record["prompt"]
+
+
 def preference_rows(records: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
     """prompt/chosen/rejected rows for trl's preference trainers.
 
@@ -87,7 +95,7 @@ def preference_rows(records: list[dict[str, Any]], tokenizer: Any) -> list[dict[
     chat = bool(getattr(tokenizer, "chat_template", None))
     return [
         {
-            "prompt": _turn("user", r["prompt"], chat),
+            "prompt": _prompt(r, chat),
             "chosen": _turn("assistant", r["chosen"], chat),
             "rejected": _turn("assistant", r["rejected"], chat),
         }
@@ -102,7 +110,7 @@ def feedback_rows(records: list[dict[str, Any]], tokenizer: Any) -> list[dict[st
     rows: list[dict[str, Any]] = []
     for r in records:
         pairs = [(r["completion"], r["label"])] if "completion" in r else [(r["chosen"], True), (r["rejected"], False)]
-        rows.extend({"prompt": _turn("user", r["prompt"], chat), "completion": _turn("assistant", c, chat), "label": label} for c, label in pairs)
+        rows.extend({"prompt": _prompt(r, chat), "completion": _turn("assistant", c, chat), "label": label} for c, label in pairs)
     return rows
 
 

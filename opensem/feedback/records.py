@@ -1,0 +1,134 @@
+"""Feedback records and their store.
+
+A record says how an answer went: a rating (1-5) and/or an edited answer, with the prompt, the
+original answer, tags, the model and lot that answered and when. Records are appended to one
+JSONL file per expert, each line written with a single write and fsynced, so a crash loses at most
+the record being written and never damages the ones before it; a torn last line is reported and
+skipped, never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from opensem.build.digests import canonical_json, sha256_text
+from opensem.errors import DataError, Location
+from opensem.manifest.fields import Section, invalid
+
+FEEDBACK_FILE = "feedback.jsonl"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+class FeedbackRecord(Section):
+    """One piece of feedback on one answer."""
+
+    prompt: str = Field(min_length=1, description="The question the expert was asked (the last user message).")
+    answer: str = Field(description="The answer the expert gave.")
+    rating: int | None = Field(None, ge=1, le=5, description="How good the answer was, 1 (bad) to 5 (good).")
+    edited: str | None = Field(None, min_length=1, description="The answer as it should have been.")
+    tags: list[str] = Field(default_factory=list, description="Free labels (tone, wrong-fact, ...).")
+    model: str | None = Field(None, description="The model name that answered.")
+    lot: str | None = Field(None, description="Lot number of the release that answered.")
+    completion_id: str | None = Field(None, description="The id the server gave the answer.")
+    created: str = Field(default_factory=now, description="When the feedback was given (ISO 8601, UTC).")
+
+    @model_validator(mode="after")
+    def _says_something(self) -> "FeedbackRecord":
+        if self.rating is None and self.edited is None:
+            raise invalid("feedback needs a rating (1-5), an edited answer, or both")
+        if self.edited is not None and self.edited.strip() == self.answer.strip():
+            raise invalid("the edited answer is the same as the answer; give a rating instead")
+        return self
+
+    @property
+    def id(self) -> str:
+        return sha256_text(canonical_json(self.model_dump(mode="json")))[:16]
+
+
+def feedback_file(folder: Path) -> Path:
+    return folder / FEEDBACK_FILE
+
+
+def append_feedback(folder: Path, records: list[FeedbackRecord]) -> Path:
+    """Append records durably: one write per line, fsynced before returning."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = feedback_file(folder)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        if os.fstat(fd).st_size and not _ends_with_newline(path):
+            os.write(fd, b"\n")  # a line torn by a crash stays alone on its line
+        for record in records:
+            os.write(fd, (json.dumps(record.model_dump(mode="json", exclude_none=True), ensure_ascii=False, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def read_feedback(path: Path, strict: bool = True) -> tuple[list[FeedbackRecord], list[str]]:
+    """Records of one file and warnings (a torn last line). strict: any other bad line is a DataError
+    naming its line; otherwise bad lines are warnings too (`feedback import` checks before appending)."""
+    records, warnings = [], []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        last = number == len(lines) or all(not rest.strip() for rest in lines[number:])
+        try:
+            records.append(FeedbackRecord.model_validate(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            if last and not path.read_bytes().endswith(b"\n"):
+                warnings.append(f"{path}:{number}: an unfinished last line (a write cut short) is skipped")
+                continue
+            _bad(f"not JSON: {exc.msg}", path, number, strict, warnings)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"]) or None
+            _bad(first["msg"].removeprefix("Value error, "), path, number, strict, warnings, key)
+    return records, warnings
+
+
+def _bad(message: str, path: Path, line: int, strict: bool, warnings: list[str], key: str | None = None) -> None:
+    hint = 'each line is {"prompt": ..., "answer": ..., "rating": 1-5, "edited": ...} (rating or edited, or both)'
+    if strict:
+        raise DataError(message, Location(file=str(path), line=line, key=key), hint)
+    warnings.append(f"{Location(file=str(path), line=line, key=key)}: {message}")
+
+
+def read_folder(folder: Path) -> tuple[list[FeedbackRecord], list[str]]:
+    """Every record under a feedback folder (all *.jsonl files, in name order)."""
+    records, warnings = [], []
+    for path in sorted(folder.rglob("*.jsonl")) if folder.is_dir() else [folder] if folder.is_file() else []:
+        found, said = read_feedback(path)
+        records.extend(found)
+        warnings.extend(said)
+    return records, warnings
+
+
+def parse_rows(rows: list[dict[str, Any]], source: str) -> list[FeedbackRecord]:
+    """Records from dicts (an import, a request body); every problem at once, by row."""
+    records, problems = [], []
+    for index, row in enumerate(rows, start=1):
+        try:
+            records.append(FeedbackRecord.model_validate(row))
+        except ValidationError as exc:
+            problems.extend(f"{source}:{index}: {'.'.join(map(str, e['loc'])) or 'record'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+    if problems:
+        raise DataError("; ".join(problems[:10]) + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""), Location(file=source),
+                        'each record is {"prompt": ..., "answer": ..., "rating": 1-5, "edited": ...}')
+    return records
