@@ -210,7 +210,7 @@ class BuildSession:
         names = {s.name for s in stages}
         nodes = [n for n in self.graph.nodes if n.name in names]
         roots = sorted({str(self.graph.project_root / i.path) for n in nodes for i in n.inputs.values() if isinstance(i, SourceInput)})
-        roots += [str(path) for path in self.graph.included]
+        roots += [str(path) for path in (*self.graph.included, *self.graph.watched)]
         roots += [str(self.store.entry(str(s.lot))) for s in stages]
         lots = [(s.name, str(s.lot)) for s in stages]
         write_stamp(self.graph.manifest_path, self.lock_file, self.layout.build, self.until, roots, lots)

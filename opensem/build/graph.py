@@ -55,6 +55,7 @@ class StageGraph(Frozen):
     # Other manifests whose stages joined this graph (a merge of another expert's adapter): their
     # bytes shaped it too, so the no-op stamp watches them.
     included: list[Path] = []
+    watched: list[Path] = []  # paths planning looked for (conventional folders): one appearing can change the graph
 
     def node(self, name: str) -> StageNode:
         for node in self.nodes:

@@ -108,6 +108,10 @@ def _print_reports(store: Any, lots: dict[str, str], title: str) -> None:
 
     if lots.get("evaluate") and store.has(lots["evaluate"]):
         print_report(store.out_dir(lots["evaluate"]) / "report.json", title, console)
+    if lots.get("review") and store.has(lots["review"]):
+        from opensem.stages.review import print_review
+
+        print_review(store.out_dir(lots["review"]) / "review.json", console)
     if lots.get("compare") and store.has(lots["compare"]):
         console.print(rich_table(json.loads((store.out_dir(lots["compare"]) / "compare.json").read_text()), title))
 

@@ -28,7 +28,7 @@ def _conventional(wiring: Wiring, key: str, folder: str) -> SourceInput | None:
     if written is not None:
         return wiring.source(written, (EVALUATION, key))
     conventional = f"data/{wiring.manifest.job_id}/{folder}"
-    return SourceInput(path=conventional) if (wiring.loaded.project_root / conventional).exists() else None
+    return SourceInput(path=conventional) if wiring.exists(conventional) else None
 
 
 def eval_sources(wiring: Wiring) -> dict[str, Input]:

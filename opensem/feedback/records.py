@@ -84,16 +84,14 @@ def read_feedback(path: Path, strict: bool = True) -> tuple[list[FeedbackRecord]
     """Records of one file and warnings (a torn last line). strict: any other bad line is a DataError
     naming its line; otherwise bad lines are warnings too (`feedback import` checks before appending)."""
     records, warnings = [], []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
-        last = number == len(lines) or all(not rest.strip() for rest in lines[number:])
         try:
             records.append(FeedbackRecord.model_validate(json.loads(line)))
         except json.JSONDecodeError as exc:
-            if last and not path.read_bytes().endswith(b"\n"):
-                warnings.append(f"{path}:{number}: an unfinished last line (a write cut short) is skipped")
+            if line.lstrip().startswith("{") and not line.rstrip().endswith("}"):  # an object that stops short: a write cut by a crash
+                warnings.append(f"{path}:{number}: an unfinished line (a write cut short) is skipped")
                 continue
             _bad(f"not JSON: {exc.msg}", path, number, strict, warnings)
         except ValidationError as exc:

@@ -112,6 +112,23 @@ def pull(fs: Any, root: str, job_id: str, tag: str, dest: Path) -> dict[str, Any
             raise RegistryError(f"pulled file {name} does not match its recorded digest", hint="the registry copy is damaged; republish it")
     return entry
 
+def pull_checked(registry: str, project_root: Path, tag: str, digest: str, dest: Path, who: str) -> Path:
+    """Pull a release (registry = the expert's folder) into dest and check it is, byte for byte, the
+    release whose digest was read from the index while planning; DataError otherwise."""
+    import shutil
+
+    from opensem.errors import DataError, Location
+
+    shutil.rmtree(dest, ignore_errors=True)
+    fs, folder = open_registry(registry, project_root)
+    entry = pull(fs, posixpath.dirname(folder), posixpath.basename(folder), tag, dest)
+    if entry.get("digest") != digest or local_release_digest(dest) != digest:
+        raise DataError(
+            f"{who}: release {posixpath.basename(folder)}:{tag} does not match its index (planned digest {digest[:12]})",
+            Location(file=f"{registry}/{tag}"),
+            hint="the registry copy changed or is damaged; plan again, or republish the release",
+        )
+    return dest
 
 
 def published_problems(registry: str, project_root: Path, job_id: str, published: dict[str, Any]) -> list[str]:

@@ -12,7 +12,7 @@ from opensem.stages.base import StageKind
 
 PIPELINE = (
     "tiny_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "train", "merge",
-    "baseline", "evaluate", "compare", "fold", "quantize", "gate", "publish",
+    "baseline", "evaluate", "review", "compare", "fold", "quantize", "gate", "publish",
 )
 STAGES: Registry[StageKind] = Registry("stage kind", "opensem.stages", PIPELINE)
 register = STAGES.register

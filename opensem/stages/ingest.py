@@ -178,7 +178,7 @@ class Ingest:
 
         config = wiring.manifest.feedback
         folder = config.path if config is not None and config.path else f"data/{wiring.manifest.job_id}/feedback"
-        if config is None and not (wiring.loaded.project_root / folder).exists():
+        if not wiring.exists(folder) and config is None:
             return None, None
         config = config or FeedbackConfig()
         slots["feedback"] = wiring.source(folder, ("feedback", "path"))

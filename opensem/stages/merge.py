@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from opensem.build.digests import digest_tree
 from opensem.build.files import write_json
-from opensem.errors import DataError, Location, StageError
+from opensem.errors import DataError, StageError
 from opensem.evaluation.wiring import golden_input
 from opensem.manifest.fields import Section, invalid
 from opensem.manifest.sections import section
@@ -190,19 +190,10 @@ def _release(wiring: Wiring, source: MergeSource, key: tuple[Any, ...]) -> dict[
 
 def _pull(source: ResolvedSource, inputs: dict[str, Path], ctx: StageContext) -> Path:
     """Download a release and check it is, byte for byte, what the index said when this build was planned."""
-    from opensem.release.registry import local_release_digest, open_registry, pull
+    from opensem.release.registry import pull_checked
 
     assert source.registry is not None and source.tag is not None and source.release is not None
-    dest = ctx.work_dir / "releases" / source.name.replace(":", "-")
-    shutil.rmtree(dest, ignore_errors=True)
-    fs, folder = open_registry(source.registry, ctx.project_root)
-    entry = pull(fs, posixpath.dirname(folder), posixpath.basename(folder), source.tag, dest)
-    if entry.get("digest") != source.release["digest"] or local_release_digest(dest) != source.release["digest"]:
-        raise DataError(
-            f"merge: release {source.name} does not match its index (planned digest {source.release['digest'][:12]})",
-            Location(file=f"{source.registry}/{source.tag}"),
-            hint="the registry copy changed or is damaged; plan again, or republish the release",
-        )
+    dest = pull_checked(source.registry, ctx.project_root, source.tag, source.release["digest"], ctx.work_dir / "releases" / source.name.replace(":", "-"), "merge")
     shipped = dest / "base_model"
     if shipped.is_dir() and "base" in inputs and digest_tree(shipped) != digest_tree(Path(inputs["base"])):
         raise StageError(f"merge: release {source.name} was trained on another base model than this manifest's", hint="merge adapters of one base model")

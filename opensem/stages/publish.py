@@ -48,7 +48,7 @@ def release_files(inputs: dict[str, Path]) -> dict[str, Path]:
     for slot, path in sorted(inputs.items()):
         if slot.startswith("quantize-"):
             files[f"quantized/{slot.removeprefix('quantize-')}/quantize.json"] = path / "quantize.json"
-    for name, slot in (("gates.json", "gate"), ("compare.json", "compare"), ("compare.md", "compare"), ("compare.png", "compare")):
+    for name, slot in (("gates.json", "gate"), ("compare.json", "compare"), ("compare.md", "compare"), ("compare.png", "compare"), ("review.json", "review"), ("review.md", "review")):
         if slot in inputs and (inputs[slot] / name).is_file():
             files[name] = inputs[slot] / name
     return files
@@ -80,7 +80,7 @@ class PublishStage:
             "manifest": wiring.source(str(wiring.loaded.path.resolve()), ()),
             **(wiring.base_inputs() if tiny else {}),
         }
-        for slot, channel in (("gate", "gate"), ("folded", "model"), ("compare", "comparison")):
+        for slot, channel in (("gate", "gate"), ("folded", "model"), ("compare", "comparison"), ("review", "review")):
             if wiring.channel(channel) is not None:  # nothing is published before the gates pass
                 inputs[slot] = wiring.channel(channel)
         inputs.update(wiring.collection("quantized"))

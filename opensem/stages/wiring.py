@@ -40,6 +40,7 @@ class Wiring:
     problems: list[Problem] = field(default_factory=list)
     hub_model: str | None = None  # the base model when it is a hub id (no input slot to key it)
     included: list[Path] = field(default_factory=list)  # other manifests whose stages joined
+    watched: list[Path] = field(default_factory=list)  # conventional paths looked for, present or not
     visiting: tuple[Path, ...] = ()  # manifests being wired around this one, for cycles
     # Problems that count only if nothing ever provides a channel (no data, but a merge provides the adapter).
     deferred: dict[str, list[Problem]] = field(default_factory=dict)
@@ -68,6 +69,14 @@ class Wiring:
     def channel(self, name: str) -> Input | None:
         """The input that answers for a channel now (the last stage that provided it)."""
         return self.channels.get(name)
+
+    def exists(self, relative: str) -> bool:
+        """Whether a conventional path of the project exists; watched either way, so the no-op
+        stamp notices when it appears or goes (opensem.build.stamp)."""
+        path = self.loaded.project_root / relative
+        if path not in self.watched:
+            self.watched.append(path)
+        return path.exists()
 
     def persona(self) -> str | None:
         """The persona's system message, read now (its text keys the lots of the stages using it)."""
@@ -134,6 +143,7 @@ class Wiring:
                 self.nodes.append(node.model_copy(update={"name": renamed[node.name], "inputs": inputs}))
         other.channels = {name: UpstreamInput(stage=renamed[i.stage]) if isinstance(i, UpstreamInput) else i for name, i in other.channels.items()}
         self.included.extend(p for p in (path, *other.included) if p not in self.included)
+        self.watched.extend(p for p in other.watched if p not in self.watched)
         return other
 
     def where(self, key: KeyPath) -> Location:
@@ -229,7 +239,7 @@ def build_graph(loaded: LoadedManifest) -> StageGraph:
     """The stage graph of one manifest, and of what its stages need of other manifests."""
     wiring = wire(loaded)
     m = loaded.manifest
-    graph = StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=wiring.nodes, included=wiring.included)
+    graph = StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=wiring.nodes, included=wiring.included, watched=wiring.watched)
     own = [node.name for node in graph.nodes if "/" not in node.name]
     needed = set(own).union(*(graph.ancestors(name) for name in own))
     return graph.model_copy(update={"nodes": [node for node in graph.nodes if node.name in needed]})
