@@ -13,13 +13,15 @@ from pydantic import Field
 from opensem.data.persona import persona_field
 from opensem.evaluation.config import EvaluationConfig
 from opensem.evaluation.generation import GenerationSettings
-from opensem.manifest.fields import pick
+from opensem.manifest.fields import pick, unset_keeps_lots
 from opensem.stages.base import StageParams
 from opensem.training.config import TrainingConfig
+from opensem.training.provider import ProviderTuning
 
 EvalSettings = pick(EvaluationConfig, "batch_size", "max_new_tokens", "temperature", "judge", name="EvalSettings")
 EvaluateSettings = pick(EvaluationConfig, "batch_size", "max_new_tokens", "temperature", "judge", "max_records", name="EvaluateSettings")
 SequenceSettings = pick(TrainingConfig, "max_seq_length", name="SequenceSettings")
+ProviderEndpoint = pick(ProviderTuning, "base_url", "api_key_env", name="ProviderEndpoint")
 
 
 class EvalParams(StageParams):
@@ -28,6 +30,7 @@ class EvalParams(StageParams):
     seed: int  # the manifest's seed when sampling; 0 for greedy decoding, which it cannot change
     base_model: str | None = None  # a hub id or path, used only without a 'base' input
     persona: str | None = persona_field()
+    provider: ProviderEndpoint | None = unset_keeps_lots(description="Models answer through this provider (compute.backend openai), not locally.")
 
     def generation(self) -> GenerationSettings:
         e = self.evaluation

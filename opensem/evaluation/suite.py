@@ -115,10 +115,22 @@ def run_side(model: Any, tokenizer: Any, sets: EvalSets, settings: GenerationSet
         total, count = token_nll(model, sequences, pad_id, settings.batch_size, bar)
         side.metrics.update(_loss_metrics("golden", total, count))
         side.counts["golden.tokens"] = count
+    _answer(side, sets, lambda items: generate_answers(model, tokenizer, [item.messages for item in items], settings, bar))
+    return side
+
+
+def remote_side(answers_for: Callable[[Sequence[Item]], list[str]], sets: EvalSets) -> Side:
+    """A model that only answers (through a provider): text scores and refusals, no perplexity."""
+    side = Side()
+    _answer(side, sets, answers_for)
+    return side
+
+
+def _answer(side: Side, sets: EvalSets, answers_for: Callable[[Sequence[Item]], list[str]]) -> None:
     for name, items in (("golden", sets.golden), ("test", sets.test), ("safety", sets.safety)):
         if not items:
             continue
-        answers = generate_answers(model, tokenizer, [item.messages for item in items], settings, bar)
+        answers = answers_for(items)
         side.counts[f"{name}.items"] = len(items)
         for item, answer in zip(items, answers):
             row: dict[str, Any] = {"answer": answer}
@@ -128,7 +140,6 @@ def run_side(model: Any, tokenizer: Any, sets: EvalSets, settings: GenerationSet
                 row["refused"] = is_refusal(answer)
             side.items[f"{name}:{item.id}"] = row
     _aggregate(side, sets)
-    return side
 
 
 def _aggregate(side: Side, sets: EvalSets) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from opensem.build.graph import Input, SourceInput
+from opensem.training.provider import ProviderTuning
 
 if TYPE_CHECKING:
     from opensem.stages.wiring import Wiring
@@ -52,4 +53,7 @@ def eval_params(wiring: Wiring, params: type[Any]) -> Any:
     seed = wiring.manifest.seed if evaluation.temperature > 0 else 0
     values = {"evaluation": view, "training": {"max_seq_length": wiring.manifest.training.max_seq_length}, "seed": seed, "base_model": wiring.hub_model,
               "persona": wiring.persona()}
+    if wiring.manifest.compute.backend == "openai":  # both models answer through the provider
+        provider = wiring.manifest.compute.provider or ProviderTuning()
+        values["provider"] = {"base_url": provider.base_url, "api_key_env": provider.api_key_env}
     return wiring.params(params, values)

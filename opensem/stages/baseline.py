@@ -59,15 +59,25 @@ class Baseline:
         safety = items_with_persona(load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else [], params.persona)
         if not golden and not safety:
             raise StageError("baseline: neither a golden set nor refusal prompts to evaluate", hint="wire a 'golden' or 'refusals' input")
-        model_path = resolve_base_model(inputs, params.base_model, self.name)
         sets = EvalSets(golden=golden, safety=safety)
-        with quiet_libraries():
-            tokenizer = load_tokenizer(model_path, self.name)
-            bar = ctx.progress("evaluating base model", sets.work(params.evaluation.batch_size))
+        if params.provider is not None:  # the base model answers through the provider
+            from opensem.evaluation.remote import provider_answers
+            from opensem.evaluation.suite import remote_side
+
+            bar = ctx.progress("evaluating base model", len(golden) + len(safety))
             try:
-                side = run_side(load_model(model_path, self.name), tokenizer, sets, params.generation(), bar)
+                side = remote_side(provider_answers(params.provider, str(params.base_model), params.generation(), ctx.cache_dir, bar.advance), sets)
             finally:
                 bar.close()
+        else:
+            model_path = resolve_base_model(inputs, params.base_model, self.name)
+            with quiet_libraries():
+                tokenizer = load_tokenizer(model_path, self.name)
+                bar = ctx.progress("evaluating base model", sets.work(params.evaluation.batch_size))
+                try:
+                    side = run_side(load_model(model_path, self.name), tokenizer, sets, params.generation(), bar)
+                finally:
+                    bar.close()
         judge = None
         if params.evaluation.judge is not None and golden:
             judge = judge_for(params.evaluation.judge, ctx)

@@ -58,37 +58,17 @@ class Evaluate:
     def run(self, params: EvaluateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Evaluate both models, merge in the baseline, and write the report."""
         from opensem.evaluation.judge import judge_for
-        from opensem.evaluation.suite import EvalSets, judge_side, run_side
-        from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
-        from opensem.training.data import encode_records
+        from opensem.evaluation.suite import judge_side
 
         records = _test_records(inputs, params.evaluation.max_records)
         golden = items_with_persona(load_golden_sets(inputs), params.persona)
         safety = items_with_persona(load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else [], params.persona)
         baseline = _baseline(inputs)
-        tuned_kind, tuned_dir = _tuned_model(inputs)
-        model_path = resolve_base_model(inputs, params.base_model, self.name)
         questions = items_with_persona(split_items(records.records), params.persona)
-
-        with quiet_libraries():
-            # The adapter (or fine-tuned model) carries the tokenizer it was trained with, chat template included.
-            has_tokenizer = (tuned_dir / "tokenizer_config.json").is_file()
-            tokenizer = load_tokenizer(str(tuned_dir) if has_tokenizer else model_path, self.name)
-            sequences = [ids for ids in encode_records(records_with_persona(records.records, params.persona), tokenizer, params.training.max_seq_length) if len(ids) > 1]
-            if records.records and not sequences:
-                raise DataError("evaluate: no test record has two or more tokens to score", Location(file=str(records.path)))
-            # The base model's golden and safety results are the baseline stage's; only the test split is scored here.
-            base_sets = EvalSets(test_sequences=sequences, test_records=len(records), test=questions)
-            tuned_sets = EvalSets(test_sequences=sequences, test_records=len(records), test=questions, golden=golden, safety=safety)
-            bar = ctx.progress("evaluating", base_sets.work(params.evaluation.batch_size) + tuned_sets.work(params.evaluation.batch_size))
-            try:
-                model = load_model(model_path, self.name)
-                base_side = run_side(model, tokenizer, base_sets, params.generation(), bar)
-                tuned = _load_tuned(model, tuned_kind, tuned_dir)
-                tuned_side = run_side(tuned, tokenizer, tuned_sets, params.generation(), bar)
-            finally:
-                bar.close()
-
+        if params.provider is not None:
+            base_side, tuned_side = _remote_sides(params, inputs, golden, safety, questions, ctx)
+        else:
+            base_side, tuned_side = _local_sides(params, inputs, records, golden, safety, questions, ctx, self.name)
         judge_info = None
         if params.evaluation.judge is not None:
             judge = judge_for(params.evaluation.judge, ctx)
@@ -101,6 +81,56 @@ class Evaluate:
         write_records(out_dir / "predictions.jsonl", rows)
         write_report(report, rows, out_dir, ctx.job_id)
         return StageResult(summary=_summary(report), metrics={"headline": report["headline"], "base": base_all.metrics, "tuned": tuned_side.metrics})
+
+
+def _local_sides(params: EvaluateParams, inputs: dict[str, Path], records: Any, golden: list[Item], safety: list[Item], questions: list[Item],
+                 ctx: StageContext, stage: str) -> tuple[Side, Side]:
+    """Both models loaded here: the test split scored and answered by each, golden and safety by the tuned one."""
+    from opensem.evaluation.suite import EvalSets, run_side
+    from opensem.training.data import encode_records
+    from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
+
+    tuned_kind, tuned_dir = _tuned_model(inputs)
+    model_path = resolve_base_model(inputs, params.base_model, stage)
+    with quiet_libraries():
+            # The adapter (or fine-tuned model) carries the tokenizer it was trained with, chat template included.
+            has_tokenizer = (tuned_dir / "tokenizer_config.json").is_file()
+            tokenizer = load_tokenizer(str(tuned_dir) if has_tokenizer else model_path, stage)
+            sequences = [ids for ids in encode_records(records_with_persona(records.records, params.persona), tokenizer, params.training.max_seq_length) if len(ids) > 1]
+            if records.records and not sequences:
+                raise DataError("evaluate: no test record has two or more tokens to score", Location(file=str(records.path)))
+            # The base model's golden and safety results are the baseline stage's; only the test split is scored here.
+            base_sets = EvalSets(test_sequences=sequences, test_records=len(records), test=questions)
+            tuned_sets = EvalSets(test_sequences=sequences, test_records=len(records), test=questions, golden=golden, safety=safety)
+            bar = ctx.progress("evaluating", base_sets.work(params.evaluation.batch_size) + tuned_sets.work(params.evaluation.batch_size))
+            try:
+                model = load_model(model_path, stage)
+                base_side = run_side(model, tokenizer, base_sets, params.generation(), bar)
+                tuned = _load_tuned(model, tuned_kind, tuned_dir)
+                tuned_side = run_side(tuned, tokenizer, tuned_sets, params.generation(), bar)
+            finally:
+                bar.close()
+    return base_side, tuned_side
+
+
+def _remote_sides(params: EvaluateParams, inputs: dict[str, Path], golden: list[Item], safety: list[Item], questions: list[Item],
+                  ctx: StageContext) -> tuple[Side, Side]:
+    """Both models behind the provider: the base answers the test questions, the tuned one everything."""
+    from opensem.evaluation.remote import provider_answers, provider_model
+    from opensem.evaluation.suite import EvalSets, remote_side
+
+    tuned = provider_model(Path(inputs["adapter"]))
+    if tuned is None:
+        raise StageError("evaluate: the train output names no provider model (provider_model.json)", hint="the plan and the stage disagree; please report it")
+    bar = ctx.progress("evaluating through the provider", 2 * len(questions) + len(golden) + len(safety))
+    try:
+        generation = params.generation()
+        base_side = remote_side(provider_answers(params.provider, str(params.base_model), generation, ctx.cache_dir, bar.advance), EvalSets(test=questions))
+        tuned_side = remote_side(provider_answers(params.provider, str(tuned["model"]), generation, ctx.cache_dir, bar.advance),
+                                 EvalSets(test=questions, golden=golden, safety=safety))
+    finally:
+        bar.close()
+    return base_side, tuned_side
 
 
 def prediction_rows(items: list[Item], base: Side, tuned: Side) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ class Review:
         m = wiring.manifest
         folder = feedback_folder(wiring.loaded)
         adapter = wiring.channel("adapter")
-        if m.publish_target is None or adapter is None or not wiring.exists(str(folder.relative_to(wiring.loaded.project_root))):
+        if m.publish_target is None or adapter is None or m.compute.backend == "openai" or not wiring.exists(str(folder.relative_to(wiring.loaded.project_root))):
             return
         try:
             records, _ = read_folder(folder)

@@ -56,11 +56,27 @@ class Train:
                 f"{method.name} needs a batch of {method.min_batch_size} or more records per device, got {m.compute.batch_size}",
                 f"raise compute.batch_size to {method.min_batch_size}",
             )
-        inputs = {"train": wiring.channel("train"), **wiring.base_inputs()}
+        if m.compute.backend == "openai":
+            self._wire_provider(wiring, method)
+        inputs = {"train": wiring.channel("train"), **({} if m.compute.backend == "openai" else wiring.base_inputs())}
         if m.compute.accelerate_config is not None:  # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
             inputs["accelerate_config"] = wiring.source(m.compute.accelerate_config, ("compute", "accelerate_config"))
         params = TrainParams(method_config=m.method_config, training=m.training, compute=m.compute, seed=m.seed, base_model=wiring.hub_model, persona=wiring.persona())
         wiring.add(self, params, inputs, provides=("adapter",))
+
+    @staticmethod
+    def _wire_provider(wiring: Wiring, method: Any) -> None:
+        """What a provider can fine-tune: its own model (a name, not a local one), on chats or preference pairs, and nothing after it needs weights."""
+        from opensem.training.methods.base import PREFERENCE_SHAPES, SFT_SHAPES
+
+        if wiring.hub_model is None:
+            wiring.problem(("base_model",), "compute.backend openai fine-tunes the provider's model: base_model must be its name (gpt-4o-mini-2024-07-18)",
+                           "name the provider's model, or train locally (backend auto)")
+        if method.shapes not in (SFT_SHAPES, PREFERENCE_SHAPES) or method.name == "orpo":
+            wiring.problem(("method_config", "type"), f"the provider fine-tunes supervised (sft, lora) or dpo; not {method.name}", "use lora, sft or dpo")
+        for key in ("merge", "fold", "quantize"):
+            if getattr(wiring.manifest, key, None) is not None:
+                wiring.problem((key,), f"{key} needs the weights, and a provider-tuned model stays with the provider", f"remove `{key}:` or train locally")
 
     def run(self, params: TrainParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Check the data and the hardware, train, and write the artifact, metrics.jsonl and loss.png into out_dir."""
@@ -71,6 +87,8 @@ class Train:
         method = get_method(params.method_config.type)
         records = load_records(_train_file(inputs))
         check_shapes(records, method.shapes, method.name)  # before any model is loaded
+        if params.compute.backend == "openai":
+            return _provider_train(params, records_with_persona(records.records, params.persona), method.name, out_dir, ctx)
         model_path = resolve_base_model(inputs, params.base_model, self.name)
         _check_tracker(params.training.report_to)
         report, processes = preflight(method, params, model_path, ctx)
@@ -179,6 +197,16 @@ def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool)
         f"loss {first:.3f} -> {outcome.train_loss:.3f}{resumed}",
         metrics=metrics,
     )
+
+
+def _provider_train(params: TrainParams, records: list[dict[str, Any]], method: str, out_dir: Path, ctx: StageContext) -> StageResult:
+    from opensem.training.provider import ProviderTuning, chat_rows, fine_tune
+
+    config = params.compute.provider or ProviderTuning()
+    rows = chat_rows(records, method)
+    model = fine_tune(rows, str(params.base_model), method, params.seed, config, ctx.work_dir, out_dir, lambda line: ctx.log.info("train: %s", line))
+    return StageResult(summary=f"{method} through {config.base_url}: {model['model']} (job {model['job_id']}, {len(rows)} examples)",
+                       metrics={"provider_model": model["model"], "job_id": model["job_id"], "train_records": len(rows), "trained_tokens": model["trained_tokens"]})
 
 
 def _check_tracker(report_to: str) -> None:

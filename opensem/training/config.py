@@ -11,8 +11,9 @@ from typing import Literal, Union
 from pydantic import Field
 
 from opensem.data.persona import persona_field
-from opensem.manifest.fields import Section, run_setting
+from opensem.manifest.fields import Section, run_setting, unset_keeps_lots
 from opensem.training.methods import MethodConfig, default_method_options
+from opensem.training.provider import ProviderTuning
 
 LrScheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 
@@ -32,9 +33,10 @@ class TrainingConfig(Section):
 class ComputeConfig(Section):
     batch_size: int = Field(4, gt=0, description="Records per device per step.")
     grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
-    backend: Literal["auto", "hf", "unsloth"] = Field(
-        "auto", description="auto: unsloth when CUDA is present and unsloth imports, else hf (transformers + peft + trl)."
+    backend: Literal["auto", "hf", "unsloth", "openai"] = Field(
+        "auto", description="auto: unsloth when CUDA is present and unsloth imports, else hf (transformers + peft + trl); openai: the provider's fine-tuning API."
     )
+    provider: ProviderTuning | None = unset_keeps_lots(description="Provider fine-tuning settings (backend openai); the defaults when unset.")
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field("auto", description="auto: bf16 where the GPU supports it, else fp16; none on a CPU.")
     gradient_checkpointing: Union[bool, Literal["auto"]] = run_setting(
         False, description="Trade compute for memory; auto: only when the memory estimate needs it."

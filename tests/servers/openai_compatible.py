@@ -1,4 +1,5 @@
-"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests: POST /v1/chat/completions.
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests: POST /v1/chat/completions, and the
+fine-tuning API (/v1/files, /v1/fine_tuning/jobs; tests/servers/fine_tuning.py).
 
 Scripted behaviours let a test exercise every path of a client: normal answers, 429 then
 success, 500, slow answers (timeouts), malformed content, JSON of the wrong shape, and a hang
@@ -18,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
+
+from tests.servers.fine_tuning import FineTuningService
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class OpenAICompatibleServer:
 
     def __init__(self, latency_s: float = 0.0) -> None:
         self.latency_s = latency_s
+        self.fine_tuning = FineTuningService()  # /files and /fine_tuning/jobs (tests/servers/fine_tuning.py)
         self.answer: Callable[[dict[str, Any]], str] = _default_answer
         self.default: Behaviour = "ok"
         self.received: list[dict[str, Any]] = []  # every request body, in arrival order
@@ -105,9 +109,21 @@ class OpenAICompatibleServer:
             def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
                 pass
 
+            def do_GET(self) -> None:
+                if "/fine_tuning/jobs/" in self.path:
+                    self._send(*server.fine_tuning.retrieve(self.path.rstrip("/").rsplit("/", 1)[1]))
+                    return
+                self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
+                if self.path.rstrip("/").endswith("/files"):
+                    self._send(*server.fine_tuning.upload(self.headers.get("Content-Type", ""), raw))
+                    return
+                if self.path.rstrip("/").endswith("/fine_tuning/jobs"):
+                    self._send(*server.fine_tuning.create(json.loads(raw or b"{}")))
+                    return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                     return
