@@ -110,7 +110,7 @@ def _from_folder(
     if (folder / "provider_model.json").is_file():
         tuned = yaml.safe_load((folder / "provider_model.json").read_text(encoding="utf-8"))
         raise UsageError(f"the release is a model at its provider: {tuned.get('model')}", Location(file=str(folder)),
-                         f"call it there ({tuned.get('base_url')}, model {tuned.get('model')}); `opensem route` can send queries to it as an endpoint")
+                         f"call it there: base_url {tuned.get('base_url')}, model {tuned.get('model')}")
     if folded and not (folder / "folded").is_dir():
         raise UsageError("the release has no folded model", Location(file=origin), hint="add `fold: {}` to its manifest and publish again, or serve it without #folded")
     candidates = (("model", folder / "folded" if folded else None), ("adapter", folder / "adapter"), ("model", folder / "model"), ("model", folder / "folded"))
