@@ -69,12 +69,24 @@ def pull(manifest: Path, destination: Path, tag: str | None) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".", show_default=True, help="Project root.")
-def init(name: str, root: Path) -> None:
+@click.option("--guided", is_flag=True, help="Ask for documents, a description, a persona and example questions, and write a working manifest.")
+def init(name: str | None, root: Path, guided: bool) -> None:
     """Scaffold a new expert: data/NAME/raw/, data/NAME/golden/ and manifests/NAME.yaml (never overwrites)."""
     from opensem.manifest.scaffold import scaffold
 
+    if guided:
+        from opensem.manifest.guided import guided as run_guided
+
+        name = name or click.prompt("Name of the expert (letters, digits, - and _)")
+        manifest = run_guided(root, name, click.prompt, console.print)
+        console.print(f"\nWrote {manifest.relative_to(root)}. Next:\n  opensem build {manifest.relative_to(root)}      # train, evaluate, publish"
+                      f"\n  opensem serve {manifest.relative_to(root)}      # ask it questions (OpenAI-compatible)"
+                      f"\n  opensem feedback add {manifest.relative_to(root)}  # correct its answers, then build again")
+        return
+    if name is None:
+        raise click.UsageError("give the expert's NAME, or use --guided")
     for path in scaffold(root, name):
         console.print(f"  created {path.relative_to(root)}{'/' if path.is_dir() else ''}")
     console.print(f"Put documents in data/{name}/raw/, then: opensem build manifests/{name}.yaml")

@@ -22,12 +22,11 @@ MANIFEST = """\
 #   opensem plan manifests/{name}.yaml       # see what would run, and why
 #   opensem build manifests/{name}.yaml      # build it; the lock beside this file records the result
 job_id: {name}
-description: What this expert knows, in one line.
-
+description: {description}
+{persona}
 # The model to adapt: a hub id (org/name), a local folder (./models/base), or a tiny local
 # model for trying the pipeline out on a CPU. Replace it when the data is in place.
-base_model:
-  tiny: {{}}
+base_model:{base_model}
 
 # Documents (.txt .md .pdf) and datasets (.jsonl/.json in alpaca, sharegpt, messages or dpo
 # format) go in data/{name}/raw/. A source may also be a glob (data/{name}/raw/**/*.pdf) or an
@@ -46,7 +45,7 @@ data:
 #   provider: openai, model: gpt-4o-mini, base_url: http://localhost:8000/v1 (vLLM, Ollama, ...),
 #   api_key_env: OPENAI_API_KEY (the variable's name; the key never goes in this file)
 synthesis:
-  provider: offline
+  {teacher}
   mode: instructions   # or preferences (for dpo/orpo), refusals (safety triplets)
   pairs_per_chunk: 3
   budget:
@@ -65,15 +64,22 @@ training:
 evaluation:
   batch_size: 8
 
-# Where finished adapters go; uncomment to publish.
-# publish_target:
-#   registry: build/registry
-#   tag: v0.1.0
-"""
+# Where finished adapters go{publish_note}
+{publish}"""
+
+DEFAULTS = {
+    "description": "What this expert knows, in one line.",
+    "persona": "",
+    "base_model": "\n  tiny: {}",
+    "teacher": "provider: offline",
+    "publish_note": "; uncomment to publish.",
+    "publish": "# publish_target:\n#   registry: build/registry\n#   tag: v0.1.0\n",
+}
 
 
-def scaffold(project_root: Path, name: str) -> list[Path]:
-    """Create the folders and manifest of expert name under project_root; returns what was made."""
+def scaffold(project_root: Path, name: str, filled: dict[str, str] | None = None) -> list[Path]:
+    """Create the folders and manifest of expert name under project_root; returns what was made.
+    filled replaces parts of the template (DEFAULTS' keys), as the guided flow answers them."""
     if not re.match(JOB_ID_PATTERN, name):
         raise UsageError(f"invalid expert name {name!r}", hint="use letters, digits, '.', '_' and '-', starting with a letter or digit")
     root = Path(project_root)
@@ -90,7 +96,7 @@ def scaffold(project_root: Path, name: str) -> list[Path]:
         made.append(folder)
     manifest.parent.mkdir(parents=True, exist_ok=True)
     with open(manifest, "x", encoding="utf-8") as handle:  # "x": never overwrite, even in a race
-        handle.write(MANIFEST.format(name=name))
+        handle.write(MANIFEST.format(name=name, **{**DEFAULTS, **(filled or {})}))
     made.append(manifest)
     schema = root / SCHEMA_FILE
     if not schema.exists():  # editor completion needs the schema the comment points at
