@@ -47,7 +47,7 @@ class Evaluate:
         if params is None or wiring.channel("adapter") is None:
             return  # no model to evaluate: the problem that stopped training or merging says why
         inputs = {"adapter": wiring.channel("adapter"), **wiring.base_inputs(), **eval_sources(wiring)}
-        for slot, channel in (("test", "split"), ("baseline", "baseline")):  # a merge of other experts has no test split of its own
+        for slot, channel in (("test", "split"), ("baseline", "baseline"), ("tokens", "tokens")):  # a merge of other experts has no test split of its own
             if wiring.channel(channel) is not None:
                 inputs[slot] = wiring.channel(channel)
         if "test" not in inputs and not any(slot.startswith("golden") for slot in inputs):
@@ -96,7 +96,12 @@ def _local_sides(params: EvaluateParams, inputs: dict[str, Path], records: Any, 
             # The adapter (or fine-tuned model) carries the tokenizer it was trained with, chat template included.
             has_tokenizer = (tuned_dir / "tokenizer_config.json").is_file()
             tokenizer = load_tokenizer(str(tuned_dir) if has_tokenizer else model_path, stage)
-            sequences = [ids for ids in encode_records(records_with_persona(records.records, params.persona), tokenizer, params.training.max_seq_length) if len(ids) > 1]
+            if "tokens" in inputs:  # the tokenize stage rendered the test split already, in order
+                from opensem.training.tokenized import read_sequences
+
+                sequences = [s.ids for s in read_sequences(Path(inputs["tokens"]), "test")[: len(records)] if len(s.ids) > 1]
+            else:
+                sequences = [ids for ids in encode_records(records_with_persona(records.records, params.persona), tokenizer, params.training.max_seq_length) if len(ids) > 1]
             if records.records and not sequences:
                 raise DataError("evaluate: no test record has two or more tokens to score", Location(file=str(records.path)))
             # The base model's golden and safety results are the baseline stage's; only the test split is scored here.

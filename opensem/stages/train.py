@@ -58,7 +58,9 @@ class Train:
             )
         if m.compute.backend == "openai":
             self._wire_provider(wiring, method)
-        inputs = {"train": wiring.channel("train"), **({} if m.compute.backend == "openai" else wiring.base_inputs())}
+        tokens = wiring.channel("tokens") if method.tokenized and m.compute.backend != "openai" else None
+        data = {"tokens": tokens} if tokens is not None else {"train": wiring.channel("train")}  # token ids when the tokenize stage made them
+        inputs = {**data, **({} if m.compute.backend == "openai" else wiring.base_inputs())}
         if m.compute.accelerate_config is not None:  # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
             inputs["accelerate_config"] = wiring.source(m.compute.accelerate_config, ("compute", "accelerate_config"))
         params = TrainParams(method_config=m.method_config, training=m.training, compute=m.compute, seed=m.seed, base_model=wiring.hub_model, persona=wiring.persona())
@@ -85,8 +87,15 @@ class Train:
         from opensem.training.methods.base import Runtime, TrainHooks, TrainRequest, resolve_base_model
 
         method = get_method(params.method_config.type)
-        records = load_records(_train_file(inputs))
-        check_shapes(records, method.shapes, method.name)  # before any model is loaded
+        if "tokens" in inputs:  # checked and tokenized by the tokenize stage
+            from opensem.training.data import RecordSet
+            from opensem.training.tokenized import read_sequences
+
+            rows = [{"input_ids": s.ids, "loss_mask": s.loss, "seq_lengths": s.lengths} for s in read_sequences(Path(inputs["tokens"]), "train")]
+            records = RecordSet(Path(inputs["tokens"]) / "train.npz", rows, list(range(1, len(rows) + 1)))
+        else:
+            records = load_records(_train_file(inputs))
+            check_shapes(records, method.shapes, method.name)  # before any model is loaded
         if params.compute.backend == "openai":
             return _provider_train(params, records_with_persona(records.records, params.persona), method.name, out_dir, ctx)
         model_path = resolve_base_model(inputs, params.base_model, self.name)
@@ -121,7 +130,7 @@ class Train:
         )
         request = TrainRequest(
             model_path=model_path,
-            records=records_with_persona(records.records, params.persona),
+            records=records.records if "tokens" in inputs else records_with_persona(records.records, params.persona),
             out_dir=out_dir / method.artifact,
             work_dir=ctx.work_dir,
             params=params,
@@ -143,7 +152,7 @@ class Train:
             (out_dir / method.artifact / SYSTEM_PROMPT_FILE).write_text(params.persona + "\n", encoding="utf-8")
         write_metrics(outcome.log, out_dir / "metrics.jsonl")
         plot_loss(outcome.log, out_dir / "loss.png", f"{method.name}, {len(records)} records")
-        return _result(method.name, len(records), outcome, report.gradient_checkpointing)
+        return _result(method.name, len(records), outcome, report.gradient_checkpointing, "packed sequences" if params.training.packing else "records")
 
 
 def preflight(method: Method, params: TrainParams, model_path: str, ctx: StageContext) -> tuple[HardwareReport, int]:
@@ -175,7 +184,7 @@ def preflight(method: Method, params: TrainParams, model_path: str, ctx: StageCo
     return report, processes
 
 
-def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool) -> StageResult:
+def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool, what: str = "records") -> StageResult:
     first = outcome.log[0]["loss"] if outcome.log else outcome.train_loss
     resumed = f", resumed at step {outcome.resumed_from}" if outcome.resumed_from else ""
     metrics: dict[str, Any] = {
@@ -193,7 +202,7 @@ def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool)
         "processes": outcome.processes,
     }
     return StageResult(
-        summary=f"{method} ({outcome.backend}, {outcome.device}): {outcome.steps} steps on {count} records, "
+        summary=f"{method} ({outcome.backend}, {outcome.device}): {outcome.steps} steps on {count} {what}, "
         f"loss {first:.3f} -> {outcome.train_loss:.3f}{resumed}",
         metrics=metrics,
     )

@@ -26,6 +26,8 @@ class TrainingConfig(Section):
     logging_steps: int = Field(10, gt=0, description="Steps between loss/learning-rate log rows.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of the steps spent warming the learning rate up.")
     lr_scheduler: LrScheduler = Field("linear", description="Learning-rate schedule after warmup.")
+    packing: bool = Field(False, description="Lay several records into each max_seq_length sequence (attention stays within each record): less padding.")
+    loss_on: Literal["all", "assistant"] = Field("all", description="Tokens the loss is taken on: all, or only the assistant's answers in chats.")
     save_steps: int = run_setting(200, gt=0, description="Checkpoint every N steps; a killed build resumes from the last one.")
     report_to: Literal["none", "wandb", "tensorboard"] = run_setting("none", description="Also log metrics to wandb or tensorboard.")
 

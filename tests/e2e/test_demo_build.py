@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import Project
 
-ALL_STAGES = ["base_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "train", "baseline", "evaluate", "gate", "publish"]
+ALL_STAGES = ["base_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "tokenize", "train", "baseline", "evaluate", "gate", "publish"]
 DOC = "data/tiny-demo/docs/03-water.md"
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ def test_document_edit_reruns_what_depends_on_changed_bytes(built_demo: tuple[Pr
     original = project.edit(DOC, "water", "filtered water", )
     try:
         # baseline reads no training data, so it stays a store hit
-        assert project.build()[0] == ["ingest", "synthesize", "dedup", "split", "decontaminate", "train", "evaluate", "gate", "publish"]
+        assert project.build()[0] == ["ingest", "synthesize", "dedup", "split", "decontaminate", "tokenize", "train", "evaluate", "gate", "publish"]
     finally:
         (project.root / DOC).write_text(original)
     assert project.build()[0] == []

@@ -144,10 +144,10 @@ def test_wiring_keeps_the_baseline_independent_of_the_data(tmp_path: Path) -> No
     evaluation = "  judge: {provider: openai, model: judge-1, api_key_env: MY_KEY, concurrency: 3}\n  gates:\n    - {metric: golden.judge_score, min_delta_vs_baseline: 0}\n"
     graph = graph_of(tmp_path, evaluation)
     names = [n.name for n in graph.nodes]  # type: ignore[attr-defined]
-    assert names == ["ingest", "split", "train", "baseline", "evaluate", "gate"]
+    assert names == ["ingest", "split", "tokenize", "train", "baseline", "evaluate", "gate"]
     baseline, evaluate, gate = (graph.node(n) for n in ("baseline", "evaluate", "gate"))  # type: ignore[attr-defined]
     assert {slot: src.path for slot, src in baseline.inputs.items()} == {"base": "models/base", "golden": "data/gated/golden"}
-    assert set(evaluate.inputs) == {"test", "adapter", "base", "golden", "baseline"}
+    assert set(evaluate.inputs) == {"test", "adapter", "base", "golden", "baseline", "tokens"}
     assert baseline.params["evaluation"]["judge"]["model"] == "judge-1" and "api_key_env" not in json.dumps(baseline.params)
     assert baseline.settings == evaluate.settings == {"evaluation": {"judge": {"api_key_env": "MY_KEY", "concurrency": 3, "timeout_s": 60.0}}}
     assert baseline.params["seed"] == 0  # greedy decoding: the seed changes nothing, so it stays out of the lot

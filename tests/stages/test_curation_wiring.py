@@ -27,7 +27,7 @@ def project(tmp_path: Path, curation: str, golden: bool = True) -> Path:
 def test_without_curation_neither_stage_exists(tmp_path: Path) -> None:
     graph = build_graph(load_manifest(project(tmp_path, "")))
     assert "dedup" not in graph.names and "decontaminate" not in graph.names
-    assert graph.node("train").inputs["train"] == UpstreamInput(stage="split")
+    assert graph.node("tokenize").inputs["train"] == UpstreamInput(stage="split")
 
 
 def test_both_stages_sit_in_the_data_flow(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_both_stages_sit_in_the_data_flow(tmp_path: Path) -> None:
         "mode": "drop",
     }  # the model is unused without the paraphrase check, so it stays out of the lot
     assert decon.settings == {"model": "all-MiniLM-L6-v2", "batch_size": 64}
-    assert graph.node("train").inputs["train"] == UpstreamInput(stage="decontaminate")
+    assert graph.node("tokenize").inputs["train"] == UpstreamInput(stage="decontaminate")
     assert graph.node("evaluate").inputs["test"] == UpstreamInput(stage="split")
 
 

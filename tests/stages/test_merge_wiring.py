@@ -41,7 +41,7 @@ def test_other_experts_join_the_graph_with_their_golden_sets(tmp_path: Path) -> 
     manifest = merged(tmp_path, f"    - manifest: {a}\n    - manifest: {b}\n      weight: 0.5\n", "fold: {}\nquantize: {formats: [{format: gguf}]}\n")
     graph = build_graph(load_manifest(manifest))
     assert graph.names == [
-        "base_model", "plants/base_model", "plants/ingest", "plants/split", "plants/train", "bikes/base_model", "bikes/ingest", "bikes/split", "bikes/train",
+        "base_model", "plants/base_model", "plants/ingest", "plants/split", "plants/tokenize", "plants/train", "bikes/base_model", "bikes/ingest", "bikes/split", "bikes/tokenize", "bikes/train",
         "merge", "baseline", "evaluate", "compare", "fold", "quantize-gguf",
     ]  # only what the merge needs of the other manifests: not their evaluation or publishing
     merge = graph.node("merge")

@@ -25,10 +25,19 @@ class SupervisedMethod(TrainerMethod):
     """Next-token training on chats (messages) and documents (text), through SFTTrainer."""
 
     shapes = SFT_SHAPES
+    tokenized = True
 
     def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
+        """Rows of the tokenize stage (input_ids, loss_mask, seq_lengths), or records tokenized here."""
         from datasets import Dataset
 
+        if records and "input_ids" in records[0]:
+            if params.training.packing:
+                return Dataset.from_dict({key: [r[key] for r in records] for key in ("input_ids", "loss_mask", "seq_lengths")})
+            columns = {"input_ids": [r["input_ids"] for r in records]}
+            if params.training.loss_on == "assistant":
+                columns["assistant_masks"] = [r["loss_mask"] for r in records]
+            return Dataset.from_dict(columns)
         return Dataset.from_dict({"input_ids": encode_records(records, tokenizer, params.training.max_seq_length)})
 
     def config_class(self) -> type:
@@ -40,6 +49,17 @@ class SupervisedMethod(TrainerMethod):
         return {"packing": False}
 
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
+        if "seq_lengths" in dataset.column_names:  # packed: block-diagonal masks need a collator trl does not have
+            from transformers import Trainer
+
+            from opensem.training.tokenized import PackedCollator
+
+            if peft_config is not None:
+                from peft import get_peft_model
+
+                model = get_peft_model(model, peft_config)
+            args.remove_unused_columns = False
+            return Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, data_collator=PackedCollator(tokenizer.pad_token_id))
         from trl import SFTTrainer
 
         return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
