@@ -11,22 +11,24 @@ qlora); preference methods hand prompt/answer pairs to trl, which tokenizes them
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from opensem.data.persona import persona_field, records_with_persona
-from opensem.manifest.fields import pick
+from opensem.manifest.fields import pick, unset_keeps_lots
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.training.config import TrainingConfig
 
+VALIDATION_SEED = 7919  # fixed, and not the split's seed: which records validate is independent of which went to test
 TokenSettings = pick(TrainingConfig, "max_seq_length", "packing", "loss_on", name="TokenSettings")
 
 
 class TokenizeParams(StageParams):
     training: TokenSettings = Field(default_factory=TokenSettings)  # type: ignore[valid-type]
+    validation_fraction: float | None = unset_keeps_lots(description="Share of the train split kept apart as validation (set when training evaluates).")
     shape: Literal["sft"] = "sft"  # the record shape the method trains on (chats and documents)
     persona: str | None = persona_field()
     base_model: str | None = None  # a hub id, used only without a 'base' input
@@ -46,7 +48,8 @@ class Tokenize:
         if not getattr(get_method(m.method_config.type), "tokenized", False) or m.compute.backend == "openai":
             return
         training = {name: getattr(m.training, name) for name in TokenSettings.model_fields}
-        params = wiring.params(TokenizeParams, {"training": training, "persona": wiring.persona(), "base_model": wiring.hub_model})
+        validation = m.training.validation_fraction if m.training.eval_steps is not None else None
+        params = wiring.params(TokenizeParams, {"training": training, "persona": wiring.persona(), "base_model": wiring.hub_model, "validation_fraction": validation})
         if params is None:
             return
         test = wiring.channel("test")
@@ -66,9 +69,12 @@ class Tokenize:
         with quiet_libraries():
             tokenizer = load_tokenizer(resolve_base_model(inputs, params.base_model, self.name), self.name)
         bar = ctx.progress("tokenizing", len(records))
-        sequences = tokenize(records_with_persona(records.records, params.persona), tokenizer, settings.max_seq_length, settings.loss_on)
+        train_records, held = _hold_out(records.records, params.validation_fraction)
+        sequences = tokenize(records_with_persona(train_records, params.persona), tokenizer, settings.max_seq_length, settings.loss_on)
         bar.advance(len(records))
         bar.close()
+        if held:
+            write_sequences(out_dir, "validation", tokenize(records_with_persona(held, params.persona), tokenizer, settings.max_seq_length, settings.loss_on), {"records": len(held)})
         unpacked = padding_fraction(sequences, 8)
         laid = pack(sequences, settings.max_seq_length) if settings.packing else sequences
         write_sequences(out_dir, "train", laid, {"records": len(records), "packing": settings.packing, "loss_on": settings.loss_on})
@@ -80,6 +86,19 @@ class Tokenize:
             write_sequences(out_dir, "test", test_sequences, {"records": len(kept)})
             tested = len(test_sequences)
         tokens = sum(len(s.ids) for s in laid)
+        held_note = f"{len(held)} held out for validation; " if held else ""
         packed = f", packed into {len(laid)} sequences (padding {padding_fraction(laid, 8):.0%}, {unpacked:.0%} unpacked)" if settings.packing else ""
-        return StageResult(summary=f"{len(records)} records -> {tokens:,} tokens{packed}; {tested} test sequences",
+        return StageResult(summary=f"{len(train_records)} records -> {tokens:,} tokens{packed}; {held_note}{tested} test sequences",
                            metrics={"records": len(records), "sequences": len(laid), "tokens": tokens, "padding_fraction": round(padding_fraction(laid, 8), 4)})
+
+
+def _hold_out(records: list[dict[str, Any]], fraction: float | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, validation): a record is held out when a digest of its id falls below the fraction, so
+    adding records never moves the others (as the split stage decides train and test)."""
+    if not fraction:
+        return records, []
+    from opensem.stages.split import split_score
+
+    held = [r for r in records if split_score(str(r.get("id", "")), VALIDATION_SEED) < fraction]
+    kept = [r for r in records if split_score(str(r.get("id", "")), VALIDATION_SEED) >= fraction]
+    return kept, held

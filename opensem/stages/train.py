@@ -58,6 +58,9 @@ class Train:
             )
         if m.compute.backend == "openai":
             self._wire_provider(wiring, method)
+        if m.training.eval_steps is not None and not method.tokenized:
+            wiring.problem(("training", "eval_steps"), f"validation during training is for the methods the tokenize stage serves (sft, lora, dora, qlora), not {method.name}",
+                           "remove eval_steps, or train with lora")
         tokens = wiring.channel("tokens") if method.tokenized and m.compute.backend != "openai" else None
         data = {"tokens": tokens} if tokens is not None else {"train": wiring.channel("train")}  # token ids when the tokenize stage made them
         inputs = {**data, **({} if m.compute.backend == "openai" else wiring.base_inputs())}
@@ -87,12 +90,15 @@ class Train:
         from opensem.training.methods.base import Runtime, TrainHooks, TrainRequest, resolve_base_model
 
         method = get_method(params.method_config.type)
+        validation: list[dict[str, Any]] | None = None
         if "tokens" in inputs:  # checked and tokenized by the tokenize stage
             from opensem.training.data import RecordSet
             from opensem.training.tokenized import read_sequences
 
             rows = [{"input_ids": s.ids, "loss_mask": s.loss, "seq_lengths": s.lengths} for s in read_sequences(Path(inputs["tokens"]), "train")]
             records = RecordSet(Path(inputs["tokens"]) / "train.npz", rows, list(range(1, len(rows) + 1)))
+            if (Path(inputs["tokens"]) / "validation.npz").is_file():
+                validation = [{"input_ids": s.ids, "loss_mask": s.loss, "seq_lengths": [len(s.ids)]} for s in read_sequences(Path(inputs["tokens"]), "validation")]
         else:
             records = load_records(_train_file(inputs))
             check_shapes(records, method.shapes, method.name)  # before any model is loaded
@@ -114,7 +120,8 @@ class Train:
                 bar[0].advance()
 
         def log(row: dict[str, Any]) -> None:
-            ctx.log.debug("step %s loss %.4f", row["step"], row["loss"])
+            which = "loss" if "loss" in row else "eval_loss"
+            ctx.log.debug("step %s %s %.4f", row["step"], which, row[which])
 
         def end() -> None:
             while bar:
@@ -135,6 +142,7 @@ class Train:
             work_dir=ctx.work_dir,
             params=params,
             base_model_name=None if "base" in inputs else params.base_model,
+            eval_records=validation,
             hooks=TrainHooks(on_start=start, on_step=step, on_log=log, on_end=end),
             runtime=runtime,
             log=ctx.log,
@@ -185,8 +193,13 @@ def preflight(method: Method, params: TrainParams, model_path: str, ctx: StageCo
 
 
 def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool, what: str = "records") -> StageResult:
-    first = outcome.log[0]["loss"] if outcome.log else outcome.train_loss
+    trained = [row for row in outcome.log if "loss" in row]
+    first = trained[0]["loss"] if trained else outcome.train_loss
     resumed = f", resumed at step {outcome.resumed_from}" if outcome.resumed_from else ""
+    evals = [row for row in outcome.log if "eval_loss" in row]
+    if evals:
+        best = min(evals, key=lambda row: row["eval_loss"])
+        resumed += f"; validation loss {evals[0]['eval_loss']:.3f} -> best {best['eval_loss']:.3f} at step {best['step']} (kept)"
     metrics: dict[str, Any] = {
         "train_loss": round(outcome.train_loss, 6),
         "steps": outcome.steps,
@@ -200,6 +213,7 @@ def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool,
         "peak_memory_mb": outcome.peak_memory_mb,
         "resumed_from_step": outcome.resumed_from,
         "processes": outcome.processes,
+        **({"best_eval_loss": min(row["eval_loss"] for row in evals), "eval_points": len(evals)} if evals else {}),
     }
     return StageResult(
         summary=f"{method} ({outcome.backend}, {outcome.device}): {outcome.steps} steps on {count} {what}, "

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from opensem.data.persona import persona_field
-from opensem.manifest.fields import Section, run_setting, unset_keeps_lots
+from opensem.manifest.fields import Section, invalid, run_setting, unset_keeps_lots
 from opensem.training.methods import MethodConfig, default_method_options
 from opensem.training.provider import ProviderTuning
 
@@ -28,6 +28,15 @@ class TrainingConfig(Section):
     lr_scheduler: LrScheduler = Field("linear", description="Learning-rate schedule after warmup.")
     packing: bool = Field(False, description="Lay several records into each max_seq_length sequence (attention stays within each record): less padding.")
     loss_on: Literal["all", "assistant"] = Field("all", description="Tokens the loss is taken on: all, or only the assistant's answers in chats.")
+    eval_steps: int | None = Field(None, gt=0, description="Measure the loss on a validation share of the train split every N steps (and keep the best checkpoint).")
+    early_stopping_patience: int | None = Field(None, gt=0, description="Stop after this many evaluations without a lower validation loss; needs eval_steps.")
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of the train split held out as validation when eval_steps is set.")
+
+    @model_validator(mode="after")
+    def _patience_needs_evaluations(self) -> "TrainingConfig":
+        if self.early_stopping_patience is not None and self.eval_steps is None:
+            raise invalid("early_stopping_patience needs eval_steps (how often the validation loss is measured)")
+        return self
     save_steps: int = run_setting(200, gt=0, description="Checkpoint every N steps; a killed build resumes from the last one.")
     report_to: Literal["none", "wandb", "tensorboard"] = run_setting("none", description="Also log metrics to wandb or tensorboard.")
 

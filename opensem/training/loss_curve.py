@@ -16,6 +16,7 @@ from typing import Any, Sequence
 WIDTH, HEIGHT = 640, 360
 LEFT, RIGHT, TOP, BOTTOM = 70, 80, 36, 48  # margins around the plot area
 LOSS_COLOR, RATE_COLOR, GRID, INK = (31, 119, 180), (128, 128, 128), (225, 225, 225), (40, 40, 40)
+EVAL_COLOR = (214, 95, 14)
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -39,7 +40,7 @@ def _label(value: float) -> str:
 
 
 def plot_loss(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
-    """Training loss (and learning rate, dashed, right axis) over steps, as a PNG at path."""
+    """Training loss, validation loss when measured (squares), and the learning rate (dashed, right axis) over steps, as a PNG at path."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=12)
@@ -48,9 +49,10 @@ def plot_loss(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
     losses = [(float(r["step"]), float(r["loss"])) for r in rows if r.get("loss") is not None]
     rates = [(float(r["step"]), float(r["learning_rate"])) for r in rows if r.get("learning_rate") is not None]
-    steps = [s for s, _ in losses] or [0.0, 1.0]
+    evals = [(float(r["step"]), float(r["eval_loss"])) for r in rows if r.get("eval_loss") is not None]
+    steps = [s for s, _ in losses + evals] or [0.0, 1.0]
     x_ticks = nice_ticks(min(steps), max(steps))
-    y_ticks = nice_ticks(min((v for _, v in losses), default=0.0), max((v for _, v in losses), default=1.0))
+    y_ticks = nice_ticks(min((v for _, v in losses + evals), default=0.0), max((v for _, v in losses + evals), default=1.0))
 
     def scale(value: float, ticks: list[float], start: float, end: float) -> float:
         span = ticks[-1] - ticks[0] or 1.0
@@ -78,6 +80,13 @@ def plot_loss(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     if len(points) < 30:
         for x, y in points:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=LOSS_COLOR)
+    validation = [(scale(s, x_ticks, x0, x1), scale(v, y_ticks, y1, y0)) for s, v in evals]
+    if len(validation) > 1:
+        draw.line(validation, fill=EVAL_COLOR, width=2)
+    for x, y in validation:
+        draw.rectangle([x - 3, y - 3, x + 3, y + 3], fill=EVAL_COLOR)
+    if validation:
+        draw.text((130, y0 - 14), "validation loss", fill=EVAL_COLOR, font=font, anchor="lm")
     draw.rectangle([x0, y0, x1, y1], outline=INK)
     draw.text(((x0 + x1) / 2, HEIGHT - 8), "step", fill=INK, font=font, anchor="md")
     draw.text((8, y0 - 14), "training loss", fill=LOSS_COLOR, font=font, anchor="lm")

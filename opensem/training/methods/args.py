@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def make_args(
-    config_class: type, params: TrainParams, runtime: Runtime, output_dir: Path, cuda: bool, checkpointing: bool, extra: dict[str, Any]
+    config_class: type, params: TrainParams, runtime: Runtime, output_dir: Path, cuda: bool, checkpointing: bool, extra: dict[str, Any], validating: bool = False
 ) -> Any:
     """A trl config for a seeded, quiet, hub-free run that checkpoints into output_dir.
 
@@ -62,11 +62,23 @@ def make_args(
         "ddp_find_unused_parameters": False,
         **extra,
     }
+    if validating:  # evaluate every eval_steps, checkpoint at the same steps, end on the best one
+        values.update({"eval_strategy": "steps", "eval_steps": training.eval_steps, "save_steps": training.eval_steps, "per_device_eval_batch_size": compute.batch_size,
+                       "load_best_model_at_end": True, "metric_for_best_model": "eval_loss", "greater_is_better": False, "save_total_limit": 2})
     if "warmup_ratio" in fields:
         values["warmup_ratio"] = training.warmup_ratio
     else:
         values["warmup_steps"] = training.warmup_ratio  # below 1: a share of the total steps
     return config_class(**{key: value for key, value in values.items() if key in fields})
+
+
+def stopping_callbacks(params: TrainParams, validating: bool) -> list[Any]:
+    """Early stopping on the validation loss when the manifest asks for it."""
+    if not validating or params.training.early_stopping_patience is None:
+        return []
+    from transformers import EarlyStoppingCallback
+
+    return [EarlyStoppingCallback(early_stopping_patience=params.training.early_stopping_patience)]
 
 
 def tracking_callbacks(report_to: str, runtime: Runtime) -> list[Any]:

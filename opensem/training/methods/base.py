@@ -67,6 +67,7 @@ class TrainRequest:
     work_dir: Path  # scratch for checkpoints
     params: TrainParams  # method_config, training, compute and seed, as the manifest has them
     base_model_name: str | None = None  # what the artifact records as its base; None: not recorded
+    eval_records: list[dict[str, Any]] | None = None  # validation rows (training.eval_steps): eval loss, best checkpoint, early stopping
     hooks: TrainHooks = field(default_factory=TrainHooks)
     runtime: Runtime = field(default_factory=Runtime)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("opensem.train"))
@@ -109,6 +110,8 @@ def metric_row(step: int, logs: dict[str, Any], extra: tuple[str, ...] = ()) -> 
     Every row has loss, learning_rate, grad_norm and epoch; extra names method-specific values
     (a preference method's reward margin) that are kept when the trainer logged them.
     """
+    if "eval_loss" in logs and "loss" not in logs:
+        return {"step": step, "eval_loss": float(logs["eval_loss"])}
     if "loss" not in logs:
         return None
     row: dict[str, Any] = {"step": step}

@@ -48,7 +48,7 @@ class SupervisedMethod(TrainerMethod):
     def config_extra(self, params: TrainParams) -> dict[str, Any]:
         return {"packing": False}
 
-    def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
+    def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any, eval_dataset: Any = None) -> Any:
         if "seq_lengths" in dataset.column_names:  # packed: block-diagonal masks need a collator trl does not have
             from transformers import Trainer
 
@@ -59,10 +59,10 @@ class SupervisedMethod(TrainerMethod):
 
                 model = get_peft_model(model, peft_config)
             args.remove_unused_columns = False
-            return Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, data_collator=PackedCollator(tokenizer.pad_token_id))
+            return Trainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer, data_collator=PackedCollator(tokenizer.pad_token_id))
         from trl import SFTTrainer
 
-        return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+        return SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config)
 
 
 class LoraOptions(AdapterOptions):

@@ -25,7 +25,7 @@ from opensem.training.methods.base import (
     normalize_adapter_dir,
     quiet_libraries,
 )
-from opensem.training.methods.args import make_args, tracking_callbacks
+from opensem.training.methods.args import make_args, stopping_callbacks, tracking_callbacks
 from opensem.training.methods.checkpoints import checkpoint_step, last_checkpoint
 from opensem.training.methods.options import ALL_LINEAR, AdapterOptions, MethodOptions
 
@@ -116,10 +116,12 @@ class TrainerMethod(ABC):
                 if adapter is not None:
                     model, peft_config = backend.add_adapter(model, adapter, spec)
                 dataset = self.dataset(request.records, tokenizer, params)
-                args = make_args(self.config_class(), params, runtime, checkpoints, cuda, backend.trainer_checkpointing(spec), self.config_extra(params))
-                trainer = self.make_trainer(model, tokenizer, dataset, args, peft_config)
+                validating = bool(request.eval_records) and params.training.eval_steps is not None
+                args = make_args(self.config_class(), params, runtime, checkpoints, cuda, backend.trainer_checkpointing(spec), self.config_extra(params), validating)
+                extra = {"eval_dataset": self.dataset(request.eval_records or [], tokenizer, params)} if validating else {}
+                trainer = self.make_trainer(model, tokenizer, dataset, args, peft_config, **extra)
                 trainer.remove_callback(PrinterCallback)  # added by disable_tqdm; it prints every log line
-                for callback in [hf_callback(request.hooks), *tracking_callbacks(params.training.report_to, runtime)]:
+                for callback in [hf_callback(request.hooks), *tracking_callbacks(params.training.report_to, runtime), *stopping_callbacks(params, validating)]:
                     trainer.add_callback(callback)
                 resume = last_checkpoint(checkpoints)
                 resumed_from = checkpoint_step(resume)
@@ -137,7 +139,8 @@ class TrainerMethod(ABC):
                 # Checkpoints exist to resume a killed run; a finished one must not resume its own last step.
                 shutil.rmtree(checkpoints, ignore_errors=True)
             log = [row for entry in trainer.state.log_history if (row := metric_row(int(entry.get("step", 0)), entry, self.metric_extras))]
-            final_loss = log[-1]["loss"] if log else float(output.training_loss)
+            trained = [row for row in log if "loss" in row]
+            final_loss = trained[-1]["loss"] if trained else float(output.training_loss)
             return TrainOutcome(
                 train_loss=float(final_loss),
                 steps=int(trainer.state.global_step),
