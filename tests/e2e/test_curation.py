@@ -90,5 +90,6 @@ def test_curation_end_to_end(tmp_path: Path) -> None:
     ran, output = build(project)
     assert "train" in ran, output
     lock = json.loads((project.root / "manifests" / "curated.lock").read_text())
-    assert lock["stages"]["train"]["inputs"]["train"] == lock["stages"]["decontaminate"]["output"]
+    assert lock["stages"]["tokenize"]["inputs"]["train"] == lock["stages"]["decontaminate"]["output"]
+    assert lock["stages"]["train"]["inputs"]["tokens"] == lock["stages"]["tokenize"]["output"]
     assert lock["stages"]["split"]["inputs"]["records"] == lock["stages"]["dedup"]["output"]

@@ -67,10 +67,10 @@ class TrainRequest:
     work_dir: Path  # scratch for checkpoints
     params: TrainParams  # method_config, training, compute and seed, as the manifest has them
     base_model_name: str | None = None  # what the artifact records as its base; None: not recorded
-    eval_records: list[dict[str, Any]] | None = None  # validation rows (training.eval_steps): eval loss, best checkpoint, early stopping
     hooks: TrainHooks = field(default_factory=TrainHooks)
     runtime: Runtime = field(default_factory=Runtime)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("opensem.train"))
+    eval_records: list[dict[str, Any]] | None = None  # validation rows (training.eval_steps): eval loss, best checkpoint, early stopping
 
 
 @dataclass(frozen=True)
