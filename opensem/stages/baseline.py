@@ -47,7 +47,7 @@ class Baseline:
         sources = eval_sources(wiring)
         params = eval_params(wiring, EvalParams)
         if sources and params is not None:
-            wiring.add(self, params, {**wiring.base_inputs(), **sources}, provides=("baseline",))
+            wiring.add(self, params, {**wiring.original_base_inputs(), **sources}, provides=("baseline",))
 
     def run(self, params: EvalParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Generate and score the base model's answers; judge them when a judge is configured."""

@@ -46,7 +46,9 @@ class Evaluate:
         params = eval_params(wiring, EvaluateParams)
         if params is None or wiring.channel("adapter") is None:
             return  # no model to evaluate: the problem that stopped training or merging says why
-        inputs = {"adapter": wiring.channel("adapter"), **wiring.base_inputs(), **eval_sources(wiring)}
+        inputs = {"adapter": wiring.channel("adapter"), **wiring.original_base_inputs(), **eval_sources(wiring)}
+        if wiring.base_inputs() != wiring.original_base_inputs():  # pretrained here: the adapter sits on that base
+            inputs["tuned_base"] = wiring.base_inputs()["base"]
         for slot, channel in (("test", "split"), ("baseline", "baseline"), ("tokens", "tokens")):  # a merge of other experts has no test split of its own
             if wiring.channel(channel) is not None:
                 inputs[slot] = wiring.channel(channel)
@@ -111,6 +113,8 @@ def _local_sides(params: EvaluateParams, inputs: dict[str, Path], records: Any, 
             try:
                 model = load_model(model_path, stage)
                 base_side = run_side(model, tokenizer, base_sets, params.generation(), bar)
+                if "tuned_base" in inputs:  # the adapter was trained on the pretrained base
+                    model = load_model(resolve_base_model({"base": inputs["tuned_base"]}, None, stage), stage)
                 tuned = _load_tuned(model, tuned_kind, tuned_dir)
                 tuned_side = run_side(tuned, tokenizer, tuned_sets, params.generation(), bar)
             finally:

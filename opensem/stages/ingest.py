@@ -169,7 +169,7 @@ class Ingest:
             specs.append(spec)
         feedback, use = self._feedback(wiring, slots)
         params = IngestParams(sources=specs, chunking=wiring.section("data.chunking"), feedback=feedback, feedback_use=use)
-        wiring.add(self, params, slots, provides=("records",), volatile=any(spec.remote for spec in specs))
+        wiring.add(self, params, slots, provides=("records", "documents"), volatile=any(spec.remote for spec in specs))
 
     @staticmethod
     def _feedback(wiring: Wiring, slots: dict[str, Input | None]) -> tuple[FeedbackConfig | None, Any]:

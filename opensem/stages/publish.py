@@ -72,7 +72,8 @@ class PublishStage:
         if target is None:
             return
         m = wiring.manifest
-        tiny = not isinstance(m.base_model, str)  # a tiny base model is small enough to ship beside its adapter
+        # A tiny base is small enough to ship beside its adapter; a base pretrained here exists nowhere else.
+        tiny = not isinstance(m.base_model, str) or wiring.base_inputs() != wiring.original_base_inputs()
         params = PublishParams(**target.model_dump(), job_id=m.job_id, base_model="base_model/model" if tiny else m.base_model)
         inputs = {
             "adapter": wiring.channel("adapter"),

@@ -58,12 +58,17 @@ class Train:
             )
         if m.compute.backend == "openai":
             self._wire_provider(wiring, method)
-        if m.training.eval_steps is not None and not method.tokenized:
-            wiring.problem(("training", "eval_steps"), f"validation during training is for the methods the tokenize stage serves (sft, lora, dora, qlora), not {method.name}",
+        if m.training.eval_steps is not None and method.token_shape != "sft":
+            wiring.problem(("training", "eval_steps"), f"validation during training is for the supervised methods (sft, lora, dora, qlora, distill), not {method.name}",
                            "remove eval_steps, or train with lora")
-        tokens = wiring.channel("tokens") if method.tokenized and m.compute.backend != "openai" else None
+        for key, on in (("packing", m.training.packing), ("loss_on", m.training.loss_on == "assistant")):
+            if on and method.token_shape != "sft":
+                wiring.problem(("training", key), f"{method.name} trains on prompt/answer pairs: training.{key} is for the supervised methods", f"remove training.{key}")
+        tokens = wiring.channel("tokens") if m.compute.backend != "openai" else None
         data = {"tokens": tokens} if tokens is not None else {"train": wiring.channel("train")}  # token ids when the tokenize stage made them
         inputs = {**data, **({} if m.compute.backend == "openai" else wiring.base_inputs())}
+        if getattr(m.method_config, "teacher", None) is not None:
+            inputs.update(_teacher_inputs(wiring, m.method_config.teacher))
         if m.compute.accelerate_config is not None:  # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
             inputs["accelerate_config"] = wiring.source(m.compute.accelerate_config, ("compute", "accelerate_config"))
         params = TrainParams(method_config=m.method_config, training=m.training, compute=m.compute, seed=m.seed, base_model=wiring.hub_model, persona=wiring.persona())
@@ -93,12 +98,10 @@ class Train:
         validation: list[dict[str, Any]] | None = None
         if "tokens" in inputs:  # checked and tokenized by the tokenize stage
             from opensem.training.data import RecordSet
-            from opensem.training.tokenized import read_sequences
+            from opensem.training.tokenized import training_rows
 
-            rows = [{"input_ids": s.ids, "loss_mask": s.loss, "seq_lengths": s.lengths} for s in read_sequences(Path(inputs["tokens"]), "train")]
+            rows, validation = training_rows(Path(inputs["tokens"]))
             records = RecordSet(Path(inputs["tokens"]) / "train.npz", rows, list(range(1, len(rows) + 1)))
-            if (Path(inputs["tokens"]) / "validation.npz").is_file():
-                validation = [{"input_ids": s.ids, "loss_mask": s.loss, "seq_lengths": [len(s.ids)]} for s in read_sequences(Path(inputs["tokens"]), "validation")]
         else:
             records = load_records(_train_file(inputs))
             check_shapes(records, method.shapes, method.name)  # before any model is loaded
@@ -146,6 +149,7 @@ class Train:
             hooks=TrainHooks(on_start=start, on_step=step, on_log=log, on_end=end),
             runtime=runtime,
             log=ctx.log,
+            models={role: str(inputs[role]) for role in ("teacher", "teacher_base") if role in inputs},
         )
         try:
             if params.compute.launcher == "accelerate":
@@ -161,6 +165,21 @@ class Train:
         write_metrics(outcome.log, out_dir / "metrics.jsonl")
         plot_loss(outcome.log, out_dir / "loss.png", f"{method.name}, {len(records)} records")
         return _result(method.name, len(records), outcome, report.gradient_checkpointing, "packed sequences" if params.training.packing else "records")
+
+
+def _teacher_inputs(wiring: Wiring, teacher: Any) -> dict[str, Any]:
+    """A distillation teacher as inputs, so its bytes key the lot: a local folder, or another manifest's model and base."""
+    key = ("method_config", "teacher")
+    if isinstance(teacher, str):
+        found = wiring.model_inputs(teacher, key)
+        return {"teacher": found["model"]} if found else {}  # a hub id: its name is in the params
+    other = wiring.include(teacher.manifest, (*key, "manifest"))
+    if other is None:
+        return {}
+    if other.channel("adapter") is None:
+        wiring.problem((*key, "manifest"), f"{teacher.manifest} trains no model to teach with", "point at a manifest with data and training")
+        return {}
+    return {"teacher": other.channel("adapter"), **({"teacher_base": other.base_inputs()["base"]} if other.base_inputs() else {})}
 
 
 def preflight(method: Method, params: TrainParams, model_path: str, ctx: StageContext) -> tuple[HardwareReport, int]:

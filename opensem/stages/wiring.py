@@ -89,8 +89,18 @@ class Wiring:
             return None
 
     def base_inputs(self) -> dict[str, Input]:
-        """{"base": ...} when the base model is a local folder or a tiny model stage, else nothing."""
+        """{"base": ...} when the base model is a local folder or a tiny model stage (or was pretrained here), else nothing."""
         return {"base": self.channels["base"]} if "base" in self.channels else {}
+
+    def original_base_inputs(self) -> dict[str, Input]:
+        """The base the manifest names, before any pretraining: what baselines compare against (and its tokenizer)."""
+        base = self.channels.get("original_base") or self.channels.get("base")
+        return {"base": base} if base is not None else {}
+
+    def keep_original_base(self) -> None:
+        """Before a stage provides a new base (pretrain): remember the manifest's own."""
+        if "base" in self.channels and "original_base" not in self.channels:
+            self.channels["original_base"] = self.channels["base"]
 
     def base_identity(self) -> str:
         """What the base model is, to compare two manifests' bases: a hub id, a project path or a tiny spec."""

@@ -38,6 +38,9 @@ def train_launched(method: str, request: TrainRequest, processes: int, config_fi
     (folder / "outcome.json").unlink(missing_ok=True)
     records = folder / "records.jsonl"
     write_records(records, request.records)
+    validation = folder / "validation.jsonl"
+    if request.eval_records:
+        write_records(validation, request.eval_records)
     spec = {
         "method": method,
         "model_path": request.model_path,
@@ -47,6 +50,8 @@ def train_launched(method: str, request: TrainRequest, processes: int, config_fi
         "base_model_name": request.base_model_name,
         "params": request.params.model_dump(mode="json"),
         "runtime": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request.runtime).items()},
+        "models": request.models,
+        "eval_records": str(validation) if request.eval_records else None,
     }
     write_json(folder / "request.json", spec)
     command = launch_command(processes, config_file, request.params.compute.mixed_precision, folder / "request.json")
@@ -186,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         hooks=hooks,
         runtime=Runtime(**runtime),
         log=log,
+        eval_records=load_records(Path(spec["eval_records"])).records if spec.get("eval_records") else None,
+        models=spec.get("models", {}),
     )
     try:
         outcome = get_method(spec["method"]).train(request)

@@ -93,6 +93,18 @@ def read_sequences(folder: Path, name: str) -> list[Sequence]:
         ]
 
 
+def training_rows(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """(train rows, validation rows or None) of a tokenize stage's output, as the methods' datasets take them."""
+    if json.loads((folder / "train.json").read_text()).get("shape", "sft") != "sft":
+        from opensem.training.paired_tokens import read_rows
+
+        return read_rows(folder, "train"), None
+    rows = [{"input_ids": s.ids, "loss_mask": s.loss, "seq_lengths": s.lengths} for s in read_sequences(folder, "train")]
+    if not (folder / "validation.npz").is_file():
+        return rows, None
+    return rows, [{"input_ids": s.ids, "loss_mask": s.loss, "seq_lengths": [len(s.ids)]} for s in read_sequences(folder, "validation")]
+
+
 def padding_fraction(sequences: list[Sequence], batch_size: int) -> float:
     """Share of a batch's tensor that is padding, batches taken in order (what a trainer pays for)."""
     padded = real = 0

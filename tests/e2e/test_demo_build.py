@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import Project
 
-ALL_STAGES = ["base_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "tokenize", "train", "baseline", "evaluate", "gate", "publish"]
+ALL_STAGES = ["base_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "pretrain", "tokenize", "train", "baseline", "evaluate", "gate", "publish"]
 DOC = "data/tiny-demo/docs/03-water.md"
 
 pytestmark = pytest.mark.slow
@@ -39,11 +39,11 @@ def test_second_build_runs_nothing_and_plan_agrees(built_demo: tuple[Project, li
 def test_learning_rate_change_reruns_train_evaluate_publish_and_back_is_free(built_demo: tuple[Project, list[str], str]) -> None:
     project, _, _ = built_demo
     lock_before = project.lock.read_text()
-    original = project.edit("manifests/tiny-demo.yaml", "learning_rate: 0.003", "learning_rate: 0.002")
+    original = project.edit("manifests/tiny-demo.yaml", "learning_rate: 0.0003", "learning_rate: 0.0002")
     code, text = project.run("plan", str(project.manifest), "--json")
     stale = {s["name"]: s["reasons"] for s in json.loads(text)["stages"] if s["status"] == "stale"}
     assert set(stale) == {"train", "evaluate", "gate", "publish"}
-    assert {"code": "params-changed", "text": "params changed: training.learning_rate 0.003 -> 0.002", "key": "training.learning_rate", "old": 0.003, "new": 0.002} in stale["train"]
+    assert {"code": "params-changed", "text": "params changed: training.learning_rate 0.0003 -> 0.0002", "key": "training.learning_rate", "old": 0.0003, "new": 0.0002} in stale["train"]
     assert [r["code"] for r in stale["evaluate"]] == ["waits-for"]
     assert project.build()[0] == ["train", "evaluate", "gate", "publish"]
     assert project.lock.read_text() != lock_before
@@ -58,7 +58,7 @@ def test_document_edit_reruns_what_depends_on_changed_bytes(built_demo: tuple[Pr
     original = project.edit(DOC, "water", "filtered water", )
     try:
         # baseline reads no training data, so it stays a store hit
-        assert project.build()[0] == ["ingest", "synthesize", "dedup", "split", "decontaminate", "tokenize", "train", "evaluate", "gate", "publish"]
+        assert project.build()[0] == ["ingest", "synthesize", "dedup", "split", "decontaminate", "pretrain", "tokenize", "train", "evaluate", "gate", "publish"]
     finally:
         (project.root / DOC).write_text(original)
     assert project.build()[0] == []

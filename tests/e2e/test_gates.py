@@ -30,7 +30,7 @@ def gated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, O
     server = OpenAICompatibleServer().start()
     server.answer = lambda body: json.dumps({"score": 2, "reason": "partly right"})
     server.script(Content("A solid 4 out of 5."), Content("Still not JSON."))  # one verdict stays invalid (max_retries 1)
-    project.edit("manifests/tiny-demo.yaml", "max_steps: 60", "max_steps: 30")
+    project.edit("manifests/tiny-demo.yaml", "max_steps: 400", "max_steps: 40")  # a shorter pretraining: the gates are the point here
     project.set_section(
         "evaluation",
         "evaluation:\n  batch_size: 16\n  max_new_tokens: 12\n"

@@ -131,7 +131,7 @@ def test_the_floor_imports_no_ml_library_until_it_trains() -> None:
         "import sys, opensem.training.hardware, opensem.training.launch, opensem.training.backends.hf, opensem.training.backends.unsloth\n"
         "from opensem.training.methods import method_names, get_method\n"
         "from opensem.stages.train import Train\n"
-        "[Train.Params.model_validate({'method_config': {'type': m}, 'seed': 1}) for m in method_names()]\n"
+        "[Train.Params.model_validate({'method_config': {'type': m, **({'teacher': 'org/teacher'} if m == 'distill' else {})}, 'seed': 1}) for m in method_names()]\n"
         "from opensem.training.hardware import HardwarePlan, MethodProfile, check_hardware, Device\n"
         "check_hardware(HardwarePlan(MethodProfile('lora'), None, 512, 4), [Device('NVIDIA H100', 80, 79)])\n"
         "heavy = {'torch', 'transformers', 'peft', 'trl', 'datasets', 'unsloth', 'matplotlib'} & set(sys.modules)\n"

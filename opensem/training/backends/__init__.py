@@ -42,6 +42,7 @@ class AdapterSpec:
     dropout: float
     targets: tuple[str, ...] | str
     use_dora: bool = False
+    modules_to_save: tuple[str, ...] = ()  # trained in full beside the adapter (embeddings, output head)
 
 
 class Backend(Protocol):

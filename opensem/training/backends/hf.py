@@ -59,6 +59,7 @@ class HfBackend:
             lora_dropout=adapter.dropout,
             target_modules=adapter.targets if isinstance(adapter.targets, str) else list(adapter.targets),
             use_dora=adapter.use_dora,
+            modules_to_save=list(adapter.modules_to_save) or None,
             bias="none",
             task_type="CAUSAL_LM",
         )

@@ -52,6 +52,7 @@ class UnslothBackend:
             use_gradient_checkpointing=_checkpointing(spec),
             random_state=spec.seed,
             use_dora=adapter.use_dora,
+            modules_to_save=list(adapter.modules_to_save) or None,
         )
         return wrapped, None
 

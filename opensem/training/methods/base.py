@@ -71,6 +71,7 @@ class TrainRequest:
     runtime: Runtime = field(default_factory=Runtime)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("opensem.train"))
     eval_records: list[dict[str, Any]] | None = None  # validation rows (training.eval_steps): eval loss, best checkpoint, early stopping
+    models: dict[str, str] = field(default_factory=dict)  # other models the method reads, by role (distill: teacher, teacher_base)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Method(Protocol):
     paired: ClassVar[bool]  # each example is two sequences (chosen and rejected)
     vram_floor_gb: ClassVar[float | None]  # below this card size, refuse without gradient checkpointing
     min_batch_size: ClassVar[int]  # records per device per step the method's loss needs
+    token_shape: ClassVar[str]  # how the tokenize stage stores its records: sft, preference or feedback
 
     def train(self, request: TrainRequest) -> TrainOutcome: ...
 

@@ -39,10 +39,13 @@ class DpoMethod(TrainerMethod):
     vram_floor_gb = 24.0
     metric_extras = PREFERENCE_METRICS
     token_columns = {"prompt_ids": 2, "chosen_ids": 1, "rejected_ids": 1}
+    token_shape = "preference"
 
     def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
         from datasets import Dataset
 
+        if records and "prompt_ids" in records[0]:  # the tokenize stage's ids
+            return Dataset.from_dict({c: [r[c] for r in records] for c in ("prompt_ids", "chosen_ids", "rejected_ids")})
         return Dataset.from_list(preference_rows(records, tokenizer))
 
     def config_class(self) -> type:
@@ -56,4 +59,6 @@ class DpoMethod(TrainerMethod):
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
         from trl import DPOTrainer
 
-        return DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+        from opensem.training.methods.pretokenized import skipping_tokenization
+
+        return skipping_tokenization(DPOTrainer)(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)

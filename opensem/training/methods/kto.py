@@ -36,10 +36,13 @@ class KtoMethod(TrainerMethod):
     min_batch_size = 2  # the KL term pairs each completion with another prompt of its batch
     metric_extras = ("rewards/margins", "kl")
     token_columns = {"prompt_ids": 1, "completion_ids": 1}
+    token_shape = "feedback"
 
     def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
         from datasets import Dataset
 
+        if records and "prompt_ids" in records[0]:  # the tokenize stage's ids
+            return Dataset.from_dict({c: [r[c] for r in records] for c in ("prompt_ids", "completion_ids", "label")})
         return Dataset.from_list(feedback_rows(records, tokenizer))
 
     def config_class(self) -> type:
@@ -53,4 +56,6 @@ class KtoMethod(TrainerMethod):
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
         from trl import KTOTrainer
 
-        return KTOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+        from opensem.training.methods.pretokenized import skipping_tokenization
+
+        return skipping_tokenization(KTOTrainer)(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)

@@ -25,7 +25,6 @@ class SupervisedMethod(TrainerMethod):
     """Next-token training on chats (messages) and documents (text), through SFTTrainer."""
 
     shapes = SFT_SHAPES
-    tokenized = True
 
     def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
         """Rows of the tokenize stage (input_ids, loss_mask, seq_lengths), or records tokenized here."""

@@ -48,10 +48,15 @@ class OrpoMethod(TrainerMethod):
     vram_floor_gb = 24.0
     metric_extras = (*PREFERENCE_METRICS, "nll_loss", "log_odds_ratio")
     token_columns = {"chosen_input_ids": 1, "rejected_input_ids": 1}
+    token_shape = "preference"
 
     def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
         from datasets import Dataset
 
+        if records and "prompt_ids" in records[0]:  # the tokenize stage's ids, in the columns ORPO builds per row
+            from opensem.training.paired_tokens import orpo_rows
+
+            return Dataset.from_list(orpo_rows(records, params.training.max_seq_length))
         return Dataset.from_list(preference_rows(records, tokenizer))
 
     def config_class(self) -> type:
@@ -62,4 +67,6 @@ class OrpoMethod(TrainerMethod):
         return {"beta": params.method_config.beta, "remove_unused_columns": False}
 
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
-        return _orpo()[1](model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+        from opensem.training.methods.pretokenized import skipping_tokenization
+
+        return skipping_tokenization(_orpo()[1])(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)

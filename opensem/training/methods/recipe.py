@@ -46,7 +46,9 @@ class TrainerMethod(ABC):
     vram_floor_gb: ClassVar[float | None] = None
     use_dora: ClassVar[bool] = False
     min_batch_size: ClassVar[int] = 1
-    tokenized: ClassVar[bool] = False  # trains on token ids the tokenize stage made (else trl tokenizes)
+    # The records it trains on, as the tokenize stage stores their token ids: sft (one sequence per record),
+    # preference (prompt, chosen, rejected) or feedback (prompt, completion, label).
+    token_shape: ClassVar[str] = "sft"
     metric_extras: ClassVar[tuple[str, ...]] = ()  # trainer log values kept in metrics.jsonl besides loss, lr, grad norm
     # Tokens one example puts through the model, as {tokenized column: times it is forwarded}.
     token_columns: ClassVar[dict[str, int]] = {"input_ids": 1}

@@ -36,7 +36,7 @@ def preferences(n: int) -> list[dict[str, Any]]:
 
 
 def test_registry_knows_every_method_and_refuses_unknown_names() -> None:
-    assert sorted(method_names()) == ["dora", "dpo", "kto", "lora", "orpo", "qlora", "sft"]
+    assert sorted(method_names()) == ["distill", "dora", "dpo", "kto", "lora", "orpo", "qlora", "sft"]
     assert isinstance(get_method("lora"), LoraMethod)
     with pytest.raises(UsageError, match="unknown training method 'nope'") as info:
         get_method("nope")
