@@ -12,9 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +20,8 @@ from opensem.routing.config import RouteServeConfig
 from opensem.routing.forward import Forwarder
 from opensem.routing.registry import ExpertRegistry, describe
 from opensem.serving.openai_api import ApiError, ChatMessage, ChatRequest
-from opensem.serving.ops import RateLimiter, check_key
+from opensem.serving.ops import RateLimiter
+from opensem.serving.http import common_app
 
 AUTO = "auto"
 
@@ -116,30 +114,7 @@ class RouterState:
 
 
 def create_router_app(state: RouterState) -> Any:
-    app = FastAPI(title="opensem router", docs_url=None, redoc_url=None, openapi_url=None)
-    if state.config.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=state.config.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        state.metrics.requests.labels(request.url.path, str(exc.status)).inc()
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"] if p != "body") or None
-        return JSONResponse(ApiError(400, f"{param + ': ' if param else ''}{first['msg'].removeprefix('Value error, ')}", param=param).body(), status_code=400)
-
-    @app.exception_handler(404)
-    async def missing(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(ApiError(404, f"no route {request.url.path}", code="not_found").body(), status_code=404)
-
-    async def caller(request: Request) -> None:
-        """Checked before the body is read: a request without a key is 401 whatever it holds."""
-        state.limiter.take(check_key(state.key, request.headers.get("authorization")))
-
-    protected = [Depends(caller)]
+    app, protected = common_app("opensem router", state, on_error=lambda path, status: state.metrics.requests.labels(path, str(status)).inc())
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

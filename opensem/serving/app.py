@@ -15,16 +15,14 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from opensem.serving.completions import Outcome, generation_for, new_id, prompt_of, streamed, submit, whole
 from opensem.serving.config import ServeConfig
 from opensem.serving.openai_api import ApiError, ChatRequest, CompletionRequest
-from opensem.serving.ops import Metrics, RateLimiter, check_key, log_request
+from opensem.serving.ops import Metrics, RateLimiter, log_request
+from opensem.serving.http import common_app
 from opensem.serving.pool import ModelPool
 
 RECENT = 10_000  # completions remembered for feedback
@@ -56,30 +54,8 @@ class ServerState:
 
 
 def create_app(state: ServerState) -> Any:
-    app = FastAPI(title="opensem", docs_url=None, redoc_url=None, openapi_url=None)
+    app, protected = common_app("opensem", state)
     app.state.opensem = state
-    if state.config.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=state.config.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"] if p != "body") or None
-        return JSONResponse(ApiError(400, f"{param + ': ' if param else ''}{first['msg'].removeprefix('Value error, ')}", param=param).body(), status_code=400)
-
-    @app.exception_handler(404)
-    async def missing(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(ApiError(404, f"no route {request.url.path}", code="not_found").body(), status_code=404)
-
-    async def caller(request: Request) -> None:
-        """Checked before the body is read: a request without a key is 401 whatever it holds."""
-        state.limiter.take(check_key(state.key, request.headers.get("authorization")))
-
-    protected = [Depends(caller)]
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
