@@ -13,7 +13,7 @@
    the same LoRA with method lora and with method distill (teacher: the demo's model); their
    golden metrics side by side, as `opensem build` prints them.
 
-Run from the project root:  .venv/bin/python bench/training_data.py [--records 100000] [--steps 20] [--skip-distill]
+Run from the project root:  .venv/bin/python bench/training_data.py [--records 100000] [--steps 20] [--parts 123]
 """
 
 from __future__ import annotations
@@ -103,20 +103,29 @@ def train(inputs: dict[str, Path], steps: int, packing: bool, name: str) -> tupl
     return time.perf_counter() - started, result
 
 
+def retrain(kind: str, steps: int) -> float:
+    """Wall time of `Train().run` in a fresh process: from the stored ids (hit) or from the split (miss)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--retrain", kind, "--steps", str(steps)], check=True)
+    return time.perf_counter() - started
+
+
 def tokenize_cache(count: int, steps: int, base: Path) -> None:
     from opensem.data.records import write_records
 
     records = chats(count)
     split = fresh(WORK / "split")
     write_records(split / "train.jsonl", records)
+    import datasets, peft, torch, transformers, trl  # noqa: F401,E401  (imported before any timing: both sides pay them equally otherwise)
+
     tokens, stage_s = tokenize_stage(split, base, packing=False)
     peer_s = datasets_map(records, base)
     print(f"\n1. tokenize {count:,} records (tiny Llama tokenizer, chat template, max 256)")
     print(f"   tokenize stage  {stage_s:7.2f} s  {count / stage_s:9,.0f} records/s")
     print(f"   datasets.map    {peer_s:7.2f} s  {count / peer_s:9,.0f} records/s   stage / map time: {stage_s / peer_s:.2f}x")
-    hit_s, _ = train({"tokens": tokens, "base": base}, steps, False, "hit")
-    miss_s, _ = train({"train": split, "base": base}, steps, False, "miss")
-    print(f"   retrain after a learning-rate change ({steps} LoRA steps):")
+    del records  # the retrains run in fresh processes, as a build's train stage does
+    hit_s, miss_s = retrain("hit", steps), retrain("miss", steps)
+    print(f"   retrain after a learning-rate change ({steps} LoRA steps, a fresh process each, imports included):")
     print(f"   from stored tokens (store hit)  {hit_s:7.2f} s")
     print(f"   re-tokenizing in the run        {miss_s:7.2f} s   re-tokenizing / store hit: {miss_s / hit_s:.2f}x")
 
@@ -156,6 +165,9 @@ def distillation() -> None:
     (project / "manifests" / "student-lora.yaml").write_text(student.replace("job_id: tiny-demo", "job_id: student-lora"))
     distilled = student.replace("type: lora", "type: distill\n  teacher: {manifest: manifests/tiny-demo.yaml}\n  temperature: 2.0\n  distill_alpha: 0.7")
     (project / "manifests" / "student-distill.yaml").write_text(distilled.replace("job_id: tiny-demo", "job_id: student-distill"))
+    for job in ("student-lora", "student-distill"):  # the golden set lives at data/<job_id>/golden/
+        if not (project / "data" / job / "golden").is_dir():
+            shutil.copytree(ROOT / "data" / "tiny-demo" / "golden", project / "data" / job / "golden")
     opensem = str(Path(sys.executable).parent / "opensem")
     print("\n3. distillation against SFT (students: the demo with 40 pretraining steps instead of 400; 60 LoRA steps, lr 0.003)")
     print(f"   {'':18} {'teacher (demo)':>18} {'student lora':>18} {'student distill':>18}")
@@ -165,7 +177,7 @@ def distillation() -> None:
         if done.returncode != 0:
             print(done.stdout[-3000:], done.stderr[-3000:])
             raise SystemExit(f"building {name} failed")
-        outputs[name] = golden(done.stdout)
+        outputs[name] = golden(done.stderr)  # the console (and its tables) is stderr
     for metric in outputs["tiny-demo"]:
         print(f"   {metric:18} " + " ".join(f"{outputs[name][metric]:>18}" for name in outputs))
 
@@ -174,17 +186,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--skip-distill", action="store_true")
+    parser.add_argument("--parts", default="123", help="which parts to run: 1 tokenize cache, 2 packing, 3 distillation")
+    parser.add_argument("--retrain", choices=("hit", "miss"), help=argparse.SUPPRESS)  # part 1's child process
     args = parser.parse_args()
+    if args.retrain:
+        inputs = {"tokens": WORK / "tokens"} if args.retrain == "hit" else {"train": WORK / "split"}
+        train({**inputs, "base": WORK / "base"}, args.steps, False, args.retrain)
+        return
     logging.basicConfig(level=logging.WARNING)
     from opensem.training.tiny import make_tiny_model
 
     base = WORK / "base"
     if not (base / "model" / "config.json").is_file():
         make_tiny_model(fresh(base) / "model")
-    tokenize_cache(args.records, args.steps, base)
-    packing(2_000, args.steps * 2, base)
-    if not args.skip_distill:
+    if "1" in args.parts:
+        tokenize_cache(args.records, args.steps, base)
+    if "2" in args.parts:
+        packing(2_000, args.steps * 2, base)
+    if "3" in args.parts:
         distillation()
 
 

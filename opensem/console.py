@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 from rich.console import Console
@@ -19,27 +20,49 @@ def short(lot: str | None) -> str:
     return lot[:12] if lot else "-" * 12
 
 
+class _Bars:
+    """One live display for every open bar: stages running at once (build -j) each get a line of it."""
+
+    lock = threading.Lock()
+    progress: Progress | None = None
+    open = 0
+
+
 class _BarHandle:
     def __init__(self, description: str, total: int | None) -> None:
-        self._progress = Progress(
-            TextColumn("    {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=not _plain_output(),
-            disable=not console.is_terminal and os.environ.get("OPENSEM_PROGRESS") != "1",
-        )
-        self._task = self._progress.add_task(description, total=total)
-        self._progress.start()
+        with _Bars.lock:
+            if _Bars.progress is None:
+                _Bars.progress = Progress(
+                    TextColumn("    {task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    TextColumn("eta"),
+                    TimeRemainingColumn(),
+                    console=console,
+                    transient=not _plain_output(),
+                    disable=not console.is_terminal and os.environ.get("OPENSEM_PROGRESS") != "1",
+                )
+                _Bars.progress.start()
+            self._progress = _Bars.progress
+            self._task = self._progress.add_task(description, total=total)
+            _Bars.open += 1
+        self._closed = False
 
     def advance(self, amount: int = 1) -> None:
         self._progress.advance(self._task, amount)
 
     def close(self) -> None:
-        self._progress.stop()
+        with _Bars.lock:
+            if self._closed:
+                return
+            self._closed = True
+            _Bars.open -= 1
+            if self._progress.live.transient:
+                self._progress.remove_task(self._task)
+            if _Bars.open == 0:
+                self._progress.stop()
+                _Bars.progress = None
 
 
 def _plain_output() -> bool:

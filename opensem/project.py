@@ -7,6 +7,7 @@ yields the doit tasks of every manifest in <project>/manifests/ for plain `doit`
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,21 +31,23 @@ def open_session(graph: StageGraph, force: frozenset[str] = frozenset(), digests
     """A build session of a graph, with the project's digest cache and the stage runner."""
     from opensem.stages.runner import PipelineRunner
 
+    from opensem.build.remote import cache_from
+
     digests = digests or DigestCache(Layout(graph.project_root).digest_cache_file)
-    return BuildSession(graph, digests, PipelineRunner(), force)
+    return BuildSession(graph, digests, PipelineRunner(), force, remote=cache_from(graph.cache, graph.project_root, os.environ))
 
 
 def project_tasks(project_root: Path) -> Iterator[dict[str, Any]]:
     """Stage tasks plus a lock-writing task for each manifest in <project>/manifests/.
 
-    An invalid manifest stops doit before anything runs, with the same message and exit code
-    (2) as `opensem build`.
+    An invalid manifest is reported on stderr, with the same message as `opensem build`, and left
+    out: the other manifests still list and build (`opensem validate` exits 2 on it).
     """
     digests = DigestCache(Layout(project_root).digest_cache_file)
     for manifest in sorted((project_root / "manifests").glob("*.y*ml")):
         try:
             session = open_session(load_graph(manifest), digests=digests)
         except OpensemError as exc:
-            sys.stderr.write(exc.render() + "\n")
-            raise SystemExit(2) from None
+            sys.stderr.write(f"!! {manifest.name} is invalid and left out of this doit run:\n{exc.render()}\n")
+            continue
         yield from session.tasks(with_lock_task=True)

@@ -8,13 +8,15 @@ build made by either is up to date for the other.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from opensem import __version__
 from opensem.build.digests import DigestCache
@@ -22,6 +24,7 @@ from opensem.build.files import discard
 from opensem.build.graph import SourceInput, StageGraph, UpstreamInput
 from opensem.build.layout import Layout, lock_path
 from opensem.build.lock import DamagedLock, lock_from_plan, read_lock, write_lock
+from opensem.build.lotlock import describe, lot_lock
 from opensem.build.lots import LOCK_FORMAT
 from opensem.build.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
 from opensem.build.stage import StageContext, StageRunner
@@ -29,7 +32,11 @@ from opensem.build.stamp import write_stamp
 from opensem.console import console, escape, progress_bar, short
 from opensem.errors import OpensemError, StageError
 
+if TYPE_CHECKING:
+    from opensem.build.remote import RemoteCache
+
 log = logging.getLogger("opensem")
+HEAVY = threading.BoundedSemaphore(1)  # one heavy stage at a time in this process, whatever -j says
 
 
 @dataclass
@@ -41,8 +48,11 @@ class BuildSession:
     runner: StageRunner
     force: frozenset[str] = frozenset()
     until: str | None = None
+    remote: RemoteCache | None = None  # a stage cache shared between machines (opensem.build.remote)
     ran: list[str] = field(default_factory=list)
     hits: list[str] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)  # hits that came from the shared cache
+    label_job: bool = False  # several manifests in one build: stage lines say whose stage it is
     error: OpensemError | None = None
 
     def __post_init__(self) -> None:
@@ -55,6 +65,9 @@ class BuildSession:
         except DamagedLock as exc:  # the build rewrites it from the store; nothing built is lost
             console.print(f"  [yellow]![/] {escape(exc.render())}\n    planning as if there were no lock; a build writes a sound one")
             self.previous_lock = None
+
+    def shown(self, stage: str) -> str:
+        return f"{self.graph.job_id}:{stage}" if self.label_job else stage
 
     def task_name(self, stage: str) -> str:
         return f"{self.graph.job_id}:{stage}"
@@ -87,23 +100,53 @@ class BuildSession:
         lot = self.resolver.resolve(node)
         if lot is None:
             raise StageError(f"stage {name}: upstream output unknown", hint="this is a bug in the task order; please report it")
-        if name in self.force or not self.store.has(lot):
+        if name in self.force:
             return False
-        if not self.store.intact(lot, self.digests):
-            console.print(f"  [yellow]![/] {name:<13} store entry {short(lot)} was modified; dropping it and rebuilding")
+        if self.store.has(lot) and not self.store.intact(lot, self.digests):
+            console.print(f"  [yellow]![/] {self.shown(name):<13} store entry {short(lot)} was modified; dropping it and rebuilding")
             self.store.drop(lot)
+        if not self.store.has(lot):
+            return self._pull(name, lot)
+        self.resolver.record_output(name, str(self.store.output_digest(lot)))
+        self.hits.append(name)
+        console.print(f"  [dim]·[/] {self.shown(name):<13} up to date   [dim]{short(lot)}[/]")
+        return True
+
+    def _pull(self, name: str, lot: str) -> bool:
+        """Take lot from the shared cache, if there is one and it has the lot intact (under the lot's
+        lock, so no build of this machine stages the same lot at the same time)."""
+        if self.remote is None:
+            return False
+        with lot_lock(self.store.root / ".locks", lot, f"{self.graph.job_id}:{name} (pulling)", lambda holder: None):
+            fetched = None if self.store.has(lot) else self.remote.fetch(lot, self.store, self.digests)
+        if fetched is not None and fetched.status == "corrupt":
+            console.print(f"  [yellow]![/] {self.shown(name):<13} cache entry {short(lot)} unusable ({escape(fetched.reason)}); building it here")
+        if fetched is not None and fetched.status != "hit":
             return False
         self.resolver.record_output(name, str(self.store.output_digest(lot)))
         self.hits.append(name)
-        console.print(f"  [dim]·[/] {name:<13} up to date   [dim]{short(lot)}[/]")
+        where = "built meanwhile by another build" if fetched is None else escape(self.remote.url)
+        if fetched is not None:
+            self.pulled.append(name)
+        console.print(f"  [dim]·[/] {self.shown(name):<13} {'from cache  ' if fetched else 'up to date  '} [dim]{short(lot)}  {where}[/]")
         return True
+
+    def _push(self, name: str, lot: str) -> None:
+        """Give a new entry to a read-write shared cache; a failed upload is a warning, the build goes on."""
+        if self.remote is None or not self.remote.writable:
+            return
+        try:
+            self.remote.push(lot, self.store)
+        except Exception as exc:  # the build's result is safe in the local store either way
+            console.print(f"  [yellow]![/] {self.shown(name):<13} not uploaded to the cache: {escape(f'{type(exc).__name__}: {exc}')}")
 
     def execute(self, name: str) -> Any:
         """doit action: run one stage into the store; failures are kept for the CLI to report."""
         from doit.exceptions import TaskFailed
 
         try:
-            self._run_stage(name)
+            with HEAVY if self.graph.node(name).heavy else contextlib.nullcontext():
+                self._run_stage(name)
             return True
         except OpensemError as exc:
             self.error = exc
@@ -115,17 +158,34 @@ class BuildSession:
         if name in self.resolver.lots:  # plan says why this lot is not built (a failed gate blocks the build)
             failure = {"stage": name, "error": type(self.error).__name__, "message": self.error.message, "blocks": self.error.blocks}
             self.store.record_failure(self.resolver.lots[name], failure)
-        console.print(f"  [red]✗[/] {name:<13} failed")
+        console.print(f"  [red]✗[/] {self.shown(name):<13} failed")
         return TaskFailed(self.error.render())
 
     def _run_stage(self, name: str) -> None:
-        node = self.graph.node(name)
+        """Run a stale stage under its lot's lock; a build that made the lot while this one waited is reused."""
         lot = self.resolver.lots[name]
+
+        def waiting(holder: dict[str, Any] | None) -> None:
+            console.print(f"  [yellow]…[/] {self.shown(name):<13} waiting      [dim]{short(lot)}[/]  {escape(describe(holder))} is building this lot")
+
+        with lot_lock(self.store.root / ".locks", lot, f"{self.graph.job_id}:{name}", waiting) as abandoned:
+            self.store.discard_staging(lot)  # a killed attempt's half entry; holding the lock, none is live
+            if name not in self.force and self.store.has(lot) and self.store.intact(lot, self.digests):
+                self.resolver.record_output(name, str(self.store.output_digest(lot)))
+                self.hits.append(name)
+                console.print(f"  [dim]·[/] {self.shown(name):<13} up to date   [dim]{short(lot)}[/]  built by the build it waited for")
+                return
+            if abandoned:
+                console.print(f"  [yellow]![/] {self.shown(name):<13} taking over  [dim]{short(lot)}[/]  {escape(describe(abandoned))} stopped before finishing it")
+            self._build(name, lot)
+
+    def _build(self, name: str, lot: str) -> None:
+        node = self.graph.node(name)
         inputs = self.resolver.input_digests[name]
         locked = (self.previous_lock or {}).get("stages", {}).get(name)
         lock_format = (self.previous_lock or {}).get("format", LOCK_FORMAT)
         why = "forced with --force" if name in self.force else "; ".join(r.text for r in stale_reasons(node, lot, inputs, locked, lock_format))
-        console.print(f"  [cyan]▶[/] {name:<13} running      [dim]{short(lot)}  {escape(why)}[/]")
+        console.print(f"  [cyan]▶[/] {self.shown(name):<13} running      [dim]{short(lot)}  {escape(why)}[/]")
         paths = {slot: self._input_path(source) for slot, source in node.inputs.items()}
         tmp = self.store.begin(lot)
         started = time.time()
@@ -171,7 +231,8 @@ class BuildSession:
         discard(ctx.work_dir)
         self.resolver.record_output(name, output)
         self.ran.append(name)
-        console.print(f"  [green]✓[/] {name:<13} built in {seconds:.1f} s [dim]{short(lot)}[/]  {result.summary}")
+        console.print(f"  [green]✓[/] {self.shown(name):<13} built in {seconds:.1f} s [dim]{short(lot)}[/]  {result.summary}")
+        self._push(name, lot)
 
     def _input_path(self, source: SourceInput | UpstreamInput) -> Path:
         if isinstance(source, UpstreamInput):
@@ -214,38 +275,3 @@ class BuildSession:
         roots += [str(self.store.entry(str(s.lot))) for s in stages]
         lots = [(s.name, str(s.lot)) for s in stages]
         write_stamp(self.graph.manifest_path, self.lock_file, self.layout.build, self.until, roots, lots)
-
-
-def run_doit(sessions: list[BuildSession], targets: list[str]) -> int:
-    """Run the tasks of the sessions through doit's Python API; returns doit's exit code."""
-    from doit.cmd_base import ModuleTaskLoader
-    from doit.doit_cmd import DoitMain
-
-    layout = sessions[0].layout
-    layout.build.mkdir(parents=True, exist_ok=True)
-
-    def task_opensem() -> Iterator[dict[str, Any]]:
-        for session in sessions:
-            yield from session.tasks()
-
-    namespace = {
-        "task_opensem": task_opensem,
-        "DOIT_CONFIG": {"dep_file": str(layout.doit_db), "backend": "json", "verbosity": 2, "reporter": QuietReporter},
-    }
-    return DoitMain(ModuleTaskLoader(namespace), extra_config={"GLOBAL": {}}).run(["run", *targets])
-
-
-class QuietReporter:
-    """doit reporter that leaves stage lines to the session and errors to the CLI."""
-
-    desc = "opensem: stage lines come from the build session"
-
-    def __init__(self, outstream: Any, options: Any) -> None:
-        self.outstream = outstream
-        self.errors: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
-
-    def runtime_error(self, msg: str) -> None:
-        self.outstream.write(f"doit: {msg}\n")

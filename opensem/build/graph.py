@@ -42,6 +42,8 @@ class StageNode(Frozen):
     settings: dict[str, Any] = {}
     # Reads something a local stat cannot vouch for (a URL): every build must plan it again.
     volatile: bool = False
+    # Needs most of the machine (a GPU, most of the RAM): two heavy stages never run at once (-j).
+    heavy: bool = False
 
     def upstream(self) -> list[str]:
         return [i.stage for i in self.inputs.values() if isinstance(i, UpstreamInput)]
@@ -56,6 +58,7 @@ class StageGraph(Frozen):
     # bytes shaped it too, so the no-op stamp watches them.
     included: list[Path] = []
     watched: list[Path] = []  # paths planning looked for (conventional folders): one appearing can change the graph
+    cache: dict[str, str] | None = None  # {url, mode}: the shared stage cache the manifest names; how to build, not what
 
     def node(self, name: str) -> StageNode:
         for node in self.nodes:

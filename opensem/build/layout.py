@@ -37,6 +37,7 @@ class Layout:
     def digest_cache_file(self) -> Path:
         return self.build / "cache" / "digests.json"
 
-    @property
-    def doit_db(self) -> Path:
-        return self.build / "doit.json"
+    def doit_db(self, pid: int) -> Path:
+        """doit's dependency file for one process: opensem's tasks decide staleness by lot, so doit's
+        records are never needed again, and two builds at once must not share one JSON file."""
+        return self.build / "doit" / f"{pid}.json"

@@ -51,6 +51,14 @@ class Store:
         (tmp / "out").mkdir()
         return tmp
 
+    def discard_staging(self, lot: str) -> int:
+        """Remove the staging folders a killed attempt at lot left; call it holding lot's lock (no live one exists)."""
+        staging = self.root / ".tmp"
+        found = list(staging.glob(f"{lot[:16]}-*")) if staging.is_dir() else []
+        for path in found:
+            discard(path)
+        return len(found)
+
     def commit(self, tmp: Path, lot: str, meta: dict[str, Any]) -> Path:
         """Write meta.json, freeze the files and rename the entry into place atomically.
 

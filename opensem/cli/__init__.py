@@ -85,4 +85,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 
-from opensem.cli import build as _build, feedback as _feedback, route as _route, serve as _serve, tools as _tools  # noqa: E402,F401  (commands register themselves on import)
+from opensem.cli import build as _build, cache as _cache, feedback as _feedback, route as _route, serve as _serve, tools as _tools  # noqa: E402,F401  (commands register themselves on import)

@@ -69,34 +69,49 @@ def lots(manifest: Path) -> None:
 
 
 @cli.command()
-@manifest_argument
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--force", multiple=True, metavar="STAGE", help="Rebuild STAGE even if the store holds its lot (repeatable).")
-@click.option("--until", metavar="STAGE", help="Build only up to and including STAGE.")
-def build(manifest: Path, force: tuple[str, ...], until: str | None) -> None:
-    """Run the stale stages of a manifest and write its lock file."""
+@click.option("--until", metavar="STAGE", help="Build only up to and including STAGE (one manifest).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Stages to run at once; independent stages of all the manifests overlap, stages that load a model take turns.")
+def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None, jobs: int) -> None:
+    """Run the stale stages of one or more manifests and write their lock files."""
     started = time.time()
-    if not force and _nothing_changed(manifest, until, started):
+    if len(manifests) > 1 and until is not None:
+        raise UsageError("--until names a stage of one manifest", hint="build one manifest with --until, or drop it")
+    if len(manifests) == 1 and not force and _nothing_changed(manifests[0], until, started):
         return
-    from opensem.build.engine import run_doit
+    from opensem.build.doit_run import run_doit
 
-    session = session_for(manifest, force)
-    session.until = until
-    if until is not None and until not in session.graph.names:
-        raise UsageError(f"no stage named {until} in {session.graph.job_id}", hint=f"stages: {', '.join(session.graph.names)}")
-    console.print(f"[bold]{session.graph.job_id}[/]: {len(session.graph.nodes)} stages  [dim]({manifest})[/]")
-    code = run_doit([session], [session.task_name(until)] if until else [session.graph.job_id])
-    _print_reports(session.store, dict(session.resolver.lots), session.graph.job_id)  # shown even when a gate failed: it says why
-    if session.error is not None:
-        raise session.error
+    sessions = [session_for(manifest, force) for manifest in manifests]
+    jobs_seen = [s.graph.job_id for s in sessions]
+    if len(set(jobs_seen)) < len(jobs_seen):
+        raise UsageError(f"two manifests share a job_id ({', '.join(sorted(j for j in set(jobs_seen) if jobs_seen.count(j) > 1))})", hint="give each expert its own job_id")
+    for session, manifest in zip(sessions, manifests):
+        session.until = until
+        session.label_job = len(sessions) > 1
+        if until is not None and until not in session.graph.names:
+            raise UsageError(f"no stage named {until} in {session.graph.job_id}", hint=f"stages: {', '.join(session.graph.names)}")
+        console.print(f"[bold]{session.graph.job_id}[/]: {len(session.graph.nodes)} stages  [dim]({manifest})[/]")
+    code = run_doit(sessions, [sessions[0].task_name(until)] if until else jobs_seen, jobs)
+    for session in sessions:
+        _print_reports(session.store, dict(session.resolver.lots), session.graph.job_id)  # shown even when a gate failed: it says why
+    failed = next((s.error for s in sessions if s.error is not None), None)
+    if failed is not None:
+        raise failed
     if code != 0:
         raise OpensemError(f"doit stopped with exit code {code}", hint="see the messages above")
-    changed = session.write_lock()
-    seconds = time.time() - started
+    for session in sessions:
+        _summary(session, session.write_lock(), time.time() - started)
+
+
+def _summary(session: Any, changed: bool, seconds: float) -> None:
     lock_note = f"{session.lock_file.name} {'updated' if changed else 'unchanged'}"
+    pulled = f" ({len(session.pulled)} from the cache)" if session.pulled else ""
     if not session.ran:
-        console.print(f"Nothing to do: all {len(session.hits)} stages up to date ({seconds:.2f} s). {lock_note}.")
+        console.print(f"Nothing to do: all {len(session.hits)} stages up to date{pulled} ({seconds:.2f} s). {lock_note}.")
     else:
-        console.print(f"Built {len(session.ran)} stage(s), {len(session.hits)} up to date, in {seconds:.1f} s. {lock_note}.")
+        console.print(f"Built {len(session.ran)} stage(s), {len(session.hits)} up to date{pulled}, in {seconds:.1f} s. {lock_note}.")
 
 
 def _print_reports(store: Any, lots: dict[str, str], title: str) -> None:

@@ -50,13 +50,25 @@ def make_tiny_model(directory: Path, **shape: Any) -> None:
 
 @cli.command()
 @manifest_argument
-@click.argument("destination", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("destination", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--tag", help="Tag to pull; defaults to the one recorded in the manifest's lock.")
-def pull(manifest: Path, destination: Path, tag: str | None) -> None:
-    """Download a published adapter from the manifest's registry, checking every digest."""
+@click.option("--cache", "from_cache", is_flag=True, help="Instead: fill the local store with every stage of the lock from the shared stage cache.")
+def pull(manifest: Path, destination: Path | None, tag: str | None, from_cache: bool) -> None:
+    """Download a published adapter from the manifest's registry, checking every digest.
+
+    With --cache, download the lock's stage results from the shared cache (`cache:` or
+    OPENSEM_CACHE) into build/store instead, each checked against its recorded digest.
+    """
     from opensem.release.registry import open_registry, pull as pull_tag
 
     session = session_for(manifest)
+    if from_cache:
+        from opensem.cli.cache import pull_from_cache
+
+        pull_from_cache(session)
+        return
+    if destination is None:
+        raise UsageError("pull needs a DESTINATION folder (or --cache)", hint="opensem pull manifests/x.yaml out/")
     target = session.graph.node("publish").params if "publish" in session.graph.names else None
     if target is None:
         raise UsageError("the manifest has no publish_target", hint="add publish_target.registry and publish_target.tag")

@@ -8,7 +8,7 @@ The JSON Schema in schemas/ and the README reference are generated from the asse
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,13 @@ class TinyBaseModel(Section):
     tiny: TinyModelSpec = Field(description="Build a tiny local model instead of naming one.")
 
 
+class CacheConfig(Section):
+    """A stage cache shared between machines; OPENSEM_CACHE and OPENSEM_CACHE_MODE override it."""
+
+    url: str = Field(description="Any fsspec URL: s3://bucket/prefix, a folder (relative to the project root), ...")
+    mode: Literal["read", "read-write"] = Field("read", description="read: take what others built (developer machines); read-write: also upload what this build makes (CI).")
+
+
 class ManifestCore(Section):
     """What to train, on what, how to check it and where to publish it."""
 
@@ -44,6 +51,7 @@ class ManifestCore(Section):
     seed: int = Field(42, description="Seed for splitting and training.")
     expert: ExpertProfile | None = Field(None, description="How the router recognises this expert's queries (`opensem expert add`); never part of a lot.")
     persona: Persona | None = Field(None, description="A system message (style guide) before every training example, evaluation question and served chat.")
+    cache: CacheConfig | None = Field(None, description="A stage cache shared between machines: each stage's lot is looked up there before it runs; never part of a lot.")
 
 
 @lru_cache(maxsize=1)

@@ -33,6 +33,8 @@ class StageKind(Protocol):
     version: ClassVar[str]  # bump when the same params and inputs would now give other bytes
     Params: ClassVar[type[BaseModel]]
     sections: ClassVar[tuple[ManifestSection, ...]]  # manifest sections this kind declares
+    # Optional `heavy = True`: the kind loads a model (needs most of the machine), so under
+    # `opensem build -j N` no two heavy stages run at once.
 
     def wire(self, wiring: Wiring) -> None:
         """Add this stage to the graph (or not) from the manifest; pure: reads nothing but the project layout."""

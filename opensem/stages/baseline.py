@@ -38,6 +38,7 @@ def load_model(model_path: str, stage: str) -> Any:
 @register
 class Baseline:
     name = "baseline"
+    heavy = True  # loads a model: one at a time under build -j
     version = "2"  # 2: params are views of the evaluation and training sections; the judge's rubric unresolved
     Params = EvalParams
     sections = ()  # reads `evaluation`, which the evaluate stage declares

@@ -24,6 +24,7 @@ MERGED = "merged"
 @register
 class Compare:
     name = "compare"
+    heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = EvalParams
     sections = ()  # present with `merge`; it reads `evaluation`

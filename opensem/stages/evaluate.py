@@ -35,6 +35,7 @@ from opensem.training.methods.base import SFT_SHAPES
 @register
 class Evaluate:
     name = "evaluate"
+    heavy = True  # loads a model: one at a time under build -j
     version = "3"  # 3: params are views of the evaluation and training sections; the judge's rubric unresolved
     Params = EvaluateParams
     sections = (

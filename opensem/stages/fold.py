@@ -29,6 +29,7 @@ class FoldParams(FoldConfig):
 @register
 class Fold:
     name = "fold"
+    heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = FoldParams
     sections = (section("fold", FoldConfig | None, None, description="Also ship the adapter folded into its base, as one plain model; omit for none."),)

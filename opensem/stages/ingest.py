@@ -20,6 +20,7 @@ from pydantic import Field
 from opensem.build.digests import walk_files
 from opensem.build.graph import Input
 from opensem.data.chunking import ChunkingConfig, chunk_text, normalize_text
+from opensem.data.pages import drop_running_lines
 from opensem.data.formats import detect_format, make_record, normalize, record_kind
 from opensem.data.records import write_records
 from opensem.data.sources import DataSource, SourceSpec, glob_base, glob_matches, is_glob, is_url, remote_fingerprint
@@ -67,7 +68,7 @@ def _read_text(file: Path, source: str) -> str:
 
 
 def _read_pdf(file: Path, source: str) -> str:
-    """The text layer of a PDF, page by page (pages become paragraphs)."""
+    """The text layer of a PDF, page by page (pages become paragraphs), without running headers and footers."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -80,6 +81,7 @@ def _read_pdf(file: Path, source: str) -> str:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise DataError(f"cannot read PDF: {exc}", Location(file=source), hint="check that the file is a valid PDF") from exc
+    pages, _ = drop_running_lines(pages)  # running headers and footers, page numbers: noise inside chunks
     return "\n\n".join(normalize_text(page) for page in pages)
 
 
@@ -126,7 +128,7 @@ class Ingest:
     """Stage kind `ingest`: sources (files, folders, globs, URLs) -> records.jsonl."""
 
     name = "ingest"
-    version = "2"  # 2: chunking as the data.chunking section; kto datasets (feedback came later, keeping lots)
+    version = "3"  # 3: PDFs lose their running headers and footers; 2: chunking as the data.chunking section
     Params = IngestParams
     sections = (
         section(

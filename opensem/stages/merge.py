@@ -82,6 +82,7 @@ class MergeParams(MergeConfig):
 @register
 class Merge:
     name = "merge"
+    heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = MergeParams
     sections = (section("merge", MergeConfig | None, None, description="Alchemist: merge adapters (or whole models) of this and other experts into one; omit for none."),)

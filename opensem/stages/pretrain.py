@@ -46,6 +46,7 @@ class PretrainParams(StageParams):
 @register
 class Pretrain:
     name = "pretrain"
+    heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = PretrainParams
     sections = (section("pretrain", PretrainConfig | None, None, description="Continued pretraining of the base model before the adapter; omit to start from the base as it is."),)

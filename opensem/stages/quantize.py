@@ -52,6 +52,7 @@ class QuantizeParams(StageParams):
 @register
 class Quantize:
     name = "quantize"
+    heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = QuantizeParams
     sections = (section("quantize", QuantizeConfig | None, None, description="Ship quantized copies of the whole model (gguf, gptq, awq); omit for none."),)

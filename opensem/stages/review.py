@@ -33,6 +33,7 @@ class ReviewParams(EvalParams):
 @register
 class Review:
     name = "review"
+    heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = ReviewParams
     sections = ()  # present with feedback; reads `evaluation` and `publish_target`

@@ -40,7 +40,8 @@ def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
 @register
 class Train:
     name = "train"
-    version = "3"  # 3: params are the method_config, training and compute sections as written
+    heavy = True  # loads a model: one at a time under build -j
+    version = "4"  # 4: stored ids train through Trainer and opensem's collator (not SFTTrainer); 3: params as written
 
     Params = TrainParams
     sections = sections_from(TrainParams, "method_config", "training", "compute")

@@ -222,6 +222,7 @@ class Wiring:
             settings=run_view(params),
             inputs={slot: value for slot, value in inputs.items() if value is not None},
             volatile=volatile,
+            heavy=bool(getattr(kind, "heavy", False)),
         )
         self.nodes.append(node)
         for channel in provides:
@@ -249,7 +250,8 @@ def build_graph(loaded: LoadedManifest) -> StageGraph:
     """The stage graph of one manifest, and of what its stages need of other manifests."""
     wiring = wire(loaded)
     m = loaded.manifest
-    graph = StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=wiring.nodes, included=wiring.included, watched=wiring.watched)
+    graph = StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=wiring.nodes, included=wiring.included, watched=wiring.watched,
+                       cache=m.cache.model_dump() if m.cache is not None else None)
     own = [node.name for node in graph.nodes if "/" not in node.name]
     needed = set(own).union(*(graph.ancestors(name) for name in own))
     return graph.model_copy(update={"nodes": [node for node in graph.nodes if node.name in needed]})

@@ -144,7 +144,25 @@ def encode_record(record: dict[str, Any], tokenizer: Any, max_length: int) -> li
     return ids[:max_length]
 
 
-def encode_records(records: RecordSet | list[dict[str, Any]], tokenizer: Any, max_length: int) -> list[list[int]]:
-    """Token ids for every record; the one rendering shared by training and evaluation."""
+def encode_records(records: RecordSet | list[dict[str, Any]], tokenizer: Any, max_length: int, batch: int = 1024) -> list[list[int]]:
+    """Token ids for every record, as encode_record gives them; the one rendering shared by training
+    and evaluation. Texts go to the tokenizer in batches, which a fast tokenizer splits across cores."""
     items = records.records if isinstance(records, RecordSet) else records
-    return [encode_record(record, tokenizer, max_length) for record in items]
+    texts = [render_text(record, tokenizer) for record in items]
+    bos, eos_id = tokenizer.bos_token, tokenizer.eos_token_id
+    out: list[list[int]] = []
+    for start in range(0, len(texts), batch):
+        chunk = texts[start : start + batch]
+        special = [not (bos and text.startswith(bos)) for text in chunk]
+        encoded: list[list[int] | None] = [None] * len(chunk)
+        for flag in (True, False):  # one call per setting: the tokenizer takes add_special_tokens per call
+            positions = [i for i, value in enumerate(special) if value is flag]
+            if positions:
+                for i, ids in zip(positions, tokenizer([chunk[i] for i in positions], add_special_tokens=flag)["input_ids"]):
+                    encoded[i] = list(ids)
+        for record, ids in zip(items[start : start + batch], encoded):
+            assert ids is not None
+            if "messages" not in record and eos_id is not None and (not ids or ids[-1] != eos_id):
+                ids.append(eos_id)  # documents end with EOS, as trl does for text datasets
+            out.append(ids[:max_length])
+    return out

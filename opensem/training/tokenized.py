@@ -46,11 +46,10 @@ def assistant_mask(record: dict[str, Any], ids: list[int], tokenizer: Any) -> li
 def tokenize(records: list[dict[str, Any]], tokenizer: Any, max_length: int, loss_on: str, keep_short: bool = False) -> list[Sequence]:
     """One sequence per record, truncated to max_length; those under two tokens (nothing to learn)
     are dropped unless keep_short (the test split keeps one sequence per record, in order)."""
-    from opensem.training.data import encode_record
+    from opensem.training.data import encode_records
 
     out = []
-    for record in records:
-        ids = encode_record(record, tokenizer, max_length)
+    for record, ids in zip(records, encode_records(records, tokenizer, max_length)):
         if len(ids) < 2 and not keep_short:
             continue
         loss = assistant_mask(record, ids, tokenizer) if loss_on == "assistant" else [1] * len(ids)

@@ -9,6 +9,7 @@ kind "hold" raises a GateFailed (which blocks the build).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,18 @@ from opensem.errors import GateFailed, StageError
 @dataclass
 class FakeRunner:
     runs: list[str] = field(default_factory=list)
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # stage -> (start, end), monotonic
 
     def run(self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+        started = time.monotonic()
+        try:
+            return self._run(node, inputs, out_dir)
+        finally:
+            self.spans[node.name] = (started, time.monotonic())
+
+    def _run(self, node: StageNode, inputs: dict[str, Path], out_dir: Path) -> StageResult:
         self.runs.append(node.name)
+        time.sleep(float(node.params.get("sleep", 0)))
         if node.kind == "fail":
             raise StageError(f"{node.name} broke", hint="it always does")
         if node.kind == "hold":
@@ -42,8 +52,8 @@ class FakeRunner:
         return {"fake": "1"}
 
 
-def node(name: str, kind: str = "join", version: str = "1", inputs: dict[str, Any] | None = None, **params: Any) -> StageNode:
-    return StageNode(name=name, kind=kind, version=version, params=params, inputs=inputs or {})
+def node(name: str, kind: str = "join", version: str = "1", inputs: dict[str, Any] | None = None, heavy: bool = False, **params: Any) -> StageNode:
+    return StageNode(name=name, kind=kind, version=version, params=params, inputs=inputs or {}, heavy=heavy)
 
 
 def chain(root: Path, *extra: StageNode, text_b: str = "b", version_b: str = "1") -> StageGraph:
@@ -61,16 +71,16 @@ def chain(root: Path, *extra: StageNode, text_b: str = "b", version_b: str = "1"
     return StageGraph(job_id="fake", manifest_path=root / "manifests" / "fake.yaml", project_root=root, nodes=nodes)
 
 
-def session(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset()) -> BuildSession:
-    return BuildSession(graph, DigestCache(graph.project_root / "build" / "cache" / "digests.json"), runner or FakeRunner(), force)
+def session(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset(), remote: Any = None) -> BuildSession:
+    return BuildSession(graph, DigestCache(graph.project_root / "build" / "cache" / "digests.json"), runner or FakeRunner(), force, remote=remote)
 
 
-def build(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset()) -> tuple[BuildSession, int]:
+def build(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset(), remote: Any = None, jobs: int = 1) -> tuple[BuildSession, int]:
     """Run every stage through doit and write the lock, as `opensem build` does; (session, doit exit code)."""
-    from opensem.build.engine import run_doit
+    from opensem.build.doit_run import run_doit
 
-    current = session(graph, runner, force)
-    code = run_doit([current], [graph.job_id])
+    current = session(graph, runner, force, remote)
+    code = run_doit([current], [graph.job_id], jobs)
     if code == 0 and current.error is None:
         current.write_lock()
     return current, code

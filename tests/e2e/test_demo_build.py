@@ -186,6 +186,21 @@ def test_plain_doit_sees_the_same_builds(built_demo: tuple[Project, list[str], s
     assert "running" not in ran.stderr and "up to date" in ran.stderr
 
 
+def test_an_invalid_manifest_is_reported_and_doit_goes_on_with_the_others(built_demo: tuple[Project, list[str], str]) -> None:
+    project, _, _ = built_demo
+    broken = project.root / "manifests" / "broken.yaml"
+    broken.write_text("job_id: broken\nbase_model: org/model\ntraining: {max_steps: -3}\n")
+    doit = [sys.executable, "-m", "doit", "-f", str(project.root / "dodo.py")]
+    try:
+        listed = subprocess.run([*doit, "list", "--all"], capture_output=True, text=True, cwd=project.root)
+        ran = subprocess.run([*doit, "-n", "2"], capture_output=True, text=True, cwd=project.root)
+    finally:
+        broken.unlink()
+    assert listed.returncode == 0 and "tiny-demo:train" in listed.stdout, listed.stderr
+    assert "!! broken.yaml is invalid" in listed.stderr and "training.max_steps" in listed.stderr
+    assert ran.returncode == 0 and "running" not in ran.stderr and "up to date" in ran.stderr, ran.stderr
+
+
 def test_failed_stage_keeps_everything_already_built(built_demo: tuple[Project, list[str], str]) -> None:
     project, _, _ = built_demo
     lock_before = project.lock.read_text()

@@ -34,6 +34,16 @@ def test_pdf_text_is_ingested_page_by_page(tmp_path: Path) -> None:
     assert records[0]["id"] == record_id({"text": records[0]["text"]})
 
 
+def test_running_headers_footers_and_page_numbers_leave_pdf_text(tmp_path: Path) -> None:
+    body = ["Grind finer when the shot runs fast.", "Tamp level.", "Steam milk to 60 degrees.", "Descale monthly."]
+    pages = [["Shared MIME-info Database", body[i], "Shared MIME-info Database is named in the body once.", f"Page {i + 1} of 4"] if i == 1
+             else ["Shared MIME-info Database", body[i], f"Page {i + 1} of 4"] for i in range(4)]
+    write_pdf(tmp_path / "docs" / "spec.pdf", pages)
+    [record] = ingest(tmp_path, [SourceSpec(slot="s", path="docs")])
+    assert "Page" not in record["text"] and record["text"].count("Shared MIME-info Database") == 1  # the body's mention stays
+    assert all(line in record["text"] for line in body)
+
+
 def test_a_broken_pdf_is_a_data_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")

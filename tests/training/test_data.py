@@ -66,3 +66,12 @@ def test_documents_get_bos_and_eos_and_truncate(tokenizer) -> None:  # type: ign
 def test_preference_records_are_not_language_modeling_data(tokenizer) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DataError, match="preference record is not language-modeling data"):
         render_text({"prompt": "p", "chosen": "c", "rejected": "r"}, tokenizer)
+
+
+def test_batched_encoding_gives_each_records_own_ids(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    from opensem.training.data import encode_records
+
+    chats = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "espresso " * n}]} for n in range(12)]
+    docs = [{"text": "crema " * n} for n in range(6)]
+    records = [r for pair in zip(chats, docs + docs) for r in pair]
+    assert encode_records(records, tokenizer, 24, batch=5) == [encode_record(r, tokenizer, 24) for r in records]

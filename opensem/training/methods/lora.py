@@ -1,8 +1,10 @@
-"""LoRA supervised fine-tuning: low-rank adapters on every linear layer, trained with trl's SFTTrainer.
+"""LoRA supervised fine-tuning: low-rank adapters on every linear layer.
 
-Records are tokenized by opensem.training.data (the rendering evaluation uses too) and handed to
-SFTTrainer already tokenized, so trl's own formatting never diverges from ours. The variants that
-only change the adapter or the loading (dora, qlora) and full fine-tuning (sft) subclass this.
+The tokenize stage's ids (one record or a packed run of records per row, with a loss mask) train
+through transformers' Trainer and opensem's collator, so nothing is tokenized or mapped again.
+Records handed over directly (a launched worker, a test) are tokenized by opensem.training.data,
+the rendering evaluation uses too, and train through trl's SFTTrainer. The variants that only
+change the adapter or the loading (dora, qlora) and full fine-tuning (sft) subclass this.
 """
 
 from __future__ import annotations
@@ -30,13 +32,8 @@ class SupervisedMethod(TrainerMethod):
         """Rows of the tokenize stage (input_ids, loss_mask, seq_lengths), or records tokenized here."""
         from datasets import Dataset
 
-        if records and "input_ids" in records[0]:
-            if params.training.packing:
-                return Dataset.from_dict({key: [r[key] for r in records] for key in ("input_ids", "loss_mask", "seq_lengths")})
-            columns = {"input_ids": [r["input_ids"] for r in records]}
-            if params.training.loss_on == "assistant":
-                columns["assistant_masks"] = [r["loss_mask"] for r in records]
-            return Dataset.from_dict(columns)
+        if records and "input_ids" in records[0]:  # ready to batch: trl's dataset preparation is skipped
+            return Dataset.from_dict({key: [r[key] for r in records] for key in ("input_ids", "loss_mask", "seq_lengths")})
         return Dataset.from_dict({"input_ids": encode_records(records, tokenizer, params.training.max_seq_length)})
 
     def config_class(self) -> type:
@@ -48,7 +45,7 @@ class SupervisedMethod(TrainerMethod):
         return {"packing": False}
 
     def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any, eval_dataset: Any = None) -> Any:
-        if "seq_lengths" in dataset.column_names:  # packed: block-diagonal masks need a collator trl does not have
+        if "seq_lengths" in dataset.column_names:  # the tokenize stage's rows: its collator masks loss and record boundaries
             from transformers import Trainer
 
             from opensem.training.tokenized import PackedCollator

@@ -1,0 +1,52 @@
+"""Running build sessions' tasks through doit: one process, one run, optionally several stages at once."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+from opensem.build.engine import BuildSession
+
+
+def run_doit(sessions: list[BuildSession], targets: list[str], jobs: int = 1) -> int:
+    """Run the tasks of the sessions through doit's Python API; returns doit's exit code.
+
+    jobs > 1 runs independent stages at once in threads (doit -n N -P thread): the stages share
+    this process's store, resolver and console, and heavy ones take turns (HEAVY).
+    """
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    layout = sessions[0].layout
+    dep_file = layout.doit_db(os.getpid())
+    dep_file.parent.mkdir(parents=True, exist_ok=True)
+
+    def task_opensem() -> Iterator[dict[str, Any]]:
+        for session in sessions:
+            yield from session.tasks()
+
+    namespace = {
+        "task_opensem": task_opensem,
+        "DOIT_CONFIG": {"dep_file": str(dep_file), "backend": "json", "verbosity": 2, "reporter": QuietReporter},
+    }
+    try:
+        parallel = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
+        return DoitMain(ModuleTaskLoader(namespace), extra_config={"GLOBAL": {}}).run(["run", *parallel, *targets])
+    finally:
+        dep_file.unlink(missing_ok=True)
+
+
+class QuietReporter:
+    """doit reporter that leaves stage lines to the session and errors to the CLI."""
+
+    desc = "opensem: stage lines come from the build session"
+
+    def __init__(self, outstream: Any, options: Any) -> None:
+        self.outstream = outstream
+        self.errors: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+    def runtime_error(self, msg: str) -> None:
+        self.outstream.write(f"doit: {msg}\n")

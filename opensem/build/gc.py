@@ -1,0 +1,68 @@
+"""Removing local store entries no lock refers to.
+
+An entry is reachable when a lock file of the project (manifests/*.lock) records its lot; the rest
+are results of settings tried and left. Their scratch folders (build/work/<lot>) go with them,
+and so do staging folders of builds that were killed a day or more ago.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opensem.build.files import discard
+from opensem.build.store import Store
+
+STAGING_AGE_S = 24 * 3600  # a staging folder this old belongs to no running build
+
+
+@dataclass
+class Collection:
+    entries: list[tuple[str, int]] = field(default_factory=list)  # (lot, bytes) unreachable
+    staging: list[Path] = field(default_factory=list)
+    kept: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size in self.entries)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def reachable_lots(project_root: Path) -> set[str]:
+    """Every lot a lock of the project records (locks in manifests/ or at the project root)."""
+    lots: set[str] = set()
+    for lock in sorted([*project_root.glob("manifests/*.lock"), *project_root.glob("*.lock")]):
+        try:
+            stages = json.loads(lock.read_text()).get("stages") or {}
+        except (OSError, ValueError):
+            continue  # a damaged lock keeps nothing alive; `opensem build` rewrites it
+        lots.update(str(entry.get("lot")) for entry in stages.values() if isinstance(entry, dict))
+    return lots
+
+
+def collect(store: Store, project_root: Path, work: Path, dry_run: bool) -> Collection:
+    """Find (and unless dry_run remove) what no lock refers to."""
+    keep = reachable_lots(project_root)
+    found = Collection()
+    for meta in sorted(store.root.glob("??/*/meta.json")):
+        lot = meta.parent.name
+        if lot in keep:
+            found.kept += 1
+            continue
+        found.entries.append((lot, _size(meta.parent)))
+        if not dry_run:
+            store.drop(lot)
+            discard(work / lot)
+            store.clear_failure(lot)
+    staging = store.root / ".tmp"
+    if staging.is_dir():
+        found.staging = [p for p in sorted(staging.iterdir()) if time.time() - p.stat().st_mtime > STAGING_AGE_S]
+        if not dry_run:
+            for path in found.staging:
+                discard(path)
+    return found

@@ -1,0 +1,64 @@
+"""The shared stage cache through the real CLI: a second clone builds nothing, push and pull --cache
+move whole builds, a read-only cache refuses a push, and gc removes what no lock refers to."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO, Project
+from tests.e2e.test_concurrent_builds import MANIFEST
+
+
+def clone(root: Path) -> Project:
+    (root / "manifests").mkdir(parents=True)
+    (root / "manifests" / "twice.yaml").write_text(MANIFEST)
+    (root / "data" / "twice").mkdir(parents=True)
+    shutil.copy(REPO / "data" / "tiny-demo" / "instructions.jsonl", root / "data" / "twice" / "instructions.jsonl")
+    return Project(root, "twice")
+
+
+def test_clones_share_builds_through_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENSEM_CACHE", str(tmp_path / "shared"))
+    monkeypatch.setenv("OPENSEM_CACHE_MODE", "read-write")
+    first = clone(tmp_path / "a")
+    ran, output = first.build("--until", "tokenize")
+    assert ran == ["base_model", "ingest", "split", "tokenize"], output
+
+    monkeypatch.setenv("OPENSEM_CACHE_MODE", "read")
+    second = clone(tmp_path / "b")
+    ran, output = second.build("--until", "tokenize")
+    assert ran == [] and "Nothing to do: all 4 stages up to date (4 from the cache)" in output, output
+    assert second.lock.read_text() == first.lock.read_text()
+
+    third = clone(tmp_path / "c")
+    code, output = third.run("pull", str(third.manifest), "--cache")
+    assert code == 2 and "records no stages" in output  # nothing to name the lots by
+    shutil.copy(first.lock, third.lock)  # the lock is committed: a checkout has it
+    code, output = third.run("pull", str(third.manifest), "--cache")
+    assert code == 0 and "4 of 4 stages in the local store" in output, output
+    code, output = third.run("push", str(third.manifest))
+    assert code == 2 and "is read-only here" in output
+
+
+def test_push_fills_a_cache_and_gc_keeps_only_what_a_lock_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = clone(tmp_path / "a")
+    project.build("--until", "tokenize")  # no cache configured
+    code, output = project.run("push", str(project.manifest))
+    assert code == 2 and "no shared stage cache is configured" in output
+
+    monkeypatch.setenv("OPENSEM_CACHE", str(tmp_path / "shared"))
+    monkeypatch.setenv("OPENSEM_CACHE_MODE", "read-write")
+    code, output = project.run("push", str(project.manifest))
+    assert code == 0 and "pushed 4 stage(s)" in output and "0 already there" in output, output
+
+    project.manifest.write_text(MANIFEST + "seed: 7\n")  # another split: split and tokenize get new lots
+    project.build("--until", "tokenize")
+    code, output = project.run("gc", "--root", str(project.root), "--dry-run")
+    assert code == 0 and "would remove 2 entries" in output and "kept 4" in output, output
+    code, output = project.run("gc", "--root", str(project.root))
+    assert code == 0 and "removed 2 entries" in output
+    ran, output = project.build("--until", "tokenize")
+    assert ran == [], output
