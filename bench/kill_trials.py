@@ -1,14 +1,15 @@
 """Fault trials: `kill -9` a demo build at random moments, again and again, and check what is left.
 
-Each trial starts `opensem build manifests/tiny-demo.yaml` on a copy of the demo project and kills
-it (SIGKILL, no chance to clean up) after a random delay within one fresh build's length, so kills
-land in every stage: the base model, the embedder, pretraining and training (between and inside
-checkpoints), evaluation and publishing. After each kill:
+Each trial starts `opensem build manifests/tiny-demo.yaml` on a copy of the demo project with an
+empty store and kills it (SIGKILL, no chance to clean up) after a random delay within one fresh
+build's length, so kills land in every stage: the base model, the embedder, pretraining and
+training (between and inside checkpoints), evaluation and publishing. After each kill:
 
 - every store entry must be whole: its meta.json present and its out/ digesting to the recorded
   output (a half entry would be a corrupt one);
 - `opensem verify` must run and say what is missing, without a traceback;
-- every tenth trial lets the next build run to the end, which must succeed.
+- every tenth trial then lets a build run to the end from what the kill left, which must
+  succeed (resuming a killed training run from its last checkpoint).
 
 At the end one more build must complete and `opensem verify` pass. Prints the counts (goal 0 corrupt
 entries and 0 failed builds). Work goes to bench/.work/kills/ (git-ignored).
@@ -71,10 +72,11 @@ def main() -> None:
     length = time.perf_counter() - started
     if full.returncode != 0:
         raise SystemExit(full.stderr[-3000:])
-    print(f"a full build takes {length:.1f} s; kills land uniformly within it")
-    fresh_project()  # the trials start from an empty store
+    print(f"a full build takes {length:.1f} s; kills land uniformly within it", flush=True)
     corrupt, failed, tracebacks, killed_in = 0, 0, 0, []
     for trial in range(1, args.trials + 1):
+        shutil.rmtree(WORK / "build", ignore_errors=True)  # every trial from an empty store: kills land anywhere in a build
+        (WORK / "manifests" / "tiny-demo.lock").unlink(missing_ok=True)
         build = subprocess.Popen([OPENSEM, "build", "manifests/tiny-demo.yaml"], cwd=WORK, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         delay = rng.uniform(0.5, length)
         time.sleep(delay)
@@ -90,15 +92,13 @@ def main() -> None:
         corrupt += len(bad)
         verified = run("verify", "manifests/tiny-demo.yaml", "--no-registry")
         tracebacks += "Traceback" in verified.stdout + verified.stderr
-        print(f"trial {trial:2d}: killed after {delay:5.1f} s in {where:<13} corrupt entries {len(bad)}  verify exit {verified.returncode}")
+        print(f"trial {trial:2d}: killed after {delay:5.1f} s in {where:<13} corrupt entries {len(bad)}  verify exit {verified.returncode}", flush=True)
         if trial % 10 == 0:
             complete = run("build", "manifests/tiny-demo.yaml")
             failed += complete.returncode != 0
-            print(f"          a build to the end: exit {complete.returncode}")
-            if trial < args.trials:
-                shutil.rmtree(WORK / "build", ignore_errors=True)  # start over from nothing, so later kills land in early stages again
-                (WORK / "manifests" / "tiny-demo.lock").unlink(missing_ok=True)
-    final = run("build", "manifests/tiny-demo.yaml")
+            resumed = "resuming from checkpoint" in complete.stderr
+            print(f"          a build to the end from there: exit {complete.returncode}{' (training resumed from a checkpoint)' if resumed else ''}", flush=True)
+    final = run("build", "manifests/tiny-demo.yaml")  # from the last trial's kill
     failed += final.returncode != 0
     verified = run("verify", "manifests/tiny-demo.yaml")
     print(f"\n{args.trials} kills (stages hit: {', '.join(sorted(set(killed_in)))})")

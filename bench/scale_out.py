@@ -7,7 +7,7 @@
    same data stages) built from an empty store with `opensem build -j 1` and with `-j 2`.
 
 Each build is the real CLI in a fresh process. Work goes to bench/.work/scale/ (git-ignored).
-Run from the project root:  .venv/bin/python bench/scale_out.py
+Run from the project root:  .venv/bin/python bench/scale_out.py [--parts 12]
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ def parallel() -> None:
 
 
 if __name__ == "__main__":
+    parts = sys.argv[sys.argv.index("--parts") + 1] if "--parts" in sys.argv else "12"
     WORK.mkdir(parents=True, exist_ok=True)
-    shared_cache()
-    parallel()
+    if "1" in parts:
+        shared_cache()
+    if "2" in parts:
+        parallel()

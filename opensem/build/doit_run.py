@@ -29,8 +29,12 @@ def run_doit(sessions: list[BuildSession], targets: list[str], jobs: int = 1) ->
         "task_opensem": task_opensem,
         "DOIT_CONFIG": {"dep_file": str(dep_file), "backend": "json", "verbosity": 2, "reporter": QuietReporter},
     }
+    parallel = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
+    for session in sessions if jobs > 1 else []:  # libraries whose lazy imports must not race: imported here first
+        prepare = getattr(session.runner, "prepare", None)
+        if prepare is not None:
+            prepare({node.kind for node in session.graph.nodes})
     try:
-        parallel = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
         return DoitMain(ModuleTaskLoader(namespace), extra_config={"GLOBAL": {}}).run(["run", *parallel, *targets])
     finally:
         dep_file.unlink(missing_ok=True)

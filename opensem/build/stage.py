@@ -73,3 +73,8 @@ class StageRunner(Protocol):
     def library_versions(self) -> dict[str, str]:
         """Versions of whatever shaped a result, recorded in the store entry's meta.json."""
         ...
+
+    def prepare(self, kinds: set[str]) -> None:
+        """Before stages of these kinds run in threads at once (build -j): import what they need here,
+        in one thread, since some libraries' lazy imports are not safe to race."""
+        ...
