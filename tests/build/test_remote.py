@@ -90,3 +90,32 @@ def test_an_s3_cache_on_motos_server(s3_url: str, tmp_path: Path) -> None:
     second = chain(clone(tmp_path / "b"))
     again, code = build(second, runner, remote=RemoteCache(url, "read", second.project_root))
     assert code == 0 and runner.runs == [] and again.pulled == ["a", "b", "c"]
+
+
+def test_an_upload_cut_before_its_meta_leaves_nothing_that_counts_and_push_finishes_it(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    first = chain(clone(tmp_path / "a"))
+    cache = RemoteCache(str(shared), "read-write", first.project_root)
+    real_pipe = cache.fs.pipe_file
+    cut: list[str] = []
+
+    def storage_goes_away(path: str, data: bytes, **kwargs: object) -> None:
+        if path.endswith(".json") and not cut:  # the first entry's tar arrived; the server dies before its meta
+            cut.append(path)
+            raise ConnectionError("the storage server went away")
+        real_pipe(path, data, **kwargs)
+
+    monkeypatch.setattr(cache.fs, "pipe_file", storage_goes_away)  # fsspec shares one local filesystem object: undone after
+    session, code = build(first, remote=cache)
+    assert code == 0 and session.ran == ["a", "b", "c"]  # the build's results are safe locally either way
+    assert "not uploaded to the cache: ConnectionError" in capsys.readouterr().err
+    lot_a = session.resolver.lots["a"]
+    assert (shared / lot_a[:2] / f"{lot_a}.tar").is_file() and not cache.has(lot_a)  # a tar without its meta does not count
+
+    runner = FakeRunner()
+    second = chain(clone(tmp_path / "b"))
+    _, code = build(second, runner, remote=RemoteCache(str(shared), "read", second.project_root))
+    assert code == 0 and runner.runs == ["a"]  # only the entry whose upload was cut is built again
+
+    lots = lots_of_lock(json.loads((tmp_path / "a" / "manifests" / "fake.lock").read_text()))
+    assert push_lots(RemoteCache(str(shared), "read-write", first.project_root), session.store, lots) == (["a"], ["b", "c"], [])
