@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ from opensem.errors import UsageError
 from opensem.routing.classifiers import build_classifier
 from opensem.routing.config import RouteServeConfig
 from opensem.routing.registry import Expert, ExpertRegistry
-from opensem.serving.ops import api_key
+from opensem.serving.ops import api_key, serve_in_thread, uvicorn_server
 
 LOCAL_KEY_ENV = "OPENSEM_ROUTER_LOCAL_KEY"  # the key between the router and the experts it serves itself
 
@@ -61,17 +59,12 @@ class RouterServer:
         return url
 
     def _uvicorn(self) -> Any:
-        import uvicorn
-
-        return uvicorn.Server(uvicorn.Config(self.app, host=self.config.host, port=self.config.port, log_level="warning", access_log=False))
+        return uvicorn_server(self.app, self.config.host, self.config.port)
 
     def start(self) -> str:
         """Serve from a background thread; the base URL once listening (tests, benchmarks)."""
         self.uvicorn = self._uvicorn()
-        threading.Thread(target=self.uvicorn.run, name="opensem-router", daemon=True).start()
-        while not self.uvicorn.started:
-            time.sleep(0.02)
-        self.url = f"http://{self.config.host}:{self.uvicorn.servers[0].sockets[0].getsockname()[1]}"
+        self.url = f"http://{self.config.host}:{serve_in_thread(self.uvicorn, 'opensem-router')}"
         return self.url
 
     def run(self) -> None:

@@ -130,3 +130,18 @@ class RateLimiter:
 def log_request(log: logging.Logger, record: dict[str, Any]) -> None:
     """One JSON line per request (timing, tokens, status; prompts only when the server was asked to)."""
     log.info("%s", json.dumps(record, sort_keys=True, ensure_ascii=False))
+
+
+def uvicorn_server(app: Any, host: str, port: int) -> Any:
+    """A quiet uvicorn server for an app: warnings only, no access log (requests are logged here)."""
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+
+
+def serve_in_thread(server: Any, name: str) -> int:
+    """Run a uvicorn server from a daemon thread; the port it listens on, once it does (tests, benchmarks)."""
+    threading.Thread(target=server.run, name=name, daemon=True).start()
+    while not server.started:
+        time.sleep(0.02)
+    return int(server.servers[0].sockets[0].getsockname()[1])

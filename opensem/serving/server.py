@@ -13,7 +13,7 @@ from typing import Any
 from opensem.errors import Location, OpensemError, ServeError
 from opensem.serving.app import ServerState, create_app
 from opensem.serving.config import ServeConfig
-from opensem.serving.ops import api_key
+from opensem.serving.ops import api_key, serve_in_thread, uvicorn_server
 from opensem.serving.pool import ModelPool
 from opensem.serving.releases import Release, resolve
 
@@ -101,17 +101,12 @@ class Server:
             raise self.failure
 
     def _uvicorn(self) -> Any:
-        import uvicorn
-
-        return uvicorn.Server(uvicorn.Config(self.app, host=self.config.host, port=self.config.port, log_level="warning", access_log=False))
+        return uvicorn_server(self.app, self.config.host, self.config.port)
 
     def start(self) -> str:
         """Serve from a background thread and return the base URL once listening (tests, benchmarks)."""
         self.uvicorn = self._uvicorn()
-        threading.Thread(target=self.uvicorn.run, name="opensem-uvicorn", daemon=True).start()
-        while not self.uvicorn.started:
-            time.sleep(0.02)
-        port = self.uvicorn.servers[0].sockets[0].getsockname()[1]
+        port = serve_in_thread(self.uvicorn, "opensem-uvicorn")
         self.background()
         self.url = f"http://{self.config.host}:{port}"
         return self.url

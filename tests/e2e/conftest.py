@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from dataclasses import dataclass
@@ -11,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from opensem.cli import main
+from tests.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,14 +32,7 @@ class Project:
 
     def run(self, *args: str) -> tuple[int, str]:
         """Run the real CLI in this process; returns (exit code, everything it printed)."""
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            try:
-                main(list(args))
-                code = 0
-            except SystemExit as exc:
-                code = int(exc.code or 0)
-        return code, out.getvalue()
+        return run_cli(*args)
 
     def build(self, *extra: str) -> tuple[list[str], str]:
         """Build the demo; returns the stages that ran and the output."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from pathlib import Path
@@ -11,22 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from opensem.cli import main
 from opensem.errors import ManifestError, UsageError
 from opensem.routing.registry import ExpertRegistry, expert_from_manifest, load_registry, remove_expert
+from tests.cli import run_cli as run
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue()
 
 
 def test_an_expert_comes_from_its_manifest() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -11,18 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from opensem.cli import main
-
-
-def run(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue()
+from tests.cli import run_cli as run
 
 
 def test_help_lists_the_settings_derived_from_serve_config() -> None:
