@@ -42,14 +42,14 @@ class Part:
 
 def find_part(name: str, root: Path, weight: float) -> Part:
     """The adapter (adapter_config.json) or whole model (config.json) in a train/merge output or a release."""
-    for kind, marker, folders in (("adapter", "adapter_config.json", ("adapter", ".")), ("model", "config.json", ("model", "."))):
-        for folder in folders:
-            config_file = root / folder / marker
-            if config_file.is_file():
-                if kind == "model":
-                    return Part(name, root / folder, weight, "model")
-                config = json.loads(config_file.read_text(encoding="utf-8"))
-                return Part(name, root / folder, weight, "adapter", int(config.get("r", 0)), bool(config.get("use_dora")))
+    from opensem.training.methods.base import artifact_in
+
+    found = artifact_in(root)
+    if found is not None and found[0] == "model":
+        return Part(name, found[1], weight, "model")
+    if found is not None:
+        config = json.loads((found[1] / "adapter_config.json").read_text(encoding="utf-8"))
+        return Part(name, found[1], weight, "adapter", int(config.get("r", 0)), bool(config.get("use_dora")))
     raise DataError(f"merge source {name}: no adapter (adapter_config.json) and no model (config.json)", Location(file=str(root)))
 
 

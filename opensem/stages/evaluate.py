@@ -29,7 +29,7 @@ from opensem.stages import register
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.baseline import BASELINE_FILE, load_model
 from opensem.stages.wiring import Wiring
-from opensem.training.methods.base import SFT_SHAPES
+from opensem.training.methods.base import SFT_SHAPES, artifact_in
 
 
 @register
@@ -207,10 +207,9 @@ def _tuned_model(inputs: dict[str, Path]) -> tuple[str, Path]:
     if "adapter" not in inputs:
         raise StageError("evaluate: no 'adapter' input", hint="wire the train stage's output into the 'adapter' slot")
     root = Path(inputs["adapter"])
-    for kind, marker, folders in (("adapter", "adapter_config.json", ("adapter", ".")), ("model", "config.json", ("model", "."))):
-        for folder in folders:
-            if (root / folder / marker).is_file():
-                return kind, root / folder
+    found = artifact_in(root)
+    if found is not None:
+        return found
     raise StageError("evaluate: the train output holds neither an adapter (adapter_config.json) nor a model (config.json)", Location(file=str(root)))
 
 

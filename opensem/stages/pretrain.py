@@ -121,7 +121,7 @@ def _train(params: PretrainParams, records: list[dict[str, Any]], model_path: st
     records = _packed(records, model_path, config.max_seq_length)  # text end to end: no step is spent on padding
     bar: list[Any] = []
     hooks = _hooks(ctx, bar)
-    trainer = get_method("sft") if config.adapter == "none" else _EmbeddingLora()
+    trainer = get_method("sft") if config.adapter == "none" else _embedding_lora()
     scratch = ctx.work_dir / "artifact"
     outcome = trainer.train(TrainRequest(model_path=model_path, records=records, out_dir=scratch, work_dir=ctx.work_dir, params=train, hooks=hooks, log=ctx.log))
     for closing in bar:
@@ -149,19 +149,17 @@ def _hooks(ctx: StageContext, bar: list[Any]) -> Any:
     return TrainHooks(on_start=lambda total, done: bar.append(ctx.progress("pretraining", total)), on_step=lambda: bar[0].advance() if bar else None)
 
 
-class _EmbeddingLora:
+def _embedding_lora() -> Any:
     """The lora method with the embeddings and output head trained in full (new domain words need them)."""
+    from opensem.training.backends import AdapterSpec
+    from opensem.training.methods.lora import LoraMethod
 
-    def __new__(cls) -> Any:
-        from opensem.training.backends import AdapterSpec
-        from opensem.training.methods.lora import LoraMethod
+    class EmbeddingLora(LoraMethod):
+        def adapter_spec(self, options: Any, model: Any) -> AdapterSpec | None:
+            spec = super().adapter_spec(options, model)
+            return None if spec is None else AdapterSpec(spec.rank, spec.alpha, spec.dropout, spec.targets, spec.use_dora, ("embed_tokens", "lm_head"))
 
-        class EmbeddingLora(LoraMethod):
-            def adapter_spec(self, options: Any, model: Any) -> AdapterSpec | None:
-                spec = super().adapter_spec(options, model)
-                return None if spec is None else AdapterSpec(spec.rank, spec.alpha, spec.dropout, spec.targets, spec.use_dora, ("embed_tokens", "lm_head"))
-
-        return EmbeddingLora()
+    return EmbeddingLora()
 
 
 def _merge(base: str, adapter: Path, out: Path) -> None:

@@ -180,6 +180,16 @@ def quiet_libraries() -> Iterator[None]:
                 datasets.enable_progress_bars()
 
 
+def artifact_in(root: Path) -> tuple[str, Path] | None:
+    """("adapter", folder) for a PEFT adapter, ("model", folder) for a whole model, found in a train
+    or merge output (adapter/, model/), a release, or the folder itself; None when it holds neither."""
+    for kind, marker, folders in (("adapter", "adapter_config.json", ("adapter", ".")), ("model", "config.json", ("model", "."))):
+        for folder in folders:
+            if (root / folder / marker).is_file():
+                return kind, root / folder
+    return None
+
+
 def resolve_base_model(inputs: dict[str, Path], base_model: str | None, stage: str) -> str:
     """The base model to load: the "base" input slot (its model/ subdirectory if present), else the param."""
     if "base" in inputs:

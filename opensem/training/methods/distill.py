@@ -103,12 +103,11 @@ class DistillMethod(SupervisedMethod):
 
 
 def teacher_model_dir(path: str) -> str:
-    """Where a teacher's config and tokenizer are: a stage's model/ or adapter/ folder, or the path itself."""
-    root = Path(path)
-    for sub in ("model", "adapter"):
-        if (root / sub).is_dir():
-            return str(root / sub)
-    return path
+    """Where a teacher's config and tokenizer are: the adapter or model in a stage output, or the path (a hub id)."""
+    from opensem.training.methods.base import artifact_in
+
+    found = artifact_in(Path(path)) if Path(path).is_dir() else None
+    return str(found[1]) if found is not None else path
 
 
 def check_tokenizers(student: str, teacher: str) -> None:
