@@ -7,6 +7,7 @@ yields the doit tasks of every manifest in <project>/manifests/ for plain `doit`
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from opensem.build.digests import DigestCache
 from opensem.build.engine import BuildSession
 from opensem.build.graph import StageGraph
 from opensem.build.layout import Layout
-from opensem.errors import OpensemError
+from opensem.errors import OpensemError, UsageError
 
 
 def load_graph(manifest: Path) -> StageGraph:
@@ -29,12 +30,29 @@ def load_graph(manifest: Path) -> StageGraph:
 
 def open_session(graph: StageGraph, force: frozenset[str] = frozenset(), digests: DigestCache | None = None) -> BuildSession:
     """A build session of a graph, with the project's digest cache and the stage runner."""
-    from opensem.stages.runner import PipelineRunner
-
     from opensem.build.remote import cache_from
+    from opensem.stages.runner import PipelineRunner
 
     digests = digests or DigestCache(Layout(graph.project_root).digest_cache_file)
     return BuildSession(graph, digests, PipelineRunner(), force, remote=cache_from(graph.cache, graph.project_root, os.environ))
+
+
+def choose_executor(session: BuildSession, executor: str | None) -> None:
+    """Before a build runs stages: where they run, as `executor` (else the manifest, else the project) says."""
+    if (executor or session.graph.executor) == "ray":
+        session.executor = ray_executor(session)
+
+
+def ray_executor(session: BuildSession) -> Any:
+    """Stages as Ray tasks: the shared cache is what carries their inputs and results, so it must take uploads."""
+    from opensem.build.ray_executor import RayExecutor
+
+    if session.remote is None or not session.remote.writable:
+        raise UsageError(f"{session.graph.job_id}: executor ray needs a read-write stage cache that the cluster's machines can reach",
+                         hint="set `cache: {url: s3://bucket/prefix, mode: read-write}` in the manifest or [tool.opensem], or OPENSEM_CACHE with OPENSEM_CACHE_MODE=read-write")
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError("executor ray needs the Ray library", hint="pip install 'opensem[ray]'")
+    return RayExecutor(session.remote, session.executor)
 
 
 def project_tasks(project_root: Path) -> Iterator[dict[str, Any]]:
@@ -47,6 +65,7 @@ def project_tasks(project_root: Path) -> Iterator[dict[str, Any]]:
     for manifest in sorted((project_root / "manifests").glob("*.y*ml")):
         try:
             session = open_session(load_graph(manifest), digests=digests)
+            choose_executor(session, None)
         except OpensemError as exc:
             sys.stderr.write(f"!! {manifest.name} is invalid and left out of this doit run:\n{exc.render()}\n")
             continue

@@ -12,7 +12,7 @@ def run_doit(sessions: list[BuildSession], targets: list[str], jobs: int = 1) ->
     """Run the tasks of the sessions through doit's Python API; returns doit's exit code.
 
     jobs > 1 runs independent stages at once in threads (doit -n N -P thread): the stages share
-    this process's store, resolver and console, and heavy ones take turns (HEAVY).
+    this process's store, resolver and console, and heavy ones take turns (execute.HEAVY).
     """
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain

@@ -8,26 +8,20 @@ build made by either is up to date for the other.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import platform
-import threading
-import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from opensem import __version__
 from opensem.build.digests import DigestCache
-from opensem.build.files import discard
+from opensem.build.execute import Executor, LocalExecutor, StageJob
 from opensem.build.graph import SourceInput, StageGraph, UpstreamInput
 from opensem.build.layout import Layout, lock_path
 from opensem.build.lock import DamagedLock, lock_from_plan, read_lock, write_lock
 from opensem.build.lotlock import describe, lot_lock
 from opensem.build.lots import LOCK_FORMAT
 from opensem.build.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
-from opensem.build.stage import StageContext, StageRunner
+from opensem.build.stage import StageRunner
 from opensem.build.stamp import write_stamp
 from opensem.console import console, escape, progress_bar, short
 from opensem.errors import OpensemError, StageError
@@ -36,7 +30,6 @@ if TYPE_CHECKING:
     from opensem.build.remote import RemoteCache
 
 log = logging.getLogger("opensem")
-HEAVY = threading.BoundedSemaphore(1)  # one heavy stage at a time in this process, whatever -j says
 
 
 @dataclass
@@ -53,6 +46,7 @@ class BuildSession:
     hits: list[str] = field(default_factory=list)
     pulled: list[str] = field(default_factory=list)  # hits that came from the shared cache
     label_job: bool = False  # several manifests in one build: stage lines say whose stage it is
+    executor: Executor | None = None  # where entries are made; this process unless told otherwise
     error: OpensemError | None = None
 
     def __post_init__(self) -> None:
@@ -60,6 +54,8 @@ class BuildSession:
         self.store = self.layout.store
         self.resolver = Resolver(self.graph, self.digests)
         self.lock_file = lock_path(self.graph.manifest_path)
+        if self.executor is None:
+            self.executor = LocalExecutor(self.store, self.digests, self.runner, self.graph.project_root, self.layout.build, progress_bar)
         try:
             self.previous_lock = read_lock(self.lock_file)
         except DamagedLock as exc:  # the build rewrites it from the store; nothing built is lost
@@ -145,8 +141,7 @@ class BuildSession:
         from doit.exceptions import TaskFailed
 
         try:
-            with HEAVY if self.graph.node(name).heavy else contextlib.nullcontext():
-                self._run_stage(name)
+            self._run_stage(name)
             return True
         except OpensemError as exc:
             self.error = exc
@@ -186,58 +181,13 @@ class BuildSession:
         lock_format = (self.previous_lock or {}).get("format", LOCK_FORMAT)
         why = "forced with --force" if name in self.force else "; ".join(r.text for r in stale_reasons(node, lot, inputs, locked, lock_format))
         console.print(f"  [cyan]▶[/] {self.shown(name):<13} running      [dim]{short(lot)}  {escape(why)}[/]")
-        paths = {slot: self._input_path(source) for slot, source in node.inputs.items()}
-        tmp = self.store.begin(lot)
-        started = time.time()
-        try:
-            ctx = StageContext(
-                project_root=self.graph.project_root,
-                job_id=self.graph.job_id,
-                stage_name=name,
-                lot=lot,
-                work_dir=self.layout.build / "work" / lot,
-                cache_dir=self.layout.build / "cache",
-                log=logging.getLogger(f"opensem.{name}"),
-                progress=progress_bar,
-                lineage=self._lineage(name),
-            )
-            result = self.runner.run(node, paths, tmp / "out", ctx)
-            output = self.digests.directory(tmp / "out")
-            seconds = round(time.time() - started, 3)
-            meta = {
-                "lot": lot,
-                "job_id": self.graph.job_id,
-                "stage": name,
-                "kind": node.kind,
-                "version": node.version,
-                "params": node.params,
-                "inputs": inputs,
-                "output": output,
-                "summary": result.summary,
-                "metrics": result.metrics,
-                "lock": result.lock,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-                "seconds": seconds,
-                "versions": {"python": platform.python_version(), "opensem": __version__, **self.runner.library_versions()},
-            }
-            if name in self.force:
-                self.store.drop(lot)
-            final = self.store.commit(tmp, lot, meta)
-            self.store.clear_failure(lot)
-            self.digests.rekey(str(tmp), str(final))  # a rename keeps size, mtime and inode
-        except BaseException:
-            discard(tmp)
-            raise
-        discard(ctx.work_dir)
-        self.resolver.record_output(name, output)
+        upstream = {slot: self.resolver.lots[source.stage] for slot, source in node.inputs.items() if isinstance(source, UpstreamInput)}
+        job = StageJob(node, lot, self.graph.job_id, inputs, upstream, self._lineage(name), replace=name in self.force)
+        built = self.executor.build(job)
+        self.resolver.record_output(name, built.output)
         self.ran.append(name)
-        console.print(f"  [green]✓[/] {self.shown(name):<13} built in {seconds:.1f} s [dim]{short(lot)}[/]  {result.summary}")
+        console.print(f"  [green]✓[/] {self.shown(name):<13} built in {built.seconds:.1f} s [dim]{short(lot)}[/]  {built.result.summary}")
         self._push(name, lot)
-
-    def _input_path(self, source: SourceInput | UpstreamInput) -> Path:
-        if isinstance(source, UpstreamInput):
-            return self.store.out_dir(self.resolver.lots[source.stage])
-        return self.graph.project_root / source.path
 
     def _lineage(self, name: str) -> dict[str, dict[str, str]]:
         return {up: {"lot": self.resolver.lots[up], "output": self.resolver.outputs[up]} for up in sorted(self.graph.ancestors(name))}

@@ -44,6 +44,8 @@ class StageNode(Frozen):
     volatile: bool = False
     # Needs most of the machine (a GPU, most of the RAM): two heavy stages never run at once (-j).
     heavy: bool = False
+    # Reads or writes what only this machine may hold (a registry folder): never sent to a cluster.
+    local: bool = False
 
     def upstream(self) -> list[str]:
         return [i.stage for i in self.inputs.values() if isinstance(i, UpstreamInput)]
@@ -59,6 +61,7 @@ class StageGraph(Frozen):
     included: list[Path] = []
     watched: list[Path] = []  # paths planning looked for (conventional folders): one appearing can change the graph
     cache: dict[str, str] | None = None  # {url, mode}: the shared stage cache the manifest names; how to build, not what
+    executor: str = "local"  # where stages run: this process, or a Ray cluster (opensem.build.ray_executor)
 
     def node(self, name: str) -> StageNode:
         for node in self.nodes:

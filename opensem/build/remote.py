@@ -36,12 +36,13 @@ class Fetched:
 
 
 class RemoteCache:
-    def __init__(self, url: str, mode: CacheMode, project_root: Path) -> None:
+    def __init__(self, url: str, mode: CacheMode, project_root: Path, location: str | None = None) -> None:
+        """location: where url points, resolved already (a folder named relative to another machine's project)."""
         import fsspec
 
         self.url, self.mode = url, mode
-        target = url if "://" in url else str((project_root / url).resolve())
-        self.fs, self.root = fsspec.core.url_to_fs(target)
+        self.location = location or (url if "://" in url else str((project_root / url).resolve()))
+        self.fs, self.root = fsspec.core.url_to_fs(self.location)
         self.root = self.root.rstrip("/")
 
     @property
@@ -78,9 +79,10 @@ class RemoteCache:
             return Fetched("corrupt", f"{type(exc).__name__}: {exc}")
         return Fetched("hit")
 
-    def push(self, lot: str, store: Store) -> bool:
-        """Upload lot's local entry (tar first, meta last); False when the cache has it already."""
-        if self.has(lot):
+    def push(self, lot: str, store: Store, replace: bool = False) -> bool:
+        """Upload lot's local entry (tar first, meta last); False when the cache has it already
+        (replace: a forced rebuild's entry takes the place of the one there)."""
+        if self.has(lot) and not replace:
             return False
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:

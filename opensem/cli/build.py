@@ -74,7 +74,9 @@ def lots(manifest: Path) -> None:
 @click.option("--until", metavar="STAGE", help="Build only up to and including STAGE (one manifest).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Stages to run at once; independent stages of all the manifests overlap, stages that load a model take turns.")
-def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None, jobs: int) -> None:
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where stages run, over the manifest's `executor`: local (this process) or ray (tasks on the cluster at RAY_ADDRESS, through a read-write cache).")
+def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None, jobs: int, executor: str | None) -> None:
     """Run the stale stages of one or more manifests and write their lock files."""
     started = time.time()
     if len(manifests) > 1 and until is not None:
@@ -82,6 +84,8 @@ def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None
     if len(manifests) == 1 and not force and _nothing_changed(manifests[0], until, started):
         return
     from opensem.build.doit_run import run_doit
+
+    from opensem.project import choose_executor
 
     sessions = [session_for(manifest, force) for manifest in manifests]
     jobs_seen = [s.graph.job_id for s in sessions]
@@ -92,6 +96,7 @@ def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None
         session.label_job = len(sessions) > 1
         if until is not None and until not in session.graph.names:
             raise UsageError(f"no stage named {until} in {session.graph.job_id}", hint=f"stages: {', '.join(session.graph.names)}")
+        choose_executor(session, executor)
         console.print(f"[bold]{session.graph.job_id}[/]: {len(session.graph.nodes)} stages  [dim]({manifest})[/]")
     code = run_doit(sessions, [sessions[0].task_name(until)] if until else jobs_seen, jobs)
     for session in sessions:

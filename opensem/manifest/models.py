@@ -51,7 +51,11 @@ class ManifestCore(Section):
     seed: int = Field(42, description="Seed for splitting and training.")
     expert: ExpertProfile | None = Field(None, description="How the router recognises this expert's queries (`opensem expert add`); never part of a lot.")
     persona: Persona | None = Field(None, description="A system message (style guide) before every training example, evaluation question and served chat.")
-    cache: CacheConfig | None = Field(None, description="A stage cache shared between machines: each stage's lot is looked up there before it runs; never part of a lot.")
+    cache: CacheConfig | None = Field(None, description="A stage cache shared between machines: each stage's lot is looked up there before it runs; never part of a lot. Unset: the project's [tool.opensem] cache.")
+    executor: Literal["local", "ray"] | None = Field(
+        None,
+        description="Where stages run: local (this process) or ray (tasks on the Ray cluster at RAY_ADDRESS, or a new local one; needs a read-write cache, which connects the machines). Unset: the project's [tool.opensem] executor, else local; `opensem build --executor` overrides both.",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -34,7 +34,9 @@ class StageKind(Protocol):
     Params: ClassVar[type[BaseModel]]
     sections: ClassVar[tuple[ManifestSection, ...]]  # manifest sections this kind declares
     # Optional `heavy = True`: the kind loads a model (needs most of the machine), so under
-    # `opensem build -j N` no two heavy stages run at once.
+    # `opensem build -j N` no two heavy stages run at once, and a cluster gives it most of a machine.
+    # Optional `local = True`: the kind reads or writes a registry, which may be a folder of this
+    # machine, so `executor: ray` runs it here rather than on the cluster.
 
     def wire(self, wiring: Wiring) -> None:
         """Add this stage to the graph (or not) from the manifest; pure: reads nothing but the project layout."""

@@ -83,6 +83,7 @@ class MergeParams(MergeConfig):
 class Merge:
     name = "merge"
     heavy = True  # loads a model: one at a time under build -j
+    local = True  # reads the registry, which may be a folder of this machine
     version = "1"
     Params = MergeParams
     sections = (section("merge", MergeConfig | None, None, description="Alchemist: merge adapters (or whole models) of this and other experts into one; omit for none."),)

@@ -63,6 +63,7 @@ class PublishParams(PublishTarget):
 class PublishStage:
     name = "publish"
     version = "3"  # 3: what was published reaches the lock through the stage result
+    local = True  # writes the registry, which may be a folder of this machine
     Params = PublishParams
     sections = (section("publish_target", PublishTarget | None, None, description="Where finished adapters go; omit to skip publishing."),)
 

@@ -34,6 +34,7 @@ class ReviewParams(EvalParams):
 class Review:
     name = "review"
     heavy = True  # loads a model: one at a time under build -j
+    local = True  # reads the registry, which may be a folder of this machine
     version = "1"
     Params = ReviewParams
     sections = ()  # present with feedback; reads `evaluation` and `publish_target`

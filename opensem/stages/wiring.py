@@ -26,6 +26,7 @@ from opensem.errors import Location, ManifestError, Problem
 from opensem.manifest.fields import lot_view, run_view
 from opensem.manifest.loader import KeyPath, LoadedManifest, dotted
 from opensem.manifest.models import is_local_model_path, section_value
+from opensem.manifest.project_config import read_project_config
 from opensem.stages.base import StageKind
 
 
@@ -223,6 +224,7 @@ class Wiring:
             inputs={slot: value for slot, value in inputs.items() if value is not None},
             volatile=volatile,
             heavy=bool(getattr(kind, "heavy", False)),
+            local=bool(getattr(kind, "local", False)),
         )
         self.nodes.append(node)
         for channel in provides:
@@ -250,8 +252,10 @@ def build_graph(loaded: LoadedManifest) -> StageGraph:
     """The stage graph of one manifest, and of what its stages need of other manifests."""
     wiring = wire(loaded)
     m = loaded.manifest
+    project = read_project_config(loaded.project_root)
+    cache = m.cache or project.cache
     graph = StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=wiring.nodes, included=wiring.included, watched=wiring.watched,
-                       cache=m.cache.model_dump() if m.cache is not None else None)
+                       cache=cache.model_dump() if cache is not None else None, executor=m.executor or project.executor or "local")
     own = [node.name for node in graph.nodes if "/" not in node.name]
     needed = set(own).union(*(graph.ancestors(name) for name in own))
     return graph.model_copy(update={"nodes": [node for node in graph.nodes if node.name in needed]})
