@@ -9,6 +9,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.servers.openai_compatible import OpenAICompatibleServer
+    from tests.servers.s3 import RestartableS3
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +78,30 @@ def s3_url() -> Iterator[str]:
     patch.undo()
     S3FileSystem.clear_instance_cache()
     server.stop()
+
+
+@pytest.fixture
+def stoppable_s3() -> "Iterator[RestartableS3]":
+    """An S3 bucket on a moto server at 127.0.0.1 that the test may stop and start again, at
+    `.url`; s3:// URLs reach it through s3fs (tests/servers/s3.py). moto keeps buckets per process,
+    so each test gets a bucket of its own."""
+    import boto3
+    import fsspec.config
+    from s3fs import S3FileSystem
+
+    from tests.servers.s3 import RestartableS3
+
+    server = RestartableS3()
+    server.start()
+    patch = pytest.MonkeyPatch()
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        patch.setenv(key, value)
+    patch.setitem(fsspec.config.conf, "s3", server.filesystem_options())
+    S3FileSystem.clear_instance_cache()
+    bucket = f"faults-{server.port}"
+    boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    server.url = f"s3://{bucket}/prod"
+    yield server
+    patch.undo()
+    S3FileSystem.clear_instance_cache()
+    server.close()

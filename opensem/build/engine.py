@@ -8,6 +8,8 @@ build made by either is up to date for the other.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -146,15 +148,27 @@ class BuildSession:
         except OpensemError as exc:
             self.error = exc
         except Exception as exc:  # a library failure inside a stage: keep the traceback in a log
-            log_file = self.layout.build / "logs" / f"{self.graph.job_id}-{name}.log"
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            log_file.write_text(traceback.format_exc())
-            self.error = StageError(f"stage {name} failed: {type(exc).__name__}: {exc}", hint=f"full traceback in {log_file}")
+            self.error = self._library_failure(name, exc)
         if name in self.resolver.lots:  # plan says why this lot is not built (a failed gate blocks the build)
             failure = {"stage": name, "error": type(self.error).__name__, "message": self.error.message, "blocks": self.error.blocks}
-            self.store.record_failure(self.resolver.lots[name], failure)
+            with contextlib.suppress(OSError):  # a full disk must not hide the stage's own error
+                self.store.record_failure(self.resolver.lots[name], failure)
         console.print(f"  [red]✗[/] {self.shown(name):<13} failed")
         return TaskFailed(self.error.render())
+
+    def _library_failure(self, name: str, exc: Exception) -> StageError:
+        """A stage's unexpected exception as an error with a hint; the traceback goes to a log file."""
+        if disk_full(exc):
+            return StageError(f"stage {name} failed: no space left on the disk holding {self.layout.build}",
+                              hint="free space there (df -h); the half-made entry was removed, and the next build keeps everything already built")
+        log_file = self.layout.build / "logs" / f"{self.graph.job_id}-{name}.log"
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log_file.write_text(traceback.format_exc())
+            hint = f"full traceback in {log_file}"
+        except OSError:
+            hint = f"its traceback could not be written to {log_file} either"
+        return StageError(f"stage {name} failed: {type(exc).__name__}: {exc}", hint=hint)
 
     def _run_stage(self, name: str) -> None:
         """Run a stale stage under its lot's lock; a build that made the lot while this one waited is reused."""
@@ -225,3 +239,17 @@ class BuildSession:
         roots += [str(self.store.entry(str(s.lot))) for s in stages]
         lots = [(s.name, str(s.lot)) for s in stages]
         write_stamp(self.graph.manifest_path, self.lock_file, self.layout.build, self.until, roots, lots)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an exception, or one it was raised from, says the disk is full (libraries word it their own way)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(current) or "Disk quota exceeded" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

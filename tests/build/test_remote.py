@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +15,9 @@ from opensem.build.remote import RemoteCache, cache_from, lots_of_lock, pull_lot
 from opensem.build.store import Store
 from opensem.errors import UsageError
 from tests.build.fake import FakeRunner, build, chain
+
+if TYPE_CHECKING:
+    from tests.servers.s3 import RestartableS3
 
 
 def clone(root: Path) -> Path:
@@ -89,6 +93,35 @@ def test_an_s3_cache_on_motos_server(s3_url: str, tmp_path: Path) -> None:
     runner = FakeRunner()
     second = chain(clone(tmp_path / "b"))
     again, code = build(second, runner, remote=RemoteCache(url, "read", second.project_root))
+    assert code == 0 and runner.runs == [] and again.pulled == ["a", "b", "c"]
+
+
+def test_a_push_cut_by_the_s3_server_stopping_counts_for_nothing_and_the_next_push_finishes(stoppable_s3: "RestartableS3", tmp_path: Path,
+                                                                                            capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    first = chain(clone(tmp_path / "a"))
+    cache = RemoteCache(f"{stoppable_s3.url}/stage-cache", "read-write", first.project_root)
+    real_pipe = cache.fs.pipe_file
+
+    def server_dies_after_a_tar(path: str, data: bytes, **kwargs: object) -> None:
+        real_pipe(path, data, **kwargs)
+        if path.endswith(".tar"):
+            stoppable_s3.stop()  # a real stop: the meta upload that follows finds no server
+
+    monkeypatch.setattr(cache.fs, "pipe_file", server_dies_after_a_tar)
+    session, code = build(first, remote=cache)
+    assert code == 0 and session.ran == ["a", "b", "c"]  # the build's own results are safe locally
+    assert capsys.readouterr().err.count("not uploaded to the cache") == 3
+    monkeypatch.undo()
+
+    stoppable_s3.start()
+    cache.fs.invalidate_cache()
+    lots = {name: session.resolver.lots[name] for name in ("a", "b", "c")}
+    assert cache.fs.exists(cache._key(lots["a"], ".tar")) and not any(cache.has(lot) for lot in lots.values())  # a tar alone counts for nothing
+    assert push_lots(cache, session.store, lots) == (["a", "b", "c"], [], [])  # the rerun finishes the job
+
+    runner = FakeRunner()
+    second = chain(clone(tmp_path / "b"))
+    again, code = build(second, runner, remote=RemoteCache(cache.url, "read", second.project_root))
     assert code == 0 and runner.runs == [] and again.pulled == ["a", "b", "c"]
 
 
