@@ -45,6 +45,17 @@ class OpensemError(Exception):
         text = f"{where}: {self.message}" if where else self.message
         return f"{text}\n  hint: {self.hint}" if self.hint else text
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle with location and hint (an error raised in a worker process or on a Ray worker)."""
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(kind: type[OpensemError], args: tuple[object, ...], state: dict[str, object]) -> OpensemError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -60,7 +60,7 @@ def listing_digest(entries: Iterable[tuple[str, str, int]]) -> str:
     return sha256_text(canonical_json(sorted(tuple(e) for e in entries)))  # tuples encode as JSON arrays
 
 
-def _workers() -> int:
+def usable_cores() -> int:
     """Cores this process may use."""
     try:
         return len(os.sched_getaffinity(0))
@@ -151,7 +151,7 @@ class DigestCache:
         thread, so per-file overhead stays low while every core hashes (hashlib drops the GIL).
         """
         total = sum(stamp[0] for _, _, stamp in misses)
-        workers = _workers()
+        workers = usable_cores()
         digests: list[str]
         if workers < 2 or len(misses) < 2 or total < THREADED_MIN_BYTES:
             digests = [digest_file(paths[index]) for index, _, _ in misses]

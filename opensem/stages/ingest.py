@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Literal
 
 from pydantic import Field
 
-from opensem.build.digests import walk_files
+from opensem.build.digests import sha256_text, usable_cores, walk_files
 from opensem.build.graph import Input
 from opensem.data.chunking import ChunkingConfig, chunk_text, normalize_text
 from opensem.data.pages import drop_running_lines
-from opensem.data.formats import detect_format, make_record, normalize, record_kind
-from opensem.data.records import write_records
+from opensem.data.formats import detect_format, normalize, record_kind
+from opensem.data.parallel import ordered_map
+from opensem.data.records import render_records
 from opensem.data.sources import DataSource, SourceSpec, glob_base, glob_matches, is_glob, is_url, remote_fingerprint
 from opensem.errors import DataError, Location, StageError
 from opensem.feedback.records import read_folder
@@ -37,6 +39,7 @@ TEXT_SUFFIXES = (".txt", ".md")
 PDF_SUFFIXES = (".pdf",)
 DOCUMENT_SUFFIXES = TEXT_SUFFIXES + PDF_SUFFIXES
 DATASET_SUFFIXES = (".jsonl", ".json")
+PARALLEL_BYTES = 32 << 20  # a corpus this large is parsed on every core; a smaller one here, as starting workers costs more
 
 
 class IngestParams(StageParams):
@@ -85,10 +88,21 @@ def _read_pdf(file: Path, source: str) -> str:
     return "\n\n".join(normalize_text(page) for page in pages)
 
 
-def _documents(file: Path, source: str, params: IngestParams) -> list[dict[str, Any]]:
+def _chunks(file: Path, source: str, chunking: ChunkingConfig) -> list[str]:
     text = _read_pdf(file, source) if file.suffix.lower() in PDF_SUFFIXES else _read_text(file, source)
-    chunks = chunk_text(normalize_text(text), params.chunking.size, params.chunking.overlap)
-    return [make_record(source, text=chunk) for chunk in chunks]
+    return chunk_text(normalize_text(text), chunking.size, chunking.overlap)
+
+
+def document_lines(source: str, chunks: list[str]) -> list[tuple[str, str, str]]:
+    """(id, kind, jsonl line) of each chunk's document record: the bytes make_record and write_records
+    give, with each chunk encoded once for both its id and its line (most of ingest's time on a corpus)."""
+    name = json.dumps(source, ensure_ascii=False)
+    found = []
+    for chunk in chunks:
+        text = json.dumps(chunk, ensure_ascii=False)
+        record_id = sha256_text(f'{{"text":{text}}}')[:16]  # canonical_json({"text": chunk})
+        found.append((record_id, "document", f'{{"id": "{record_id}", "source": {name}, "text": {text}}}\n'))
+    return found
 
 
 def _raw_records(file: Path, source: str) -> Iterator[tuple[Any, Location]]:
@@ -121,6 +135,19 @@ def _dataset(file: Path, source: str, fmt: str) -> list[dict[str, Any]]:
             fmt = detect_format(raw, where)
         records.append(normalize(raw, fmt, source, line=where.line, key=where.key))
     return records
+
+
+def _rendered(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(id, kind, jsonl line) of each record, the line exactly as write_records writes it."""
+    return [(record["id"], record_kind(record), render_records([record])) for record in records]
+
+
+def _read_file(chunking: ChunkingConfig, task: tuple[Path, str, str]) -> list[tuple[str, str, str]]:
+    """One source file's records, rendered (runs in a worker process for a large corpus)."""
+    file, source, fmt = task
+    if file.suffix.lower() in DOCUMENT_SUFFIXES:
+        return document_lines(source, _chunks(file, source, chunking))
+    return _rendered(_dataset(file, source, fmt))
 
 
 @register
@@ -187,57 +214,58 @@ class Ingest:
         return config, use_for(config, get_method(wiring.manifest.method_config.type).shapes)
 
     def run(self, params: IngestParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
-        records: list[dict[str, Any]] = []
         seen: set[str] = set()
-        if params.feedback is not None and params.feedback_use is not None and "feedback" in inputs:
-            found, warnings = read_folder(inputs["feedback"])
-            for warning in warnings:
-                ctx.log.warning("ingest: %s", warning)
-            converted = to_training_records(found, params.feedback, params.feedback_use, "feedback")
-            ctx.log.info("ingest: %d feedback records -> %d %s examples", len(found), len(converted), params.feedback_use)
-            for record in converted:
-                seen.add(record["id"])
-                records.append(record)
+        kinds = {"instruction": 0, "document": 0, "preference": 0, "feedback": 0}
         counts = {"files": 0, "ignored_files": 0, "empty_files": 0, "duplicates": 0, "pdf_files": 0}
+        files: list[tuple[Path, str, str]] = []  # (file, source name, dataset format)
         for index, spec in enumerate(params.sources):
             for file, root in self._files(spec, inputs, ctx.work_dir / "remote" / str(index)):
-                suffix = file.suffix.lower()
-                if suffix not in DOCUMENT_SUFFIXES + DATASET_SUFFIXES:
+                if file.suffix.lower() not in DOCUMENT_SUFFIXES + DATASET_SUFFIXES:
                     counts["ignored_files"] += 1
                     ctx.log.debug("ingest: ignoring %s", file)
                     continue
-                source = _source_name(file, root, spec, ctx.project_root)
-                found = _documents(file, source, params) if suffix in DOCUMENT_SUFFIXES else _dataset(file, source, spec.format)
-                counts["files"] += 1
-                counts["pdf_files"] += suffix in PDF_SUFFIXES
-                counts["empty_files"] += 0 if found else 1
-                if not found and suffix in PDF_SUFFIXES:
-                    ctx.log.warning("ingest: %s has no text layer (a scan?); it adds nothing", source)
-                for record in found:
-                    if record["id"] in seen:
+                files.append((file, _source_name(file, root, spec, ctx.project_root), spec.format))
+        workers = usable_cores() if sum(file.stat().st_size for file, _, _ in files) >= PARALLEL_BYTES else 1
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with (out_dir / "records.jsonl").open("w", encoding="utf-8") as out:
+
+            def keep(found: list[tuple[str, str, str]]) -> None:
+                for record_id, kind, line in found:
+                    if record_id in seen:
                         counts["duplicates"] += 1
                         continue
-                    seen.add(record["id"])
-                    records.append(record)
+                    seen.add(record_id)
+                    kinds[kind] += 1
+                    out.write(line)
+
+            if params.feedback is not None and params.feedback_use is not None and "feedback" in inputs:
+                found, warnings = read_folder(inputs["feedback"])
+                for warning in warnings:
+                    ctx.log.warning("ingest: %s", warning)
+                converted = to_training_records(found, params.feedback, params.feedback_use, "feedback")
+                ctx.log.info("ingest: %d feedback records -> %d %s examples", len(found), len(converted), params.feedback_use)
+                keep(_rendered(converted))
+            bar = ctx.progress("ingest: files", len(files))
+            for (file, source, _), found in zip(files, ordered_map(partial(_read_file, params.chunking), files, workers)):
+                is_pdf = file.suffix.lower() in PDF_SUFFIXES
+                counts["files"] += 1
+                counts["pdf_files"] += is_pdf
+                counts["empty_files"] += 0 if found else 1
+                if not found and is_pdf:
+                    ctx.log.warning("ingest: %s has no text layer (a scan?); it adds nothing", source)
+                keep(found)
+                bar.advance()
+            bar.close()
         shutil.rmtree(ctx.work_dir / "remote", ignore_errors=True)
+        records = len(seen)
         if not records:
             raise DataError(
                 f"no records found in {', '.join(s.path for s in params.sources) or 'no sources'}",
                 hint=f"sources need .txt/.md/.pdf documents or .jsonl/.json datasets; {counts['ignored_files']} other files were ignored",
             )
-        kinds = {"instruction": 0, "document": 0, "preference": 0, "feedback": 0}
-        for record in records:
-            kinds[record_kind(record)] += 1
-        write_records(out_dir / "records.jsonl", records)
-        metrics = {
-            "records": len(records),
-            "instructions": kinds["instruction"],
-            "documents": kinds["document"],
-            "preferences": kinds["preference"],
-            **counts,
-        }
+        metrics = {"records": records, "instructions": kinds["instruction"], "documents": kinds["document"], "preferences": kinds["preference"], **counts}
         summary = (
-            f"{len(records)} records ({kinds['instruction']} instructions, {kinds['document']} documents, "
+            f"{records} records ({kinds['instruction']} instructions, {kinds['document']} documents, "
             f"{kinds['preference']} preferences) from {counts['files']} files"
         )
         return StageResult(summary=summary, metrics=metrics)

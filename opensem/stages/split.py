@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import Field
 
-from opensem.build.digests import sha256_text
-from opensem.data.records import has_string_id, read_records, write_records
+from opensem.data.records import has_string_id, read_records
+from opensem.data.splitting import split_file
 from opensem.errors import DataError, Location, StageError
 from opensem.manifest.fields import Section
 from opensem.manifest.sections import section
@@ -28,17 +28,18 @@ class SplitConfig(Section):
     seed: int | None = Field(None, description="Seed of the split hash; defaults to the manifest seed.")
 
 
-def split_score(record_id: str, seed: int) -> float:
-    """A uniform number in [0, 1) from the seed and the id; a record is test iff it is below test_fraction."""
-    return int(sha256_text(f"{seed}:{record_id}")[:16], 16) / 16**16
-
-
-def input_records(inputs: dict[str, Path], stage: str) -> tuple[Path, list[dict[str, Any]]]:
-    """The records.jsonl of the 'records' input (a stage's out/ or the file itself); each has an id."""
+def records_path(inputs: dict[str, Path], stage: str) -> Path:
+    """The records.jsonl of the 'records' input (a stage's out/ or the file itself)."""
     source = Path(inputs["records"])
     path = source / RECORDS_FILE if source.is_dir() else source
     if not path.is_file():
         raise DataError(f"no {RECORDS_FILE} in the {stage} input", Location(file=str(source)), hint=f"{stage} takes the records of ingest (or synthesize, dedup)")
+    return path
+
+
+def input_records(inputs: dict[str, Path], stage: str) -> tuple[Path, list[dict[str, Any]]]:
+    """The records of the 'records' input; each has an id."""
+    path = records_path(inputs, stage)
     return path, read_records(path, check=has_string_id, hint=f"{stage} reads the records written by ingest").records
 
 
@@ -59,30 +60,18 @@ class Split:
     def run(self, params: SplitConfig, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         if params.seed is None:
             raise StageError("split: no seed", hint="the graph gives split the manifest's seed when data.split.seed is unset; please report this")
-        path, records = input_records(inputs, self.name)
-        if not records:
-            raise DataError("no records to split", Location(file=str(path)), hint="check that the sources hold data")
-        scores = [split_score(r["id"], params.seed) for r in records]
-        is_test = [score < params.test_fraction for score in scores]
-        note = ""
-        if len(records) >= 2 and not any(is_test):
-            # Evaluation needs data: the record closest to the test side goes there, deterministically.
-            is_test[min(range(len(records)), key=lambda i: (scores[i], records[i]["id"]))] = True
-            note = "; no record hashed into test, so the one with the smallest hash was moved there"
-        elif len(records) >= 2 and all(is_test):
-            is_test[max(range(len(records)), key=lambda i: (scores[i], records[i]["id"]))] = False
-            note = "; every record hashed into test, so the one with the largest hash was moved to train"
-        train = [r for r, t in zip(records, is_test) if not t]
-        test = [r for r, t in zip(records, is_test) if t]
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_records(out_dir / "train.jsonl", train)
-        write_records(out_dir / "test.jsonl", test)
+        path = records_path(inputs, self.name)
+        outcome = split_file(path, params.seed, params.test_fraction, out_dir, ctx.work_dir / "ranges", hint=f"{self.name} reads the records written by ingest")
+        note = {
+            "to test": "; no record hashed into test, so the one with the smallest hash was moved there",
+            "to train": "; every record hashed into test, so the one with the largest hash was moved to train",
+        }.get(outcome.moved, "")
         metrics = {
-            "records": len(records),
-            "train": len(train),
-            "test": len(test),
+            "records": outcome.train + outcome.test,
+            "train": outcome.train,
+            "test": outcome.test,
             "test_fraction": params.test_fraction,
             "seed": params.seed,
             "moved": bool(note),
         }
-        return StageResult(summary=f"{len(train)} train / {len(test)} test records (seed {params.seed}){note}", metrics=metrics)
+        return StageResult(summary=f"{outcome.train} train / {outcome.test} test records (seed {params.seed}){note}", metrics=metrics)

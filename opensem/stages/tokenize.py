@@ -131,7 +131,7 @@ def _hold_out(records: list[dict[str, Any]], fraction: float | None) -> tuple[li
     adding records never moves the others (as the split stage decides train and test)."""
     if not fraction:
         return records, []
-    from opensem.stages.split import split_score
+    from opensem.data.splitting import split_score
 
     held = [r for r in records if split_score(str(r.get("id", "")), VALIDATION_SEED) < fraction]
     kept = [r for r in records if split_score(str(r.get("id", "")), VALIDATION_SEED) >= fraction]

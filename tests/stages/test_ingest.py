@@ -171,3 +171,30 @@ def test_demo_corpus_ingests(tmp_path: Path) -> None:
     assert result.metrics["duplicates"] == 0
     golden = [json.loads(line) for line in (DEMO / "golden" / "golden.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(golden) == 12 and all(set(g) == {"question", "answer"} for g in golden)
+
+
+def test_a_large_corpus_parsed_in_worker_processes_gives_the_same_bytes(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import opensem.stages.ingest as ingest
+
+    sources = {"docs": "data/docs", "pairs": "data/pairs.jsonl", "prefs": "data/prefs.jsonl"}
+    serial, serial_file = run_ingest(project, sources, out="serial")
+    monkeypatch.setattr(ingest, "PARALLEL_BYTES", 0)  # as if the corpus were large: every core, in worker processes
+    monkeypatch.setattr(ingest, "usable_cores", lambda: 2)
+    parallel, parallel_file = run_ingest(project, sources, out="parallel")
+    assert parallel_file.read_bytes() == serial_file.read_bytes() and parallel.metrics == serial.metrics
+
+    write_jsonl(project / "data" / "broken.jsonl", [{"instruction": "fine", "output": "yes"}])
+    (project / "data" / "broken.jsonl").write_text('{"instruction": "fine", "output": "yes"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(DataError) as caught:  # an error raised in a worker keeps its file and line
+        run_ingest(project, {"broken": "data/broken.jsonl"}, out="broken")
+    assert caught.value.location.line == 2 and "broken.jsonl" in str(caught.value.location)
+
+
+@pytest.mark.parametrize("chunk", ["plain words", 'quotes " and \\ backslashes', "línea\nnueva\tand tabs", "emoji ☕ and \u2028 separators", ""])
+def test_document_lines_are_the_bytes_make_record_and_write_records_give(chunk: str) -> None:
+    from opensem.data.formats import make_record
+    from opensem.data.records import render_records
+    from opensem.stages.ingest import document_lines
+
+    record = make_record('docs/"odd" ñame.md', text=chunk)
+    assert document_lines('docs/"odd" ñame.md', [chunk]) == [(record["id"], "document", render_records([record]))]

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from opensem.errors import DataError
 from opensem.data.formats import make_record
 from opensem.stages.base import StageContext, StageResult
-from opensem.stages.split import Split, SplitConfig, split_score
+from opensem.data.splitting import split_score
+from opensem.stages.split import Split, SplitConfig
 
 
 def context(root: Path) -> StageContext:
@@ -102,3 +103,28 @@ def test_record_without_id_is_a_data_error(tmp_path: Path) -> None:
 def test_fraction_out_of_range_is_refused(fraction: float) -> None:
     with pytest.raises(ValidationError):
         SplitConfig(test_fraction=fraction)
+
+
+def test_a_large_file_split_in_byte_ranges_on_every_core_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import opensem.data.splitting as splitting
+
+    recs = records(500)
+    run_split(tmp_path, recs, "serial")
+    monkeypatch.setattr(splitting, "PARALLEL_BYTES", 0)  # as if the file were large: 8 ranges in 2 worker processes
+    monkeypatch.setattr(splitting, "usable_cores", lambda: 2)
+    result, _, _ = run_split(tmp_path, recs, "parallel")
+    for name in ("train.jsonl", "test.jsonl"):
+        assert (tmp_path / "parallel-out" / name).read_bytes() == (tmp_path / "serial-out" / name).read_bytes()
+    assert result.metrics["records"] == 500
+
+    few = records(3)
+    result, train, test = run_split(tmp_path, few, "moved", test_fraction=0.0001)  # no record hashes into test
+    assert len(test) == 1 and test[0] == min(few, key=lambda r: split_score(r["id"], 42))["id"] and result.metrics["moved"]
+
+    lines = [json.dumps(r) for r in records(40)]
+    lines[33] = '{"text": "no id here"}'
+    (tmp_path / "bad-in").mkdir()
+    (tmp_path / "bad-in" / "records.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:  # found in a worker's range, named by its line in the whole file
+        Split().run(SplitConfig(seed=42), {"records": tmp_path / "bad-in"}, tmp_path / "bad-out", context(tmp_path))
+    assert caught.value.location.line == 34 and "no string 'id'" in caught.value.message
