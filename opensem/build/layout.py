@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from opensem.build.store import Store
+if TYPE_CHECKING:
+    from opensem.build.store import Store
 
 
 def project_root_of(manifest_path: Path) -> Path:
@@ -31,6 +33,8 @@ class Layout:
 
     @property
     def store(self) -> Store:
+        from opensem.build.store import Store
+
         return Store(self.build / "store")
 
     @property

@@ -44,8 +44,10 @@ def plan(manifest: Path, as_json: bool, force: tuple[str, ...]) -> None:
     session = session_for(manifest, force)
     result = session.plan(session.force)
     session.digests.save()
+    cached = _in_cache(session, [s.lot for s in result.stages if s.status != "up-to-date" and s.lot])
     if as_json:
-        click.echo(json.dumps({"job_id": session.graph.job_id, "stages": [s.as_json() for s in result.stages]}, indent=2))
+        stages = [{**s.as_json(), **({"in_cache": s.lot in cached} if session.remote is not None and s.status != "up-to-date" else {})} for s in result.stages]
+        click.echo(json.dumps({"job_id": session.graph.job_id, "stages": stages}, indent=2))
         return
     from rich.table import Table
 
@@ -53,9 +55,20 @@ def plan(manifest: Path, as_json: bool, force: tuple[str, ...]) -> None:
     for column in ("stage", "status", "lot", "why"):
         table.add_column(column, overflow="fold")
     for stage in result.stages:
-        status = "[green]up to date[/]" if stage.status == "up-to-date" else "[yellow]stale[/]"
+        status = "[green]up to date[/]" if stage.status == "up-to-date" else "[cyan]in cache[/]" if stage.lot in cached else "[yellow]stale[/]"
         table.add_row(stage.name, status, short(stage.lot), escape("\n".join(r.text for r in stage.reasons)))
     console.print(table)
+
+
+def _in_cache(session: Any, lots: list[str]) -> set[str]:
+    """The lots the shared cache holds (a build would take them from there); none when it cannot be reached."""
+    if session.remote is None:
+        return set()
+    try:
+        return {lot for lot in lots if session.remote.has(lot)}
+    except Exception as exc:  # unreachable: plan still answers, and says so
+        console.print(f"  [yellow]![/] the stage cache {escape(session.remote.url)} cannot be read: {escape(f'{type(exc).__name__}: {exc}')}")
+        return set()
 
 
 @cli.command()
@@ -137,19 +150,18 @@ def _print_reports(store: Any, lots: dict[str, str], title: str) -> None:
 
 
 def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
-    """The no-op fast path (opensem.build.stamp): True, after saying so, when nothing changed."""
-    from opensem.build.layout import Layout, lock_path, project_root_of
-    from opensem.build.stamp import unchanged_stages
+    """The no-op fast path (opensem.noop): True, after saying so, when nothing changed."""
+    from opensem.build.layout import Layout, project_root_of
+    from opensem.noop import report_lines, unchanged
 
-    build_dir = Layout(project_root_of(manifest)).build
-    stages = unchanged_stages(manifest, lock_path(manifest), build_dir, until) if manifest.is_file() else None
+    stages = unchanged(manifest, until)
     if stages is None:
         return False
-    for name, lot in stages:
-        console.print(f"  [dim]·[/] {name:<13} up to date   [dim]{short(lot)}[/]")
+    lines = report_lines(stages, time.time() - started, manifest)
+    for line in lines[:-1]:
+        console.print(escape(line))
     _print_reports(Layout(project_root_of(manifest)).store, dict(stages), manifest.stem)
-    lock = lock_path(manifest).name
-    console.print(f"Nothing to do: all {len(stages)} stages up to date ({time.time() - started:.2f} s). {lock} unchanged.")
+    console.print(escape(lines[-1]))
     return True
 
 

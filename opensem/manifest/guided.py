@@ -15,9 +15,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from opensem.data import corpus
 from opensem.errors import UsageError
 
-DOCUMENT_SUFFIXES = (".txt", ".md", ".pdf", ".jsonl", ".json")
+DOCUMENT_SUFFIXES = corpus.DOCUMENT_SUFFIXES + corpus.DATASET_SUFFIXES  # what ingest reads
 Ask = Callable[..., str]
 
 

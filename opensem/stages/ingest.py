@@ -3,28 +3,25 @@
 Documents (.txt, .md, and .pdf through pypdf) are cut into chunks (data.chunking) and become
 document records whose id is the digest of the chunk's text, with whitespace normalized, so an
 edit that only touches whitespace yields identical bytes and nothing after ingest is rebuilt.
-Dataset files (.jsonl, .json) are converted record by record from their detected or named format.
-A source is a file or folder (an input slot), a glob filtered inside its base folder, or an fsspec
+Dataset files (.jsonl, .json) are converted record by record from their detected or named format
+(opensem.data.corpus, on every core for a large corpus). A source is a file or folder (an input slot), a glob filtered inside its base folder, or an fsspec
 URL downloaded here and checked against the listing fingerprint that planning put in the lot.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Literal
+from typing import Any, BinaryIO, Iterator, Literal
 
 from pydantic import Field
 
-from opensem.build.digests import sha256_text, usable_cores, walk_files
+from opensem.build.digests import usable_cores, walk_files
 from opensem.build.graph import Input
-from opensem.data.chunking import ChunkingConfig, chunk_text, normalize_text
-from opensem.data.pages import drop_running_lines
-from opensem.data.formats import detect_format, normalize, record_kind
+from opensem.data.chunking import ChunkingConfig
+from opensem.data.corpus import DATASET_SUFFIXES, DOCUMENT_SUFFIXES, PDF_SUFFIXES, BatchRead, SourceFile, batches, read_batch, record_lines
 from opensem.data.parallel import ordered_map
-from opensem.data.records import render_records
 from opensem.data.sources import DataSource, SourceSpec, glob_base, glob_matches, is_glob, is_url, remote_fingerprint
 from opensem.errors import DataError, Location, StageError
 from opensem.feedback.records import read_folder
@@ -35,10 +32,6 @@ from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring
 
-TEXT_SUFFIXES = (".txt", ".md")
-PDF_SUFFIXES = (".pdf",)
-DOCUMENT_SUFFIXES = TEXT_SUFFIXES + PDF_SUFFIXES
-DATASET_SUFFIXES = (".jsonl", ".json")
 PARALLEL_BYTES = 32 << 20  # a corpus this large is parsed on every core; a smaller one here, as starting workers costs more
 
 
@@ -52,7 +45,8 @@ class IngestParams(StageParams):
 def _source_name(file: Path, root: Path, spec: SourceSpec, project_root: Path) -> str:
     """The file's path relative to the project root, or named from the manifest's path or URL."""
     if spec.remote is None:
-        for path, base in ((file.absolute(), project_root.absolute()), (file.resolve(), project_root.resolve())):
+        for way in (Path.absolute, Path.resolve):  # resolve (a syscall per folder) only when needed
+            path, base = way(file), way(project_root)
             if path.is_relative_to(base):
                 return path.relative_to(base).as_posix()
     inner = file.relative_to(root).as_posix() if file != root else ""
@@ -61,93 +55,36 @@ def _source_name(file: Path, root: Path, spec: SourceSpec, project_root: Path) -
     return (PurePosixPath(spec.path) / inner).as_posix() if inner else PurePosixPath(spec.path).as_posix()
 
 
-def _read_text(file: Path, source: str) -> str:
-    """The file as text; a UTF-8 byte order mark is dropped so it cannot change the output."""
-    try:
-        return file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        where = Location(file=source)
-        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where, hint="re-save the file as UTF-8") from exc
+class KeptRecords:
+    """The output file and the ids written to it: a record whose id was already written is dropped."""
 
+    def __init__(self, out: BinaryIO, counts: dict[str, int]) -> None:
+        self.out, self.counts = out, counts
+        self.ids: set[str] = set()
+        self.kinds = {"instruction": 0, "document": 0, "preference": 0, "feedback": 0}
 
-def _read_pdf(file: Path, source: str) -> str:
-    """The text layer of a PDF, page by page (pages become paragraphs), without running headers and footers."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    def add(self, record_id: str, kind: str, line: bytes) -> None:
+        if record_id in self.ids:
+            self.counts["duplicates"] += 1
+            return
+        self.ids.add(record_id)
+        self.kinds[kind] += 1
+        self.out.write(line)
 
-    try:
-        reader = PdfReader(file)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise DataError("the PDF is encrypted", Location(file=source), hint="save an unencrypted copy of it")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except DataError:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise DataError(f"cannot read PDF: {exc}", Location(file=source), hint="check that the file is a valid PDF") from exc
-    pages, _ = drop_running_lines(pages)  # running headers and footers, page numbers: noise inside chunks
-    return "\n\n".join(normalize_text(page) for page in pages)
-
-
-def _chunks(file: Path, source: str, chunking: ChunkingConfig) -> list[str]:
-    text = _read_pdf(file, source) if file.suffix.lower() in PDF_SUFFIXES else _read_text(file, source)
-    return chunk_text(normalize_text(text), chunking.size, chunking.overlap)
-
-
-def document_lines(source: str, chunks: list[str]) -> list[tuple[str, str, str]]:
-    """(id, kind, jsonl line) of each chunk's document record: the bytes make_record and write_records
-    give, with each chunk encoded once for both its id and its line (most of ingest's time on a corpus)."""
-    name = json.dumps(source, ensure_ascii=False)
-    found = []
-    for chunk in chunks:
-        text = json.dumps(chunk, ensure_ascii=False)
-        record_id = sha256_text(f'{{"text":{text}}}')[:16]  # canonical_json({"text": chunk})
-        found.append((record_id, "document", f'{{"id": "{record_id}", "source": {name}, "text": {text}}}\n'))
-    return found
-
-
-def _raw_records(file: Path, source: str) -> Iterator[tuple[Any, Location]]:
-    """Raw JSON records of a .jsonl (one per non-blank line) or .json (a list, or one object) file."""
-    text = _read_text(file, source)
-    if file.suffix.lower() == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = Location(file=source, line=number)
-            try:
-                yield json.loads(line), where
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg}", where, hint="each line of a .jsonl file must be one JSON object") from exc
-        return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg}", Location(file=source, line=exc.lineno)) from exc
-    items = data if isinstance(data, list) else [data]
-    for index, item in enumerate(items):
-        yield item, Location(file=source, key=f"[{index}]")
-
-
-def _dataset(file: Path, source: str, fmt: str) -> list[dict[str, Any]]:
-    """Normalize every record of a dataset file; with fmt auto the first record names the format."""
-    records: list[dict[str, Any]] = []
-    for raw, where in _raw_records(file, source):
-        if fmt == "auto":
-            fmt = detect_format(raw, where)
-        records.append(normalize(raw, fmt, source, line=where.line, key=where.key))
-    return records
-
-
-def _rendered(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(id, kind, jsonl line) of each record, the line exactly as write_records writes it."""
-    return [(record["id"], record_kind(record), render_records([record])) for record in records]
-
-
-def _read_file(chunking: ChunkingConfig, task: tuple[Path, str, str]) -> list[tuple[str, str, str]]:
-    """One source file's records, rendered (runs in a worker process for a large corpus)."""
-    file, source, fmt = task
-    if file.suffix.lower() in DOCUMENT_SUFFIXES:
-        return document_lines(source, _chunks(file, source, chunking))
-    return _rendered(_dataset(file, source, fmt))
+    def add_part(self, read: BatchRead) -> None:
+        """A batch's part file: copied whole in the usual case, line by line when it repeats an id."""
+        records = [record for file in read.records for record in file]
+        ids = [record_id for record_id, _ in records]
+        if self.ids.isdisjoint(ids) and len(set(ids)) == len(ids):
+            self.ids.update(ids)
+            for _, kind in records:
+                self.kinds[kind] += 1
+            with read.part.open("rb") as part:
+                shutil.copyfileobj(part, self.out, 1 << 20)
+            return
+        with read.part.open("rb") as part:
+            for (record_id, kind), line in zip(records, part):
+                self.add(record_id, kind, line)
 
 
 @register
@@ -214,58 +151,55 @@ class Ingest:
         return config, use_for(config, get_method(wiring.manifest.method_config.type).shapes)
 
     def run(self, params: IngestParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
-        seen: set[str] = set()
-        kinds = {"instruction": 0, "document": 0, "preference": 0, "feedback": 0}
         counts = {"files": 0, "ignored_files": 0, "empty_files": 0, "duplicates": 0, "pdf_files": 0}
-        files: list[tuple[Path, str, str]] = []  # (file, source name, dataset format)
+        files: list[SourceFile] = []
         for index, spec in enumerate(params.sources):
             for file, root in self._files(spec, inputs, ctx.work_dir / "remote" / str(index)):
                 if file.suffix.lower() not in DOCUMENT_SUFFIXES + DATASET_SUFFIXES:
                     counts["ignored_files"] += 1
                     ctx.log.debug("ingest: ignoring %s", file)
                     continue
-                files.append((file, _source_name(file, root, spec, ctx.project_root), spec.format))
-        workers = usable_cores() if sum(file.stat().st_size for file, _, _ in files) >= PARALLEL_BYTES else 1
+                files.append(SourceFile(file, _source_name(file, root, spec, ctx.project_root), spec.format))
+        workers = usable_cores() if sum(file.path.stat().st_size for file in files) >= PARALLEL_BYTES else 1
+        parts = ctx.work_dir / "parts"
+        shutil.rmtree(parts, ignore_errors=True)
+        parts.mkdir(parents=True)
         out_dir.mkdir(parents=True, exist_ok=True)
-        with (out_dir / "records.jsonl").open("w", encoding="utf-8") as out:
-
-            def keep(found: list[tuple[str, str, str]]) -> None:
-                for record_id, kind, line in found:
-                    if record_id in seen:
-                        counts["duplicates"] += 1
-                        continue
-                    seen.add(record_id)
-                    kinds[kind] += 1
-                    out.write(line)
-
+        with (out_dir / "records.jsonl").open("wb") as out:
+            kept = KeptRecords(out, counts)
             if params.feedback is not None and params.feedback_use is not None and "feedback" in inputs:
                 found, warnings = read_folder(inputs["feedback"])
                 for warning in warnings:
                     ctx.log.warning("ingest: %s", warning)
                 converted = to_training_records(found, params.feedback, params.feedback_use, "feedback")
                 ctx.log.info("ingest: %d feedback records -> %d %s examples", len(found), len(converted), params.feedback_use)
-                keep(_rendered(converted))
+                for record_id, kind, line in record_lines(converted):
+                    kept.add(record_id, kind, line)
             bar = ctx.progress("ingest: files", len(files))
-            for (file, source, _), found in zip(files, ordered_map(partial(_read_file, params.chunking), files, workers)):
-                is_pdf = file.suffix.lower() in PDF_SUFFIXES
-                counts["files"] += 1
-                counts["pdf_files"] += is_pdf
-                counts["empty_files"] += 0 if found else 1
-                if not found and is_pdf:
-                    ctx.log.warning("ingest: %s has no text layer (a scan?); it adds nothing", source)
-                keep(found)
-                bar.advance()
+            grouped = batches(files)
+            tasks = [(parts / f"{number}.jsonl", batch) for number, batch in enumerate(grouped)]
+            for batch, read in zip(grouped, ordered_map(partial(read_batch, params.chunking), tasks, workers)):
+                for file, records in zip(batch, read.records):
+                    is_pdf = file.path.suffix.lower() in PDF_SUFFIXES
+                    counts["files"] += 1
+                    counts["pdf_files"] += is_pdf
+                    counts["empty_files"] += 0 if records else 1
+                    if not records and is_pdf:
+                        ctx.log.warning("ingest: %s has no text layer (a scan?); it adds nothing", file.source)
+                kept.add_part(read)
+                bar.advance(len(batch))
             bar.close()
         shutil.rmtree(ctx.work_dir / "remote", ignore_errors=True)
-        records = len(seen)
-        if not records:
+        shutil.rmtree(parts, ignore_errors=True)
+        if not kept.ids:
             raise DataError(
                 f"no records found in {', '.join(s.path for s in params.sources) or 'no sources'}",
                 hint=f"sources need .txt/.md/.pdf documents or .jsonl/.json datasets; {counts['ignored_files']} other files were ignored",
             )
-        metrics = {"records": records, "instructions": kinds["instruction"], "documents": kinds["document"], "preferences": kinds["preference"], **counts}
+        kinds = kept.kinds
+        metrics = {"records": len(kept.ids), "instructions": kinds["instruction"], "documents": kinds["document"], "preferences": kinds["preference"], **counts}
         summary = (
-            f"{records} records ({kinds['instruction']} instructions, {kinds['document']} documents, "
+            f"{len(kept.ids)} records ({kinds['instruction']} instructions, {kinds['document']} documents, "
             f"{kinds['preference']} preferences) from {counts['files']} files"
         )
         return StageResult(summary=summary, metrics=metrics)

@@ -3,6 +3,7 @@ move whole builds, a read-only cache refuses a push, and gc removes what no lock
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,11 @@ def test_clones_share_builds_through_the_cache(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setenv("OPENSEM_CACHE_MODE", "read")
     second = clone(tmp_path / "b")
+    code, output = second.run("plan", str(second.manifest), "--json")
+    planned = {stage["name"]: stage for stage in json.loads(output)["stages"]}
+    assert code == 0 and planned["base_model"]["in_cache"] and planned["ingest"]["in_cache"], output  # later lots wait for their upstream
+    code, output = second.run("plan", str(second.manifest))
+    assert code == 0 and "in cache" in output
     ran, output = second.build("--until", "tokenize")
     assert ran == [] and "Nothing to do: all 4 stages up to date (4 from the cache)" in output, output
     assert second.lock.read_text() == first.lock.read_text()

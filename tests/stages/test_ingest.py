@@ -194,7 +194,7 @@ def test_a_large_corpus_parsed_in_worker_processes_gives_the_same_bytes(project:
 def test_document_lines_are_the_bytes_make_record_and_write_records_give(chunk: str) -> None:
     from opensem.data.formats import make_record
     from opensem.data.records import render_records
-    from opensem.stages.ingest import document_lines
+    from opensem.data.corpus import document_lines
 
     record = make_record('docs/"odd" ñame.md', text=chunk)
-    assert document_lines('docs/"odd" ñame.md', [chunk]) == [(record["id"], "document", render_records([record]))]
+    assert document_lines('docs/"odd" ñame.md', [chunk]) == [(record["id"], "document", render_records([record]).encode())]

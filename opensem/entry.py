@@ -1,0 +1,17 @@
+"""The `opensem` command: a build with nothing to do is answered by opensem.noop; the rest by the CLI."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def main() -> None:
+    started = time.perf_counter()
+    from opensem.noop import answer
+
+    if answer(sys.argv[1:], started):
+        raise SystemExit(0)
+    from opensem.cli import main as cli_main
+
+    cli_main()
