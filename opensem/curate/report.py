@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from opensem.plotting import agg_figure
+
 DIGITS = 4
 
 
 @dataclass(frozen=True)
 class Panel:
     """One histogram: the values, the threshold line, and what they are."""
-
     title: str
     xlabel: str
     values: Sequence[float]
@@ -30,28 +31,24 @@ def rounded(value: float) -> float:
 
 def plot_histograms(panels: list[Panel], path: Path) -> None:
     """Histograms side by side as a PNG; log counts, since near-duplicates are a thin tail."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6 * max(1, len(panels)), 3.6), dpi=100)
-    FigureCanvasAgg(figure)
-    for number, panel in enumerate(panels, start=1):
-        axes = figure.add_subplot(1, max(1, len(panels)), number)
-        values = [float(v) for v in panel.values]
-        if values:
-            low = min(0.0, min(values))
-            axes.hist(values, bins=50, range=(low, 1.0), color="#4c72b0", log=True)
-        else:
-            axes.text(0.5, 0.5, "no values", ha="center", va="center", transform=axes.transAxes)
-        if panel.threshold is not None:
-            axes.axvline(panel.threshold, color="#c44e52", linestyle="--", linewidth=1.2, label=f"threshold {panel.threshold:g}")
-            axes.legend(loc="upper left", fontsize=8)
-        axes.set_title(panel.title, fontsize=10)
-        axes.set_xlabel(panel.xlabel)
-        axes.set_ylabel("records (log)")
-        axes.grid(True, alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, format="png", metadata={"Software": None})
+    with agg_figure(figsize=(6 * max(1, len(panels)), 3.6), dpi=100) as figure:
+        for number, panel in enumerate(panels, start=1):
+            axes = figure.add_subplot(1, max(1, len(panels)), number)
+            values = [float(v) for v in panel.values]
+            if values:
+                low = min(0.0, min(values))
+                axes.hist(values, bins=50, range=(low, 1.0), color="#4c72b0", log=True)
+            else:
+                axes.text(0.5, 0.5, "no values", ha="center", va="center", transform=axes.transAxes)
+            if panel.threshold is not None:
+                axes.axvline(panel.threshold, color="#c44e52", linestyle="--", linewidth=1.2, label=f"threshold {panel.threshold:g}")
+                axes.legend(loc="upper left", fontsize=8)
+            axes.set_title(panel.title, fontsize=10)
+            axes.set_xlabel(panel.xlabel)
+            axes.set_ylabel("records (log)")
+            axes.grid(True, alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(path, format="png", metadata={"Software": None})
 
 
 def write_report(out_dir: Path, report: dict[str, Any], markdown: str) -> None:
@@ -63,7 +60,6 @@ def write_report(out_dir: Path, report: dict[str, Any], markdown: str) -> None:
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A Markdown table; pipes and newlines in cells are escaped so a row stays one row."""
-
     def cell(value: Any) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 

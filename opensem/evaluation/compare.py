@@ -17,6 +17,7 @@ from opensem.evaluation.generation import GenerationSettings
 from opensem.evaluation.items import Item
 from opensem.evaluation.metrics import CATALOGUE
 from opensem.evaluation.report import fmt
+from opensem.plotting import agg_figure
 
 SHOWN = ("golden.token_f1", "golden.rouge_l", "golden.judge_score", "golden.perplexity")
 BASE = "base"
@@ -79,28 +80,24 @@ def markdown(comparison: dict[str, Any], title: str) -> str:
 
 def plot(comparison: dict[str, Any], path: Path, title: str) -> None:
     """Grouped bars per golden set: one bar per model, a panel per metric."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     metrics = [m for m in SHOWN if any(m in row.get(model, {}) for row in comparison["scores"].values() for model in comparison["models"])]
-    figure = Figure(figsize=(4.2 * max(1, len(metrics)), 3.2), dpi=100)
-    FigureCanvasAgg(figure)
-    figure.suptitle(f"{title}: the merge beside its sources, per golden set")
-    models, sets = comparison["models"], comparison["sets"]
-    width = 0.8 / max(1, len(models))
-    for index, metric in enumerate(metrics):
-        axes = figure.add_subplot(1, len(metrics), index + 1)
-        for offset, model in enumerate(models):
-            values = [comparison["scores"][s].get(model, {}).get(metric) or 0.0 for s in sets]
-            axes.bar([i + offset * width for i in range(len(sets))], values, width, label=model)
-        axes.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(sets))], [s or "own" for s in sets], fontsize=8)
-        arrow = "higher is better" if CATALOGUE[metric].higher_is_better else "lower is better"
-        axes.set_title(f"{metric}\n({arrow})", fontsize=9)
-        axes.tick_params(labelsize=8)
-    if metrics:
-        figure.axes[0].legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, format="png", metadata={"Software": None})
+    with agg_figure(figsize=(4.2 * max(1, len(metrics)), 3.2), dpi=100) as figure:
+        figure.suptitle(f"{title}: the merge beside its sources, per golden set")
+        models, sets = comparison["models"], comparison["sets"]
+        width = 0.8 / max(1, len(models))
+        for index, metric in enumerate(metrics):
+            axes = figure.add_subplot(1, len(metrics), index + 1)
+            for offset, model in enumerate(models):
+                values = [comparison["scores"][s].get(model, {}).get(metric) or 0.0 for s in sets]
+                axes.bar([i + offset * width for i in range(len(sets))], values, width, label=model)
+            axes.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(sets))], [s or "own" for s in sets], fontsize=8)
+            arrow = "higher is better" if CATALOGUE[metric].higher_is_better else "lower is better"
+            axes.set_title(f"{metric}\n({arrow})", fontsize=9)
+            axes.tick_params(labelsize=8)
+        if metrics:
+            figure.axes[0].legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(path, format="png", metadata={"Software": None})
 
 
 def write(comparison: dict[str, Any], out_dir: Path, title: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opensem.evaluation.metrics import ACCURACY_ORDER, CATALOGUE, DIGITS, improvement, mean
+from opensem.plotting import agg_figure
 
 if TYPE_CHECKING:  # the CLI prints reports without loading pydantic (the no-op build path)
     from opensem.evaluation.suite import Side
@@ -163,31 +164,27 @@ def markdown(report: dict[str, Any], rows: list[dict[str, Any]], title: str) -> 
 
 def plot(report: dict[str, Any], path: Path, title: str) -> None:
     """One small bar chart per metric, baseline beside fine-tuned; Agg canvas, no pyplot state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     names = [name for name, _ in ordered(report)] or ["(none)"]
     columns = min(4, len(names))
     lines = (len(names) + columns - 1) // columns
-    figure = Figure(figsize=(3.0 * columns, 2.6 * lines + 0.6), dpi=100)
-    FigureCanvasAgg(figure)
-    figure.suptitle(f"{title}: baseline vs fine-tuned")
-    for index, name in enumerate(names):
-        axes = figure.add_subplot(lines, columns, index + 1)
-        row = report["metrics"].get(name, {})
-        values = [row.get("base"), row.get("tuned")]
-        heights = [value if value is not None else 0.0 for value in values]
-        bars = axes.bar(["baseline", "fine-tuned"], heights, color=["#9e9e9e", "#1f77b4"])
-        for bar, value in zip(bars, values):
-            axes.annotate(fmt(name, value), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
-        arrow = "higher is better" if row.get("higher_is_better", True) else "lower is better"
-        axes.set_title(f"{name}\n({arrow})", fontsize=9)
-        axes.tick_params(labelsize=8)
-        measure = name.split(".", 1)[-1]
-        bounded = {"judge_score": 5.0, "exact_match": 1.0, "token_f1": 1.0, "rouge_l": 1.0, "refusal_rate": 1.0}
-        axes.set_ylim(0, 1.15 * (bounded.get(measure) or max([*heights, 1e-9])))
-    figure.tight_layout()
-    figure.savefig(path, format="png", metadata={"Software": None})
+    with agg_figure(figsize=(3.0 * columns, 2.6 * lines + 0.6), dpi=100) as figure:
+        figure.suptitle(f"{title}: baseline vs fine-tuned")
+        for index, name in enumerate(names):
+            axes = figure.add_subplot(lines, columns, index + 1)
+            row = report["metrics"].get(name, {})
+            values = [row.get("base"), row.get("tuned")]
+            heights = [value if value is not None else 0.0 for value in values]
+            bars = axes.bar(["baseline", "fine-tuned"], heights, color=["#9e9e9e", "#1f77b4"])
+            for bar, value in zip(bars, values):
+                axes.annotate(fmt(name, value), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+            arrow = "higher is better" if row.get("higher_is_better", True) else "lower is better"
+            axes.set_title(f"{name}\n({arrow})", fontsize=9)
+            axes.tick_params(labelsize=8)
+            measure = name.split(".", 1)[-1]
+            bounded = {"judge_score": 5.0, "exact_match": 1.0, "token_f1": 1.0, "rouge_l": 1.0, "refusal_rate": 1.0}
+            axes.set_ylim(0, 1.15 * (bounded.get(measure) or max([*heights, 1e-9])))
+        figure.tight_layout()
+        figure.savefig(path, format="png", metadata={"Software": None})
 
 
 def rich_table(report: dict[str, Any], title: str) -> Any:
