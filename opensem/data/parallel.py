@@ -15,8 +15,14 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 from opensem.build.digests import usable_cores
 
+PARALLEL_BYTES = 32 << 20  # input this large is worth worker processes; less is done in-process, as starting them costs more
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+
+def workers_for(size: int) -> int:
+    """Processes worth using on input of size bytes: every core for a large input, else this one."""
+    return usable_cores() if size >= PARALLEL_BYTES else 1
 
 
 def ordered_map(function: Callable[[Item], Result], items: Iterable[Item], workers: int | None = None, window: int = 32) -> Iterator[Result]:

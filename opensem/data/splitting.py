@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from opensem.build.digests import sha256_text, usable_cores
-from opensem.data.parallel import ordered_map
+from opensem.build.digests import sha256_text
+from opensem.data.parallel import ordered_map, workers_for
 from opensem.errors import DataError, Location
 
-PARALLEL_BYTES = 32 << 20  # a file this large is split on every core; a smaller one here, as starting workers costs more
 Extreme = tuple[float, str, str, int]  # (score, id, side, index of the line on its side within its range)
 
 
@@ -94,7 +93,7 @@ def _ranges(path: Path, pieces: int) -> list[tuple[int, int]]:
 
 def split_file(path: Path, seed: int, test_fraction: float, out_dir: Path, scratch: Path, hint: str) -> SplitOutcome:
     """Write out_dir/train.jsonl and test.jsonl; DataError naming the line of a bad record."""
-    workers = usable_cores() if path.stat().st_size >= PARALLEL_BYTES else 1
+    workers = workers_for(path.stat().st_size)
     ranges = _ranges(path, workers * 4 if workers > 1 else 1)
     folders = [scratch / f"range-{index}" for index in range(len(ranges))]
     for folder in folders:

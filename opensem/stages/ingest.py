@@ -17,11 +17,11 @@ from typing import Any, BinaryIO, Iterator, Literal
 
 from pydantic import Field
 
-from opensem.build.digests import usable_cores, walk_files
+from opensem.build.digests import walk_files
 from opensem.build.graph import Input
 from opensem.data.chunking import ChunkingConfig
 from opensem.data.corpus import DATASET_SUFFIXES, DOCUMENT_SUFFIXES, PDF_SUFFIXES, BatchRead, SourceFile, batches, read_batch, record_lines
-from opensem.data.parallel import ordered_map
+from opensem.data.parallel import ordered_map, workers_for
 from opensem.data.sources import DataSource, SourceSpec, glob_base, glob_matches, is_glob, is_url, remote_fingerprint
 from opensem.errors import DataError, Location, StageError
 from opensem.feedback.records import read_folder
@@ -31,8 +31,6 @@ from opensem.manifest.sections import section, sections_from
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring
-
-PARALLEL_BYTES = 32 << 20  # a corpus this large is parsed on every core; a smaller one here, as starting workers costs more
 
 
 class IngestParams(StageParams):
@@ -160,7 +158,7 @@ class Ingest:
                     ctx.log.debug("ingest: ignoring %s", file)
                     continue
                 files.append(SourceFile(file, _source_name(file, root, spec, ctx.project_root), spec.format))
-        workers = usable_cores() if sum(file.path.stat().st_size for file in files) >= PARALLEL_BYTES else 1
+        workers = workers_for(sum(file.path.stat().st_size for file in files))
         parts = ctx.work_dir / "parts"
         shutil.rmtree(parts, ignore_errors=True)
         parts.mkdir(parents=True)

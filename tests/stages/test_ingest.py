@@ -174,12 +174,12 @@ def test_demo_corpus_ingests(tmp_path: Path) -> None:
 
 
 def test_a_large_corpus_parsed_in_worker_processes_gives_the_same_bytes(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import opensem.stages.ingest as ingest
+    import opensem.data.parallel as parallel
 
     sources = {"docs": "data/docs", "pairs": "data/pairs.jsonl", "prefs": "data/prefs.jsonl"}
     serial, serial_file = run_ingest(project, sources, out="serial")
-    monkeypatch.setattr(ingest, "PARALLEL_BYTES", 0)  # as if the corpus were large: every core, in worker processes
-    monkeypatch.setattr(ingest, "usable_cores", lambda: 2)
+    monkeypatch.setattr(parallel, "PARALLEL_BYTES", 0)  # as if the corpus were large: every core, in worker processes
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
     parallel, parallel_file = run_ingest(project, sources, out="parallel")
     assert parallel_file.read_bytes() == serial_file.read_bytes() and parallel.metrics == serial.metrics
 

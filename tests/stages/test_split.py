@@ -106,12 +106,12 @@ def test_fraction_out_of_range_is_refused(fraction: float) -> None:
 
 
 def test_a_large_file_split_in_byte_ranges_on_every_core_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import opensem.data.splitting as splitting
+    import opensem.data.parallel as parallel
 
     recs = records(500)
     run_split(tmp_path, recs, "serial")
-    monkeypatch.setattr(splitting, "PARALLEL_BYTES", 0)  # as if the file were large: 8 ranges in 2 worker processes
-    monkeypatch.setattr(splitting, "usable_cores", lambda: 2)
+    monkeypatch.setattr(parallel, "PARALLEL_BYTES", 0)  # as if the file were large: 8 ranges in 2 worker processes
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
     result, _, _ = run_split(tmp_path, recs, "parallel")
     for name in ("train.jsonl", "test.jsonl"):
         assert (tmp_path / "parallel-out" / name).read_bytes() == (tmp_path / "serial-out" / name).read_bytes()
