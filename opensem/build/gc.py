@@ -7,12 +7,12 @@ and so do staging folders of builds that were killed a day or more ago.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from opensem.build.files import discard
+from opensem.build.lock import DamagedLock, lots_of_lock, read_lock
 from opensem.build.store import Store
 
 STAGING_AGE_S = 24 * 3600  # a staging folder this old belongs to no running build
@@ -38,10 +38,9 @@ def reachable_lots(project_root: Path) -> set[str]:
     lots: set[str] = set()
     for lock in sorted([*project_root.glob("manifests/*.lock"), *project_root.glob("*.lock")]):
         try:
-            stages = json.loads(lock.read_text()).get("stages") or {}
-        except (OSError, ValueError):
+            lots.update(lots_of_lock(read_lock(lock)).values())
+        except DamagedLock:
             continue  # a damaged lock keeps nothing alive; `opensem build` rewrites it
-        lots.update(str(entry.get("lot")) for entry in stages.values() if isinstance(entry, dict))
     return lots
 
 

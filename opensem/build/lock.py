@@ -40,6 +40,11 @@ def read_lock(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def lots_of_lock(lock: dict[str, Any] | None) -> dict[str, str]:
+    """{stage: lot} of every stage a lock records."""
+    return {name: str(entry["lot"]) for name, entry in ((lock or {}).get("stages") or {}).items() if entry.get("lot")}
+
+
 def lock_from_plan(plan: Plan, records: dict[str, Any]) -> dict[str, Any]:
     """Lock content for every up-to-date stage of a plan, plus the entries stages recorded."""
     graph = plan.graph

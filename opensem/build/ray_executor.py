@@ -12,6 +12,7 @@ Ray's; opensem adds no protocol of its own.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
@@ -91,7 +92,7 @@ class RayExecutor:
         memory = [float(n["Resources"].get("memory", 0)) for n in ray.nodes() if n.get("Alive") and n["Resources"].get("memory")]
         for lot in job.upstream_lots.values():  # built here earlier and never shared: the worker reads it from the cache
             self.remote.push(lot, self.local.store)
-        task = ray.remote(max_retries=0)(run_on_worker).options(**task_options(job.node.heavy, cluster, memory))
+        task = _worker_task().options(**task_options(job.node.heavy, cluster, memory))
         try:
             built = ray.get(task.remote(job, self.local.runner, self.remote.url, self.remote.location))
         except RayTaskError as exc:  # the stage's own error, as if it had run here
@@ -103,6 +104,14 @@ class RayExecutor:
             raise StageError(f"stage {job.node.name}: built on the cluster, but its entry cannot be taken from the cache ({fetched.status} {fetched.reason})",
                              hint=f"check that this machine can read {self.remote.url}; the next build takes it from there")
         return built
+
+
+@functools.lru_cache(maxsize=1)
+def _worker_task() -> Any:
+    """run_on_worker as a Ray remote function, made once per process (Ray exports it on first use)."""
+    import ray
+
+    return ray.remote(max_retries=0)(run_on_worker)
 
 
 def run_on_worker(job: StageJob, runner: StageRunner, cache_url: str, cache_location: str) -> Built:

@@ -119,12 +119,6 @@ def cache_from(config: dict[str, str] | None, project_root: Path, environ: Mappi
     return RemoteCache(url, mode, project_root)
 
 
-
-def lots_of_lock(lock: dict | None) -> dict[str, str]:
-    """{stage: lot} of every stage a lock records."""
-    return {name: str(entry["lot"]) for name, entry in ((lock or {}).get("stages") or {}).items() if entry.get("lot")}
-
-
 def push_lots(remote: RemoteCache, store: Store, lots: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
     """Upload what the local store holds of lots: (uploaded, already there, missing locally) stage names."""
     uploaded, present, missing = [], [], []

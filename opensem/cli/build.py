@@ -97,7 +97,6 @@ def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None
     if len(manifests) == 1 and not force and _nothing_changed(manifests[0], until, started):
         return
     from opensem.build.doit_run import run_doit
-
     from opensem.project import choose_executor
 
     sessions = [session_for(manifest, force) for manifest in manifests]

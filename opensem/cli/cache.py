@@ -25,7 +25,8 @@ def push(manifest: Path) -> None:
 
     Needs a read-write cache (`cache.mode: read-write` or OPENSEM_CACHE_MODE=read-write).
     """
-    from opensem.build.remote import lots_of_lock, push_lots
+    from opensem.build.lock import lots_of_lock
+    from opensem.build.remote import push_lots
 
     session = session_for(manifest)
     remote = _remote(session)
@@ -42,12 +43,14 @@ def push(manifest: Path) -> None:
 
 def pull_from_cache(session: Any) -> None:
     """`opensem pull --cache`: the lock's stages from the shared cache into the local store."""
-    from opensem.build.remote import lots_of_lock, pull_lots
+    from opensem.build.lock import lots_of_lock
+    from opensem.build.remote import pull_lots
 
     remote = _remote(session)
-    if not lots_of_lock(session.previous_lock):
+    lots = lots_of_lock(session.previous_lock)
+    if not lots:
         raise UsageError(f"{session.lock_file.name} records no stages to pull", hint="commit the lock with the manifest, or run `opensem build` (it takes every stage the cache has)")
-    results = pull_lots(remote, session.store, session.digests, lots_of_lock(session.previous_lock))
+    results = pull_lots(remote, session.store, session.digests, lots)
     session.digests.save()
     for name, found in results.items():
         mark = {"hit": "[green]✓[/]", "miss": "[dim]-[/]", "corrupt": "[yellow]![/]"}[found.status]

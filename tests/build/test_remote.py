@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from opensem.build.remote import RemoteCache, cache_from, lots_of_lock, pull_lots, push_lots
+from opensem.build.lock import lots_of_lock
+from opensem.build.remote import RemoteCache, cache_from, pull_lots, push_lots
 from opensem.build.store import Store
 from opensem.errors import UsageError
 from tests.build.fake import FakeRunner, build, chain
