@@ -1,9 +1,9 @@
 """Merge and quantization: opensem's merge stage against peft's add_weighted_adapter in a script,
-and what quantizing a ~100M model costs in size and perplexity.
+and what quantizing the real model costs in size and perplexity.
 
 Merge: the same two LoRA adapters (rank 16 on every linear layer, random nonzero weights) of the
-same base, merged with dare_ties (density 0.5, seed 0), on the tiny Llama and on a randomly
-initialised Llama of about 100M parameters built locally:
+same base, merged with dare_ties (density 0.5, seed 0), on the tiny Llama, on a randomly
+initialised Llama of about 100M parameters built locally, and on SmolLM2-135M-Instruct:
 
 - peer: the script a user writes with peft alone: load the base, load both adapters,
   add_weighted_adapter, save the merged adapter;
@@ -13,9 +13,10 @@ initialised Llama of about 100M parameters built locally:
 Each run is a fresh process (imports included); the two alternate. Wall time is the best of
 --runs, peak memory the process's maximum RSS. Target: opensem within 1.1x of peft on both.
 
-Quantization: the quantize stage on the 100M model, per format this machine can write (gguf
-q8_0 and f16 on a CPU; gptq and awq need CUDA), reporting the size ratio against the float32
-safetensors and the perplexity change on the demo's instruction records.
+Quantization: the quantize stage on SmolLM2, per format this machine can write (gguf q8_0 and
+f16 on a CPU; gptq and awq need CUDA), reporting the size ratio against the float32 safetensors
+and the perplexity change: on the folded espresso expert and its golden set when the demo
+(manifests/espresso.yaml) has been built, else on the bare base and the demo's instructions.
 
 Run from the project root:  .venv/bin/python bench/merge_quantize.py [--runs 5]
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -35,7 +37,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORK = BENCH / ".work" / "merge"
 TARGET = 1.10
-MODELS = {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4}, "100M": {"hidden_size": 896, "num_layers": 12, "num_heads": 14}}
+# A shape builds a random Llama; None is SmolLM2-135M-Instruct, the real model (bench/real_model.py).
+MODELS: dict[str, dict[str, int] | None] = {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4},
+                                            "100M": {"hidden_size": 896, "num_layers": 12, "num_heads": 14}, "smollm2": None}
 
 PEER = """
 import time; started = time.perf_counter()
@@ -77,14 +81,19 @@ print(json.dumps({"seconds": now - started, "work_s": now - work_started, "rss_m
 """
 
 
-def prepare(name: str, shape: dict[str, int]) -> None:
-    """The base (also as a tiny_model stage's out/), and two random LoRA adapters of it."""
+def prepare(name: str, shape: dict[str, int] | None) -> None:
+    """The base (also as a base_model stage's out/), and two random LoRA adapters of it."""
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(BENCH))
     from opensem.training.tiny import count_parameters, make_tiny_model
+    from real_model import smollm2_dir
     from tests.adapters import make_adapter
 
     folder = WORK / name
-    if not (folder / "base" / "config.json").is_file():
+    folder.mkdir(parents=True, exist_ok=True)
+    if shape is None and not (folder / "base").exists():
+        (folder / "base").symlink_to(smollm2_dir(), target_is_directory=True)
+    elif shape is not None and not (folder / "base" / "config.json").is_file():
         make_tiny_model(folder / "base", vocab_size=2000, **shape)
     stage = folder / "base-stage" / "model"
     if not stage.exists():
@@ -120,7 +129,9 @@ def merge_bench(runs: int) -> None:
               f"   {m_peer:9.0f} {m_ours:12.0f} {m_ours / m_peer:6.3f}  (target <= {TARGET}: {verdict})")
 
 
-def quantize_bench() -> None:
+def quantize_bench(name: str) -> None:
+    """The quantize stage on a model: the folded espresso expert when the demo has published one
+    (SmolLM2), measured on its golden set; else the bare base, on 64 demo instruction records."""
     import torch
 
     sys.path.insert(0, str(ROOT))
@@ -128,21 +139,32 @@ def quantize_bench() -> None:
     from opensem.stages.base import StageContext
     from opensem.stages.quantize import Quantize, QuantizeParams
 
-    folder = WORK / "100M"
+    folder = WORK / name
     split = folder / "split"
     split.mkdir(exist_ok=True)
-    lines = (ROOT / "data" / "tiny-demo" / "instructions.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [normalize(json.loads(line), "alpaca", "instructions.jsonl") for line in lines if line.strip()]
-    (split / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:64]), encoding="utf-8")
+    model, what = folder / "base-stage", f"the {name} base"
+    expert = folded_expert(folder) if name == "smollm2" else None
+    if expert is not None:
+        model, what = expert, "the folded espresso expert (SmolLM2-135M-Instruct + its published adapter)"
+        golden = ROOT / "data" / "tiny-demo" / "golden" / "golden.jsonl"
+        rows = [json.loads(line) for line in golden.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = [{"messages": [{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]} for r in rows]
+        measured = f"the {len(records)} golden questions and answers"
+    else:
+        lines = (ROOT / "data" / "tiny-demo" / "instructions.jsonl").read_text(encoding="utf-8").splitlines()
+        records = [normalize(json.loads(line), "alpaca", "instructions.jsonl") for line in lines if line.strip()][:64]
+        measured = "64 demo instruction records"
+    (split / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     ctx = StageContext(project_root=folder, job_id="bench", stage_name="quantize", work_dir=folder / "scratch", cache_dir=folder / "cache")
     formats = [{"format": "gguf", "type": "q8_0"}, {"format": "gguf", "type": "f16"}]
     formats += [{"format": "gptq", "bits": 4}, {"format": "awq", "bits": 4}] if torch.cuda.is_available() else []
-    print("\nquantizing the 100M model (float32 weights; perplexity on 64 demo instruction records)")
+    print(f"\nquantizing {what} (float32 weights; perplexity on {measured})")
     for options in formats:
         out = folder / f"quantized-{options['format']}-{options.get('type', options.get('bits'))}"
-        out.mkdir(exist_ok=True)
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
         started = time.perf_counter()
-        Quantize().run(QuantizeParams.model_validate({"format": options, "calibration_records": 64}), {"model": folder / "base-stage", "test": split}, out, ctx)
+        Quantize().run(QuantizeParams.model_validate({"format": options, "calibration_records": 64}), {"model": model, "test": split}, out, ctx)
         report = json.loads((out / "quantize.json").read_text())
         p = report["perplexity"]
         print(f"  {options['format']} {options.get('type', str(options.get('bits')) + ' bits'):<5} {report['bytes']['quantized'] / 2**20:8.1f} MiB, "
@@ -150,6 +172,28 @@ def quantize_bench() -> None:
               f"{time.perf_counter() - started:.1f} s")
     if not torch.cuda.is_available():
         print("  gptq, awq: need CUDA and the gpu extra (llm-compressor); not measured on this machine")
+
+
+def folded_expert(folder: Path) -> Path | None:
+    """The espresso demo's published adapter folded into its shipped base (as the fold stage does), or None."""
+    import yaml
+
+    lock = ROOT / "manifests" / "espresso.lock"
+    if not lock.is_file():
+        return None
+    release = ROOT / yaml.safe_load(lock.read_text())["published"]["uri"]
+    if not (release / "adapter").is_dir():
+        return None
+    stage = folder / "folded-stage"
+    if not (stage / "model" / "config.json").is_file():
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        base = AutoModelForCausalLM.from_pretrained(release / "base_model" / "model", dtype=torch.float32)
+        PeftModel.from_pretrained(base, release / "adapter").merge_and_unload().save_pretrained(stage / "model")
+        AutoTokenizer.from_pretrained(release / "adapter").save_pretrained(stage / "model")
+    return stage
 
 
 def main() -> None:
@@ -162,7 +206,7 @@ def main() -> None:
         prepare(name, shape)
     print(f"prepared in {time.perf_counter() - started:.0f} s; cpu peak so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     merge_bench(args.runs)
-    quantize_bench()
+    quantize_bench("smollm2")
 
 
 if __name__ == "__main__":

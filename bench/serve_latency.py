@@ -20,7 +20,10 @@ greedy, from one of 64 prompts.
 
 GPU figures (vLLM backend, a ~1B model, against vLLM's own server) need CUDA; this script says so.
 
-Run from the project root:  .venv/bin/python bench/serve_latency.py [--requests 64]
+With --model smollm2 the base is SmolLM2-135M-Instruct (bench/real_model.py) and the adapters
+start as peft initialises them (B = 0), so both sides generate the real model's answers.
+
+Run from the project root:  .venv/bin/python bench/serve_latency.py [--requests 64] [--model smollm2]
 """
 
 from __future__ import annotations
@@ -67,20 +70,25 @@ print(json.dumps({"seconds": time.perf_counter() - started, "tokens": tokens}))
 """
 
 
-def prepare() -> dict[str, Path]:
+def prepare(model: str) -> dict[str, Path]:
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(BENCH))
     from opensem.training.tiny import make_tiny_model
+    from real_model import smollm2_dir
     from tests.adapters import make_adapter
 
-    base = WORK / "base"
-    if not (base / "config.json").is_file():
-        make_tiny_model(base)
+    if model == "smollm2":
+        base = smollm2_dir()
+    else:
+        base = WORK / "base"
+        if not (base / "config.json").is_file():
+            make_tiny_model(base)
     releases = {}
     for name, seed in (("alpha", 1), ("beta", 2)):
-        folder = WORK / name
+        folder = WORK / model / name
         if not (folder / "adapter" / "adapter_config.json").is_file():
             shutil.rmtree(folder, ignore_errors=True)
-            make_adapter(base, folder / "adapter", rank=8, seed=seed)
+            make_adapter(base, folder / "adapter", rank=8, seed=seed, random=model == "tiny")
             shutil.copytree(base, folder / "base_model" / "model")
             (folder / "manifest.yaml").write_text(f"job_id: {name}\nbase_model: ./tiny\n", encoding="utf-8")
         releases[name] = folder
@@ -262,9 +270,11 @@ def two_adapters_bench(releases: dict[str, Path], requests: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=64, help="requests per measurement")
+    parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    releases = prepare()
+    releases = prepare(args.model)
+    print(f"model: {'SmolLM2-135M-Instruct' if args.model == 'smollm2' else 'the tiny Llama'}")
     latency_bench(releases, args.requests)
     two_adapters_bench(releases, args.requests)
     import torch

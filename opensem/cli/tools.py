@@ -59,7 +59,7 @@ def pull(manifest: Path, destination: Path | None, tag: str | None, from_cache: 
     With --cache, download the lock's stage results from the shared cache (`cache:` or
     OPENSEM_CACHE) into build/store instead, each checked against its recorded digest.
     """
-    from opensem.release.registry import open_registry, pull as pull_tag
+    from opensem.release.registry import open_registry, point_at_shipped_base, pull as pull_tag
 
     session = session_for(manifest)
     if from_cache:
@@ -78,6 +78,8 @@ def pull(manifest: Path, destination: Path | None, tag: str | None, from_cache: 
     fs, root = open_registry(target["registry"], session.graph.project_root)
     entry = pull_tag(fs, root, session.graph.job_id, tag, destination)
     console.print(f"pulled {session.graph.job_id}:{tag} (lot {short(entry['lot'])}) into {destination}")
+    if point_at_shipped_base(destination):
+        console.print("  adapter/adapter_config.json now names the base it ships with (base_model/model): AutoPeftModelForCausalLM loads it as it is")
 
 
 @cli.command()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opensem.build.stage import Progress
-from opensem.evaluation.generation import GenerationSettings
+from opensem.training.generation import GenerationSettings
 from opensem.evaluation.items import Item
 from opensem.evaluation.metrics import CATALOGUE
 from opensem.evaluation.report import fmt

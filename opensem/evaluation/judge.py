@@ -64,7 +64,7 @@ def render_rubric(rubric: str, question: str, reference: str, answer: str) -> st
 class Judge:
     """Scores (question, reference, answer) triples through a teacher provider; keeps counts."""
 
-    def __init__(self, config: Any, cache_dir: Path | None, progress: Any = silent_progress, backoff_s: float = 1.0) -> None:
+    def __init__(self, config: Any, cache_dir: Path | None, progress: Any = silent_progress, backoff_s: float = 1.0, project_root: Path | None = None) -> None:
         """config is the manifest's evaluation.judge section (opensem.evaluation.config.JudgeConfig)."""
         from opensem.teachers import provider_from_config
 
@@ -72,13 +72,15 @@ class Judge:
         self.rubric = config.rubric or DEFAULT_RUBRIC
         if config.provider == "offline":
             register_offline_judge()
-        self.provider = provider_from_config(config, cache_dir, backoff_s)
+        self.provider = provider_from_config(config, cache_dir, backoff_s, project_root)
         self.progress = progress
         self.stats = {"verdicts": 0, "invalid": 0, "rejected_answers": 0, "requests": 0, "cache_hits": 0}
 
     def describe(self) -> str:
         if not self.provider.language_model:
             return "offline heuristic judge: token F1 with the reference mapped to 1-5 (not a language model)"
+        if self.provider.name == "local":
+            return f"{self.provider.describe()} (a small local model is a weak judge: invalid verdicts are counted, and token F1 is the firmer measure)"
         return f"{self.config.model} via {self.provider.describe()}"
 
     def __call__(self, triples: list[tuple[str, str, str]]) -> list[int | None]:
@@ -122,4 +124,4 @@ def register_offline_judge() -> None:
 
 def judge_for(config: Any, ctx: Any) -> Judge:
     """The judge a stage uses: the manifest's judge section and the shared answer cache."""
-    return Judge(config, ctx.cache_dir, ctx.progress)
+    return Judge(config, ctx.cache_dir, ctx.progress, project_root=ctx.project_root)

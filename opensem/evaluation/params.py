@@ -12,7 +12,7 @@ from pydantic import Field
 
 from opensem.data.persona import persona_field
 from opensem.evaluation.config import EvaluationConfig
-from opensem.evaluation.generation import GenerationSettings
+from opensem.training.generation import GenerationSettings
 from opensem.manifest.fields import pick, unset_keeps_lots
 from opensem.stages.base import StageParams
 from opensem.training.config import TrainingConfig

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from opensem.errors import StageError
-from opensem.evaluation.generation import GenerationSettings
+from opensem.training.generation import GenerationSettings
 from opensem.evaluation.items import Item
 
 

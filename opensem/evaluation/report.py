@@ -213,5 +213,10 @@ def print_report(report_file: Path, title: str, console: Any) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     console.print(table)
+    from opensem.evaluation.answers import side_by_side
+
+    answers = side_by_side(Path(report_file).with_name("predictions.jsonl"))
+    if answers is not None:
+        console.print(answers)
     console.print(f"[bold]{report['headline']}[/]")
     return True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from opensem.evaluation.generation import GenerationSettings, generate_answers, prompt_ids
+from opensem.training.generation import GenerationSettings, generate_answers, prompt_ids
 from opensem.evaluation.metrics import mean, token_f1
 
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from opensem.evaluation.generation import GenerationSettings, generate_answers
+from opensem.training.generation import GenerationSettings, generate_answers
 from opensem.evaluation.items import Item
 from opensem.evaluation.metrics import DIGITS, mean, text_scores
 from opensem.evaluation.safety import is_refusal

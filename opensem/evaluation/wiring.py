@@ -34,8 +34,11 @@ def _conventional(wiring: Wiring, key: str, folder: str) -> SourceInput | None:
 
 def eval_sources(wiring: Wiring) -> dict[str, Input]:
     """The golden sets (this manifest's as `golden`, each one a merge inherits as `golden:<job_id>`)
-    and the refusal prompts, as input slots (those the graph has)."""
+    and the refusal prompts, as input slots (those the graph has); a local judge's model folder too."""
     found = {"golden": golden_input(wiring), **wiring.collection("golden"), "refusals": refusals_input(wiring)}
+    judge = wiring.section(EVALUATION).judge
+    if judge is not None and judge.provider == "local":  # a local judge's folder keys the lots of what it scores
+        found.update({f"judge_{slot}": value for slot, value in wiring.model_inputs(judge.model, (EVALUATION, "judge", "model")).items()})
     return {slot: value for slot, value in found.items() if value is not None}
 
 

@@ -16,6 +16,7 @@ from opensem.data.persona import Persona
 from opensem.manifest.fields import Section
 from opensem.manifest.sections import Group, assemble
 from opensem.routing.profile import ExpertProfile
+from opensem.training.gguf import GgufSource
 from opensem.training.tiny import TinyModelSpec
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -29,6 +30,10 @@ GROUPS: dict[str, Group] = {
 
 class TinyBaseModel(Section):
     tiny: TinyModelSpec = Field(description="Build a tiny local model instead of naming one.")
+
+
+class GgufBaseModel(Section):
+    gguf: GgufSource = Field(description="Convert a GGUF file (llama.cpp, Ollama, LM Studio) into a plain model folder once, and adapt that.")
 
 
 class CacheConfig(Section):
@@ -45,8 +50,8 @@ class ManifestCore(Section):
 
     job_id: str = Field(pattern=JOB_ID_PATTERN, description="Name of this expert; names its data and registry folder.")
     description: str | None = Field(None, description="Free text; never part of a lot number.")
-    base_model: Union[str, TinyBaseModel] = Field(
-        description="Hub id (org/name), a local directory starting with ./ or ../, or {tiny: {...}}."
+    base_model: Union[str, TinyBaseModel, GgufBaseModel] = Field(
+        description="Hub id (org/name), a local directory or .gguf file starting with ./ or ../, {gguf: {...}} for a GGUF file in a package, or {tiny: {...}}."
     )
     seed: int = Field(42, description="Seed for splitting and training.")
     expert: ExpertProfile | None = Field(None, description="How the router recognises this expert's queries (`opensem expert add`); never part of a lot.")
@@ -70,6 +75,15 @@ def manifest_model() -> type[BaseModel]:
 def is_local_model_path(base_model: str) -> bool:
     """A base model string names a local directory exactly when it is written as a path."""
     return base_model.startswith(("./", "../", "/", "~"))
+
+
+def gguf_source(base_model: Any) -> GgufSource | None:
+    """The GGUF file a base model names: {gguf: ...}, or a local path ending in .gguf; else None."""
+    if isinstance(base_model, GgufBaseModel):
+        return base_model.gguf
+    if isinstance(base_model, str) and is_local_model_path(base_model) and base_model.lower().endswith(".gguf"):
+        return GgufSource(path=base_model)
+    return None
 
 
 def section_value(manifest: Any, key: str) -> Any:

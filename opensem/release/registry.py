@@ -112,6 +112,19 @@ def pull(fs: Any, root: str, job_id: str, tag: str, dest: Path) -> dict[str, Any
             raise RegistryError(f"pulled file {name} does not match its recorded digest", hint="the registry copy is damaged; republish it")
     return entry
 
+def point_at_shipped_base(dest: Path) -> bool:
+    """Make a pulled adapter name the base it ships with (base_model/model) by absolute path, so
+    peft's AutoPeftModelForCausalLM.from_pretrained(dest / "adapter") loads it with no model card.
+    A release whose base is a hub id already names it. True when the adapter was repointed."""
+    config_file, base = dest / "adapter" / "adapter_config.json", dest / "base_model" / "model"
+    if not (config_file.is_file() and base.is_dir()):
+        return False
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = str(base.resolve())
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return True
+
+
 def pull_checked(registry: str, project_root: Path, tag: str, digest: str, dest: Path, who: str) -> Path:
     """Pull a release (registry = the expert's folder) into dest and check it is, byte for byte, the
     release whose digest was read from the index while planning; DataError otherwise."""

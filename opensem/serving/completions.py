@@ -1,7 +1,7 @@
 """Answering one chat completion or completion: on the engine of its model, whole or streamed.
 
 The prompt is rendered with the release's own tokenizer and chat template, the same rendering
-evaluation used (opensem.evaluation.generation.prompt_ids), so a served expert sees exactly what
+evaluation used (opensem.training.generation.prompt_ids), so a served expert sees exactly what
 it was trained and judged on. Streaming is Server-Sent Events: a role chunk, text deltas, a final
 chunk with the finish reason (and usage, when asked), then `data: [DONE]`.
 """
@@ -40,7 +40,7 @@ class Outcome:
 def prompt_of(request: ChatRequest | CompletionRequest, served: Served, limit: int) -> tuple[list[int], str]:
     """Token ids of the prompt (keeping its end when too long), and its text for logs and feedback."""
     from opensem.data.persona import with_system
-    from opensem.evaluation.generation import prompt_ids
+    from opensem.training.generation import prompt_ids
 
     if isinstance(request, ChatRequest):
         messages = with_system([m.model_dump() for m in request.messages], served.system)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from opensem.serving.decoding import Sampler, TextTracker
+from opensem.training.generation import stop_token_ids
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
@@ -65,8 +66,7 @@ class TransformersEngine:
             self.tokenizer = load_tokenizer(model_path, "serve")
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = self.model.to(self.device).eval()
-        configured = getattr(self.model.generation_config, "eos_token_id", None)
-        self.eos = {self.tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])} - {None}
+        self.eos = set(stop_token_ids(self.model, self.tokenizer))
         self.peft = False
         self.dora: set[str] = set()
         self.max_batch, self.batch_wait_s, self.log = max_batch, batch_wait_s, log
@@ -219,7 +219,8 @@ class TransformersEngine:
         texts = [TextTracker(self.tokenizer, g.stop) for g in batch]
         live = [True] * len(batch)
         with torch.inference_mode(), context:
-            output = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device), use_cache=True, **extra)
+            # Only the last position's logits are read: a 49k vocabulary over every prompt token would cost more than the prompt.
+            output = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device), use_cache=True, logits_to_keep=1, **extra)
             for _ in range(max(g.max_tokens for g in batch)):
                 logits = output.logits[:, -1].float().cpu()
                 chosen = []

@@ -11,7 +11,7 @@ from opensem.plugins import Registry
 from opensem.stages.base import StageKind
 
 PIPELINE = (
-    "tiny_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "pretrain", "tokenize", "train", "merge",
+    "tiny_model", "gguf_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "pretrain", "tokenize", "train", "merge",
     "baseline", "evaluate", "review", "compare", "fold", "quantize", "gate", "publish",
 )
 STAGES: Registry[StageKind] = Registry("stage kind", "opensem.stages", PIPELINE)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from opensem.build.digests import walk_files
+from opensem.build.graph import UpstreamInput
 from opensem.build.files import write_json
 from opensem.release.card import Release, model_card
 from opensem.manifest.fields import Section
@@ -38,7 +39,7 @@ def release_files(inputs: dict[str, Path]) -> dict[str, Path]:
         if (inputs["report"] / name).is_file():
             files[name] = inputs["report"] / name
     folders = [("", inputs["adapter"])]
-    if "base" in inputs:  # a tiny local base model travels with its adapter
+    if "base" in inputs:  # a base this build made travels with its adapter
         folders.append(("base_model/", inputs["base"]))
     if "folded" in inputs:
         folders.append(("folded/", inputs["folded"] / "model"))
@@ -56,7 +57,7 @@ def release_files(inputs: dict[str, Path]) -> dict[str, Path]:
 
 class PublishParams(PublishTarget):
     job_id: str
-    base_model: str  # a hub id, or base_model/model for a tiny base shipped with the release
+    base_model: str  # a hub id, or base_model/model for a base shipped with the release
 
 
 @register
@@ -73,14 +74,14 @@ class PublishStage:
         if target is None:
             return
         m = wiring.manifest
-        # A tiny base is small enough to ship beside its adapter; a base pretrained here exists nowhere else.
-        tiny = not isinstance(m.base_model, str) or wiring.base_inputs() != wiring.original_base_inputs()
-        params = PublishParams(**target.model_dump(), job_id=m.job_id, base_model="base_model/model" if tiny else m.base_model)
+        # A base made by this build (tiny, converted from GGUF, pretrained here) exists nowhere else: it ships with the adapter.
+        shipped = isinstance(wiring.channel("base"), UpstreamInput)
+        params = PublishParams(**target.model_dump(), job_id=m.job_id, base_model="base_model/model" if shipped else m.base_model)
         inputs = {
             "adapter": wiring.channel("adapter"),
             "report": wiring.channel("report"),
             "manifest": wiring.source(str(wiring.loaded.path.resolve()), ()),
-            **(wiring.base_inputs() if tiny else {}),
+            **(wiring.base_inputs() if shipped else {}),
         }
         for slot, channel in (("gate", "gate"), ("folded", "model"), ("compare", "comparison"), ("review", "review")):
             if wiring.channel(channel) is not None:  # nothing is published before the gates pass

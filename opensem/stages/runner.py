@@ -17,7 +17,7 @@ from opensem.stages import get_stage
 # Libraries whose versions shape results, recorded in every store entry's meta.json.
 LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "sentence-transformers", "doit", "fsspec")
 # What build -j imports up front (PipelineRunner.prepare), by the stage kinds that use it.
-MODEL_KINDS = {"tiny_model", "pretrain", "tokenize", "train", "baseline", "evaluate", "review", "compare", "merge", "fold", "quantize"}
+MODEL_KINDS = {"tiny_model", "gguf_model", "pretrain", "tokenize", "train", "baseline", "evaluate", "review", "compare", "merge", "fold", "quantize"}
 TRAINING_KINDS = {"pretrain", "tokenize", "train"}
 EMBEDDING_KINDS = {"dedup", "decontaminate"}
 LAZY_NAMES = ("AutoConfig", "AutoModelForCausalLM", "AutoTokenizer", "GenerationConfig", "LlamaConfig", "LlamaForCausalLM",

@@ -49,12 +49,13 @@ class Synthesize:
     def wire(self, wiring: Wiring) -> None:
         config = wiring.section("synthesis")
         if config is not None:
-            wiring.add(self, SynthesizeParams(synthesis=config), {"records": wiring.channel("records")}, provides=("records",))
+            teacher = wiring.model_inputs(config.model, ("synthesis", "model")) if config.provider == "local" else {}
+            wiring.add(self, SynthesizeParams(synthesis=config), {"records": wiring.channel("records"), **teacher}, provides=("records",))
 
     def run(self, wrapped: SynthesizeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         params: Any = wrapped.synthesis
         _, records = input_records(inputs, self.name)
-        provider = provider_from_config(params, ctx.cache_dir)
+        provider = provider_from_config(params, ctx.cache_dir, project_root=ctx.project_root)
         label = provider.label()
         ctx.log.info("synthesize: the teacher is %s", provider.describe())
         docs = [r for r in records if record_kind(r) == "document"]

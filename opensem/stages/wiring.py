@@ -25,7 +25,7 @@ from opensem.build.graph import Input, SourceInput, StageGraph, StageNode, Upstr
 from opensem.errors import Location, ManifestError, Problem
 from opensem.manifest.fields import lot_view, run_view
 from opensem.manifest.loader import KeyPath, LoadedManifest, dotted
-from opensem.manifest.models import is_local_model_path, section_value
+from opensem.manifest.models import gguf_source, is_local_model_path, section_value
 from opensem.manifest.project_config import read_project_config
 from opensem.stages.base import StageKind
 
@@ -48,6 +48,8 @@ class Wiring:
 
     def __post_init__(self) -> None:
         base = self.manifest.base_model
+        if gguf_source(base) is not None:
+            return  # the gguf_model stage provides the base
         if isinstance(base, str) and is_local_model_path(base):
             found = self.source(base, ("base_model",))
             if found is not None:
@@ -104,8 +106,10 @@ class Wiring:
             self.channels["original_base"] = self.channels["base"]
 
     def base_identity(self) -> str:
-        """What the base model is, to compare two manifests' bases: a hub id, a project path or a tiny spec."""
+        """What the base model is, to compare two manifests' bases: a hub id, a project path, a GGUF file or a tiny spec."""
         base = self.manifest.base_model
+        if (gguf := gguf_source(base)) is not None:
+            return f"gguf {self.relative(gguf.path)}" if gguf.path else f"gguf {gguf.package} {gguf.file} {gguf.sha256 or ''}".rstrip()
         if isinstance(base, str):
             return base if not is_local_model_path(base) else f"path {self.relative(base)}"
         return f"tiny {base.tiny.model_dump()}"

@@ -158,7 +158,7 @@ def validate_json_object(text: str) -> dict[str, Any]:
     return value
 
 
-PROVIDERS: Registry[type] = Registry("teacher provider", "opensem.teachers", ("openai", "offline"), instantiate=False)
+PROVIDERS: Registry[type] = Registry("teacher provider", "opensem.teachers", ("openai", "offline", "local"), instantiate=False)
 register_provider = PROVIDERS.register
 
 
@@ -177,7 +177,8 @@ def provider_union(settings: type[Section], default: str) -> Any:
     return tagged_union(members, "provider", default)
 
 
-def provider_from_config(config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 1.0) -> TeacherProvider:
+def provider_from_config(config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 1.0, project_root: Path | None = None) -> TeacherProvider:
     """The provider a section names. cache_dir is the shared cache root (ctx.cache_dir): answers
-    go under cache_dir/teacher/; None disables the cache. backoff_s is the first retry's delay."""
-    return PROVIDERS.get(config.provider)(config, cache_dir, backoff_s)  # type: ignore[no-any-return]
+    go under cache_dir/teacher/; None disables the cache. backoff_s is the first retry's delay;
+    project_root is where a provider finds a model folder the manifest names."""
+    return PROVIDERS.get(config.provider)(config, cache_dir, backoff_s, project_root)  # type: ignore[no-any-return]

@@ -58,7 +58,7 @@ class OfflineProvider:
     language_model: ClassVar[bool] = False
     Options = OfflineOptions
 
-    def __init__(self, config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 0.0) -> None:
+    def __init__(self, config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 0.0, project_root: Path | None = None) -> None:
         self.config: Any = config  # nothing is cached: answering again is free and gives the same bytes
 
     def describe(self) -> str:

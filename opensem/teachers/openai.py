@@ -66,7 +66,7 @@ class OpenAIProvider:
     language_model: ClassVar[bool] = True
     Options = OpenAIOptions
 
-    def __init__(self, config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 1.0) -> None:
+    def __init__(self, config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 1.0, project_root: Path | None = None) -> None:
         self.config: Any = config
         self.backoff_s = backoff_s
         self.cache = TeacherCache(Path(cache_dir) / "teacher") if cache_dir is not None else None

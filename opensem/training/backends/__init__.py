@@ -43,6 +43,7 @@ class AdapterSpec:
     targets: tuple[str, ...] | str
     use_dora: bool = False
     modules_to_save: tuple[str, ...] = ()  # trained in full beside the adapter (embeddings, output head)
+    layers: tuple[int, ...] | None = None  # the blocks adapted; None: all
 
 
 class Backend(Protocol):

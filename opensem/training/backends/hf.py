@@ -59,6 +59,7 @@ class HfBackend:
             lora_dropout=adapter.dropout,
             target_modules=adapter.targets if isinstance(adapter.targets, str) else list(adapter.targets),
             use_dora=adapter.use_dora,
+            layers_to_transform=list(adapter.layers) if adapter.layers is not None else None,
             modules_to_save=list(adapter.modules_to_save) or None,
             bias="none",
             task_type="CAUSAL_LM",

@@ -53,6 +53,7 @@ class UnslothBackend:
             random_state=spec.seed,
             use_dora=adapter.use_dora,
             modules_to_save=list(adapter.modules_to_save) or None,
+            layers_to_transform=list(adapter.layers) if adapter.layers is not None else None,
         )
         return wrapped, None
 

@@ -12,7 +12,7 @@ from typing import Literal, Union
 
 from pydantic import Field
 
-from opensem.manifest.fields import Section, run_setting
+from opensem.manifest.fields import Section, run_setting, unset_keeps_lots
 
 DEFAULT_METHOD = "lora"
 # Every linear layer but the output head (q, k, v, o, gate, up and down projections on Llama).
@@ -34,6 +34,9 @@ class AdapterOptions(MethodOptions):
     dropout: float = Field(0.05, ge=0, lt=1, description="Adapter dropout.")
     target_modules: Union[list[str], Literal["all-linear"]] = Field(
         ALL_LINEAR, min_length=1, description="Modules to adapt; all-linear means q, k, v, o, gate, up and down projections."
+    )
+    last_layers: int | None = unset_keeps_lots(
+        gt=0, description="Adapt only the last N transformer blocks: the backward pass stops there, so a step costs less (about 30% on a CPU with 8 of 30 blocks); unset: every block."
     )
 
     @property

@@ -78,7 +78,11 @@ class TrainerMethod(ABC):
             targets = tuple(linear_leaf_names(model))
         else:
             targets = tuple(options.target_modules)
-        return AdapterSpec(options.rank, options.lora_alpha, options.dropout, targets, self.use_dora)
+        layers = None
+        if options.last_layers is not None:
+            blocks = int(model.config.num_hidden_layers)
+            layers = tuple(range(max(0, blocks - options.last_layers), blocks))
+        return AdapterSpec(options.rank, options.lora_alpha, options.dropout, targets, self.use_dora, layers=layers)
 
     def train(self, request: TrainRequest) -> TrainOutcome:
         """Train on request.records; the artifact (adapter or model, with tokenizer) goes to request.out_dir."""

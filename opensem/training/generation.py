@@ -36,6 +36,14 @@ def prompt_ids(messages: Sequence[dict[str, str]], tokenizer: Any, max_tokens: i
     return ids[-max_tokens:]
 
 
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every token that ends an answer: the tokenizer's EOS and whatever the model's generation
+    config adds (instruct models often list an end-of-turn token beside end-of-text)."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])]
+    return sorted({int(i) for i in ids if i is not None})
+
+
 def generate_answers(model: Any, tokenizer: Any, prompts: list[Sequence[dict[str, str]]], settings: GenerationSettings, bar: Progress) -> list[str]:
     """One answer per prompt, in order; special tokens and surrounding whitespace removed."""
     import torch
@@ -54,7 +62,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[Sequence[dict[str
         top_p=None,
         top_k=None,
         pad_token_id=pad_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=stop_token_ids(model, tokenizer),
         bos_token_id=tokenizer.bos_token_id,
     )
     encoded = [prompt_ids(messages, tokenizer, settings.max_seq_length) for messages in prompts]
