@@ -47,17 +47,14 @@ def _alternatives(schema: dict[str, Any], node: dict[str, Any]) -> list[dict[str
     return None
 
 
-def _object_of(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any] | None:
+def _objects_of(schema: dict[str, Any], node: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every object a value may be (base_model: a tiny spec or a GGUF source), lists looked into."""
     node = _resolve(schema, node)
     if "properties" in node:
-        return node
-    for option in node.get("anyOf", []):
-        found = _object_of(schema, option)
-        if found is not None:
-            return found
+        return [node]
     if node.get("type") == "array":
-        return _object_of(schema, node.get("items", {}))
-    return None
+        return _objects_of(schema, node.get("items", {}))
+    return [found for option in node.get("anyOf", []) for found in _objects_of(schema, option)]
 
 
 def _type_name(schema: dict[str, Any], node: dict[str, Any]) -> str:
@@ -66,7 +63,7 @@ def _type_name(schema: dict[str, Any], node: dict[str, Any]) -> str:
         return "mapping" + (" or null" if optional else "")
     node = _resolve(schema, node)
     if "anyOf" in node:
-        return " or ".join(_type_name(schema, option) for option in node["anyOf"])
+        return " or ".join(dict.fromkeys(_type_name(schema, option) for option in node["anyOf"]))
     if "enum" in node:
         return " \\| ".join(f"`{v}`" for v in node["enum"])
     if "const" in node:
@@ -96,9 +93,8 @@ def _walk(schema: dict[str, Any], node: dict[str, Any], prefix: str, rows: list[
         if members is not None:
             _walk_union(schema, members, f"{key}.", rows)
             continue
-        child = _object_of(schema, prop)
-        if child is not None:
-            is_list = _resolve(schema, prop).get("type") == "array" or any(o.get("type") == "array" for o in prop.get("anyOf", []))
+        is_list = _resolve(schema, prop).get("type") == "array" or any(o.get("type") == "array" for o in prop.get("anyOf", []))
+        for child in _objects_of(schema, prop):
             _walk(schema, child, f"{key}[]." if is_list else f"{key}.", rows)
 
 
@@ -119,6 +115,5 @@ def _walk_union(schema: dict[str, Any], members: list[dict[str, Any]], prefix: s
         if len(holders) < len(members):
             text += f" ({', '.join(str(m['properties'][tag]['const']) for m in holders)} only)"
         rows.append((f"{prefix}{name}", _type_name(schema, prop), _default(name, prop, set(holders[0].get("required", []))), text))
-        child = _object_of(schema, prop)
-        if child is not None:
+        for child in _objects_of(schema, prop)[:1]:
             _walk(schema, child, f"{prefix}{name}.", rows)

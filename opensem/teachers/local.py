@@ -41,7 +41,7 @@ log = logging.getLogger("opensem.teacher")
 
 class LocalOptions(ProviderOptions):
     provider: Literal["local"] = Field(
-        "local", description="local: a model run in this process through transformers (vLLM where CUDA allows): a project folder, a hub id, or the output of a build."
+        "local", description="local: a model run in this process through transformers (vLLM where CUDA allows): a model folder of the project or a hub id."
     )
     model: str = Field(min_length=1, description="A model folder (./models/teacher, relative to the project root) or a hub id.")
     batch_size: int = run_setting(8, gt=0, description="Chats generated at once.")

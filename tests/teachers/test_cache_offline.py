@@ -48,8 +48,8 @@ def test_cache_round_trip_is_atomic_and_drops_corrupt_entries(tmp_path: Path) ->
     assert cache.get(key) is None and not path.exists()
 
 
-def test_registry_names_both_providers() -> None:
-    assert provider_names() == ["offline", "openai"]
+def test_registry_names_every_provider() -> None:
+    assert provider_names() == ["local", "offline", "openai"]
     with pytest.raises(Exception, match="provider=anthropic"):
         synthesis_config(provider="anthropic")
 
