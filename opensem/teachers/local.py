@@ -1,10 +1,11 @@
 """Teacher provider `local`: a model run in this process (transformers; vLLM where CUDA allows).
 
-A model folder of the project, a hub id, or the model a build of this project made: no server,
-no key, no bill. Chats that miss the answer cache are generated in batches; re-asks after an
-invalid answer go one at a time. Answers are cached like a provider's, keyed by the model's
-content digest (a folder) or its id, so a rebuild with the same model replays them, and every
-generation counts against the request budget like a paid request would.
+A model folder of the project, a hub id, or a release a build of this project published (its
+adapter merged into the base it ships with): no server, no key, no bill. Chats that miss the
+answer cache are generated in batches; re-asks after an invalid answer go one at a time.
+Answers are cached like a provider's, keyed by the model's content digest (a folder) or its id,
+so a rebuild with the same model replays them, and every generation counts against the request
+budget like a paid request would.
 
 Small models make weak teachers and weaker judges (a 135M model rarely writes valid JSON for a
 verdict): describe() says which model answers, and the reports say how many answers were invalid.
@@ -41,9 +42,9 @@ log = logging.getLogger("opensem.teacher")
 
 class LocalOptions(ProviderOptions):
     provider: Literal["local"] = Field(
-        "local", description="local: a model run in this process through transformers (vLLM where CUDA allows): a model folder of the project or a hub id."
+        "local", description="local: a model run in this process through transformers (vLLM where CUDA allows): a model folder or release of the project, or a hub id."
     )
-    model: str = Field(min_length=1, description="A model folder (./models/teacher, relative to the project root) or a hub id.")
+    model: str = Field(min_length=1, description="A model folder (./models/teacher, relative to the project root), a release folder of this project (an adapter with the base it ships, e.g. ./build/registry/espresso/v1), or a hub id.")
     batch_size: int = run_setting(8, gt=0, description="Chats generated at once.")
     seed: int = Field(0, description="Seed of sampling when temperature is above 0 (greedy decoding ignores it).")
 
@@ -156,17 +157,24 @@ def _load(path: str, name: str, seed: int) -> tuple[Any, ...]:
     import torch
 
     from opensem.errors import StageError
-    from opensem.training.methods.base import load_causal_lm, load_tokenizer, quiet_libraries
+    from opensem.training.methods.base import artifact_in, load_causal_lm, load_tokenizer, quiet_libraries
 
-    if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None:
+    found = artifact_in(Path(path)) if Path(path).is_dir() else None
+    adapter = found is not None and found[0] == "adapter"
+    if not adapter and torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None:
         from vllm import LLM
 
         return ("vllm", LLM(model=path, seed=seed))
     with quiet_libraries():
         try:
+            if adapter:  # a release: its adapter merged into the base it ships (or names)
+                from opensem.training.methods.distill import load_teacher, teacher_model_dir
+
+                shipped = Path(path) / "base_model"
+                return ("transformers", load_teacher(path, str(shipped) if shipped.is_dir() else None), load_tokenizer(teacher_model_dir(path), "teacher"))
             return ("transformers", load_causal_lm(path, "teacher"), load_tokenizer(path, "teacher"))
         except StageError as exc:
-            raise TeacherError(f"the local teacher cannot load {name!r}: {exc}", hint="name a model folder of the project (./models/...) or a hub id this machine can reach") from exc
+            raise TeacherError(f"the local teacher cannot load {name!r}: {exc}", hint="name a model folder of the project (./models/...), a release folder, or a hub id this machine can reach") from exc
 
 
 def _context_length(model: Any) -> int:

