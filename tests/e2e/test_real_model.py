@@ -11,6 +11,7 @@ real special tokens, a real chat template and a 49k vocabulary.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -72,8 +73,9 @@ def built(real: Project) -> tuple[Project, list[str], str]:
 
 
 def english(text: str) -> bool:
-    words = {word.strip(".,;:!?\"'()").lower() for word in text.split()}
-    return len(words & ENGLISH) >= 2
+    """Words of the Latin alphabet, at least one of English's commonest, and no byte soup."""
+    words = re.findall(r"[A-Za-z']+", text)
+    return len(words) >= 3 and bool({w.lower() for w in words} & ENGLISH) and sum(c.isascii() for c in text) >= 0.95 * len(text)
 
 
 def test_the_merge_builds_both_real_experts_on_one_converted_base(built: tuple[Project, list[str], str]) -> None:
@@ -154,9 +156,12 @@ def test_the_router_sends_each_question_to_its_real_expert(served: Any, tmp_path
     router.start()
     try:
         client = openai.OpenAI(base_url=router.url + "/v1", api_key=KEY, max_retries=0)
+        direct = openai.OpenAI(base_url=served.url + "/v1", api_key=KEY, max_retries=0)
         for question, want in (("My espresso shot is sour, what now?", "espresso"), ("Brown tips on my fern, why?", "houseplants")):
-            raw = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": question}], max_tokens=16, temperature=0)
-            assert raw.headers["x-opensem-expert"] == want and english(raw.parse().choices[0].message.content or "")
+            chat = [{"role": "user", "content": question}]
+            raw = client.chat.completions.with_raw_response.create(model="auto", messages=chat, max_tokens=16, temperature=0)
+            expected = direct.chat.completions.create(model=want, messages=chat, max_tokens=16, temperature=0).choices[0].message.content
+            assert raw.headers["x-opensem-expert"] == want and raw.parse().choices[0].message.content == expected
     finally:
         router.close()
 
