@@ -43,7 +43,7 @@ MODELS: dict[str, dict[str, int] | None] = {"tiny": {"hidden_size": 64, "num_lay
 
 PEER = """
 import time; started = time.perf_counter()
-import json, resource, shutil, sys, torch, warnings
+import json, shutil, sys, torch, warnings
 warnings.simplefilter("ignore")
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
@@ -57,12 +57,13 @@ torch.manual_seed(0)
 model.add_weighted_adapter(["a", "b"], [1.0, 1.0], "merged", combination_type="dare_ties", density=0.5, majority_sign_method="total")
 model.save_pretrained(out, selected_adapters=["merged"])
 now = time.perf_counter()
-print(json.dumps({"seconds": now - started, "work_s": now - work_started, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))  # ru_maxrss keeps the parent's peak across exec
+print(json.dumps({"seconds": now - started, "work_s": now - work_started, "rss_mb": int(hwm.split()[1]) / 1024}))
 """
 
 OPENSEM = """
 import time; started = time.perf_counter()
-import json, resource, shutil, sys
+import json, shutil, sys, torch, peft, transformers  # imported before the clock, as the peer does
 from pathlib import Path
 from opensem.stages.base import StageContext
 from opensem.stages.merge import Merge, MergeParams
@@ -77,7 +78,8 @@ inputs = {"base": work / name / "base-stage", "source0": work / name / "a", "sou
 work_started = time.perf_counter()
 Merge().run(params, inputs, out, ctx)
 now = time.perf_counter()
-print(json.dumps({"seconds": now - started, "work_s": now - work_started, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))  # ru_maxrss keeps the parent's peak across exec
+print(json.dumps({"seconds": now - started, "work_s": now - work_started, "rss_mb": int(hwm.split()[1]) / 1024}))
 """
 
 
@@ -178,11 +180,10 @@ def folded_expert(folder: Path) -> Path | None:
     """The espresso demo's published adapter folded into its shipped base (as the fold stage does), or None."""
     import yaml
 
-    lock = ROOT / "manifests" / "espresso.lock"
-    if not lock.is_file():
-        return None
-    release = ROOT / yaml.safe_load(lock.read_text())["published"]["uri"]
-    if not (release / "adapter").is_dir():
+    releases = [project / yaml.safe_load((project / "manifests" / "espresso.lock").read_text())["published"]["uri"]
+                for project in (ROOT, BENCH / ".work" / "demo-clone") if (project / "manifests" / "espresso.lock").is_file()]
+    release = next((r for r in releases if (r / "adapter").is_dir()), None)  # this project's build, or bench/demo_fresh_clone.py's
+    if release is None:
         return None
     stage = folder / "folded-stage"
     if not (stage / "model" / "config.json").is_file():
