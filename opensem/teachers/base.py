@@ -132,6 +132,12 @@ class TeacherProvider(Protocol):
         ...
 
 
+def cached_plan(requests: Sequence[ChatRequest], missing: Callable[[ChatRequest], bool], max_tokens: int) -> RequestPlan:
+    """What a batch costs when only the requests the cache misses are sent (missing(request) says which)."""
+    misses = [r for r in requests if missing(r)]
+    return RequestPlan(total=len(requests), to_send=len(misses), input_tokens=sum(request_tokens(r) for r in misses), max_output_tokens=len(misses) * max_tokens)
+
+
 def estimate_tokens(text: str) -> int:
     """Rough token count (4 characters per token): enough for a budget, never billed on."""
     return math.ceil(len(text) / 4)

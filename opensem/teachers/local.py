@@ -31,8 +31,8 @@ from opensem.teachers.base import (
     TeacherError,
     Validator,
     estimate_tokens,
+    cached_plan,
     register_provider,
-    request_tokens,
 )
 from opensem.teachers.batch import Answer, Meter, run_batch
 from opensem.teachers.cache import TeacherCache, answer_key
@@ -94,8 +94,7 @@ class LocalProvider:
         return answer_key(self.name, self.identity(), None, messages, parameters)
 
     def plan(self, requests: Sequence[ChatRequest]) -> RequestPlan:
-        misses = [r for r in requests if self.cache is None or self.cache.get(self.key(r, list(r.messages))) is None]
-        return RequestPlan(total=len(requests), to_send=len(misses), input_tokens=sum(request_tokens(r) for r in misses), max_output_tokens=len(misses) * self.config.max_tokens)
+        return cached_plan(requests, lambda r: self.cache is None or self.cache.get(self.key(r, list(r.messages))) is None, self.config.max_tokens)
 
     def complete_many(
         self,

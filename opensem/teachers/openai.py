@@ -30,8 +30,8 @@ from opensem.teachers.base import (
     TeacherError,
     Message,
     Validator,
+    cached_plan,
     register_provider,
-    request_tokens,
 )
 from opensem.teachers.batch import Answer, Meter, run_batch
 from opensem.teachers.cache import TeacherCache, answer_key
@@ -87,13 +87,7 @@ class OpenAIProvider:
         return answer_key(self.name, request.model or c.model, c.base_url, messages, parameters)
 
     def plan(self, requests: Sequence[ChatRequest]) -> RequestPlan:
-        misses = [r for r in requests if self.cache is None or self.cache.get(self.key(r, list(r.messages))) is None]
-        return RequestPlan(
-            total=len(requests),
-            to_send=len(misses),
-            input_tokens=sum(request_tokens(r) for r in misses),
-            max_output_tokens=len(misses) * self.config.max_tokens,
-        )
+        return cached_plan(requests, lambda r: self.cache is None or self.cache.get(self.key(r, list(r.messages))) is None, self.config.max_tokens)
 
     def complete_many(
         self,
