@@ -11,9 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-__all__ = ["console", "escape", "progress_bar", "short"]
+__all__ = ["console", "escape", "progress_bar", "short", "stdout"]
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output is read by people and tools alike: tables keep their full width instead of Rich's 80
+# columns, so no name is cut to "bike-re…".
+PIPED_WIDTH = 1000
+console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else PIPED_WIDTH)
+stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
 def short(lot: str | None) -> str:

@@ -73,14 +73,14 @@ class Problem:
 class ManifestError(OpensemError):
     """The manifest is not valid; carries every problem found, not just the first."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], what: str = "manifest") -> None:
         first = problems[0]
         super().__init__(first.message, first.location, first.hint)
-        self.problems = problems
+        self.problems, self.what = problems, what
 
     def render(self) -> str:
         count = len(self.problems)
-        head = f"invalid manifest: {count} problem{'s' if count != 1 else ''}"
+        head = f"invalid {self.what}: {count} problem{'s' if count != 1 else ''}"
         return "\n".join([head, *(p.render() for p in self.problems)])
 
 

@@ -36,7 +36,8 @@ def expert_add(manifest: Path, registry_path: Path, name: str | None, endpoint: 
     registry = load_registry(registry_path)
     expert = expert_from_manifest(manifest, name, endpoint, list(replicas), priority)
     base = registry_path.resolve().parent
-    relative = {key: os.path.relpath(Path(value).resolve(), base) for key, value in (("model_path", expert.model_path), ("golden", expert.golden)) if value}
+    relative: dict[str, Any] = {key: os.path.relpath(Path(value).resolve(), base) for key, value in (("model_path", expert.model_path), ("golden", expert.golden)) if value}
+    relative["questions"] = [os.path.relpath(Path(path).resolve(), base) for path in expert.questions]
     registry, replaced = add_expert(registry, expert.model_copy(update=relative))
     save_registry(registry, registry_path)
     lot = f"lot {expert.lot[:12]} ({expert.tag})" if expert.lot else "not published yet: build it before serving"
@@ -61,6 +62,7 @@ def expert_list(registry_path: Path, domain: str | None) -> None:
     """The experts, one row each."""
     from rich.table import Table
 
+    from opensem.console import stdout
     from opensem.routing.registry import load_registry
 
     registry = load_registry(registry_path)
@@ -70,7 +72,7 @@ def expert_list(registry_path: Path, domain: str | None) -> None:
     for expert in registry.listed(domain):
         table.add_row(expert.name, ", ".join(expert.domains), str(len(expert.keywords)), str(len(expert.examples)),
                       ", ".join(expert.endpoints()) or "the router", (expert.lot or "-")[:12], expert.tag or "-")
-    console.print(table)
+    stdout.print(table)
 
 
 @expert_group.command("show")
@@ -112,6 +114,46 @@ def _options(registry: Any, kind: str | None) -> Any:
     return registry.router.classifier if kind in (None, registry.router.classifier.type) else CLASSIFIERS.get(kind).Options()
 
 
+@route_group.command("set")
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
+@registry_option
+def route_set(assignments: tuple[str, ...], registry_path: Path) -> None:
+    """Change the router's settings in the registry: fallback, classifier and its options, circuit breaker.
+
+    \b
+    Keys are those `opensem route settings` lists; values are YAML; an empty value returns a key to its default:
+      opensem route set fallback=houseplants
+      opensem route set classifier=neural classifier.threshold=0.4
+      opensem route set failures_to_open=5 open_for_s=10
+      opensem route set fallback=
+    """
+    from opensem.routing.registry import load_registry, save_registry, set_router
+
+    registry, changes = set_router(load_registry(registry_path), registry_path, list(assignments))
+    save_registry(registry, registry_path)
+    for key, old, new in changes:
+        console.print(f"router.{key}: {old!r} -> {new!r}")
+    if not changes:
+        console.print("nothing changed")
+
+
+@route_group.command("settings")
+@registry_option
+def route_settings(registry_path: Path) -> None:
+    """The router's settings (defaults included), one row each: what `route set` changes."""
+    from rich.table import Table
+
+    from opensem.console import stdout
+    from opensem.routing.registry import load_registry, router_rows
+
+    table = Table(title=f"{registry_path}: router", title_justify="left")
+    for column in ("key", "value", "what it does"):
+        table.add_column(column, overflow="fold")
+    for key, value, description in router_rows(load_registry(registry_path)):
+        table.add_row(key, "-" if value is None else str(value), description)
+    stdout.print(table)
+
+
 @route_group.command("query")
 @click.argument("text", nargs=-1, required=True)
 @registry_option
@@ -130,14 +172,26 @@ def route_query(text: tuple[str, ...], registry_path: Path, kind: str | None) ->
 
 @route_group.command("eval")
 @registry_option
+@click.option("--questions", "questions_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help='Held-out questions (JSONL of {"question", "expert"}; expert null: off-topic). Without it: half the golden questions.')
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
-def route_eval(registry_path: Path, as_json: bool) -> None:
-    """Accuracy of each classifier on held-out golden questions (half trains, half scores), with confusion tables."""
+def route_eval(registry_path: Path, questions_path: Path | None, as_json: bool) -> None:
+    """Accuracy of each classifier per expert, off-topic rejection, latency and confusion tables.
+
+    With --questions the classifiers train on every golden question (as the router does) and are
+    scored on the file; without it, half the golden questions train and the other half score.
+    """
     from opensem.routing.classifiers import build_classifier
-    from opensem.routing.evaluate import confusion_table, held_out_split, score
+    from opensem.routing.evaluate import golden_questions, held_out_split, load_questions, score, summary_table
 
     registry, experts = _experts(registry_path)
-    train, test = held_out_split(experts)
+    if questions_path is None:
+        train, test = held_out_split(experts)
+        source = f"{len(train)} golden questions to train on, {len(test)} held out to score"
+    else:
+        test = load_questions(questions_path, experts)  # type: ignore[assignment]
+        train = [(q, e.name) for e in experts if e.golden for q in golden_questions(e)]
+        source = f"{len(train)} golden questions to train on, {len(test)} questions of {questions_path} to score"
     results = []
     for kind in ("keyword", "neural", "hybrid"):
         classifier = build_classifier(_options(registry, kind), experts, Path("build/cache"))
@@ -146,9 +200,13 @@ def route_eval(registry_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"train": len(train), "test": len(test), "classifiers": [r.as_dict() for r in results]}, indent=2))
         return
-    console.print(f"{len(experts)} experts; {len(train)} golden questions to train on, {len(test)} held out to score")
+    from opensem.routing.evaluate import confusion_table
+
+    names = [e.name for e in experts]
+    console.print(f"{len(experts)} experts; {source}")
     for result in results:
-        console.print(confusion_table(result, [e.name for e in experts]))
+        console.print(confusion_table(result, names))
+    console.print(summary_table(results, names))
 
 
 @route_group.command("serve", cls=ModelOptionsCommand, model="opensem.routing.config:RouteServeConfig")

@@ -157,3 +157,16 @@ def read_batch(chunking: ChunkingConfig, task: tuple[Path, list[SourceFile]]) ->
             out.write(b"".join(line for _, _, line in found))
             read.records.append([(record_id, kind) for record_id, kind, _ in found])
     return read
+
+
+
+def user_turns(file: Path) -> list[str]:
+    """The first user turn (or prompt) of every record in a dataset file, whatever its format."""
+    turns = []
+    for record in _dataset(file, str(file), "auto"):
+        messages = record.get("messages") or []
+        first = next((m["content"] for m in messages if m.get("role") == "user"), record.get("prompt"))
+        if isinstance(first, str) and first.strip():
+            turns.append(first)
+    return turns
+

@@ -63,11 +63,16 @@ def load_yaml_model(path: Path, model: type[BaseModel], what: str, first_key_hin
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise ManifestError([Problem(f"a {what} must be a mapping of keys, got {got}", Location(file=shown, line=1), first_key_hint)])
+    return validate_data(data, model, shown, lines, what), lines
+
+
+def validate_data(data: dict[str, Any], model: type[BaseModel], shown: str, lines: dict[KeyPath, int] | None = None, what: str = "manifest") -> Any:
+    """data validated against model; ManifestError lists every problem with its key path (and line, when known)."""
     try:
-        return model.model_validate(data), lines
+        return model.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem_from(err, data, lines, shown, model) for err in _without_union_noise(exc.errors())]
-        raise ManifestError(_merge_same_key(problems)) from None
+        problems = [_problem_from(err, data, lines or {}, shown, model) for err in _without_union_noise(exc.errors())]
+        raise ManifestError(_merge_same_key(problems), what) from None
 
 
 def _parse_yaml(text: str, shown: str) -> tuple[Any, dict[KeyPath, int], list[Problem]]:

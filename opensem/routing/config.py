@@ -29,3 +29,4 @@ class RouterSettings(Section):
 
 class RouteServeConfig(HttpConfig):
     port: int = Field(8100, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    request_timeout_s: float = Field(120.0, gt=0, description="Seconds the router waits for an expert endpoint (each attempt at a replica): past it that endpoint counts a failure toward its circuit and the next replica is tried; with none left the client gets 503.")

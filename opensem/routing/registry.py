@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import Field, model_validator
 
+from opensem.data.corpus import DATASET_SUFFIXES
 from opensem.errors import Location, UsageError
 from opensem.manifest.fields import Section, invalid
 from opensem.manifest.models import JOB_ID_PATTERN
@@ -33,6 +34,7 @@ class Expert(ExpertProfile):
     priority: int = Field(0, description="Breaks ties between equally confident experts (higher wins).")
     max_tokens: int = Field(2048, gt=0, description="Most tokens the router asks this expert for.")
     golden: str | None = Field(None, description="Golden set of the expert (labelled queries for training and scoring the classifiers).")
+    questions: list[str] = Field(default_factory=list, description="Dataset files whose user turns the neural classifier also learns from: the questions the expert was trained on (`expert add` records the manifest's local dataset files).")
     job_id: str | None = Field(None, description="The manifest's job_id (recorded by `expert add`).")
     lot: str | None = Field(None, description="Lot number of the release it serves (recorded by `expert add`).")
     tag: str | None = Field(None, description="Registry tag of that release (its version).")
@@ -79,6 +81,8 @@ def save_registry(registry: ExpertRegistry, path: Path) -> None:
     from opensem.build.files import write_atomic
 
     data = registry.model_dump(mode="json", exclude_defaults=True)
+    if "classifier" in data.get("router", {}):  # a classifier's type is its default, yet names which one it is
+        data["router"]["classifier"]["type"] = registry.router.classifier.type
     first = ("name", "model_path", "description", "endpoint", "replicas")  # who and where before how to recognise it
     data["experts"] = [{**{k: e[k] for k in first if k in e}, **{k: v for k, v in e.items() if k not in first}} for e in data.get("experts", [])]
     header = "# Expert registry: `opensem expert add|remove|list|show`, `opensem route serve` (see README)\n"
@@ -103,6 +107,8 @@ def expert_from_manifest(manifest_path: Path, name: str | None = None, endpoint:
         )
     golden = manifest.evaluation.golden if manifest.evaluation is not None and manifest.evaluation.golden else f"data/{manifest.job_id}/golden"
     golden_path = loaded.project_root / golden
+    questions = [str(loaded.project_root / source.path) for source in (manifest.data.sources if manifest.data else [])
+                 if Path(source.path).suffix.lower() in DATASET_SUFFIXES and (loaded.project_root / source.path).is_file()]
     return Expert(
         name=name or manifest.job_id,
         model_path=str(manifest_path),
@@ -111,6 +117,7 @@ def expert_from_manifest(manifest_path: Path, name: str | None = None, endpoint:
         replicas=replicas or [],
         priority=priority,
         golden=str(golden_path) if golden_path.exists() else None,
+        questions=questions,
         job_id=manifest.job_id,
         lot=published.get("lot"),
         tag=published.get("tag"),
@@ -131,6 +138,62 @@ def remove_expert(registry: ExpertRegistry, name: str, path: Path) -> ExpertRegi
     if registry.router.fallback == name:
         raise UsageError(f"{name!r} is the router's fallback", Location(file=str(path), key="router.fallback"), "set another fallback (or none) first")
     return registry.model_copy(update={"experts": [e for e in registry.experts if e.name != name]})
+
+
+def set_router(registry: ExpertRegistry, path: Path, assignments: list[str]) -> tuple[ExpertRegistry, list[tuple[str, Any, Any]]]:
+    """The registry with router settings changed by KEY=VALUE assignments (dotted keys under `router:`,
+    values in YAML; an empty value returns a key to its default; `classifier=TYPE` switches classifier
+    with its defaults); returns (registry, [(key, old, new)]). Every value is checked by the settings' own fields."""
+    from opensem.manifest.loader import validate_data
+
+    data = registry.model_dump(mode="json")
+    router = data["router"]
+    before = _flat(router)
+    for assignment in assignments:
+        key, equals, text = assignment.partition("=")
+        parts = [part for part in key.strip().split(".") if part]
+        if not equals or not parts:
+            raise UsageError(f"not KEY=VALUE: {assignment!r}", Location(file=str(path), key="router"), "for example: fallback=houseplants classifier.threshold=0.4")
+        if parts == ["classifier"]:
+            parts = ["classifier", "type"]
+        if parts == ["classifier", "type"]:
+            router["classifier"] = {}
+        node = router
+        for part in parts[:-1]:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        if not text.strip():
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = yaml.safe_load(text)
+    changed = validate_data(data, ExpertRegistry, str(path), what="expert registry")
+    after = _flat(changed.router.model_dump(mode="json"))
+    named = {".".join(["classifier", "type"] if a.split("=")[0].strip() == "classifier" else a.split("=")[0].strip().split(".")) for a in assignments}
+    return changed, [(key, before.get(key), after.get(key)) for key in after if before.get(key) != after.get(key) and (key in before or key in named)]
+
+
+def router_rows(registry: ExpertRegistry) -> list[tuple[str, Any, str]]:
+    """(dotted key, value, description) of every router setting, the classifier's options included."""
+    rows = []
+    for key, value in _flat(registry.router.model_dump(mode="json")).items():
+        rows.append((key, value, _description(registry.router, key.split("."))))
+    return rows
+
+
+def _description(model: Any, parts: list[str]) -> str:
+    for part in parts[:-1]:
+        model = getattr(model, part)
+    field = type(model).model_fields.get(parts[-1])
+    return (field.description or "") if field else ""
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def describe(expert: Expert) -> dict[str, Any]:

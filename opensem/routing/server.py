@@ -1,5 +1,5 @@
 """Running the router: the registry read, the classifier built (and trained on the experts' golden
-questions), experts without an endpoint served in this process by an `opensem serve` server on a
+knowledge), experts without an endpoint served in this process by an `opensem serve` server on a
 loopback port, then uvicorn in front."""
 
 from __future__ import annotations
@@ -88,4 +88,5 @@ def rooted(expert: Expert, root: Path) -> Expert:
 
     model_path = at(expert.model_path) or expert.model_path
     golden = at(expert.golden) if expert.golden else None
-    return expert.model_copy(update={"model_path": model_path, "golden": golden or expert.golden})
+    questions = [at(path) or path for path in expert.questions]
+    return expert.model_copy(update={"model_path": model_path, "golden": golden or expert.golden, "questions": questions})

@@ -91,3 +91,47 @@ def test_held_out_accuracy_on_three_domains(experts: list[Expert], tmp_path: Pat
         assert sum(sum(row.values()) for row in result.confusion.values()) == len(test)
     assert accuracy["hybrid"] >= 0.95, accuracy
     assert accuracy["neural"] >= 0.9, accuracy
+
+
+def test_keywords_match_inflections_spellings_and_compounds_and_the_longest_phrase_wins() -> None:
+    experts = [Expert(name="plants", model_path="x", keywords=["fertilise", "pot", "leaf"]),
+               Expert(name="coffee", model_path="y", keywords=["moka pot", "shot"]),
+               Expert(name="bikes", model_path="z", keywords=["inner tube", "handlebar"])]
+    classifier = KeywordClassifier(KeywordOptions(), experts)
+    assert classifier.weights("which fertilizer for leaves?")["plants"] == 2  # American spelling, plural
+    assert classifier.weights("my shots run fast")["coffee"] == 1
+    assert classifier.weights("can I make tea in my moka pot") == {"plants": 0.0, "coffee": 1.0, "bikes": 0.0}  # not plants' "pot"
+    assert classifier.weights("a pot for my fern")["plants"] == 1
+    assert classifier.weights("new innertube")["bikes"] == 1 and classifier.weights("my handle bar slips")["bikes"] == 1
+    assert classifier.weights("pot pots potted")["plants"] == 1  # a keyword counts once
+
+
+def test_unrelated_questions_get_no_expert_and_a_query_routes_the_same_alone_or_in_a_batch(neural, experts: list[Expert]) -> None:  # type: ignore[no-untyped-def]
+    unrelated = ["What's the capital of Australia?", "How do I file my taxes as a freelancer?", "Write a Python function to reverse a linked list."]
+    assert [d.expert for d in neural.classify_batch(unrelated)] == [None, None, None]
+    queries = ["Gears skip when I shift to the smallest sprocket", "Should I mist my calathea?", "whats a good ratio for a ristretto", *unrelated]
+    alone = [neural.classify(q) for q in queries]
+    batched = neural.classify_batch(list(reversed(queries)))[::-1]
+    assert [d.expert for d in batched] == [d.expert for d in alone]
+    assert [d.scores for d in batched] == [pytest.approx(d.scores, abs=1e-5) for d in alone]  # the same vectors, up to BLAS rounding
+
+
+def test_hybrid_keeps_a_sure_neural_answer_when_no_keyword_matches(experts: list[Expert], tmp_path: Path) -> None:
+    hybrid = build_classifier(HybridOptions(), experts, tmp_path)
+    query = "Presta valve keeps leaking air on my commute"  # no keyword of any expert
+    assert not any(hybrid.keyword.weights(query).values())
+    neural, combined = hybrid.neural.classify(query), hybrid.classify(query)
+    assert (combined.expert, combined.confidence) == (neural.expert, neural.confidence)
+
+
+def test_held_out_user_questions_route_well_and_off_topic_ones_are_refused(experts: list[Expert], tmp_path: Path) -> None:
+    from opensem.routing.evaluate import OFF_TOPIC, golden_questions, load_questions
+
+    questions = load_questions(REPO / "data" / "routing" / "held-out.jsonl", experts)
+    assert sum(1 for _, e in questions if e is None) >= 30 and all(sum(1 for _, e in questions if e == job) >= 50 for job in JOBS)
+    golden = {q for e in experts for q in golden_questions(e)} | {q for e in experts for q in e.examples}
+    assert not golden & {q for q, _ in questions}  # kept apart from golden sets and examples
+    hybrid = build_classifier(HybridOptions(), experts, tmp_path)
+    hybrid.train([(q, e.name) for e in experts for q in golden_questions(e)])
+    result = score(hybrid, questions)
+    assert result.accuracy >= 0.88 and result.rate(OFF_TOPIC) >= 0.85  # measured 91.3% and 90% (route eval --questions)

@@ -43,3 +43,29 @@ def test_serve_refuses_a_short_key_and_an_empty_registry(registry: Path, tmp_pat
     assert code == 2 and "the registry holds no experts" in output and "opensem expert add" in output
     code, output = run("route", "serve", "--help")
     assert code == 0 and "--registry" in output and "--port" in output and "[default: 8100]" in output
+
+
+def test_eval_on_a_question_file_reports_each_expert_and_off_topic_rejection(registry: Path, tmp_path: Path) -> None:
+    code, output = run("route", "eval", "--registry", str(registry), "--questions", str(REPO / "data" / "routing" / "held-out.jsonl"), "--json")
+    hybrid = {c["classifier"]: c for c in json.loads(output)["classifiers"]}["hybrid"]
+    assert code == 0 and set(hybrid["per_expert"]) == {"tiny-demo", "houseplants", "bike-repair"}
+    assert hybrid["off_topic_rejected"] >= 0.85 and hybrid["p50_ms"] > 0 and "(off-topic)" in hybrid["confusion"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "hi", "expert": "tiny-demo"}\n{"question": "q", "expert": "nobody"}\n')
+    code, output = run("route", "eval", "--registry", str(registry), "--questions", str(bad))
+    assert code != 0 and "bad.jsonl:2" in output and "'nobody' is not in the registry" in output and "Traceback" not in output
+
+
+def test_route_set_changes_settings_through_their_fields_and_list_keeps_names_whole(registry: Path) -> None:
+    copy = registry.parent / "copy.yaml"
+    copy.write_text(registry.read_text())
+    code, output = run("route", "set", "classifier=neural", "classifier.threshold=0.45", "fallback=houseplants", "--registry", str(copy))
+    assert code == 0 and "router.classifier.type: 'hybrid' -> 'neural'" in output and "router.fallback: None -> 'houseplants'" in output
+    code, output = run("route", "settings", "--registry", str(copy))
+    assert code == 0 and "classifier.threshold" in output and "0.45" in output and "houseplants" in output
+    code, output = run("route", "set", "classifier.threshold=2", "fallback=nobody", "bogus=1", "--registry", str(copy))
+    assert code != 0 and "invalid expert registry: 2 problems" in output and "router.bogus: unknown key" in output
+    code, output = run("route", "set", "fallback=", "classifier=hybrid", "--registry", str(copy))
+    assert code == 0 and "fallback" not in copy.read_text().split("experts:")[0]
+    code, output = run("expert", "list", "--registry", str(copy))
+    assert code == 0 and "bike-repair" in output and "…" not in output

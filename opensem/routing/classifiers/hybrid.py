@@ -1,9 +1,11 @@
 """The hybrid classifier: keywords as the fast path, the neural classifier otherwise.
 
 When the keyword classifier is at least keyword_threshold sure, its answer stands (microseconds,
-no embedding). Otherwise both score every expert and the scores are combined with the configured
-weights (keyword shares and neural probabilities, each in [0, 1]); the combined top score is the
-confidence.
+no embedding). Otherwise the neural classifier scores every expert. Where no keyword matched, its
+answer stands as it is: silence from keywords is no evidence against an expert, since most people
+do not use an expert's words. Where keywords matched, their shares and the neural probabilities
+are combined with the configured weights; the neural classifier's "none of these" share is
+weighed the same way, so a query it finds unrelated needs keyword evidence to get an expert.
 """
 
 from __future__ import annotations
@@ -77,13 +79,16 @@ class HybridClassifier:
         return [d for d in decisions if d is not None]
 
     def _combine(self, keyword: Decision, neural: Decision) -> Decision:
+        if not any(keyword.scores.values()):
+            return Decision(neural.expert, neural.confidence, neural.scores, neural.runner_up, "hybrid")
         total = self.options.keyword_weight + self.options.neural_weight
         names = set(keyword.scores) | set(neural.scores)
         scores = {name: (self.options.keyword_weight * keyword.scores.get(name, 0.0) + self.options.neural_weight * neural.scores.get(name, 0.0)) / total for name in names}
-        if neural.expert is None and keyword.expert is None:  # neither is sure: out of domain, or too vague
-            best = max(scores, key=scores.get) if scores else None  # type: ignore[arg-type]
-            return Decision(None, scores.get(best, 0.0) if best else 0.0, scores, best, "hybrid")
-        return decide(scores, self.options.threshold, self.priorities, "hybrid")
+        unrelated = self.options.neural_weight * (1.0 - sum(neural.scores.values())) / total  # the neural "none of these" share
+        decision = decide(scores, self.options.threshold, self.priorities, "hybrid")
+        if decision.expert is not None and unrelated >= decision.confidence:
+            return Decision(None, decision.confidence, scores, decision.expert, "hybrid")
+        return decision
 
     def classify(self, query: str) -> Decision:
         return self.classify_batch([query])[0]

@@ -1,11 +1,17 @@
 """The neural classifier: all-MiniLM-L6-v2 embeddings of what each expert knows.
 
-Each expert is described by reference texts: its description, its domains and its example queries
-(and the labelled queries it was trained on). A query's similarity to an expert is its cosine
-similarity to the nearest of them; confidence is a softmax over the experts' similarities at a
-temperature, or, once `train` has fitted a head (multinomial logistic regression on the frozen
-embeddings, a few hundred full-batch steps, milliseconds), the head's probability. Below the
-threshold, or further than min_similarity from every expert, no expert is named.
+Each expert is described by reference texts: its description, its domains, its example queries,
+the questions of its datasets and the labelled queries it was trained on. (Sentences of its
+documents were tried too: being less like questions, they let more unrelated queries in.) A query's
+similarity to an expert is its cosine similarity to the nearest of them; confidence is a softmax
+over the experts' similarities at a temperature, or, once `train` has fitted a head (multinomial
+logistic regression on the frozen embeddings, classes weighted equally, a thousand full-batch
+steps, well under a second), the head's probability.
+
+"None of these" is a class of its own: general questions bundled with opensem
+(`general_queries.txt`) are learned beside the experts, so an unrelated query lands there instead
+of on the nearest expert. Where that class wins, below the threshold, or further than
+min_similarity from every expert, no expert is named.
 
 Reference embeddings go through the embedding cache on disk (keyed by the model's digest); query
 embeddings are kept in memory for repeated queries.
@@ -29,15 +35,17 @@ if TYPE_CHECKING:
     from opensem.routing.registry import Expert
 
 QUERY_CACHE = 10_000
+GENERAL = "(general)"  # the "none of these" class
 
 
 class NeuralOptions(Section):
     type: Literal["neural"] = "neural"
     model: str = Field("all-MiniLM-L6-v2", description="Sentence-transformers model: the bundled all-MiniLM-L6-v2, a hub id or a local folder.")
-    threshold: float = Field(0.5, ge=0, le=1, description="Confidence below which the neural classifier names no expert.")
+    threshold: float = Field(0.35, ge=0, le=1, description="Confidence below which the neural classifier names no expert (the 'none of these' class rejects most unrelated queries first).")
     min_similarity: float = Field(0.2, ge=-1, le=1, description="A query less similar than this to every expert's references gets no expert (out of domain).")
     temperature: float = Field(0.05, gt=0, description="Softmax temperature over similarities, before a head is trained.")
-    epochs: int = Field(300, gt=0, le=100_000, description="Full-batch gradient steps when training the head on labelled queries.")
+    epochs: int = Field(1000, gt=0, le=100_000, description="Full-batch gradient steps when training the head on labelled queries.")
+    reject_general: bool = Field(True, description="Learn opensem's bundled general questions as a 'none of these' class, so unrelated queries get no expert.")
     quantize: bool = Field(True, description="On a CPU, embed with int8 dynamic quantization of the encoder's linear layers (about 2x faster per query).")
 
 
@@ -54,7 +62,8 @@ class NeuralClassifier:
         local = Path(options.model) if Path(options.model).is_dir() else None
         self.embedder = Embedder(resolve_model(options.model, local, DigestCache(None)), batch_size=64)
         self.cache_key = self.embedder.ref.digest
-        if options.quantize and not _cuda():
+        self.quantized = options.quantize and not _cuda()
+        if self.quantized:
             self.embedder.quantize()
             self.cache_key += "-int8"
         self.references: dict[str, list[str]] = {}
@@ -62,6 +71,8 @@ class NeuralClassifier:
         self.priorities: dict[str, int] = {}
         self.head: tuple[np.ndarray, np.ndarray, list[str]] | None = None  # weights, bias, expert order
         self.queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        if options.reject_general:
+            self.general = self._embed_references(general_queries())
         for expert in experts:
             self.add_expert(expert)
 
@@ -75,7 +86,10 @@ class NeuralClassifier:
             return embed_texts(texts, self.embedder, cache)[0]
 
     def add_expert(self, expert: Expert, extra: list[str] | None = None) -> None:
+        from opensem.data.corpus import user_turns
+
         texts = [t for t in (expert.description, "; ".join(expert.domains)) if t.strip()] + list(expert.examples) + list(extra or [])
+        texts += [turn for path in expert.questions for turn in user_turns(Path(path))]
         if not texts:
             raise UsageError(f"expert {expert.name!r} has no description, domains or examples to compare queries with", Location(key=f"experts.{expert.name}"),
                              "add a description or example queries (the manifest's `expert:` section)")
@@ -95,7 +109,10 @@ class NeuralClassifier:
     def embed(self, queries: list[str]) -> np.ndarray:
         missing = list(dict.fromkeys(q for q in queries if q not in self.queries))
         if missing:
-            for query, vector in zip(missing, self.embedder.encode(missing)):
+            # An int8 encoder scales activations per batch, so a query's vector would depend on its
+            # neighbours: quantized, each query is encoded alone and routes the same in any batch.
+            vectors = [self.embedder.encode([query])[0] for query in missing] if self.quantized else self.embedder.encode(missing)
+            for query, vector in zip(missing, vectors):
                 self.queries[query] = vector
             while len(self.queries) > QUERY_CACHE:
                 self.queries.popitem(last=False)
@@ -112,14 +129,19 @@ class NeuralClassifier:
             if queries:
                 self.references[name] = [*self.references[name], *queries]
                 self.vectors[name] = np.concatenate([self.vectors[name], self.embed(queries)])
-        order = list(self.vectors)
-        features = np.concatenate([self.vectors[name] for name in order])
-        targets = np.concatenate([np.full(len(self.vectors[name]), index) for index, name in enumerate(order)])
-        self.head = (*_fit_softmax(features, targets, len(order), self.options.epochs), order)
+        classes = self._classes()
+        features = np.concatenate([classes[name] for name in classes])
+        targets = np.concatenate([np.full(len(classes[name]), index) for index, name in enumerate(classes)])
+        self.head = (*_fit_softmax(features, targets, len(classes), self.options.epochs), list(classes))
+
+    def _classes(self) -> dict[str, np.ndarray]:
+        """Reference vectors of every class: the experts, and the general questions when they are rejected."""
+        return {**self.vectors, **({GENERAL: self.general} if self.options.reject_general else {})}
 
     def _probabilities(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        order = list(self.vectors)
-        similarity = np.stack([(vectors @ self.vectors[name].T).max(axis=1) for name in order], axis=1)
+        classes = self._classes()
+        order = list(classes)
+        similarity = np.stack([(vectors @ classes[name].T).max(axis=1) for name in order], axis=1)
         if self.head is not None:
             weights, bias, order = self.head
             logits = vectors @ weights + bias
@@ -127,7 +149,7 @@ class NeuralClassifier:
             logits = similarity / self.options.temperature
         logits = logits - logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
-        return probabilities / probabilities.sum(axis=1, keepdims=True), similarity, order
+        return probabilities / probabilities.sum(axis=1, keepdims=True), similarity[:, :len(self.vectors)], order
 
     def classify_batch(self, queries: list[str]) -> list[Decision]:
         if not queries or not self.vectors:
@@ -135,9 +157,10 @@ class NeuralClassifier:
         probabilities, similarity, order = self._probabilities(self.embed(queries))
         decisions = []
         for row in range(len(queries)):
-            scores = {name: float(probabilities[row, index]) for index, name in enumerate(order)}
+            scores = {name: float(probabilities[row, index]) for index, name in enumerate(order) if name != GENERAL}
             decision = decide(scores, self.options.threshold, self.priorities, self.name)
-            if similarity[row].max() < self.options.min_similarity:  # unlike anything any expert knows
+            general = float(probabilities[row, order.index(GENERAL)]) if GENERAL in order else 0.0
+            if similarity[row].max() < self.options.min_similarity or general >= decision.confidence:  # unlike what any expert knows
                 decision = Decision(None, decision.confidence, scores, decision.runner_up, self.name)
             decisions.append(decision)
         return decisions
@@ -152,18 +175,27 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def general_queries() -> list[str]:
+    """The bundled general questions (the "none of these" class)."""
+    text = (Path(__file__).parent.parent / "general_queries.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
 def _fit_softmax(features: np.ndarray, targets: np.ndarray, classes: int, epochs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression by full-batch gradient descent with a little L2; features are
-    unit vectors, so a step of 2 is stable (the loss's curvature is at most 1/2 per unit feature)."""
+    """Multinomial logistic regression by full-batch gradient descent with a little L2, every class
+    weighing the same whatever its number of references; features are unit vectors, so a step of 2
+    is stable (the loss's curvature is at most 1/2 per unit feature)."""
     x = features.astype(np.float64)
     onehot = np.eye(classes)[targets]
+    counts = np.bincount(targets, minlength=classes)
+    sample_weights = (1.0 / np.maximum(counts[targets], 1) / classes)[:, None]
     weights, bias = np.zeros((x.shape[1], classes)), np.zeros(classes)
     for _ in range(epochs):
         logits = x @ weights + bias
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(axis=1, keepdims=True)
-        error = (p - onehot) / len(x)
+        error = (p - onehot) * sample_weights
         weights -= 2.0 * (x.T @ error + 1e-4 * weights)
         bias -= 2.0 * error.sum(axis=0)
     return weights.astype(np.float32), bias.astype(np.float32)
