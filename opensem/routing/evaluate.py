@@ -44,28 +44,18 @@ def held_out_split(experts: list[Expert], train_share: float = 0.5) -> tuple[lis
 
 def load_questions(path: Path, experts: list[Expert]) -> list[tuple[str, str | None]]:
     """(question, expert name or None) of a held-out question file; a label may be an expert's name or job_id."""
-    import json
+    from opensem.data.records import read_records
 
     names = {expert.name: expert.name for expert in experts} | {expert.job_id: expert.name for expert in experts if expert.job_id}
-    questions: list[tuple[str, str | None]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = Location(file=str(path), line=number)
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"invalid JSON: {exc.msg}", where, "each line is {\"question\": ..., \"expert\": NAME or null}") from None
-        if not isinstance(item, dict) or not isinstance(item.get("question"), str) or not item["question"].strip():
-            raise UsageError("a line needs a non-empty \"question\"", where, "each line is {\"question\": ..., \"expert\": NAME or null}")
+
+    def problem(item: dict[str, Any]) -> str | None:
+        if not isinstance(item.get("question"), str) or not item["question"].strip():
+            return "a line needs a non-empty \"question\""
         label = item.get("expert")
-        if label is not None and label not in names:
-            raise UsageError(f"expert {label!r} is not in the registry", Location(file=str(path), line=number, key="expert"),
-                             f"experts: {', '.join(sorted(names))}; null marks an off-topic question")
-        questions.append((item["question"], None if label is None else names[label]))
-    if not questions:
-        raise UsageError("the question file is empty", Location(file=str(path)), "one JSON object per line")
-    return questions
+        return f"expert {label!r} is not in the registry (experts: {', '.join(sorted(names))})" if label is not None and label not in names else None
+
+    records = read_records(path, problem, 'each line is {"question": ..., "expert": NAME, or null for an off-topic question}', allow_empty=False)
+    return [(item["question"], None if item.get("expert") is None else names[item["expert"]]) for item in records.records]
 
 
 @dataclass
