@@ -31,19 +31,33 @@ def _folder(manifest: Path) -> Path:
 @click.option("--rating", type=click.IntRange(1, 5), help="1 (bad) to 5 (good).")
 @click.option("--edited", help="The answer as it should have been.")
 @click.option("--tag", "tags", multiple=True, help="A label (repeatable).")
-def feedback_add(manifest: Path, prompt: str | None, answer: str | None, rating: int | None, edited: str | None, tags: tuple[str, ...]) -> None:
+@click.option("--lot", help="Lot number of the release that answered. Default: the manifest's latest published release (from its lock).")
+def feedback_add(manifest: Path, prompt: str | None, answer: str | None, rating: int | None, edited: str | None, tags: tuple[str, ...],
+                 lot: str | None) -> None:
     """Record one piece of feedback; asks for what the flags leave out."""
     from opensem.feedback.records import append_feedback, parse_rows
 
     folder = _folder(manifest)
+    lot, assumed = (lot, "") if lot else _published_lot(manifest)
     prompt = prompt or click.prompt("Question asked")
     answer = answer if answer is not None else click.prompt("Answer given")
     if rating is None and edited is None:
         rating = click.prompt("Rating, 1 (bad) to 5 (good); empty to skip", default="", show_default=False, value_proc=lambda v: int(v) if v else None)
         edited = click.prompt("Better answer; empty to skip", default="", show_default=False) or None
-    record = parse_rows([{"prompt": prompt, "answer": answer, "rating": rating, "edited": edited, "tags": list(tags)}], "feedback add")[0]
+    record = parse_rows([{"prompt": prompt, "answer": answer, "rating": rating, "edited": edited, "tags": list(tags), "lot": lot}], "feedback add")[0]
     path = append_feedback(folder, [record])
-    console.print(f"recorded in {path}; `opensem build {manifest}` turns it into training data")
+    console.print(f"recorded in {path}{assumed}; `opensem build {manifest}` turns it into training data")
+
+
+def _published_lot(manifest: Path) -> tuple[str | None, str]:
+    """The lot of the manifest's latest published release and a note saying it was assumed."""
+    from opensem.build.layout import lock_path
+    from opensem.build.lock import read_lock
+
+    published = (read_lock(lock_path(manifest)) or {}).get("published") or {}
+    if not published.get("lot"):
+        return None, " (no published release of this manifest yet: recorded without a lot, so no build reviews it against one)"
+    return published["lot"], f" against release {published.get('tag')} (lot {published['lot'][:12]}, the latest published; --lot names another)"
 
 
 @feedback_group.command("import")

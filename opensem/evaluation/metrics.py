@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
-Needs = Literal["golden", "judge", "refusals", "quantized"]
+Needs = Literal["golden", "judge", "refusals", "quantized", "weights"]
 DIGITS = 6  # rounding of reported floats, so reports are byte-stable
 
 
@@ -36,14 +36,14 @@ class MetricSpec:
 CATALOGUE: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
-        MetricSpec("test.loss", "held-out loss", False),
-        MetricSpec("test.perplexity", "held-out perplexity", False),
+        MetricSpec("test.loss", "held-out loss", False, ("weights",)),
+        MetricSpec("test.perplexity", "held-out perplexity", False, ("weights",)),
         MetricSpec("test.exact_match", "test exact match", True),
         MetricSpec("test.token_f1", "test token F1", True),
         MetricSpec("test.rouge_l", "test ROUGE-L", True),
         MetricSpec("test.judge_score", "test judge score (1-5)", True, ("judge",)),
-        MetricSpec("golden.loss", "golden loss", False, ("golden",)),
-        MetricSpec("golden.perplexity", "golden perplexity", False, ("golden",)),
+        MetricSpec("golden.loss", "golden loss", False, ("golden", "weights")),
+        MetricSpec("golden.perplexity", "golden perplexity", False, ("golden", "weights")),
         MetricSpec("golden.exact_match", "golden exact match", True, ("golden",)),
         MetricSpec("golden.token_f1", "golden token F1", True, ("golden",)),
         MetricSpec("golden.rouge_l", "golden ROUGE-L", True, ("golden",)),

@@ -30,6 +30,8 @@ NEEDS = {
     "judge": ("judge", "configure evaluation.judge"),
     "refusals": ("refusal prompts", "add refusal prompts (evaluation.refusal_prompts, or data/{job}/refusals/)"),
     "quantized": ("quantization", "add a quantize section"),
+    "weights": ("model weights (compute.backend openai answers only through the provider, so loss and perplexity are not measured)",
+                "gate on a text metric such as golden.token_f1, or train locally (compute.backend auto)"),
 }
 
 
@@ -56,7 +58,8 @@ class Gate:
             return
         golden = golden_input(wiring) is not None or bool(wiring.collection("golden"))  # its own, or those a merge inherits
         quantized = wiring.collection("quantized")
-        available = {"golden": golden, "judge": wiring.section("evaluation").judge is not None, "refusals": refusals_input(wiring) is not None, "quantized": bool(quantized)}
+        available = {"golden": golden, "judge": wiring.section("evaluation").judge is not None, "refusals": refusals_input(wiring) is not None, "quantized": bool(quantized),
+                     "weights": wiring.manifest.compute.backend != "openai"}
         for index, gate in enumerate(gates):
             for need in CATALOGUE[gate.metric].needs:
                 if not available[need]:

@@ -15,6 +15,7 @@ the fine-tuned model's id, which evaluation then calls through the same provider
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -75,6 +76,13 @@ def estimate(rows: list[dict[str, Any]], config: ProviderTuning) -> tuple[int, f
     return tokens, tokens * (config.n_epochs or 3) * config.usd_per_million_tokens / 1e6
 
 
+def usd(dollars: float) -> str:
+    """Dollars for a person: cents as usual, two significant digits below a cent (never a misleading $0.00)."""
+    if dollars == 0 or dollars >= 0.01:
+        return f"${dollars:.2f}"
+    return f"${dollars:.{1 - math.floor(math.log10(dollars))}f}"
+
+
 def fine_tune(rows: list[dict[str, Any]], base_model: str, method: str, seed: int, config: ProviderTuning, work_dir: Path, out_dir: Path,
               say: Callable[[str], None]) -> dict[str, Any]:
     """Run (or resume) the job of this lot and write provider_model.json; returns what it recorded."""
@@ -86,9 +94,9 @@ def fine_tune(rows: list[dict[str, Any]], base_model: str, method: str, seed: in
     else:
         tokens, dollars = estimate(rows, config)
         if config.max_cost_usd is not None and dollars > config.max_cost_usd:
-            raise StageError(f"estimated cost ${dollars:.2f} ({tokens:,} tokens x {config.n_epochs or 3} epochs) is above max_cost_usd ${config.max_cost_usd:.2f}",
+            raise StageError(f"estimated cost {usd(dollars)} ({tokens:,} tokens x {config.n_epochs or 3} epochs) is above max_cost_usd {usd(config.max_cost_usd)}",
                              Location(key="compute.provider.max_cost_usd"), "raise the budget, lower n_epochs, or train on fewer records; nothing was uploaded")
-        say(f"uploading {len(rows)} examples (~{tokens:,} tokens, estimated ${dollars:.2f})")
+        say(f"uploading {len(rows)} examples (~{tokens:,} tokens, estimated {usd(dollars)})")
         upload = work_dir / "train.jsonl"
         upload.parent.mkdir(parents=True, exist_ok=True)
         upload.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")

@@ -43,3 +43,18 @@ def test_import_checks_every_record_before_appending_any(tmp_path: Path) -> None
     upload.write_text('{"prompt": "q1", "answer": "a1", "rating": 4}\n{"prompt": "q2", "answer": "a2", "edited": "b2"}\n')
     code, output = run("feedback", "import", str(manifest), str(upload))
     assert code == 0 and "imported 2 records" in output
+
+
+def test_add_records_the_latest_published_lot(tmp_path: Path) -> None:
+    from opensem.build.layout import lock_path
+    from opensem.build.lock import write_lock
+
+    manifest = project(tmp_path)
+    code, output = run("feedback", "add", str(manifest), "--prompt", "q", "--answer", "a", "--rating", "2")
+    assert code == 0 and "no published release of this manifest yet" in output
+    write_lock(lock_path(manifest), {"stages": {}, "published": {"tag": "v-abc", "lot": "abc123" * 8, "uri": "build/registry/x", "digest": "d"}})
+    code, output = run("feedback", "add", str(manifest), "--prompt", "q", "--answer", "a", "--rating", "2")
+    assert code == 0 and "against release v-abc (lot abc123abc123" in " ".join(output.split())
+    code, output = run("feedback", "add", str(manifest), "--prompt", "q", "--answer", "a", "--rating", "2", "--lot", "other")
+    lots = [json.loads(line).get("lot") for line in (tmp_path / "data" / "tiny-demo" / "feedback" / "feedback.jsonl").read_text().splitlines()]
+    assert lots == [None, "abc123" * 8, "other"]

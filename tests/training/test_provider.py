@@ -124,3 +124,21 @@ def test_a_build_trains_and_evaluates_through_the_provider_once(openai_server: O
                         "fold: {}\n")
     code, output = project.run("validate", str(project.manifest))
     assert code == 2 and "fold needs the weights" in output
+
+
+def test_validate_refuses_gates_a_provider_backend_cannot_measure(tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    shutil.copytree(REPO / "data" / "tiny-demo", tmp_path / "data" / "tiny-demo")
+    gates = "  gates:\n    - {metric: test.perplexity, max: 50}\n    - {metric: golden.loss, max: 3}\n    - {metric: golden.token_f1, min: 0.1}\n"
+    manifest = MANIFEST.replace("URL", "http://127.0.0.1:9").replace("  max_new_tokens: 16\n", "  max_new_tokens: 16\n" + gates)
+    (tmp_path / "manifests" / "espresso-api.yaml").write_text(manifest)
+    code, output = Project(tmp_path, "espresso-api").run("validate", str(tmp_path / "manifests" / "espresso-api.yaml"))
+    assert code == 2, output
+    assert "evaluation.gates[0].metric" in output and "test.perplexity cannot be measured" in output and "golden.loss cannot be measured" in output
+    assert "gates[2]" not in output and "train locally" in output
+
+
+def test_costs_below_a_cent_keep_their_digits() -> None:
+    from opensem.training.provider import usd
+
+    assert [usd(d) for d in (0, 0.0042, 0.000051, 0.01, 12.345)] == ["$0.00", "$0.0042", "$0.000051", "$0.01", "$12.35"]
