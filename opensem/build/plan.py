@@ -117,7 +117,7 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
     for node in graph.nodes:
         lot = resolver.resolve(node)
         if lot is None:
-            waiting = [up for up in node.upstream() if up not in resolver.outputs]
+            waiting = list(dict.fromkeys(up for up in node.upstream() if up not in resolver.outputs))  # two slots may wait on one stage
             held = bool(blocked & set(waiting))
             if held:
                 blocked.add(node.name)

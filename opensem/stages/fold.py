@@ -38,7 +38,8 @@ class Fold:
         config = wiring.section("fold")
         if config is not None:
             params = FoldParams(**config.model_dump(), base_model=wiring.hub_model)
-            wiring.add(self, params, {"trained": wiring.channel("adapter"), **wiring.base_inputs()}, provides=("model",))
+            if wiring.add(self, params, {"trained": wiring.channel("adapter"), **wiring.base_inputs()}, provides=("model",)) is None and wiring.has_failed("adapter"):
+                wiring.fail("model")
 
     def run(self, params: FoldParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         from opensem.release.fold import fold

@@ -58,7 +58,7 @@ class Gate:
             return
         golden = golden_input(wiring) is not None or bool(wiring.collection("golden"))  # its own, or those a merge inherits
         quantized = wiring.collection("quantized")
-        available = {"golden": golden, "judge": wiring.section("evaluation").judge is not None, "refusals": refusals_input(wiring) is not None, "quantized": bool(quantized),
+        available = {"golden": golden, "judge": wiring.section("evaluation").judge is not None, "refusals": refusals_input(wiring) is not None, "quantized": bool(quantized) or wiring.has_failed("quantized"),
                      "weights": wiring.manifest.compute.backend != "openai"}
         for index, gate in enumerate(gates):
             for need in CATALOGUE[gate.metric].needs:

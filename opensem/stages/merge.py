@@ -13,6 +13,7 @@ it inherits, gated and published like a trained one.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import shutil
 from pathlib import Path
@@ -115,7 +116,7 @@ class Merge:
                 inputs[slot] = other.channel("adapter")
                 if other.base_identity() != wiring.base_identity():
                     wiring.problem((*key, "manifest"), f"{job} adapts another base model ({other.base_identity()}) than this manifest ({wiring.base_identity()})",
-                                   "merge adapters of one base model")
+                                   "merge experts trained on one base (a `pretrain:` section makes a base of its own), or fold each and merge whole models")
                 golden = golden_input(other)
                 if golden is not None:
                     wiring.collect("golden", f"golden:{job}", golden)
@@ -126,15 +127,19 @@ class Merge:
                 if inputs[slot] is not None:
                     wiring.collect("merge-sources", f"model:{job}", inputs[slot])
             else:
-                release = _release(wiring, source, key)
-                if release is not None:
-                    resolved.append(ResolvedSource(**source.model_dump(), name=f"{posixpath.basename(str(source.registry).rstrip('/'))}:{source.tag}", release=release))
+                name = f"{posixpath.basename(str(source.registry).rstrip('/'))}:{source.tag}"
+                found = _release(wiring, source, key)
+                if found is not None:
+                    release, fact = found
+                    facts.extend([(name, *fact)] if fact else [])
+                    resolved.append(ResolvedSource(**source.model_dump(), name=name, release=release))
         if len(resolved) < len(config.sources):
-            return  # a source could not be found; its problem is recorded
+            wiring.fail("adapter")  # a source could not be found; its problem is recorded, and nothing after the merge repeats it
+            return
         _check_methods(wiring, config.method, facts)
         params = wiring.params(MergeParams, {**config.model_dump(), "sources": [r.model_dump() for r in resolved], "seed": wiring.manifest.seed, "base_model": wiring.hub_model})
-        if params is not None:
-            wiring.add(self, params, inputs, provides=("adapter",), volatile=any(r.release for r in resolved))
+        if params is None or wiring.add(self, params, inputs, provides=("adapter",), volatile=any(r.release for r in resolved)) is None:
+            wiring.fail("adapter")
 
     def run(self, params: MergeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Find every source's artifact (pulling releases, digests checked), refuse what cannot merge, merge."""
@@ -174,20 +179,32 @@ def _check_methods(wiring: Wiring, method: str, facts: list[tuple[str, str, int 
         wiring.problem((*KEY, "method"), f"{method} combines adapters of one rank, and these differ ({shown})", "use method cat or svd, or train the experts with one rank")
 
 
-def _release(wiring: Wiring, source: MergeSource, key: tuple[Any, ...]) -> dict[str, str] | None:
-    """The registry index's entry for the source's tag, read while planning so its digest keys the lot."""
-    from opensem.release.registry import open_registry, read_index
+def _release(wiring: Wiring, source: MergeSource, key: tuple[Any, ...]) -> tuple[dict[str, str], tuple[str, int | None] | None] | None:
+    """The registry index's entry for the source's tag, read while planning so its digest keys the
+    lot, and what its artifact is ((method, rank) from its adapter config, ("sft", None) for a model)."""
+    from opensem.release.registry import FILES, open_registry, read_index
 
     try:
         fs, folder = open_registry(str(source.registry), wiring.loaded.project_root)
         entry = read_index(fs, posixpath.dirname(folder), posixpath.basename(folder))["tags"].get(source.tag)
+        if entry is None:
+            wiring.problem((*key, "tag"), f"{source.registry} has no release {source.tag!r}", "list its tags in its index.json, or publish it first")
+            return None
+        release = posixpath.join(folder, str(source.tag))
+        with fs.open(posixpath.join(release, FILES), "rb") as handle:
+            names = set(json.loads(handle.read())["files"])
+        fact: tuple[str, int | None] | None = None
+        adapter = next((name for name in ("adapter_config.json", "adapter/adapter_config.json") if name in names), None)
+        if adapter is not None:
+            with fs.open(posixpath.join(release, adapter), "rb") as handle:
+                config = json.loads(handle.read())
+            fact = ("dora" if config.get("use_dora") else "lora", config.get("r"))
+        elif names & {"config.json", "model/config.json"}:
+            fact = ("sft", None)
     except Exception as exc:  # any backend error: unreachable, no credentials, a damaged index
-        wiring.problem((*key, "registry"), f"cannot read the registry index at {source.registry}: {type(exc).__name__}: {exc}", "check the registry URL and credentials")
+        wiring.problem((*key, "registry"), f"cannot read the release {source.tag} at {source.registry}: {type(exc).__name__}: {exc}", "check the registry URL and credentials")
         return None
-    if entry is None:
-        wiring.problem((*key, "tag"), f"{source.registry} has no release {source.tag!r}", "list its tags in its index.json, or publish it first")
-        return None
-    return {"lot": str(entry["lot"]), "digest": str(entry["digest"])}
+    return {"lot": str(entry["lot"]), "digest": str(entry["digest"])}, fact
 
 
 def _pull(source: ResolvedSource, inputs: dict[str, Path], ctx: StageContext) -> Path:

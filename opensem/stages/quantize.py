@@ -64,6 +64,9 @@ class Quantize:
         model = wiring.channel("model")
         if model is None and wiring.section("merge") is None and wiring.manifest.method_config.type == "sft":
             model = wiring.channel("adapter")  # full fine-tuning already gives a whole model
+        if model is None and wiring.has_failed("model", "adapter"):
+            wiring.fail("quantized")
+            return
         if model is None:
             wiring.problem(("quantize",), "quantize needs a whole model, and this manifest ships an adapter", "add `fold: {}` to fold the adapter into its base first")
             return

@@ -45,6 +45,9 @@ class Wiring:
     visiting: tuple[Path, ...] = ()  # manifests being wired around this one, for cycles
     # Problems that count only if nothing ever provides a channel (no data, but a merge provides the adapter).
     deferred: dict[str, list[Problem]] = field(default_factory=dict)
+    # Channels a configured stage could not provide (its problem is recorded): stages after it stay
+    # silent instead of reporting the same cause as their own problem.
+    failed: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         base = self.manifest.base_model
@@ -72,6 +75,13 @@ class Wiring:
     def channel(self, name: str) -> Input | None:
         """The input that answers for a channel now (the last stage that provided it)."""
         return self.channels.get(name)
+
+    def fail(self, *channels: str) -> None:
+        """A configured stage could not provide these channels; its problem is already recorded."""
+        self.failed.update(channels)
+
+    def has_failed(self, *channels: str) -> bool:
+        return any(channel in self.failed for channel in channels)
 
     def exists(self, relative: str) -> bool:
         """Whether a conventional path of the project exists; watched either way, so the no-op
@@ -111,8 +121,13 @@ class Wiring:
         if (gguf := gguf_source(base)) is not None:
             return f"gguf {self.relative(gguf.path)}" if gguf.path else f"gguf {gguf.package} {gguf.file} {gguf.sha256 or ''}".rstrip()
         if isinstance(base, str):
-            return base if not is_local_model_path(base) else f"path {self.relative(base)}"
-        return f"tiny {base.tiny.model_dump()}"
+            identity = base if not is_local_model_path(base) else f"path {self.relative(base)}"
+        else:
+            identity = f"tiny {base.tiny.model_dump()}"
+        trained_on = self.channels.get("base")
+        if getattr(self.manifest, "pretrain", None) is not None and isinstance(trained_on, UpstreamInput):
+            identity += f", continued by {trained_on.stage}"  # the adapters were trained on what pretraining made
+        return identity
 
     def collect(self, name: str, slot: str, value: Input) -> None:
         """Add an input to a collection (each golden set of the graph, say)."""

@@ -31,6 +31,14 @@ def test_a_fresh_project_is_not_built_and_later_stages_wait(tmp_path: Path) -> N
     assert plan.stage("b").reasons[0].as_json() == {"code": "waits-for", "text": "waits for a (stale)", "stages": ["a"]}
 
 
+def test_a_stage_waiting_on_one_upstream_through_two_slots_names_it_once(tmp_path: Path) -> None:
+    from tests.build.fake import node
+    from opensem.build.graph import UpstreamInput
+
+    twice = node("d", inputs={"x": UpstreamInput(stage="a"), "y": UpstreamInput(stage="a"), "z": UpstreamInput(stage="b")}, text="d")
+    assert plan_of(chain(tmp_path, twice)).stage("d").reasons[0].text == "waits for a, b (stale)"
+
+
 def test_each_kind_of_change_has_its_own_code(tmp_path: Path) -> None:
     graph = chain(tmp_path)
     build(graph)

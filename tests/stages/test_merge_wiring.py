@@ -89,3 +89,36 @@ def test_sources_name_exactly_one_origin_and_quantize_needs_a_whole_model(tmp_pa
     expert(tmp_path, "s", method="type: sft", extra="quantize: {formats: [{format: gguf}, {format: awq, bits: 4}]}\n")
     graph = build_graph(load_manifest(tmp_path / "manifests" / "s.yaml"))
     assert graph.node("quantize-gguf").inputs["model"] == UpstreamInput(stage="train") and "quantize-awq" in graph.names
+
+
+def test_one_wrong_source_is_reported_once_not_by_every_stage_after_the_merge(tmp_path: Path) -> None:
+    a = expert(tmp_path, "a")
+    after = "fold: {}\nquantize: {formats: [{format: gguf}]}\nevaluation:\n  gates:\n    - {metric: quantized.compression_ratio, min: 1.5}\n"
+    assert problems(merged(tmp_path, f"    - manifest: {a}\n    - manifest: manifests/nope.yaml\n", after)) == [
+        ("merge.sources[1].manifest", "path 'manifests/nope.yaml' does not exist")
+    ]
+    expert(tmp_path, "x", extra="merge:\n  sources: [{stage: train}, {manifest: manifests/y.yaml}]\n" + after)
+    expert(tmp_path, "y", extra="merge:\n  sources: [{stage: train}, {manifest: manifests/x.yaml}]\n")
+    assert [key for key, _ in problems(tmp_path / "manifests" / "x.yaml")] == ["merge.sources[1].manifest"]
+
+
+def test_an_expert_continued_by_pretraining_is_not_merged_on_the_plain_base(tmp_path: Path) -> None:
+    a, pretrained = expert(tmp_path, "a"), expert(tmp_path, "p", extra="pretrain: {}\n")
+    [(key, message)] = problems(merged(tmp_path, f"    - manifest: {a}\n    - manifest: {pretrained}\n"))
+    assert key == "merge.sources[1].manifest" and message.endswith(", continued by p/pretrain) than this manifest (tiny {'hidden_size': 64, 'num_layers': 2, 'num_heads': 4, 'vocab_size': 2000, 'seed': 0})")
+    own = tmp_path / "manifests" / "own.yaml"
+    expert(tmp_path, "own", extra=f"pretrain: {{}}\nmerge:\n  sources: [{{stage: train}}, {{manifest: {a}}}]\n")
+    assert [k for k, _ in problems(own)] == ["merge.sources[1].manifest"]  # its own adapter is on the pretrained base, a's is not
+
+
+def test_a_published_dora_release_is_refused_while_planning(tmp_path: Path) -> None:
+    from opensem.release.registry import open_registry, publish_files
+
+    config = tmp_path / "adapter_config.json"
+    config.write_text('{"use_dora": true, "r": 4, "peft_type": "LORA"}')
+    fs, root = open_registry("build/registry", tmp_path)
+    publish_files(fs, root, "d", "v1", "0" * 64, {"adapter_config.json": config}, {})
+    a = expert(tmp_path, "a")
+    assert problems(merged(tmp_path, f"    - manifest: {a}\n    - registry: build/registry/d\n      tag: v1\n")) == [
+        ("merge.sources", "DoRA adapters cannot go through a weighted merge (peft issue 3761: wrong results): d:v1")
+    ]
