@@ -8,6 +8,7 @@ so feedback can refer to one by its id.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route annotations at runtime.
+import asyncio
 import json
 import logging
 import time
@@ -26,6 +27,7 @@ from opensem.serving.http import common_app
 from opensem.serving.pool import ModelPool
 
 RECENT = 10_000  # completions remembered for feedback
+CLIENT_GONE = 499  # the status nginx logs for a client that closed the connection first
 
 
 @dataclass
@@ -139,7 +141,11 @@ async def _complete(state: ServerState, body: ChatRequest | CompletionRequest, e
     if served is None:
         state.metrics.requests.labels("unknown", endpoint, "404").inc()  # labels stay bounded whatever clients send
         raise ApiError(404, f"the model {body.model!r} does not exist; this server serves: {', '.join(state.pool.names())}", param="model", code="model_not_found")
-    ids, text = prompt_of(body, served, state.config.max_prompt_tokens)
+    try:  # a tokenizer is slow on a long prompt: off the event loop, so other requests go on meanwhile
+        ids, text = await asyncio.to_thread(prompt_of, body, served, state.config.max_prompt_tokens)
+    except BaseException:
+        state.pool.release(served)
+        raise
     outcome = Outcome(new_id(endpoint), body.model, endpoint, text, prompt_tokens=len(ids))
     state.metrics.active.labels(body.model).inc()
     finished = False
@@ -170,12 +176,16 @@ async def _complete(state: ServerState, body: ChatRequest | CompletionRequest, e
             finish()
 
     async def events() -> Any:
+        ended = False
         try:
             async for chunk in streamed(body, outcome, generation, bridge, state.config.request_timeout_s):
                 yield chunk
+            ended = True
             if outcome.status == 200:
                 state.remember(outcome, served.release.lot)
         finally:
+            if not ended:
+                outcome.status = CLIENT_GONE  # the client went away before the answer ended
             generation.cancelled.set()  # a client that went away stops its generation
             finish()
 

@@ -40,14 +40,13 @@ class Outcome:
 def prompt_of(request: ChatRequest | CompletionRequest, served: Served, limit: int) -> tuple[list[int], str]:
     """Token ids of the prompt (keeping its end when too long), and its text for logs and feedback."""
     from opensem.data.persona import with_system
-    from opensem.training.generation import prompt_ids
+    from opensem.training.generation import prompt_ids, tail_ids
 
     if isinstance(request, ChatRequest):
         messages = with_system([m.model_dump() for m in request.messages], served.system)
         return prompt_ids(messages, served.tokenizer, limit), json.dumps(messages, ensure_ascii=False)
     text = request.text()
-    ids = served.tokenizer(text)["input_ids"]
-    return list(ids)[-limit:], text
+    return tail_ids(text, served.tokenizer, limit), text
 
 
 def generation_for(request: ChatRequest | CompletionRequest, served: Served, prompt_ids: list[int], default_tokens: int, limit_tokens: int) -> Generation:

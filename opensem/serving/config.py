@@ -24,6 +24,7 @@ class HttpConfig(Section):
     cors_origins: list[str] = Field(default_factory=list, description="Origins browsers may call from (CORS); none by default.")
     rate_limit: int | None = Field(None, gt=0, description="Requests per minute per API key; unlimited when unset.")
     request_timeout_s: float = Field(120.0, gt=0, description="A request not finished in this time gets 504.")
+    max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 beyond); prompts are cut to their end anyway.")
 
     @model_validator(mode="after")
     def _auth_is_explicit(self) -> "HttpConfig":

@@ -164,7 +164,23 @@ class TransformersEngine:
             try:
                 self._generate(batch)
             except Exception as exc:  # one batch's failure never stops the worker
-                self._fail(batch, exc)
+                self._isolate(batch, exc)
+
+    def _isolate(self, batch: list[Generation], exc: Exception) -> None:
+        """A failed batch's requests that produced nothing yet run again one by one, so a request
+        that cannot run fails alone and its neighbours are answered."""
+        if len(batch) == 1 or self._out_of_memory(exc):
+            self._fail(batch, exc)
+            return
+        self.log.warning("serve: a batch of %d failed (%s: %s); running its requests one by one", len(batch), type(exc).__name__, exc)
+        for generation in batch:
+            if generation.first_token_at is not None:  # its text was already streamed: it cannot start again
+                self._fail([generation], exc)
+                continue
+            try:
+                self._generate([generation])
+            except Exception as alone:
+                self._fail([generation], alone)
 
     def _gather(self, first: Generation) -> list[Generation]:
         """The first request and what else is waiting that can run beside it, up to a batch."""
@@ -191,10 +207,16 @@ class TransformersEngine:
             return True
         return False
 
+    @staticmethod
+    def _out_of_memory(exc: Exception) -> bool:
+        import torch
+
+        return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
     def _fail(self, batch: list[Generation], exc: Exception) -> None:
         import torch
 
-        out_of_memory = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+        out_of_memory = self._out_of_memory(exc)
         if out_of_memory and torch.cuda.is_available():
             torch.cuda.empty_cache()
         self.log.error("serve: a batch of %d failed: %s: %s", len(batch), type(exc).__name__, exc)

@@ -6,12 +6,15 @@ error format whichever it talks to.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependency's annotations at runtime.
+import logging
 from typing import Any, Callable, Protocol
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opensem.serving.openai_api import ApiError
 from opensem.serving.ops import RateLimiter, check_key
@@ -30,24 +33,72 @@ def common_app(title: str, state: ServerState, on_error: Callable[[str, int], No
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
     if state.config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=state.config.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.add_middleware(BodyLimit, limit=state.config.max_request_bytes)
+
+    def answer(request: Request, error: ApiError) -> JSONResponse:
+        on_error(request.url.path, error.status)
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        on_error(request.url.path, exc.status)
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
+        if first["type"] == "json_invalid":  # its loc is a character offset, not a field
+            reason = (first.get("ctx") or {}).get("error", first["msg"])
+            return answer(request, ApiError(400, f"the body is not valid JSON: {reason}", code="invalid_json"))
         param = ".".join(str(p) for p in first["loc"] if p != "body") or None
-        return JSONResponse(ApiError(400, f"{param + ': ' if param else ''}{first['msg'].removeprefix('Value error, ')}", param=param).body(), status_code=400)
+        return answer(request, ApiError(400, f"{param + ': ' if param else ''}{first['msg'].removeprefix('Value error, ')}", param=param))
 
-    @app.exception_handler(404)
-    async def missing(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(ApiError(404, f"no route {request.url.path}", code="not_found").body(), status_code=404)
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        """Starlette's own answers (no route, wrong method, a body it cannot parse) in OpenAI's shape."""
+        messages = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}",
+                    400: "the body could not be read: send UTF-8 JSON no deeper than Python's parser allows"}
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code, "invalid_request")
+        return answer(request, ApiError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), code=code, headers=dict(exc.headers or {})))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        """A bug, answered as a server error in OpenAI's shape; the log gets one line, not a traceback."""
+        logging.getLogger("opensem.serve").error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return answer(request, ApiError(500, f"internal error: {type(exc).__name__}", code="internal_error"))
 
     async def caller(request: Request) -> None:
         """Checked before the body is read: a request without a key is 401 whatever it holds."""
         state.limiter.take(check_key(state.key, request.headers.get("authorization")))
 
     return app, [Depends(caller)]
+
+
+class BodyLimit:
+    """413 in OpenAI's shape for a body over the limit: by its Content-Length before reading it, or
+    as soon as a chunked body passes the limit, so a huge request never reaches the parser."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await JSONResponse(self.too_large().body(), status_code=413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, self.too_large().message)  # raised inside the route: answered by the handler above
+            return message
+
+        await self.app(scope, counted, send)
+
+    def too_large(self) -> ApiError:
+        return ApiError(413, f"the request body is larger than this server accepts ({self.limit:,} bytes)", code="request_too_large")

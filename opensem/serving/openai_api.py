@@ -7,12 +7,26 @@ refused with 400 rather than silently ignored; unknown fields a client library a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # status -> OpenAI's error type
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 503: "server_overloaded", 504: "timeout"}
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error", 405: "invalid_request_error", 413: "invalid_request_error",
+               429: "rate_limit_error", 500: "server_error", 503: "server_overloaded", 504: "timeout"}
+SEEDS = (-(2**63), 2**64 - 1)  # what torch's generators take
+
+
+def _encodable(text: str) -> str:
+    """Text a tokenizer can take: a lone surrogate (JSON's \\ud800) is valid JSON but no UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not valid Unicode text: a lone surrogate at character {exc.start}") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
 
 
 class ApiError(Exception):
@@ -30,7 +44,7 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: Text
 
 
 class StreamOptions(BaseModel):
@@ -46,8 +60,8 @@ class Settings(BaseModel):
     max_tokens: int | None = Field(None, gt=0)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: Text | list[Text] | None = None
+    seed: int | None = Field(None, ge=SEEDS[0], le=SEEDS[1])
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1)
@@ -91,7 +105,7 @@ class ChatRequest(Settings):
 
 
 class CompletionRequest(Settings):
-    prompt: str | list[str]
+    prompt: Text | list[Text]
 
     @model_validator(mode="after")
     def _one_prompt(self) -> "CompletionRequest":

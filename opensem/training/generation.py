@@ -8,6 +8,7 @@ its batch, never on what was generated before it.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -26,14 +27,32 @@ class GenerationSettings:
 
 
 def prompt_ids(messages: Sequence[dict[str, str]], tokenizer: Any, max_tokens: int) -> list[int]:
-    """Token ids of a chat prompt ending where the assistant's answer begins."""
+    """Token ids of a chat prompt ending where the assistant's answer begins (its last max_tokens)."""
     if getattr(tokenizer, "chat_template", None):
         text = str(tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
     else:
         text = "\n\n".join(message["content"] for message in messages) + "\n\n"
     bos = tokenizer.bos_token
-    ids = list(tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"])
-    return ids[-max_tokens:]
+    return tail_ids(text, tokenizer, max_tokens, special=not (bos and text.startswith(bos)))
+
+
+def tail_ids(text: str, tokenizer: Any, max_tokens: int, special: bool = True) -> list[int]:
+    """The last max_tokens token ids of text. Only the end that can survive the cut is tokenised (no
+    token is longer than the tokenizer's longest entry), so a huge prompt costs what a full one does."""
+    bound = max_tokens * longest_token(tokenizer)
+    if len(text) > bound:
+        text, special = text[-bound:], False  # the start is cut off, and a start-of-text token with it
+    return list(tokenizer(text, add_special_tokens=special)["input_ids"])[-max_tokens:]
+
+
+_LONGEST: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+
+def longest_token(tokenizer: Any) -> int:
+    """Characters in the tokenizer's longest vocabulary entry (at least 1), computed once per tokenizer."""
+    if tokenizer not in _LONGEST:
+        _LONGEST[tokenizer] = max((len(token) for token in tokenizer.get_vocab()), default=1) or 1
+    return _LONGEST[tokenizer]
 
 
 def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
