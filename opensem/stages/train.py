@@ -247,7 +247,7 @@ def _provider_train(params: TrainParams, records: list[dict[str, Any]], method: 
 
     config = params.compute.provider or ProviderTuning()
     rows = chat_rows(records, method)
-    model = fine_tune(rows, str(params.base_model), method, params.seed, config, ctx.work_dir, out_dir, lambda line: ctx.log.info("train: %s", line))
+    model = fine_tune(rows, str(params.base_model), method, params.seed, config, ctx.work_dir, out_dir, lambda line: ctx.log.info("train: %s", line), ctx.lot)
     return StageResult(summary=f"{method} through {config.base_url}: {model['model']} (job {model['job_id']}, {len(rows)} examples)",
                        metrics={"provider_model": model["model"], "job_id": model["job_id"], "train_records": len(rows), "trained_tokens": model["trained_tokens"]})
 

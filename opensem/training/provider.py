@@ -5,7 +5,9 @@ The train split goes up as chat JSONL (the persona as each example's system mess
 created on the manifest's base model with the hyperparameters set here, and the stage polls it
 with backoff, saying each status change. The job's id is written to the lot's work dir before
 the first poll, so a build killed while it waits picks the same job up again: a rebuild never
-starts or pays for a second job of one lot. A failed job is reported with the provider's reason
+starts or pays for a second job of one lot. The job carries its lot in its metadata, and the
+create call is never retried blindly: when its reply is lost, or a build died between the call
+and the record, the provider's job of this lot is found and resumed instead of paying for two. A failed job is reported with the provider's reason
 and forgotten, so the next build starts a new one. The cost is estimated from the token count
 (about 4 characters a token) before anything is uploaded and checked against max_cost_usd. The
 key comes only from the environment variable api_key_env. The artifact is provider_model.json:
@@ -29,6 +31,8 @@ from opensem.manifest.fields import Section, run_setting
 
 PROVIDER_MODEL = "provider_model.json"
 JOB_FILE = "provider_job.json"
+LOT_KEY = "opensem_lot"  # the job's metadata key naming the lot it trains, so a lost reply can be found again
+CREATE_ATTEMPTS = 3
 CHARS_PER_TOKEN = 4
 DONE, FAILED = {"succeeded"}, {"failed", "cancelled"}
 
@@ -84,37 +88,76 @@ def usd(dollars: float) -> str:
 
 
 def fine_tune(rows: list[dict[str, Any]], base_model: str, method: str, seed: int, config: ProviderTuning, work_dir: Path, out_dir: Path,
-              say: Callable[[str], None]) -> dict[str, Any]:
+              say: Callable[[str], None], lot: str) -> dict[str, Any]:
     """Run (or resume) the job of this lot and write provider_model.json; returns what it recorded."""
     job_file = work_dir / JOB_FILE
     client = client_for(config)
-    if job_file.is_file():
-        job_id = json.loads(job_file.read_text())["job_id"]
+    recorded = json.loads(job_file.read_text()) if job_file.is_file() else {}
+    if recorded.get("job_id"):
+        job_id = recorded["job_id"]
         say(f"resuming job {job_id} (started by an earlier build of this lot)")
+    elif (found := _job_of_lot(client, lot)) is not None:  # created by an earlier build whose reply (or record) was lost
+        job_id = found
+        write_json(job_file, {**recorded, "job_id": job_id, "lot": lot, "base_url": config.base_url})
+        say(f"resuming job {job_id}: the provider has a job of this lot from an earlier build")
     else:
         tokens, dollars = estimate(rows, config)
         if config.max_cost_usd is not None and dollars > config.max_cost_usd:
             raise StageError(f"estimated cost {usd(dollars)} ({tokens:,} tokens x {config.n_epochs or 3} epochs) is above max_cost_usd {usd(config.max_cost_usd)}",
                              Location(key="compute.provider.max_cost_usd"), "raise the budget, lower n_epochs, or train on fewer records; nothing was uploaded")
         say(f"uploading {len(rows)} examples (~{tokens:,} tokens, estimated {usd(dollars)})")
-        upload = work_dir / "train.jsonl"
-        upload.parent.mkdir(parents=True, exist_ok=True)
-        upload.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-        with upload.open("rb") as handle:
-            file_id = _call(lambda: client.files.create(file=handle, purpose="fine-tune")).id
+        file_id = recorded.get("file_id") or _upload(client, rows, work_dir)
+        write_json(job_file, {"file_id": file_id, "lot": lot, "base_url": config.base_url})  # the intent, before the create call
         hyper = {k: v for k, v in (("n_epochs", config.n_epochs), ("learning_rate_multiplier", config.learning_rate_multiplier),
                                    ("batch_size", config.batch_size)) if v is not None}
-        job = _call(lambda: client.fine_tuning.jobs.create(model=base_model, training_file=file_id, suffix=config.suffix, seed=seed,
-                                                            method={"type": "dpo" if method == "dpo" else "supervised",
-                                                                    ("dpo" if method == "dpo" else "supervised"): {"hyperparameters": hyper}}))
-        job_id = job.id
-        write_json(job_file, {"job_id": job_id, "file_id": file_id, "base_url": config.base_url})  # before the first poll: a kill resumes it
+        kind = "dpo" if method == "dpo" else "supervised"
+        job_id = _create(client, lot, say, config.poll_interval_s, model=base_model, training_file=file_id, suffix=config.suffix, seed=seed,
+                         method={"type": kind, kind: {"hyperparameters": hyper}})
+        write_json(job_file, {"job_id": job_id, "file_id": file_id, "lot": lot, "base_url": config.base_url})  # before the first poll: a kill resumes it
         say(f"job {job_id} created on {base_model}")
     job = _wait(client, job_id, config, say, job_file)
     model = {"provider": "openai", "base_url": config.base_url, "model": job.fine_tuned_model, "job_id": job_id, "base_model": base_model,
              "trained_tokens": getattr(job, "trained_tokens", None)}
     write_json(out_dir / PROVIDER_MODEL, model)
     return model
+
+
+def _upload(client: Any, rows: list[dict[str, Any]], work_dir: Path) -> str:
+    upload = work_dir / "train.jsonl"
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    upload.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    with upload.open("rb") as handle:
+        return str(_call(lambda: client.files.create(file=handle, purpose="fine-tune")).id)
+
+
+def _create(client: Any, lot: str, say: Callable[[str], None], pause_s: float, **job: Any) -> str:
+    """Create the lot's job exactly once. The create call is never retried blindly: when its reply is
+    lost (no answer, a 5xx after the provider may have made the job), the provider is asked for a
+    job of this lot (its metadata) before another create is sent."""
+    import openai
+
+    once = client.with_options(max_retries=0)
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            return str(_call(lambda: once.fine_tuning.jobs.create(**job, metadata={LOT_KEY: lot}), reraise_lost=True).id)
+        except (openai.APIConnectionError, openai.InternalServerError) as exc:
+            say(f"creating the job: no usable reply ({type(exc).__name__}); asking the provider whether it made one (attempt {attempt} of {CREATE_ATTEMPTS})")
+        time.sleep(pause_s)
+        found = _job_of_lot(client, lot)
+        if found is not None:
+            say(f"the provider did make job {found}; using it")
+            return found
+    raise StageError(f"the provider gave no usable reply to {CREATE_ATTEMPTS} attempts to create the fine-tuning job, and holds no job of this lot",
+                     Location(key="compute.provider.base_url"), "check the provider's status page and build again; no job of this lot was left running")
+
+
+def _job_of_lot(client: Any, lot: str) -> str | None:
+    """The id of a live (not failed or cancelled) job the provider holds for this lot, if any."""
+    jobs = _call(lambda: client.fine_tuning.jobs.list(metadata={LOT_KEY: lot}, limit=100))
+    for job in jobs:  # pages through them; a provider that ignores the filter is checked here
+        if (getattr(job, "metadata", None) or {}).get(LOT_KEY) == lot and job.status not in FAILED:
+            return str(job.id)
+    return None
 
 
 def _wait(client: Any, job_id: str, config: ProviderTuning, say: Callable[[str], None], job_file: Path) -> Any:
@@ -143,14 +186,19 @@ def _wait(client: Any, job_id: str, config: ProviderTuning, say: Callable[[str],
         time.sleep(delay)
 
 
-def _call(action: Callable[[], Any]) -> Any:
-    """A provider call whose refusal becomes a StageError with the provider's message."""
+def _call(action: Callable[[], Any], reraise_lost: bool = False) -> Any:
+    """A provider call whose refusal becomes a StageError with the provider's message; with
+    reraise_lost, a reply that may have been lost (no answer, a 5xx) is raised as it is."""
     import openai
 
     try:
         return action()
+    except openai.APIConnectionError as exc:  # timeouts included
+        if reraise_lost:
+            raise
+        raise StageError(f"cannot reach the provider: {type(exc).__name__}: {exc}", Location(key="compute.provider.base_url"), "check base_url and the network") from None
     except openai.APIStatusError as exc:
+        if reraise_lost and exc.status_code >= 500:
+            raise
         raise StageError(f"the provider refused: HTTP {exc.status_code}: {exc.message}", Location(key="compute.provider"),
                          "check the base model name, the key's permissions and the data") from None
-    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        raise StageError(f"cannot reach the provider: {type(exc).__name__}: {exc}", Location(key="compute.provider.base_url"), "check base_url and the network") from None

@@ -4,6 +4,7 @@
     service.polls_to_finish = 2          # a job answers running this many times, then succeeded
     service.fail_with = "invalid file"   # the next job fails with this reason instead
     service.retrieve_errors = 3          # the next 3 retrieves answer 500
+    service.lose_create = ["500", "drop"]  # the next creates make the job, then answer 500 / close the connection
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class FineTuningService:
     polls_to_finish: int = 2
     fail_with: str | None = None
     retrieve_errors: int = 0
+    lose_create: list[str] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     created: list[dict[str, Any]] = field(default_factory=list)  # every job-creation body
@@ -47,6 +49,25 @@ class FineTuningService:
             self.fail_with = None
             return 200, self._job(job_id, "validating_files")
 
+    def lost_reply(self) -> str | None:
+        """How the reply to the create just made is lost ("500", "drop"), if it is."""
+        with self.lock:
+            return self.lose_create.pop(0) if self.lose_create else None
+
+    def list(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        """Jobs newest first, filtered by metadata[key]=value as OpenAI's list does."""
+        wanted = {key[len("metadata["):-1]: values[0] for key, values in query.items() if key.startswith("metadata[")}
+        with self.lock:
+            jobs = [self._job(job_id, self._status(job_id)) for job_id in reversed(self.jobs)]
+        jobs = [job for job in jobs if all((job["metadata"] or {}).get(k) == v for k, v in wanted.items())]
+        return 200, {"object": "list", "data": jobs, "has_more": False}
+
+    def _status(self, job_id: str) -> str:
+        job = self.jobs[job_id]
+        if job["polls"] <= self.polls_to_finish:
+            return "running" if job["polls"] else "validating_files"
+        return "failed" if job["fail"] else "succeeded"
+
     def retrieve(self, job_id: str) -> tuple[int, dict[str, Any]]:
         with self.lock:
             if self.retrieve_errors > 0:
@@ -72,4 +93,5 @@ class FineTuningService:
             "trained_tokens": sum(len(line) // 4 for line in self.files[body["training_file"]].decode().splitlines()) if done else None,
             "hyperparameters": {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto"},
             "error": {"code": "invalid_training_file", "message": job["fail"], "param": "training_file"} if status == "failed" else None,
+            "metadata": body.get("metadata"),
         }

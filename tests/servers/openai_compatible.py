@@ -14,11 +14,13 @@ that never answers (to kill a build mid-run). It counts what it received and wha
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
+from urllib.parse import parse_qs, urlsplit
 
 from tests.servers.fine_tuning import FineTuningService
 
@@ -110,6 +112,10 @@ class OpenAICompatibleServer:
                 pass
 
             def do_GET(self) -> None:
+                where = urlsplit(self.path)
+                if where.path.rstrip("/").endswith("/fine_tuning/jobs"):
+                    self._send(*server.fine_tuning.list(parse_qs(where.query)))
+                    return
                 if "/fine_tuning/jobs/" in self.path:
                     self._send(*server.fine_tuning.retrieve(self.path.rstrip("/").rsplit("/", 1)[1]))
                     return
@@ -122,7 +128,13 @@ class OpenAICompatibleServer:
                     self._send(*server.fine_tuning.upload(self.headers.get("Content-Type", ""), raw))
                     return
                 if self.path.rstrip("/").endswith("/fine_tuning/jobs"):
-                    self._send(*server.fine_tuning.create(json.loads(raw or b"{}")))
+                    answer = server.fine_tuning.create(json.loads(raw or b"{}"))
+                    lost = server.fine_tuning.lost_reply() if answer[0] == 200 else None
+                    if lost == "drop":  # the job exists; the client never hears of it
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    self._send(*((500, {"error": {"message": "internal error", "type": "server_error"}}) if lost == "500" else answer))
                     return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})

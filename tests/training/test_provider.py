@@ -26,7 +26,7 @@ def config(openai_server: OpenAICompatibleServer, monkeypatch: pytest.MonkeyPatc
 
 def test_upload_job_poll_and_the_model_id(openai_server: OpenAICompatibleServer, config: ProviderTuning, tmp_path: Path) -> None:
     said: list[str] = []
-    model = fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini-2024-07-18", "lora", 7, config, tmp_path / "work", tmp_path / "out", said.append)
+    model = fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini-2024-07-18", "lora", 7, config, tmp_path / "work", tmp_path / "out", said.append, "lot-1")
     service = openai_server.fine_tuning
     assert model["model"] == "ft:gpt-4o-mini-2024-07-18:opensem:espresso:ftjob-1" and model["trained_tokens"] > 0
     assert json.loads((tmp_path / "out" / PROVIDER_MODEL).read_text())["job_id"] == "ftjob-1"
@@ -45,12 +45,12 @@ def test_an_interrupted_build_resumes_its_job_instead_of_starting_another(openai
     quick = config.model_copy(update={"poll_interval_s": 0.01})
     with pytest.raises(KeyboardInterrupt):
         fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, quick, tmp_path / "work", tmp_path / "out",
-                  lambda line: _interrupt_when("running", line))
+                  lambda line: _interrupt_when("running", line), "lot-1")
     assert len(service.created) == 1 and (tmp_path / "work" / JOB_FILE).is_file()
     service.polls_to_finish = 0
     service.retrieve_errors = 4  # unreachable beyond the client's own 2 retries: polling backs off and goes on
     said: list[str] = []
-    model = fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, quick, tmp_path / "work", tmp_path / "out", said.append)
+    model = fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, quick, tmp_path / "work", tmp_path / "out", said.append, "lot-1")
     assert len(service.created) == 1 and len(service.files) == 1 and model["job_id"] == "ftjob-1"  # no second job, no second upload
     assert said[0] == "resuming job ftjob-1 (started by an earlier build of this lot)" and any("cannot reach the provider" in s for s in said)
 
@@ -63,9 +63,9 @@ def _interrupt_when(status: str, line: str) -> None:
 def test_a_failed_job_says_why_and_the_next_build_starts_a_new_one(openai_server: OpenAICompatibleServer, config: ProviderTuning, tmp_path: Path) -> None:
     openai_server.fine_tuning.fail_with = "line 3: missing assistant message"
     with pytest.raises(StageError, match="ftjob-1 failed: line 3: missing assistant message") as failed:
-        fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, config, tmp_path / "work", tmp_path / "out", lambda line: None)
+        fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, config, tmp_path / "work", tmp_path / "out", lambda line: None, "lot-1")
     assert "a new job is started" in failed.value.hint and not (tmp_path / "work" / JOB_FILE).exists()
-    assert fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, config, tmp_path / "work", tmp_path / "out", lambda line: None)["job_id"] == "ftjob-2"
+    assert fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, config, tmp_path / "work", tmp_path / "out", lambda line: None, "lot-1")["job_id"] == "ftjob-2"
 
 
 def test_budget_key_and_data_are_checked_before_anything_is_uploaded(openai_server: OpenAICompatibleServer, config: ProviderTuning, tmp_path: Path,
@@ -73,14 +73,14 @@ def test_budget_key_and_data_are_checked_before_anything_is_uploaded(openai_serv
     rows = chat_rows(CHATS * 200, "lora")
     tokens, dollars = estimate(rows, config)
     with pytest.raises(StageError, match=r"estimated cost \$.* is above max_cost_usd \$0\.01"):
-        fine_tune(rows, "gpt-4o-mini", "lora", 1, config.model_copy(update={"max_cost_usd": 0.01}), tmp_path / "work", tmp_path / "out", lambda line: None)
+        fine_tune(rows, "gpt-4o-mini", "lora", 1, config.model_copy(update={"max_cost_usd": 0.01}), tmp_path / "work", tmp_path / "out", lambda line: None, "lot-1")
     assert tokens > 0 and dollars == pytest.approx(tokens * 2 * 3.0 / 1e6) and openai_server.fine_tuning.files == {}
     with pytest.raises(StageError, match="trains on chats; 1 records are documents"):
         chat_rows([*CHATS, {"text": "a document"}], "lora")
     assert chat_rows([{"prompt": "q", "chosen": "good", "rejected": "bad", "system": "Be brief."}], "dpo")[0]["input"]["messages"][0]["role"] == "system"
     monkeypatch.delenv("TUNE_KEY")
     with pytest.raises(StageError, match=r"\$TUNE_KEY is empty"):
-        fine_tune(rows[:5], "gpt-4o-mini", "lora", 1, config, tmp_path / "work", tmp_path / "out", lambda line: None)
+        fine_tune(rows[:5], "gpt-4o-mini", "lora", 1, config, tmp_path / "work", tmp_path / "out", lambda line: None, "lot-1")
 
 
 MANIFEST = """\
@@ -142,3 +142,24 @@ def test_costs_below_a_cent_keep_their_digits() -> None:
     from opensem.training.provider import usd
 
     assert [usd(d) for d in (0, 0.0042, 0.000051, 0.01, 12.345)] == ["$0.00", "$0.0042", "$0.000051", "$0.01", "$12.35"]
+
+
+@pytest.mark.parametrize("lost", ["500", "drop"])
+def test_a_lost_reply_to_create_never_makes_a_second_job(openai_server: OpenAICompatibleServer, config: ProviderTuning, tmp_path: Path, lost: str) -> None:
+    service = openai_server.fine_tuning
+    service.lose_create = [lost]  # the provider makes the job, and the answer never arrives
+    said: list[str] = []
+    model = fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, config, tmp_path / "work", tmp_path / "out", said.append, "lot-7")
+    assert len(service.created) == 1 and model["job_id"] == "ftjob-1" and service.created[0]["metadata"] == {"opensem_lot": "lot-7"}
+    assert any("asking the provider whether it made one" in line for line in said) and "the provider did make job ftjob-1; using it" in said
+
+
+def test_a_build_that_died_before_recording_its_job_finds_it(openai_server: OpenAICompatibleServer, config: ProviderTuning, tmp_path: Path) -> None:
+    service = openai_server.fine_tuning
+    fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, config, tmp_path / "work", tmp_path / "out", lambda line: None, "lot-8")
+    (tmp_path / "work" / JOB_FILE).write_text(json.dumps({"file_id": "file-1", "lot": "lot-8"}))  # the intent only: killed before the id was written
+    said: list[str] = []
+    assert fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, config, tmp_path / "work", tmp_path / "out2", said.append, "lot-8")["job_id"] == "ftjob-1"
+    assert len(service.created) == 1 and said[0].startswith("resuming job ftjob-1: the provider has a job of this lot")
+    fine_tune(chat_rows(CHATS, "lora"), "gpt-4o-mini", "lora", 1, config, tmp_path / "other", tmp_path / "out3", lambda line: None, "lot-9")
+    assert len(service.created) == 2  # another lot is another job
