@@ -82,6 +82,12 @@ def _from_manifest(manifest: Path, name: str | None, tag: str | None, folded: bo
     return replace(release, feedback_dir=root / feedback)
 
 
+def release_folder(folder: Path, project_root: Path | None = None) -> Release:
+    """A release already on this machine (pulled into a folder), resolved as `opensem serve` would
+    serve it: its own artifact on its own base."""
+    return _from_folder(folder, None, False, str(folder), project_root=project_root)
+
+
 def _from_registry(folder: str, root: Path, name: str | None, tag: str | None, folded: bool, cache_dir: Path, origin: str, project_root: Path | None = None) -> Release:
     from opensem.release.registry import local_release_digest, open_registry, pull, read_index
 

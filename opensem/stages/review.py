@@ -1,4 +1,5 @@
-"""Stage kind review: the new adapter against the release that received the feedback.
+"""Stage kind review: the new adapter against the release that received the feedback, each scored
+exactly as it is served (its own base, adapter and persona).
 
 Present when the expert has feedback with edited answers and the release that gave those answers
 (the lot most of them name) is published in the manifest's registry. That release is read from
@@ -35,7 +36,7 @@ class Review:
     name = "review"
     heavy = True  # loads a model: one at a time under build -j
     local = True  # reads the registry, which may be a folder of this machine
-    version = "1"
+    version = "2"  # 2: each release on its own base and persona, as served
     Params = ReviewParams
     sections = ()  # present with feedback; reads `evaluation` and `publish_target`
 
@@ -64,37 +65,46 @@ class Review:
     def run(self, params: ReviewParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         from opensem.evaluation.review import review_markdown, score_release
         from opensem.feedback.records import read_folder
+        from opensem.data.persona import SYSTEM_PROMPT_FILE
         from opensem.release.registry import pull_checked
+        from opensem.serving.releases import release_folder
         from opensem.stages.baseline import load_model
         from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
 
         previous = params.previous
         records, _ = read_folder(inputs["feedback"])
-        edits = {(r.prompt, str(r.edited)) for r in records if r.edited is not None and r.lot == previous["lot"]}
-        items = [{"messages": with_system([{"role": "user", "content": p}], params.persona), "edited": e} for p, e in sorted(edits)]
-        if not items:
+        edits = sorted({(r.prompt, str(r.edited)) for r in records if r.edited is not None and r.lot == previous["lot"]})
+        if not edits:
             raise StageError("review: no edited answers of the previous release", hint="the plan and the stage disagree; please report it")
         pulled = pull_checked(previous["registry"], ctx.project_root, previous["tag"], previous["digest"], ctx.work_dir / "previous", self.name)
-        new_adapter, old_adapter = _adapter_dir(inputs["adapter"]), pulled / "adapter"
-        model_path = resolve_base_model(inputs, params.base_model, self.name)
+        served = release_folder(pulled, ctx.project_root)
+        if served.kind != "adapter" or served.base is None:
+            raise StageError(f"review: {previous['tag']} is a whole model", hint="feedback review compares adapters; whole-model training is not reviewed yet")
+        persona_file = served.artifact / SYSTEM_PROMPT_FILE
+        # Each release exactly as it is served: its own base (a pretrained one travels with it), adapter and persona.
+        sides = {
+            "previous": (served.base, served.artifact, persona_file.read_text(encoding="utf-8").strip() if persona_file.is_file() else None),
+            "new": (resolve_base_model(inputs, params.base_model, self.name), _adapter_dir(inputs["adapter"]), params.persona),
+        }
         scores: dict[str, Any] = {}
         with quiet_libraries():
             from peft import PeftModel
 
-            tokenizer = load_tokenizer(str(new_adapter), self.name)
-            bar = ctx.progress("reviewing the feedback prompts", 4 * len(items))
+            bar = ctx.progress("reviewing the feedback prompts", 4 * len(edits))
             try:
-                for name, adapter in (("previous", old_adapter), ("new", new_adapter)):
-                    model = PeftModel.from_pretrained(load_model(model_path, self.name), str(adapter))
-                    scores[name] = score_release(model, tokenizer, items, params.generation(), bar)
+                for name, (base, adapter, persona) in sides.items():
+                    items = [{"messages": with_system([{"role": "user", "content": p}], persona), "edited": e} for p, e in edits]
+                    model = PeftModel.from_pretrained(load_model(str(base), self.name), str(adapter))
+                    scores[name] = score_release(model, load_tokenizer(str(adapter), self.name), items, params.generation(), bar)
+                    del model
             finally:
                 bar.close()
-        review = {"prompts": len(items), "previous": {**scores["previous"], "tag": previous["tag"], "lot": previous["lot"]}, "new": scores["new"],
-                  "questions": [item["messages"][-1]["content"] for item in items]}
+        review = {"prompts": len(edits), "previous": {**scores["previous"], "tag": previous["tag"], "lot": previous["lot"]}, "new": scores["new"],
+                  "questions": [prompt for prompt, _ in edits]}
         write_json(out_dir / "review.json", review)
         (out_dir / "review.md").write_text(review_markdown(review), encoding="utf-8")
         old, new = review["previous"], review["new"]
-        summary = (f"{len(items)} edited answers: perplexity {old['perplexity']:.1f} -> {new['perplexity']:.1f}, "
+        summary = (f"{len(edits)} edited answers: perplexity {old['perplexity']:.1f} -> {new['perplexity']:.1f}, "
                    f"token F1 {old['token_f1']:.3f} -> {new['token_f1']:.3f} ({previous['tag']} -> this build)")
         return StageResult(summary=summary, metrics={k: {"perplexity": v["perplexity"], "token_f1": v["token_f1"]} for k, v in scores.items()})
 
