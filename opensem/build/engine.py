@@ -113,7 +113,7 @@ class BuildSession:
     def _pull(self, name: str, lot: str) -> bool:
         """Take lot from the shared cache, if there is one and it has the lot intact (under the lot's
         lock, so no build of this machine stages the same lot at the same time)."""
-        if self.remote is None:
+        if self.remote is None or self.graph.node(name).side_effect:
             return False
         with lot_lock(self.store.root / ".locks", lot, f"{self.graph.job_id}:{name} (pulling)", lambda holder: None):
             fetched = None if self.store.has(lot) else self.remote.fetch(lot, self.store, self.digests)

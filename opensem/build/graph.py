@@ -46,6 +46,9 @@ class StageNode(Frozen):
     heavy: bool = False
     # Reads or writes what only this machine may hold (a registry folder): never sent to a cluster.
     local: bool = False
+    # Makes something true outside the store (publish writes the registry): never taken from the
+    # shared cache, whose entry would say it happened somewhere else, so it runs where the build is.
+    side_effect: bool = False
 
     def upstream(self) -> list[str]:
         return [i.stage for i in self.inputs.values() if isinstance(i, UpstreamInput)]

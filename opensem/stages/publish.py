@@ -65,6 +65,7 @@ class PublishStage:
     name = "publish"
     version = "3"  # 3: what was published reaches the lock through the stage result
     local = True  # writes the registry, which may be a folder of this machine
+    side_effect = True  # the release must reach this build's registry: never taken from a shared cache
     Params = PublishParams
     sections = (section("publish_target", PublishTarget | None, None, description="Where finished adapters go; omit to skip publishing."),)
 

@@ -244,6 +244,7 @@ class Wiring:
             volatile=volatile,
             heavy=bool(getattr(kind, "heavy", False)),
             local=bool(getattr(kind, "local", False)),
+            side_effect=bool(getattr(kind, "side_effect", False)),
         )
         self.nodes.append(node)
         for channel in provides:

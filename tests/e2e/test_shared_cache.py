@@ -68,3 +68,21 @@ def test_push_fills_a_cache_and_gc_keeps_only_what_a_lock_records(tmp_path: Path
     assert code == 0 and "removed 2 entries" in output
     ran, output = project.build("--until", "tokenize")
     assert ran == [], output
+
+
+def test_a_clone_that_takes_every_stage_from_the_cache_still_publishes_its_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENSEM_CACHE", str(tmp_path / "shared"))
+    monkeypatch.setenv("OPENSEM_CACHE_MODE", "read-write")
+    publishing = "training: {max_steps: 2}\nevaluation: {max_new_tokens: 4}\npublish_target: {registry: build/registry, tag: 'v-{lot}'}\n"
+    first = clone(tmp_path / "a")
+    first.manifest.write_text(first.manifest.read_text() + publishing)
+    ran, output = first.build()
+    assert "publish" in ran, output
+    monkeypatch.setenv("OPENSEM_CACHE_MODE", "read")
+    second = clone(tmp_path / "b")
+    second.manifest.write_text(first.manifest.read_text())
+    ran, output = second.build()
+    assert ran == ["publish"], output  # everything else from the cache; the release is made here, in this clone's registry
+    code, output = second.run("verify", str(second.manifest))
+    assert code == 0, output
+    assert (second.root / second.lock_data()["published"]["uri"] / "files.json").is_file()
