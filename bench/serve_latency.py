@@ -69,6 +69,8 @@ with torch.inference_mode():
 print(json.dumps({"seconds": time.perf_counter() - started, "tokens": tokens}))
 """
 
+BUSY = "import torch\na = torch.randn(512, 512)\nwhile True:\n    a = (a @ a).tanh()\n"
+
 
 def prepare(model: str) -> dict[str, Path]:
     sys.path.insert(0, str(ROOT))
@@ -218,14 +220,14 @@ def bare_loop(release: Path, prompts: list[str]) -> float:
     return result["tokens"] / result["seconds"]
 
 
-def latency_bench(releases: dict[str, Path], requests: int) -> None:
+def latency_bench(releases: dict[str, Path], requests: int, client_counts: tuple[int, ...] = (1, 8, 32)) -> None:
     bare = bare_loop(releases["alpha"], [PROMPTS[i % len(PROMPTS)] for i in range(requests)])
     server = ServerProcess([str(releases["alpha"])])
     try:
         asyncio.run(load({"alpha": server.url}, 4, 8))  # warm-up
         print(f"\n1. one adapter, {requests} requests of {MAX_TOKENS} tokens (streamed, greedy); bare model.generate loop: {bare:.0f} tokens/s")
         print(f"  {'clients':>7} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7}   {'TTFT p50':>8} {'p95':>6} {'p99':>6}   {'tokens/s':>8} {'vs bare':>8} {'batch':>6}")
-        for clients in (1, 8, 32):
+        for clients in client_counts:
             before = server.batching()
             run = asyncio.run(load({"alpha": server.url}, clients, requests))
             after = server.batching()
@@ -271,12 +273,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=64, help="requests per measurement")
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
+    parser.add_argument("--clients", default="1,8,32", help="concurrent clients to measure, comma-separated")
+    parser.add_argument("--latency-only", action="store_true", help="skip the two-adapter measurement")
+    parser.add_argument("--busy", action="store_true", help="with a second busy process (torch matmuls on every core) beside both sides")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     releases = prepare(args.model)
     print(f"model: {'SmolLM2-135M-Instruct' if args.model == 'smollm2' else 'the tiny Llama'}")
-    latency_bench(releases, args.requests)
-    two_adapters_bench(releases, args.requests)
+    busy = subprocess.Popen([sys.executable, "-c", BUSY]) if args.busy else None
+    try:
+        if busy:
+            print("a second process runs torch matmuls on every core throughout")
+        latency_bench(releases, args.requests, tuple(int(n) for n in args.clients.split(",")))
+    finally:
+        if busy:
+            busy.kill()
+    if not args.latency_only:
+        two_adapters_bench(releases, args.requests)
     import torch
 
     if not torch.cuda.is_available():

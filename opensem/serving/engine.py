@@ -26,6 +26,22 @@ from opensem.training.generation import stop_token_ids
 BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
+LONG_PROMPTS = 1024  # prompt tokens in a batch past which its activations are handed back to the system
+
+
+def give_memory_back() -> None:
+    """Return freed heap pages to the system (glibc keeps them otherwise: one long prompt's
+    activations would stay in the server's resident memory for good)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)  # type: ignore[union-attr]
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl): nothing to trim
+        pass
+
+
 class Overloaded(Exception):
     """The queue is full, or the device ran out of memory for this batch."""
 
@@ -165,6 +181,8 @@ class TransformersEngine:
                 self._generate(batch)
             except Exception as exc:  # one batch's failure never stops the worker
                 self._isolate(batch, exc)
+            if sum(len(g.prompt_ids) for g in batch) >= LONG_PROMPTS:
+                give_memory_back()
 
     def _isolate(self, batch: list[Generation], exc: Exception) -> None:
         """A failed batch's requests that produced nothing yet run again one by one, so a request
