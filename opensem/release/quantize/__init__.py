@@ -1,4 +1,4 @@
-"""Quantization formats: one module per format, each registering itself, each with its own options.
+"""Quantization formats: each registering itself with its own options (gguf; gptq and awq, one family).
 
 A format turns a whole model folder (folded, or fully fine-tuned) into a quantized artifact and
 loads that artifact back as a torch model, so the quantize stage can measure what quantizing cost
@@ -35,7 +35,7 @@ class QuantizeFormat(Protocol):
         ...
 
 
-FORMATS: Registry[QuantizeFormat] = Registry("quantization format", "opensem.release.quantize", ("gguf", "gptq", "awq"))
+FORMATS: Registry[QuantizeFormat] = Registry("quantization format", "opensem.release.quantize", ("gguf", "compressed"))
 register_format = FORMATS.register
 
 

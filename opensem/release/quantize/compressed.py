@@ -2,15 +2,50 @@
 training records, saved as compressed-tensors safetensors that transformers and vLLM load.
 
 llm-compressor pins an older transformers (like unsloth), so it lives in the `gpu` extra; it is
-imported only here, inside a CUDA run.
+imported only inside compress(), in a CUDA run. Both formats are members of one class.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, create_model
 
 from opensem.errors import StageError
+from opensem.release.quantize import FormatOptions, register_format
+
+
+class CompressedOptions(FormatOptions):
+    """What GPTQ and AWQ share; each narrows `format` to its name."""
+
+    bits: Literal[4, 8] = Field(4, description="Bits per weight (gptq, awq).")
+    group_size: int = Field(128, gt=0, description="Weights sharing one scale (gptq, awq); smaller groups are more accurate and larger.")
+
+
+class CompressedFormat:
+    """One llm-compressor algorithm as a quantization format; the family differs only in its name."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[CompressedOptions]]
+    needs_cuda: ClassVar[bool] = True
+
+    def quantize(self, options: CompressedOptions, model_dir: Path, out_dir: Path, calibration: list[str]) -> Path:
+        return compress(self.name, options.bits, options.group_size, model_dir, out_dir, calibration)
+
+    def load(self, artifact: Path, model_dir: Path) -> Any:
+        return load(artifact)
+
+
+def _member(name: str, description: str) -> type[CompressedFormat]:
+    options = create_model(f"{name.title()}Options", __base__=CompressedOptions,
+                           format=(Literal[name], Field(name, description=f"{name}: {description} (llm-compressor; needs CUDA and the gpu extra).")))  # type: ignore[valid-type]
+    member = type(name.title(), (CompressedFormat,), {"name": name, "Options": options, "__module__": __name__})
+    return register_format(member)  # type: ignore[return-value]
+
+
+Gptq = _member("gptq", "GPTQ integer weights")
+Awq = _member("awq", "activation-aware integer weights")
 
 
 def compress(algorithm: str, bits: int, group_size: int, model_dir: Path, out_dir: Path, calibration: list[str]) -> Path:
