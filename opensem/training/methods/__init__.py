@@ -13,7 +13,7 @@ from opensem.plugins import Registry
 from opensem.training.methods.base import Method
 from opensem.training.methods.options import DEFAULT_METHOD
 
-METHODS: Registry[Method] = Registry("training method", "opensem.training.methods", ("lora", "sft", "dora", "qlora", "dpo", "orpo", "kto", "distill"))
+METHODS: Registry[Method] = Registry("training method", "opensem.training.methods", ("lora", "sft", "dora", "qlora", "preference", "distill"))
 register_method = METHODS.register
 
 
