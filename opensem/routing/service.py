@@ -19,7 +19,8 @@ from opensem.routing.classifiers.base import Classifier, Decision
 from opensem.routing.config import RouteServeConfig
 from opensem.routing.forward import Forwarder
 from opensem.routing.registry import ExpertRegistry, describe
-from opensem.serving.openai_api import ApiError, ChatMessage, ChatRequest
+from opensem.manifest.fields import pick
+from opensem.serving.openai_api import ApiError, ChatMessage, ChatRequest, Settings, Text
 from opensem.serving.ops import RateLimiter
 from opensem.serving.http import common_app
 
@@ -41,14 +42,12 @@ class RouteRequest(BaseModel):
         return users[-1]
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(pick(Settings, "max_tokens", "temperature", "top_p", "seed", name="GenerateSampling")):  # type: ignore[misc]
+    """The sampling fields are the model server's own (the same bounds: a seed torch cannot take is a 400 here too)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1)
-    max_tokens: int | None = Field(None, gt=0)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    seed: int | None = None
+    prompt: Text = Field(min_length=1)
 
 
 class RouterMetrics:

@@ -42,16 +42,26 @@ class ModelPool:
     engines: dict[str, Any] = field(default_factory=dict)  # "base:<digest or hub id>" or "model:<path>" -> engine
     lock: threading.Lock = field(default_factory=threading.Lock)
     loads: int = 0
+    lora_ranks: dict[str, int] = field(default_factory=dict)  # engine key -> the largest adapter rank it will serve
 
     def __post_init__(self) -> None:
         self.backend = choose_backend(self.config.backend, self.log)
+
+    def expect(self, releases: list[Release]) -> None:
+        """Before loading: the largest adapter rank per base, so an engine that sizes LoRA slots (vLLM) fits them all."""
+        for release in releases:
+            if release.kind == "adapter":
+                key = f"base:{base_identity(str(release.base))}"
+                self.lora_ranks[key] = max(self.lora_ranks.get(key, 0), adapter_rank(release.artifact))
 
     def add(self, release: Release) -> Served:
         """Load a release and point its name at it; a release already served under the name retires."""
         from opensem.training.methods.base import load_tokenizer, quiet_libraries
 
         if release.kind == "adapter":
-            engine = self._engine(f"base:{base_identity(str(release.base))}", str(release.base))
+            key = f"base:{base_identity(str(release.base))}"
+            self.lora_ranks[key] = max(self.lora_ranks.get(key, 0), adapter_rank(release.artifact))
+            engine = self._engine(key, str(release.base))
             self.loads += 1  # an id never reused, so a request in flight keeps the weights it started with
             adapter: str | None = f"{release.name}@{(release.lot or release.tag or 'local')[:12]}_{self.loads}"
             engine.load_adapter(adapter, release.artifact)
@@ -105,7 +115,7 @@ class ModelPool:
         with self.lock:
             engine = self.engines.get(key)
         if engine is None:
-            engine = make_engine(self.backend, model_path, self.config, self.log)
+            engine = make_engine(self.backend, model_path, self.config, self.log, self.lora_ranks.get(key, 0))
             with self.lock:
                 self.engines[key] = engine
         return engine
@@ -148,11 +158,18 @@ def choose_backend(requested: str, log: logging.Logger) -> str:
     return choice
 
 
-def make_engine(backend: str, model_path: str, config: ServeConfig, log: logging.Logger) -> Any:
+def adapter_rank(folder: Path) -> int:
+    """An adapter's LoRA rank, from its adapter_config.json (0 when it names none)."""
+    import json
+
+    return int(json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("r") or 0)
+
+
+def make_engine(backend: str, model_path: str, config: ServeConfig, log: logging.Logger, lora_rank: int = 0) -> Any:
     if backend == "vllm":
         from opensem.serving.vllm_engine import VllmEngine
 
-        return VllmEngine(model_path, config, log)
+        return VllmEngine(model_path, config, log, lora_rank)
     from opensem.serving.engine import TransformersEngine
 
     return TransformersEngine(model_path, config.max_batch_size, config.max_queue, config.batch_wait_ms / 1000, log)

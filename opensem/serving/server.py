@@ -33,6 +33,7 @@ class Server:
 
     def load(self) -> None:
         """Load every release (a name served twice keeps the last); then the server is ready."""
+        self.state.pool.expect(self.releases)
         for release in self.releases:
             started = time.monotonic()
             try:

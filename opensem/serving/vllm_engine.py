@@ -16,18 +16,34 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from opensem.errors import Location, ServeError
 from opensem.serving.config import ServeConfig
+from opensem.serving.pool import adapter_rank
 from opensem.serving.engine import Generation, Overloaded
+
+
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+
+
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest LoRA slot size vLLM accepts that holds an adapter of this rank."""
+    fitting = [size for size in VLLM_LORA_RANKS if size >= rank]
+    if not fitting:
+        raise ServeError(f"vLLM serves LoRA ranks up to {VLLM_LORA_RANKS[-1]}; an adapter here has rank {rank}", Location(key="--backend"),
+                         "serve it with --backend transformers, or train with a smaller method_config.rank")
+    return fitting[0]
 
 
 class VllmEngine:
     name = "vllm"
 
-    def __init__(self, model_path: str, config: ServeConfig, log: logging.Logger) -> None:
+    def __init__(self, model_path: str, config: ServeConfig, log: logging.Logger, lora_rank: int) -> None:
+        """lora_rank: the largest rank of the adapters this base will serve (vLLM sizes its LoRA slots by it)."""
         from vllm import AsyncEngineArgs, AsyncLLMEngine
 
         self.log, self.max_queue = log, config.max_queue
-        args = AsyncEngineArgs(model=model_path, enable_lora=True, max_loras=8, max_lora_rank=64, max_num_seqs=config.max_batch_size)
+        self.max_lora_rank = vllm_lora_rank(lora_rank)
+        args = AsyncEngineArgs(model=model_path, enable_lora=True, max_loras=8, max_lora_rank=self.max_lora_rank, max_num_seqs=config.max_batch_size)
         self.engine = AsyncLLMEngine.from_engine_args(args)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="opensem-vllm", daemon=True)
@@ -82,6 +98,11 @@ class VllmEngine:
 
     def load_adapter(self, adapter_id: str, folder: Path) -> None:
         from vllm.lora.request import LoRARequest
+
+        rank = adapter_rank(folder)
+        if rank > self.max_lora_rank:
+            raise ServeError(f"the adapter has rank {rank}; this vLLM engine was started for ranks up to {self.max_lora_rank}", Location(file=str(folder)),
+                             "restart the server with every release given at start (its engine is sized by the largest adapter), or use --backend transformers")
 
         with self.lock:
             self.loras[adapter_id] = LoRARequest(adapter_id, self.next_lora, str(folder))

@@ -69,7 +69,7 @@ class HardwarePlan:
     shape: ModelShape | None
     seq_len: int
     batch_size: int
-    rank: int = 16
+    rank: int  # the adapter's rank (from the method's options); 0 when the whole model trains
     gradient_checkpointing: bool | str = False  # True, False or "auto"
     strict: bool = True
     max_vram_gb: float | None = None

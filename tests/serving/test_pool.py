@@ -6,6 +6,8 @@ import logging
 import time
 from pathlib import Path
 
+import pytest
+
 from opensem.serving.config import ServeConfig
 from opensem.serving.pool import ModelPool
 from opensem.serving.releases import resolve
@@ -48,3 +50,26 @@ def test_a_whole_model_release_gets_its_own_engine_and_is_closed_when_swapped(re
         assert again.engine is whole.engine and whole.engine.running
     finally:
         pool.close()
+
+
+def test_a_vllm_engine_is_sized_by_the_largest_adapter_of_its_base(tmp_path) -> None:
+    import logging
+
+    from opensem.errors import ServeError
+    from opensem.serving.config import ServeConfig
+    from opensem.serving.pool import ModelPool, adapter_rank
+    from opensem.serving.releases import Release
+    from opensem.serving.vllm_engine import vllm_lora_rank
+
+    releases = []
+    for name, rank in (("a", 8), ("b", 48), ("c", 4)):
+        folder = tmp_path / name / "adapter"
+        folder.mkdir(parents=True)
+        (folder / "adapter_config.json").write_text(f'{{"r": {rank}}}')
+        releases.append(Release(name, name, None, None, "adapter", folder, "base-one" if name != "c" else "base-two", name))
+    pool = ModelPool(ServeConfig(port=0, backend="transformers"), logging.getLogger("test"))
+    pool.expect(releases)
+    assert sorted(pool.lora_ranks.values()) == [4, 48] and adapter_rank(releases[1].artifact) == 48
+    assert [vllm_lora_rank(r) for r in (1, 8, 48, 300, 512)] == [8, 8, 64, 320, 512]
+    with pytest.raises(ServeError, match="up to 512"):
+        vllm_lora_rank(1024)

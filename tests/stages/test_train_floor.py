@@ -133,7 +133,7 @@ def test_the_floor_imports_no_ml_library_until_it_trains() -> None:
         "from opensem.stages.train import Train\n"
         "[Train.Params.model_validate({'method_config': {'type': m, **({'teacher': 'org/teacher'} if m == 'distill' else {})}, 'seed': 1}) for m in method_names()]\n"
         "from opensem.training.hardware import HardwarePlan, MethodProfile, check_hardware, Device\n"
-        "check_hardware(HardwarePlan(MethodProfile('lora'), None, 512, 4), [Device('NVIDIA H100', 80, 79)])\n"
+        "check_hardware(HardwarePlan(MethodProfile('lora'), None, 512, 4, 16), [Device('NVIDIA H100', 80, 79)])\n"
         "heavy = {'torch', 'transformers', 'peft', 'trl', 'datasets', 'unsloth', 'matplotlib'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )

@@ -55,7 +55,7 @@ H100 = Device("NVIDIA H100 80GB HBM3", total_gb=79.2, free_gb=78.6)
 
 
 def plan(method: MethodProfile = LORA, shape: ModelShape | None = LLAMA_8B, **kwargs: object) -> HardwarePlan:
-    return HardwarePlan(method=method, shape=shape, seq_len=kwargs.pop("seq_len", 512), batch_size=kwargs.pop("batch_size", 4), **kwargs)  # type: ignore[arg-type]
+    return HardwarePlan(method=method, shape=shape, seq_len=kwargs.pop("seq_len", 512), batch_size=kwargs.pop("batch_size", 4), rank=kwargs.pop("rank", 16), **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field
 
+from opensem.curate.embedder import DEFAULT_MODEL
 from opensem.errors import Location, UsageError
 from opensem.manifest.fields import Section
 from opensem.routing.classifiers import CLASSIFIERS
@@ -40,7 +41,7 @@ GENERAL = "(general)"  # the "none of these" class
 
 class NeuralOptions(Section):
     type: Literal["neural"] = "neural"
-    model: str = Field("all-MiniLM-L6-v2", description="Sentence-transformers model: the bundled all-MiniLM-L6-v2, a hub id or a local folder.")
+    model: str = Field(DEFAULT_MODEL, description="Sentence-transformers model: the bundled all-MiniLM-L6-v2, a hub id or a local folder.")
     threshold: float = Field(0.35, ge=0, le=1, description="Confidence below which the neural classifier names no expert (the 'none of these' class rejects most unrelated queries first).")
     min_similarity: float = Field(0.2, ge=-1, le=1, description="A query less similar than this to every expert's references gets no expert (out of domain).")
     temperature: float = Field(0.05, gt=0, description="Softmax temperature over similarities, before a head is trained.")
