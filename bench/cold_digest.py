@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from noop_rebuild import DOCS, FILES, TOTAL_BYTES, ensure_data, say  # noqa: E402
 
-from opensem.build.digests import DigestCache, walk_files  # noqa: E402
+from opensem.core.digests import DigestCache, walk_files  # noqa: E402
 
 
 def hashlib_single_thread(files: list[Path]) -> int:

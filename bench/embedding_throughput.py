@@ -60,7 +60,7 @@ def main() -> None:
     from opensem.curate.cache import EmbeddingCache
     from opensem.curate.embed import embed_texts
     from opensem.curate.embedder import Embedder, resolve_model
-    from opensem.build.digests import DigestCache
+    from opensem.core.digests import DigestCache
 
     texts = stdlib_paragraphs(args.texts)
     embedder = Embedder(resolve_model("all-MiniLM-L6-v2", None, DigestCache(None)), batch_size=args.batch_size)

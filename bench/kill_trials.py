@@ -50,8 +50,8 @@ def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 def corrupt_entries() -> list[str]:
     """Store entries that are not whole: meta.json missing or out/ not what the meta records."""
-    from opensem.build.digests import DigestCache
-    from opensem.build.store import Store
+    from opensem.core.digests import DigestCache
+    from opensem.core.store import Store
 
     store, digests, bad = Store(WORK / "build" / "store"), DigestCache(None), []
     for entry in sorted((WORK / "build" / "store").glob("??/*")):

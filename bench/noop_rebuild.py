@@ -325,7 +325,7 @@ def median_of(label: str, command: list[str], runs: int, env: dict[str, str] | N
 IN_PROCESS = """\
 import sys, time
 from pathlib import Path
-import opensem.cli, opensem.build.engine, opensem.build.graph, opensem.manifest, doit.doit_cmd, doit.cmd_base, rich.logging
+import opensem.cli, opensem.core.engine, opensem.core.graph, opensem.manifest, doit.doit_cmd, doit.cmd_base, rich.logging
 times = []
 for _ in range({runs}):
     started = time.perf_counter()
@@ -349,7 +349,7 @@ def opensem_in_process(runs: int) -> list[float]:
 def startup_seconds(runs: int) -> tuple[float, float]:
     """Median wall time of `python -c pass` and of importing what `opensem build` imports."""
     bare = [run_timed([sys.executable, "-c", "pass"])[0] for _ in range(runs)]
-    imports = "import opensem.cli, opensem.build.engine, opensem.build.graph, opensem.manifest, doit.doit_cmd, doit.cmd_base, rich.logging"
+    imports = "import opensem.cli, opensem.core.engine, opensem.core.graph, opensem.manifest, doit.doit_cmd, doit.cmd_base, rich.logging"
     loaded = [run_timed([sys.executable, "-c", imports])[0] for _ in range(runs)]
     return statistics.median(bare), statistics.median(loaded)
 

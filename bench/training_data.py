@@ -50,7 +50,7 @@ def chats(count: int) -> list[dict]:
 
 
 def context(stage: str):
-    from opensem.build.stage import StageContext
+    from opensem.core.stage import StageContext
 
     return StageContext(project_root=WORK, job_id="bench", stage_name=stage, work_dir=WORK / "work" / stage, cache_dir=WORK / "cache", log=logging.getLogger("bench"))
 

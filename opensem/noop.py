@@ -1,7 +1,7 @@
 """`opensem build` with nothing to do, answered with the standard library alone.
 
 The `opensem` command starts here (opensem.entry): a plain `opensem build MANIFEST` whose no-op
-stamp still matches (opensem.build.stamp) is answered before click, rich or pydantic load, so an
+stamp still matches (opensem.core.stamp) is answered before click, rich or pydantic load, so an
 unchanged project costs little more than stat-ing its files. Anything else, and a build whose
 stages print a report (evaluate, review, compare: rich tables), goes to the full CLI.
 """
@@ -40,8 +40,8 @@ def build_arguments(argv: list[str]) -> tuple[Path, str | None] | None:
 
 def unchanged(manifest: Path, until: str | None) -> list[tuple[str, str]] | None:
     """The stamped stages [(name, lot)] when nothing they depend on changed; None otherwise."""
-    from opensem.build.layout import Layout, lock_path, project_root_of
-    from opensem.build.stamp import unchanged_stages
+    from opensem.core.layout import Layout, lock_path, project_root_of
+    from opensem.core.stamp import unchanged_stages
 
     if not manifest.is_file():
         return None

@@ -1,6 +1,6 @@
 """A project's manifests as builds: where the CLI and dodo.py meet the build core.
 
-The core (opensem.build) plans and runs graphs; the domain (opensem.stages) turns manifests into
+The core (opensem.core) plans and runs graphs; the domain (opensem.stages) turns manifests into
 graphs and runs stages. This module joins the two: it opens a build session for a manifest, and
 yields the doit tasks of every manifest in <project>/manifests/ for plain `doit`.
 """
@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from opensem.build.digests import DigestCache
-from opensem.build.engine import BuildSession
-from opensem.build.graph import StageGraph
-from opensem.build.layout import Layout
+from opensem.core.digests import DigestCache
+from opensem.core.engine import BuildSession
+from opensem.core.graph import StageGraph
+from opensem.core.layout import Layout
 from opensem.errors import OpensemError, UsageError
 
 
@@ -30,7 +30,7 @@ def load_graph(manifest: Path) -> StageGraph:
 
 def open_session(graph: StageGraph, force: frozenset[str] = frozenset(), digests: DigestCache | None = None) -> BuildSession:
     """A build session of a graph, with the project's digest cache and the stage runner."""
-    from opensem.build.remote import cache_from
+    from opensem.core.remote import cache_from
     from opensem.stages.runner import PipelineRunner
 
     digests = digests or DigestCache(Layout(graph.project_root).digest_cache_file)
@@ -45,7 +45,7 @@ def choose_executor(session: BuildSession, executor: str | None) -> None:
 
 def ray_executor(session: BuildSession) -> Any:
     """Stages as Ray tasks: the shared cache is what carries their inputs and results, so it must take uploads."""
-    from opensem.build.ray_executor import RayExecutor
+    from opensem.core.ray_executor import RayExecutor
 
     if session.remote is None or not session.remote.writable:
         raise UsageError(f"{session.graph.job_id}: executor ray needs a read-write stage cache that the cluster's machines can reach",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from opensem.build.stamp import write_stamp
+from opensem.core.stamp import write_stamp
 from opensem.noop import build_arguments
 
 LOADED = "import sys; print(json.dumps(sorted(m for m in ('click', 'rich', 'pydantic', 'doit', 'opensem.cli') if m in sys.modules)))"

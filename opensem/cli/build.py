@@ -96,7 +96,7 @@ def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None
         raise UsageError("--until names a stage of one manifest", hint="build one manifest with --until, or drop it")
     if len(manifests) == 1 and not force and _nothing_changed(manifests[0], until, started):
         return
-    from opensem.build.doit_run import run_doit
+    from opensem.core.doit_run import run_doit
     from opensem.project import choose_executor
 
     sessions = [session_for(manifest, force) for manifest in manifests]
@@ -150,7 +150,7 @@ def _print_reports(store: Any, lots: dict[str, str], title: str) -> None:
 
 def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
     """The no-op fast path (opensem.noop): True, after saying so, when nothing changed."""
-    from opensem.build.layout import Layout, project_root_of
+    from opensem.core.layout import Layout, project_root_of
     from opensem.noop import report_lines, unchanged
 
     stages = unchanged(manifest, until)
@@ -169,10 +169,10 @@ def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
 @click.option("--no-registry", is_flag=True, help="Do not check the published tag in the registry.")
 def verify(manifest: Path, no_registry: bool) -> None:
     """Check, without running anything, that manifest, data, lock, store and registry agree."""
-    from opensem.build.digests import DigestCache
-    from opensem.build.layout import Layout, lock_path
-    from opensem.build.lock import DamagedLock, read_lock
-    from opensem.build.verify import verify as verify_graph
+    from opensem.core.digests import DigestCache
+    from opensem.core.layout import Layout, lock_path
+    from opensem.core.lock import DamagedLock, read_lock
+    from opensem.core.verify import verify as verify_graph
     from opensem.project import load_graph
 
     graph = load_graph(manifest)

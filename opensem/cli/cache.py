@@ -25,8 +25,8 @@ def push(manifest: Path) -> None:
 
     Needs a read-write cache (`cache.mode: read-write` or OPENSEM_CACHE_MODE=read-write).
     """
-    from opensem.build.lock import lots_of_lock
-    from opensem.build.remote import push_lots
+    from opensem.core.lock import lots_of_lock
+    from opensem.core.remote import push_lots
 
     session = session_for(manifest)
     remote = _remote(session)
@@ -43,8 +43,8 @@ def push(manifest: Path) -> None:
 
 def pull_from_cache(session: Any) -> None:
     """`opensem pull --cache`: the lock's stages from the shared cache into the local store."""
-    from opensem.build.lock import lots_of_lock
-    from opensem.build.remote import pull_lots
+    from opensem.core.lock import lots_of_lock
+    from opensem.core.remote import pull_lots
 
     remote = _remote(session)
     lots = lots_of_lock(session.previous_lock)
@@ -70,8 +70,8 @@ def gc(root: Path, dry_run: bool) -> None:
     result of settings tried and left. Its scratch folder goes too, and staging folders of builds
     killed a day or more ago.
     """
-    from opensem.build.gc import collect
-    from opensem.build.layout import Layout
+    from opensem.core.gc import collect
+    from opensem.core.layout import Layout
 
     layout = Layout(root.resolve())
     found = collect(layout.store, layout.project_root, layout.build / "work", dry_run)

@@ -51,8 +51,8 @@ def feedback_add(manifest: Path, prompt: str | None, answer: str | None, rating:
 
 def _published_lot(manifest: Path) -> tuple[str | None, str]:
     """The lot of the manifest's latest published release and a note saying it was assumed."""
-    from opensem.build.layout import lock_path
-    from opensem.build.lock import read_lock
+    from opensem.core.layout import lock_path
+    from opensem.core.lock import read_lock
 
     published = (read_lock(lock_path(manifest)) or {}).get("published") or {}
     if not published.get("lot"):

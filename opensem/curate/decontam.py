@@ -17,7 +17,7 @@ import numpy as np
 from opensem.curate.embed import EmbedStats, embed_texts
 from opensem.curate.ngrams import NgramIndex, Overlap, Reference
 from opensem.curate.text import full_text, instruction_of
-from opensem.build.stage import StageContext
+from opensem.core.stage import StageContext
 
 BLOCK = 4096
 

@@ -18,8 +18,8 @@ from opensem.curate.cache import EmbeddingCache
 from opensem.curate.search import semantic_dedup
 from opensem.curate.text import normalized_digest
 from opensem.data.formats import record_kind
-from opensem.build.digests import DigestCache
-from opensem.build.stage import StageContext
+from opensem.core.digests import DigestCache
+from opensem.core.stage import StageContext
 
 SEARCH_SEED = 0  # k-means seed: fixed, so the same records give the same clusters
 

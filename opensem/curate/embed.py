@@ -14,8 +14,8 @@ import numpy as np
 
 from opensem.curate.cache import EmbeddingCache
 from opensem.errors import StageError
-from opensem.build.digests import sha256_text
-from opensem.build.stage import ProgressFactory, silent_progress
+from opensem.core.digests import sha256_text
+from opensem.core.stage import ProgressFactory, silent_progress
 
 CHUNK_BATCHES = 16  # texts per chunk = CHUNK_BATCHES x the encoder's batch size
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from opensem.errors import StageError
-from opensem.build.digests import DigestCache
+from opensem.core.digests import DigestCache
 from opensem.manifest.models import is_local_model_path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"

@@ -12,7 +12,7 @@ import unicodedata
 from typing import Any, Literal, Mapping
 
 from opensem.data.formats import record_kind
-from opensem.build.digests import sha256_text
+from opensem.core.digests import sha256_text
 
 Field = Literal["instruction", "instruction_and_answer"]
 _SPACE = re.compile(r"\s+")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from opensem.build.digests import sha256_text
+from opensem.core.digests import sha256_text
 from opensem.data.chunking import ChunkingConfig, chunk_text, normalize_text
 from opensem.data.formats import detect_format, normalize, record_kind
 from opensem.data.pages import drop_running_lines

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from opensem.errors import DataError, Location
-from opensem.build.digests import canonical_json, sha256_text
+from opensem.core.digests import canonical_json, sha256_text
 
 FORMATS: tuple[str, ...] = ("text", "alpaca", "sharegpt", "messages", "kto", "dpo")
 ROLES: tuple[str, ...] = ("system", "user", "assistant")

@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from opensem.build.digests import usable_cores
+from opensem.core.digests import usable_cores
 
 PARALLEL_BYTES = 32 << 20  # input this large is worth worker processes; less is done in-process, as starting them costs more
 Item = TypeVar("Item")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from opensem.build.files import write_atomic
+from opensem.core.files import write_atomic
 from opensem.errors import DataError, Location
 
 # A row check: returns what is wrong with a record (None when it is fine).

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from opensem.build.digests import canonical_json, sha256_text
+from opensem.core.digests import canonical_json, sha256_text
 from opensem.data.formats import FORMATS
 from opensem.manifest.fields import Section
 
@@ -95,7 +95,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 def glob_matches(project_root: Path, pattern: str) -> list[Path]:
     """Files under the project matching a glob relative to its root, sorted."""
-    from opensem.build.digests import walk_files
+    from opensem.core.digests import walk_files
 
     base = project_root / glob_base(pattern)
     if not base.is_dir():

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from opensem.build.digests import sha256_text
+from opensem.core.digests import sha256_text
 from opensem.data.parallel import ordered_map, workers_for
 from opensem.errors import DataError, Location
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from opensem.build.stage import Progress
+from opensem.core.stage import Progress
 from opensem.training.generation import GenerationSettings
 from opensem.evaluation.items import Item
 from opensem.evaluation.metrics import CATALOGUE

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from opensem.errors import DataError, Location
-from opensem.build.digests import sha256_text
+from opensem.core.digests import sha256_text
 from opensem.data.records import read_records
 
 GOLDEN_KEYS = {"question", "answer", "tags", "id"}

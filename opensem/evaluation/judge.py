@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from opensem.build.stage import Progress, silent_progress
+from opensem.core.stage import Progress, silent_progress
 from opensem.evaluation.metrics import token_f1
 
 # The rubric when the manifest sets none. Verdicts depend on it and the lot records only that no

@@ -16,7 +16,7 @@ from opensem.training.generation import GenerationSettings, generate_answers
 from opensem.evaluation.items import Item
 from opensem.evaluation.metrics import DIGITS, mean, text_scores
 from opensem.evaluation.safety import is_refusal
-from opensem.build.stage import Progress
+from opensem.core.stage import Progress
 
 # Scores (question, reference, answer) triples 1 to 5; None where the judge gave no valid verdict.
 JudgeFn = Callable[[list[tuple[str, str, str]]], list[int | None]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from opensem.build.graph import Input, SourceInput
+from opensem.core.graph import Input, SourceInput
 from opensem.training.provider import ProviderTuning
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from opensem.build.digests import canonical_json, sha256_text
+from opensem.core.digests import canonical_json, sha256_text
 from opensem.errors import DataError, Location
 from opensem.manifest.fields import Section, invalid
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from opensem.build.layout import project_root_of
+from opensem.core.layout import project_root_of
 from opensem.errors import Location, ManifestError, Problem
 from opensem.manifest.fields import union_tag
 from opensem.manifest.models import manifest_model

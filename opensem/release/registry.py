@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from opensem.errors import Location, RegistryError
-from opensem.build.digests import digest_file, listing_digest
+from opensem.core.digests import digest_file, listing_digest
 
 INDEX = "index.json"
 FILES = "files.json"
@@ -158,7 +158,7 @@ def published_problems(registry: str, project_root: Path, job_id: str, published
 
 def local_release_digest(folder: Path) -> str:
     """The registry's digest of a pulled release folder: every file but files.json, as publish computed it."""
-    from opensem.build.digests import walk_files
+    from opensem.core.digests import walk_files
 
     files = [f for f in walk_files(folder) if f != folder / FILES]
     return listing_digest((f.relative_to(folder).as_posix(), digest_file(f), f.stat().st_size) for f in files)

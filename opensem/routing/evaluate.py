@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opensem.build.digests import sha256_text
+from opensem.core.digests import sha256_text
 from opensem.errors import Location, UsageError
 from opensem.routing.registry import Expert
 

@@ -78,7 +78,7 @@ def load_registry(path: Path) -> ExpertRegistry:
 
 def save_registry(registry: ExpertRegistry, path: Path) -> None:
     """Write the registry atomically, without defaults, so the file stays short and hand-editable."""
-    from opensem.build.files import write_atomic
+    from opensem.core.files import write_atomic
 
     data = registry.model_dump(mode="json", exclude_defaults=True)
     if "classifier" in data.get("router", {}):  # a classifier's type is its default, yet names which one it is
@@ -91,8 +91,8 @@ def save_registry(registry: ExpertRegistry, path: Path) -> None:
 
 def expert_from_manifest(manifest_path: Path, name: str | None = None, endpoint: str | None = None, replicas: list[str] | None = None, priority: int = 0) -> Expert:
     """An expert entry from a manifest: description, `expert:` section, golden set and the published lot."""
-    from opensem.build.layout import lock_path
-    from opensem.build.lock import read_lock
+    from opensem.core.layout import lock_path
+    from opensem.core.lock import read_lock
     from opensem.manifest.loader import load_manifest
 
     loaded = load_manifest(manifest_path)

@@ -135,7 +135,7 @@ class ModelPool:
 
 def base_identity(base: str) -> str:
     """What makes two bases the same: a folder's content (each tiny release ships its own copy), or a hub id."""
-    from opensem.build.digests import digest_tree
+    from opensem.core.digests import digest_tree
 
     return digest_tree(Path(base)) if Path(base).is_dir() else base
 

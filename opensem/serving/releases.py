@@ -64,8 +64,8 @@ def resolve(text: str, cache_dir: Path) -> Release:
 
 
 def _from_manifest(manifest: Path, name: str | None, tag: str | None, folded: bool, cache_dir: Path, origin: str) -> Release:
-    from opensem.build.layout import lock_path, project_root_of
-    from opensem.build.lock import read_lock
+    from opensem.core.layout import lock_path, project_root_of
+    from opensem.core.lock import read_lock
 
     data = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
     target = data.get("publish_target") or {}

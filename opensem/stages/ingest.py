@@ -17,8 +17,8 @@ from typing import Any, BinaryIO, Iterator, Literal
 
 from pydantic import Field
 
-from opensem.build.digests import walk_files
-from opensem.build.graph import Input
+from opensem.core.digests import walk_files
+from opensem.core.graph import Input
 from opensem.data.chunking import ChunkingConfig
 from opensem.data.corpus import DATASET_SUFFIXES, DOCUMENT_SUFFIXES, PDF_SUFFIXES, BatchRead, SourceFile, batches, read_batch, record_lines
 from opensem.data.parallel import ordered_map, workers_for

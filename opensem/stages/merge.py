@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from opensem.build.digests import digest_tree
-from opensem.build.files import write_json
+from opensem.core.digests import digest_tree
+from opensem.core.files import write_json
 from opensem.errors import DataError, StageError
 from opensem.evaluation.wiring import golden_input
 from opensem.manifest.fields import Section, invalid

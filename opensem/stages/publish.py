@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import Field
 
-from opensem.build.digests import walk_files
-from opensem.build.graph import UpstreamInput
-from opensem.build.files import write_json
+from opensem.core.digests import walk_files
+from opensem.core.graph import UpstreamInput
+from opensem.core.files import write_json
 from opensem.release.card import Release, model_card
 from opensem.manifest.fields import Section
 from opensem.manifest.sections import section

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from opensem.build.files import write_json
+from opensem.core.files import write_json
 from opensem.errors import DataError, HardwareIncompatibleError
 from opensem.evaluation.wiring import eval_sources, golden_slots
 from opensem.manifest.fields import Section, invalid, pick
@@ -145,7 +145,7 @@ def _calibration(inputs: dict[str, Path], tokenizer: Any, count: int) -> list[st
 def _perplexity(model: Any, sequences: list[list[int]], tokenizer: Any) -> float:
     import math
 
-    from opensem.build.stage import silent_progress
+    from opensem.core.stage import silent_progress
     from opensem.evaluation.suite import token_nll
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
-from opensem.build.files import write_json
+from opensem.core.files import write_json
 from opensem.data.persona import with_system
 from opensem.errors import StageError
 from opensem.evaluation.params import EvalParams

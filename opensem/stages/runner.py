@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
-from opensem.build.graph import StageNode
-from opensem.build.stage import StageContext, StageResult
+from opensem.core.graph import StageNode
+from opensem.core.stage import StageContext, StageResult
 from opensem.manifest.fields import merge_views
 from opensem.stages import get_stage
 

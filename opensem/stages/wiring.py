@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from opensem.build.graph import Input, SourceInput, StageGraph, StageNode, UpstreamInput
+from opensem.core.graph import Input, SourceInput, StageGraph, StageNode, UpstreamInput
 from opensem.errors import Location, ManifestError, Problem
 from opensem.manifest.fields import lot_view, run_view
 from opensem.manifest.loader import KeyPath, LoadedManifest, dotted
@@ -85,7 +85,7 @@ class Wiring:
 
     def exists(self, relative: str) -> bool:
         """Whether a conventional path of the project exists; watched either way, so the no-op
-        stamp notices when it appears or goes (opensem.build.stamp)."""
+        stamp notices when it appears or goes (opensem.core.stamp)."""
         path = self.loaded.project_root / relative
         if path not in self.watched:
             self.watched.append(path)

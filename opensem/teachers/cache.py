@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from opensem.build.digests import canonical_json, sha256_text
-from opensem.build.files import write_atomic
+from opensem.core.digests import canonical_json, sha256_text
+from opensem.core.files import write_atomic
 
 CACHE_VERSION = 1
 

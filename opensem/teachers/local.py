@@ -81,7 +81,7 @@ class LocalProvider:
         if self._identity is None:
             path = Path(self.path())
             if path.is_dir():
-                from opensem.build.digests import digest_tree
+                from opensem.core.digests import digest_tree
 
                 self._identity = f"sha256:{digest_tree(path)}"
             else:
@@ -133,7 +133,7 @@ class LocalProvider:
 
             sampling = SamplingParams(temperature=c.temperature, max_tokens=c.max_tokens, seed=c.seed + seed_offset)
             return [output.outputs[0].text.strip() for output in engine[1].chat(chats, sampling, use_tqdm=False)]
-        from opensem.build.stage import silent_progress
+        from opensem.core.stage import silent_progress
         from opensem.training.generation import GenerationSettings, generate_answers
 
         _, model, tokenizer = engine

@@ -12,7 +12,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from opensem.build.stage import Progress
+from opensem.core.stage import Progress
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 from pydantic import Field, model_validator
 
-from opensem.build.stage import ProgressFactory, silent_progress
+from opensem.core.stage import ProgressFactory, silent_progress
 from opensem.errors import StageError
 from opensem.manifest.fields import Section, invalid, pick
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from opensem import errors
-from opensem.build.files import write_json
+from opensem.core.files import write_json
 from opensem.data.records import write_records
 from opensem.errors import OpensemError, StageError
 from opensem.training.methods.base import Runtime, TrainHooks, TrainOutcome, TrainRequest

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from opensem.build.files import write_atomic
+from opensem.core.files import write_atomic
 
 ROW_COLUMNS = {"preference": ("prompt_ids", "chosen_ids", "rejected_ids"), "feedback": ("prompt_ids", "completion_ids")}
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from pydantic import Field
 
-from opensem.build.files import write_json
+from opensem.core.files import write_json
 from opensem.errors import Location, StageError
 from opensem.manifest.fields import Section, run_setting
 

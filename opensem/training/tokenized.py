@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from opensem.build.files import write_atomic
+from opensem.core.files import write_atomic
 
 
 @dataclass

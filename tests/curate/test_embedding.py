@@ -13,7 +13,7 @@ from opensem.curate.cache import EmbeddingCache
 from opensem.curate.embed import embed_texts
 from opensem.curate.embedder import Embedder, bundled_model_dir, is_bundled, resolve_model
 from opensem.errors import StageError
-from opensem.build.digests import DigestCache
+from opensem.core.digests import DigestCache
 
 TEXTS = ["How long should a double espresso take?", "Why is my shot sour?", "What is crema?"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from opensem.build.digests import DigestCache
-from opensem.build.store import Store
+from opensem.core.digests import DigestCache
+from opensem.core.store import Store
 from tests.e2e.conftest import REPO
 from tests.e2e.test_concurrent_builds import MANIFEST
 

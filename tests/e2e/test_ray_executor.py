@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from opensem.build.store import Store
+from opensem.core.store import Store
 from tests.e2e.conftest import REPO, copy_demo
 from tests.servers.ray_cluster import RayCluster
 

@@ -46,8 +46,8 @@ def test_import_checks_every_record_before_appending_any(tmp_path: Path) -> None
 
 
 def test_add_records_the_latest_published_lot(tmp_path: Path) -> None:
-    from opensem.build.layout import lock_path
-    from opensem.build.lock import write_lock
+    from opensem.core.layout import lock_path
+    from opensem.core.lock import write_lock
 
     manifest = project(tmp_path)
     code, output = run("feedback", "add", str(manifest), "--prompt", "q", "--answer", "a", "--rating", "2")

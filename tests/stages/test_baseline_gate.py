@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from opensem.build.graph import UpstreamInput
+from opensem.core.graph import UpstreamInput
 from opensem.errors import GateFailed, ManifestError, StageError
 from opensem.evaluation.config import judge_config
 from opensem.evaluation.params import EvalParams, EvaluateParams

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from opensem.errors import ManifestError
-from opensem.build.graph import SourceInput, UpstreamInput
+from opensem.core.graph import SourceInput, UpstreamInput
 from opensem.manifest.loader import load_manifest
 from opensem.stages.wiring import build_graph
 

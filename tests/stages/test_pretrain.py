@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opensem.build.graph import UpstreamInput
+from opensem.core.graph import UpstreamInput
 from opensem.project import load_graph
 from opensem.stages.pretrain import Pretrain, PretrainParams, _clean_documents
 from tests.params import params

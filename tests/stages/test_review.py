@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from opensem.build.digests import digest_tree
+from opensem.core.digests import digest_tree
 from opensem.release.registry import open_registry, publish_files
 from opensem.stages.base import StageContext
 from opensem.stages.review import Review, ReviewParams

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from opensem.build.graph import UpstreamInput
+from opensem.core.graph import UpstreamInput
 from opensem.project import load_graph
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from opensem.build.graph import SourceInput, UpstreamInput
+from opensem.core.graph import SourceInput, UpstreamInput
 from opensem.errors import ManifestError
 from opensem.project import load_graph
 from opensem.stages.train import Train

@@ -91,7 +91,7 @@ def test_a_release_answers_as_its_adapter_on_its_shipped_base(releases: dict[str
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from opensem.build.stage import silent_progress
+    from opensem.core.stage import silent_progress
     from opensem.training.generation import GenerationSettings, generate_answers
 
     release = releases["alpha"]

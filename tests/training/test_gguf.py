@@ -45,7 +45,7 @@ def test_the_converted_folder_gives_the_logits_of_the_gguf_load(gguf_file: Path,
 
 
 def test_converting_twice_gives_the_same_bytes(gguf_file: Path, tmp_path: Path) -> None:
-    from opensem.build.digests import digest_tree
+    from opensem.core.digests import digest_tree
 
     convert_gguf(gguf_file, tmp_path / "a")
     convert_gguf(gguf_file, tmp_path / "b")

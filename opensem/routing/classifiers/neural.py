@@ -56,7 +56,7 @@ class NeuralClassifier:
     Options = NeuralOptions
 
     def __init__(self, options: NeuralOptions, experts: list[Expert], cache_dir: Path | None = None) -> None:
-        from opensem.build.digests import DigestCache
+        from opensem.core.digests import DigestCache
         from opensem.curate.embedder import Embedder, resolve_model
 
         self.options, self.cache_dir = options, cache_dir

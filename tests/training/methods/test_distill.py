@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from opensem.build.digests import digest_tree
+from opensem.core.digests import digest_tree
 from opensem.errors import StageError
 from opensem.training.methods import get_method
 from opensem.training.methods.base import TrainRequest

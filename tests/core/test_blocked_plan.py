@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opensem.build.graph import SourceInput, StageGraph, StageNode, UpstreamInput
-from opensem.build.digests import DigestCache
-from opensem.build.plan import Plan, make_plan
-from opensem.build.store import Store
+from opensem.core.graph import SourceInput, StageGraph, StageNode, UpstreamInput
+from opensem.core.digests import DigestCache
+from opensem.core.plan import Plan, make_plan
+from opensem.core.store import Store
 
 
 def graph(root: Path) -> StageGraph:

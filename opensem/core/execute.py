@@ -3,7 +3,7 @@
 A stage's entry is made the same way wherever it runs: the stage writes into a staging folder of
 a store, its output is digested, meta.json is written and the folder is renamed into place
 (`build_entry`). The engine hands that work to an Executor: `LocalExecutor` makes it in this
-process; `opensem.build.ray_executor` makes it on a Ray cluster and brings it back through the
+process; `opensem.core.ray_executor` makes it on a Ray cluster and brings it back through the
 shared stage cache. Either way the engine, in this process, plans and writes the lock.
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from opensem import __version__
-from opensem.build.digests import DigestCache
-from opensem.build.files import discard
-from opensem.build.graph import SourceInput, StageNode, UpstreamInput
-from opensem.build.stage import ProgressFactory, StageContext, StageResult, StageRunner, silent_progress
-from opensem.build.store import Store
+from opensem.core.digests import DigestCache
+from opensem.core.files import discard
+from opensem.core.graph import SourceInput, StageNode, UpstreamInput
+from opensem.core.stage import ProgressFactory, StageContext, StageResult, StageRunner, silent_progress
+from opensem.core.store import Store
 
 HEAVY = threading.BoundedSemaphore(1)  # one heavy stage at a time in this process, whatever -j says
 

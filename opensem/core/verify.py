@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from opensem.build.graph import SourceInput, StageGraph
-from opensem.build.digests import DigestCache, digest_tree
-from opensem.build.lots import changed_params, lot_number
-from opensem.build.store import Store
+from opensem.core.graph import SourceInput, StageGraph
+from opensem.core.digests import DigestCache, digest_tree
+from opensem.core.lots import changed_params, lot_number
+from opensem.core.store import Store
 
 
 @dataclass

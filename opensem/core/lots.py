@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from opensem.build.digests import canonical_json, sha256_text
+from opensem.core.digests import canonical_json, sha256_text
 
-LOCK_FORMAT = 2  # of the lock file (opensem.build.lock); 2: params nested by manifest section
+LOCK_FORMAT = 2  # of the lock file (opensem.core.lock); 2: params nested by manifest section
 
 
 def lot_number(stage: str, version: str, params: dict[str, Any], inputs: dict[str, str]) -> str:

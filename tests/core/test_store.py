@@ -5,8 +5,8 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from opensem.build.digests import DigestCache
-from opensem.build.store import Store
+from opensem.core.digests import DigestCache
+from opensem.core.store import Store
 
 ROUNDS = 25
 

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from opensem.build.files import write_atomic
-from opensem.build.lots import LOCK_FORMAT
-from opensem.build.plan import Plan
+from opensem.core.files import write_atomic
+from opensem.core.lots import LOCK_FORMAT
+from opensem.core.plan import Plan
 from opensem.errors import Location, OpensemError
 
 

@@ -7,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from opensem.build.store import Store
+from opensem.core.store import Store
 from opensem.errors import GateFailed, StageError
-from tests.build.fake import FakeRunner, build, chain, node, touch_later
+from tests.core.fake import FakeRunner, build, chain, node, touch_later
 
 
 def test_a_second_build_runs_nothing_and_the_lock_records_each_stage(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from opensem.build.stamp import unchanged_stages, write_stamp
+from opensem.core.stamp import unchanged_stages, write_stamp
 
 
 def make_project(tmp_path: Path) -> tuple[Path, Path, Path, Path]:

@@ -15,21 +15,21 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from opensem.build.digests import DigestCache
-from opensem.build.execute import Executor, LocalExecutor, StageJob
-from opensem.build.graph import SourceInput, StageGraph, UpstreamInput
-from opensem.build.layout import Layout, lock_path
-from opensem.build.lock import DamagedLock, lock_from_plan, read_lock, write_lock
-from opensem.build.lotlock import describe, lot_lock
-from opensem.build.lots import LOCK_FORMAT
-from opensem.build.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
-from opensem.build.stage import StageRunner
-from opensem.build.stamp import write_stamp
+from opensem.core.digests import DigestCache
+from opensem.core.execute import Executor, LocalExecutor, StageJob
+from opensem.core.graph import SourceInput, StageGraph, UpstreamInput
+from opensem.core.layout import Layout, lock_path
+from opensem.core.lock import DamagedLock, lock_from_plan, read_lock, write_lock
+from opensem.core.lotlock import describe, lot_lock
+from opensem.core.lots import LOCK_FORMAT
+from opensem.core.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
+from opensem.core.stage import StageRunner
+from opensem.core.stamp import write_stamp
 from opensem.console import console, escape, progress_bar, short
 from opensem.errors import OpensemError, StageError
 
 if TYPE_CHECKING:
-    from opensem.build.remote import RemoteCache
+    from opensem.core.remote import RemoteCache
 
 log = logging.getLogger("opensem")
 
@@ -43,7 +43,7 @@ class BuildSession:
     runner: StageRunner
     force: frozenset[str] = frozenset()
     until: str | None = None
-    remote: RemoteCache | None = None  # a stage cache shared between machines (opensem.build.remote)
+    remote: RemoteCache | None = None  # a stage cache shared between machines (opensem.core.remote)
     ran: list[str] = field(default_factory=list)
     hits: list[str] = field(default_factory=list)
     pulled: list[str] = field(default_factory=list)  # hits that came from the shared cache
@@ -229,7 +229,7 @@ class BuildSession:
         return changed
 
     def _write_stamp(self, stages: list[StagePlan]) -> None:
-        """Let the next build of an unchanged project stop before planning (opensem.build.stamp)."""
+        """Let the next build of an unchanged project stop before planning (opensem.core.stamp)."""
         if any(node.volatile for node in self.graph.nodes):
             return  # a URL source can change with no local file changing: every build must plan
         names = {s.name for s in stages}

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from opensem.build.digests import DigestCache
-from opensem.build.files import discard, make_read_only, write_atomic
+from opensem.core.digests import DigestCache
+from opensem.core.files import discard, make_read_only, write_atomic
 
 META = "meta.json"
 FAILED = ".failed"  # <lot>.json: why the last attempt at a lot failed (outside any entry)

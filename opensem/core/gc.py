@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opensem.build.files import discard
-from opensem.build.lock import DamagedLock, lots_of_lock, read_lock
-from opensem.build.store import Store
+from opensem.core.files import discard
+from opensem.core.lock import DamagedLock, lots_of_lock, read_lock
+from opensem.core.store import Store
 
 STAGING_AGE_S = 24 * 3600  # a staging folder this old belongs to no running build
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opensem.build.graph import SourceInput, UpstreamInput
-from tests.build.fake import FakeRunner, build, chain, node
+from opensem.core.graph import SourceInput, UpstreamInput
+from tests.core.fake import FakeRunner, build, chain, node
 
 
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opensem.build.digests import DigestCache
-from opensem.build.engine import BuildSession
-from opensem.build.graph import SourceInput, StageGraph, StageNode, UpstreamInput
-from opensem.build.stage import StageContext, StageResult
+from opensem.core.digests import DigestCache
+from opensem.core.engine import BuildSession
+from opensem.core.graph import SourceInput, StageGraph, StageNode, UpstreamInput
+from opensem.core.stage import StageContext, StageResult
 from opensem.errors import GateFailed, StageError
 
 
@@ -77,7 +77,7 @@ def session(graph: StageGraph, runner: FakeRunner | None = None, force: frozense
 
 def build(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset(), remote: Any = None, jobs: int = 1) -> tuple[BuildSession, int]:
     """Run every stage through doit and write the lock, as `opensem build` does; (session, doit exit code)."""
-    from opensem.build.doit_run import run_doit
+    from opensem.core.doit_run import run_doit
 
     current = session(graph, runner, force, remote)
     code = run_doit([current], [graph.job_id], jobs)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from opensem.build.digests import DigestCache
-from opensem.build.graph import SourceInput, StageGraph, StageNode
-from opensem.build.lots import LOCK_FORMAT, changed_params, lot_number
-from opensem.build.store import Store
+from opensem.core.digests import DigestCache
+from opensem.core.graph import SourceInput, StageGraph, StageNode
+from opensem.core.lots import LOCK_FORMAT, changed_params, lot_number
+from opensem.core.store import Store
 
 Status = Literal["up-to-date", "stale"]
 # Every code a reason can carry; the order is the order a plan names them in.

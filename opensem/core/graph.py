@@ -64,7 +64,7 @@ class StageGraph(Frozen):
     included: list[Path] = []
     watched: list[Path] = []  # paths planning looked for (conventional folders): one appearing can change the graph
     cache: dict[str, str] | None = None  # {url, mode}: the shared stage cache the manifest names; how to build, not what
-    executor: str = "local"  # where stages run: this process, or a Ray cluster (opensem.build.ray_executor)
+    executor: str = "local"  # where stages run: this process, or a Ray cluster (opensem.core.ray_executor)
 
     def node(self, name: str) -> StageNode:
         for node in self.nodes:

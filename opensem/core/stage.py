@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from opensem.build.graph import StageNode
+from opensem.core.graph import StageNode
 
 
 class Progress(Protocol):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from opensem.build.digests import DigestCache
-from opensem.build.lock import DamagedLock, read_lock
-from opensem.build.store import Store
-from opensem.build.verify import verify
-from tests.build.fake import build, chain, node, touch_later
+from opensem.core.digests import DigestCache
+from opensem.core.lock import DamagedLock, read_lock
+from opensem.core.store import Store
+from opensem.core.verify import verify
+from tests.core.fake import build, chain, node, touch_later
 
 
 def check(root: Path, graph: object, lock: dict | None = "read") -> list[str]:  # type: ignore[assignment]

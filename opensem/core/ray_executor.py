@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opensem.build.digests import DigestCache
-from opensem.build.execute import Built, LocalExecutor, StageJob, build_entry
-from opensem.build.lotlock import lot_lock
-from opensem.build.remote import RemoteCache
-from opensem.build.stage import StageResult, StageRunner
-from opensem.build.store import Store
+from opensem.core.digests import DigestCache
+from opensem.core.execute import Built, LocalExecutor, StageJob, build_entry
+from opensem.core.lotlock import lot_lock
+from opensem.core.remote import RemoteCache
+from opensem.core.stage import StageResult, StageRunner
+from opensem.core.store import Store
 from opensem.console import console, escape
 from opensem.errors import StageError, UsageError
 

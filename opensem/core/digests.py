@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
 
-from opensem.build.files import write_atomic
+from opensem.core.files import write_atomic
 
 CHUNK = 1 << 20
 # Files up to this size are read with one read call and hashed in one update; larger ones stream.

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from opensem.build.lock import lots_of_lock
-from opensem.build.remote import RemoteCache, cache_from, pull_lots, push_lots
-from opensem.build.store import Store
+from opensem.core.lock import lots_of_lock
+from opensem.core.remote import RemoteCache, cache_from, pull_lots, push_lots
+from opensem.core.store import Store
 from opensem.errors import UsageError
-from tests.build.fake import FakeRunner, build, chain
+from tests.core.fake import FakeRunner, build, chain
 
 if TYPE_CHECKING:
     from tests.servers.s3 import RestartableS3

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from opensem.build.store import Store
+    from opensem.core.store import Store
 
 
 def project_root_of(manifest_path: Path) -> Path:
@@ -33,7 +33,7 @@ class Layout:
 
     @property
     def store(self) -> Store:
-        from opensem.build.store import Store
+        from opensem.core.store import Store
 
         return Store(self.build / "store")
 

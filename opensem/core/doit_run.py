@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
-from opensem.build.engine import BuildSession
+from opensem.core.engine import BuildSession
 
 
 def run_doit(sessions: list[BuildSession], targets: list[str], jobs: int = 1) -> int:

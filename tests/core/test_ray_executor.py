@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opensem.build.ray_executor import HEAVY_MEMORY_SHARE, task_options
+from opensem.core.ray_executor import HEAVY_MEMORY_SHARE, task_options
 
 GIB = 2**30
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Mapping
 
-from opensem.build.digests import DigestCache
-from opensem.build.files import discard
-from opensem.build.store import Store
+from opensem.core.digests import DigestCache
+from opensem.core.files import discard
+from opensem.core.store import Store
 from opensem.errors import UsageError
 
 CacheMode = Literal["read", "read-write"]

@@ -68,7 +68,7 @@ def _feed_tree(sha: Any, root: str, with_inode: bool) -> None:
 
 def write_stamp(manifest: Path, lock: Path, build_dir: Path, until: str | None, roots: list[str], stages: list[tuple[str, str]]) -> None:
     """Record the signature of an up-to-date build scope; `stages` is [(name, lot)] for the report."""
-    from opensem.build.files import write_atomic
+    from opensem.core.files import write_atomic
 
     data = {"roots": roots, "stages": stages, "signature": signature(manifest, lock, roots)}
     write_atomic(stamp_file(manifest, build_dir, until), json.dumps(data))

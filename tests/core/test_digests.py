@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from opensem.build.digests import DigestCache, canonical_json, digest_tree
-from opensem.build.lots import lot_number
+from opensem.core.digests import DigestCache, canonical_json, digest_tree
+from opensem.core.lots import lot_number
 
 
 def test_canonical_json_sorts_keys_and_is_compact() -> None:
@@ -38,7 +38,7 @@ def test_cache_skips_unchanged_files_and_notices_edits(tmp_path: Path, monkeypat
     digest = first.file(source)
     first.save()
     reads: list[Path] = []
-    import opensem.build.digests as lots
+    import opensem.core.digests as lots
 
     real = lots.digest_file
     monkeypatch.setattr(lots, "digest_file", lambda p: reads.append(p) or real(p))

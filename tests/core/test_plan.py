@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from opensem.build.digests import DigestCache
-from opensem.build.graph import StageGraph
-from opensem.build.lock import read_lock
-from opensem.build.lots import LOCK_FORMAT
-from opensem.build.plan import REASON_CODES, Plan, make_plan
-from opensem.build.store import Store
-from tests.build.fake import build, chain, touch_later
+from opensem.core.digests import DigestCache
+from opensem.core.graph import StageGraph
+from opensem.core.lock import read_lock
+from opensem.core.lots import LOCK_FORMAT
+from opensem.core.plan import REASON_CODES, Plan, make_plan
+from opensem.core.store import Store
+from tests.core.fake import build, chain, touch_later
 
 
 def plan_of(graph: StageGraph, lock: dict | None = None, force: frozenset[str] = frozenset()) -> Plan:
@@ -32,8 +32,8 @@ def test_a_fresh_project_is_not_built_and_later_stages_wait(tmp_path: Path) -> N
 
 
 def test_a_stage_waiting_on_one_upstream_through_two_slots_names_it_once(tmp_path: Path) -> None:
-    from tests.build.fake import node
-    from opensem.build.graph import UpstreamInput
+    from tests.core.fake import node
+    from opensem.core.graph import UpstreamInput
 
     twice = node("d", inputs={"x": UpstreamInput(stage="a"), "y": UpstreamInput(stage="a"), "z": UpstreamInput(stage="b")}, text="d")
     assert plan_of(chain(tmp_path, twice)).stage("d").reasons[0].text == "waits for a, b (stale)"

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from opensem.build.lotlock import lot_lock
-from opensem.build.store import Store
-from tests.build.fake import FakeRunner, build, chain
+from opensem.core.lotlock import lot_lock
+from opensem.core.store import Store
+from tests.core.fake import FakeRunner, build, chain
 
 HOLD = """
 import os, signal, sys, time
 from pathlib import Path
-from opensem.build.lotlock import lot_lock
+from opensem.core.lotlock import lot_lock
 with lot_lock(Path(sys.argv[1]), "lot1", "other:stage", lambda holder: None):
     print("held", flush=True)
     if sys.argv[2] == "die":
@@ -62,7 +62,7 @@ def test_a_build_that_waited_reuses_what_the_other_build_made(tmp_path: Path, mo
     store.drop(lot_b)
 
     waiting = threading.Event()
-    import opensem.build.engine as engine
+    import opensem.core.engine as engine
 
     real_describe = engine.describe
     monkeypatch.setattr(engine, "describe", lambda record: (waiting.set(), real_describe(record))[1])
