@@ -76,3 +76,46 @@ def _plain_output() -> bool:
 def progress_bar(description: str, total: int | None) -> Any:
     """A live progress bar on a terminal; silent when output is piped (logs stay clean)."""
     return _BarHandle(description, total)
+
+
+# How the CLI shows each build event after the stage's name: (lot, detail) -> the rest of the line.
+_EVENT_LINES: dict[str, Any] = {
+    "up-to-date": lambda lot, detail: f"[dim]·[/] {{name}} up to date   [dim]{lot}[/]" + (f"  {detail}" if detail else ""),
+    "from-cache": lambda lot, detail: f"[dim]·[/] {{name}} from cache   [dim]{lot}  {detail}[/]",
+    "cache-unusable": lambda lot, detail: f"[yellow]![/] {{name}} cache entry {lot} unusable ({detail})",
+    "not-uploaded": lambda lot, detail: f"[yellow]![/] {{name}} not uploaded to the cache: {detail}",
+    "store-modified": lambda lot, detail: f"[yellow]![/] {{name}} store entry {lot} {detail}",
+    "waiting": lambda lot, detail: f"[yellow]…[/] {{name}} waiting      [dim]{lot}[/]  {detail}",
+    "taking-over": lambda lot, detail: f"[yellow]![/] {{name}} taking over  [dim]{lot}[/]  {detail}",
+    "started": lambda lot, detail: f"[cyan]▶[/] {{name}} running      [dim]{lot}  {detail}[/]",
+    "failed": lambda lot, detail: "[red]✗[/] {name} failed",
+}
+
+
+class RichReporter:
+    """Build events as the CLI's lines (and progress bars on a terminal)."""
+
+    def __init__(self, label_jobs: bool = False) -> None:
+        self.label_jobs = label_jobs  # several manifests in one build: each line says whose stage it is
+
+    def report(self, event: Any) -> None:
+        if event.event == "planned":
+            console.print(f"[bold]{event.job}[/]: {escape(event.detail)}")
+        elif event.event == "finished":
+            console.print(escape(event.detail))
+        elif event.event == "lock-damaged":
+            console.print(f"  [yellow]![/] {escape(event.detail)}")
+        elif event.event == "connected":
+            console.print(f"  [dim]{escape(event.detail)}[/]")
+        elif event.event == "built":
+            name = self._name(event)
+            console.print(f"  [green]✓[/] {name:<13} built in {event.seconds:.1f} s [dim]{short(event.lot)}[/]  {escape(event.detail)}")
+        elif event.event in _EVENT_LINES:
+            line = _EVENT_LINES[event.event](short(event.lot), escape(event.detail))
+            console.print("  " + line.replace("{name}", f"{self._name(event):<13}", 1))
+
+    def _name(self, event: Any) -> str:
+        return f"{event.job}:{event.stage}" if self.label_jobs else str(event.stage)
+
+    def progress(self, job: str, stage: str, description: str, total: int | None) -> Any:
+        return progress_bar(description, total)

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 from opensem.core.digests import DigestCache
 from opensem.core.engine import BuildSession
+from opensem.core.events import Reporter
 from opensem.core.graph import StageGraph
 from opensem.core.layout import Layout
 from opensem.errors import OpensemError, UsageError
@@ -28,13 +29,15 @@ def load_graph(manifest: Path) -> StageGraph:
     return build_graph(load_manifest(manifest))
 
 
-def open_session(graph: StageGraph, force: frozenset[str] = frozenset(), digests: DigestCache | None = None) -> BuildSession:
-    """A build session of a graph, with the project's digest cache and the stage runner."""
+def open_session(graph: StageGraph, force: frozenset[str] = frozenset(), digests: DigestCache | None = None, reporter: Reporter | None = None) -> BuildSession:
+    """A build session of a graph, with the project's digest cache and the stage runner; its events
+    go to reporter (the CLI's lines when none is given)."""
+    from opensem.console import RichReporter
     from opensem.core.remote import cache_from
     from opensem.stages.runner import PipelineRunner
 
     digests = digests or DigestCache(Layout(graph.project_root).digest_cache_file)
-    return BuildSession(graph, digests, PipelineRunner(), force, remote=cache_from(graph.cache, graph.project_root, os.environ))
+    return BuildSession(graph, digests, PipelineRunner(), force, remote=cache_from(graph.cache, graph.project_root, os.environ), reporter=reporter or RichReporter())
 
 
 def choose_executor(session: BuildSession, executor: str | None) -> None:

@@ -52,7 +52,7 @@ def _setup_logging(verbose: bool) -> None:
     logger.propagate = False
 
 
-def session_for(manifest: Path, force: tuple[str, ...] = ()) -> Any:
+def session_for(manifest: Path, force: tuple[str, ...] = (), reporter: Any = None) -> Any:
     """A build session of a manifest (opensem.project), with logging set up for the stages."""
     from opensem.project import load_graph, open_session
 
@@ -61,7 +61,7 @@ def session_for(manifest: Path, force: tuple[str, ...] = ()) -> Any:
     unknown = [s for s in force if s not in graph.names]
     if unknown:
         raise UsageError(f"no stage named {', '.join(unknown)} in {graph.job_id}", hint=f"stages: {', '.join(graph.names)}")
-    return open_session(graph, frozenset(force))
+    return open_session(graph, frozenset(force), reporter=reporter)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -89,29 +89,34 @@ def lots(manifest: Path) -> None:
               help="Stages to run at once; independent stages of all the manifests overlap, stages that load a model take turns.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
               help="Where stages run, over the manifest's `executor`: local (this process) or ray (tasks on the cluster at RAY_ADDRESS, through a read-write cache).")
-def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None, jobs: int, executor: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Report the build as JSON lines on stdout, one event per line (planned, started, progress, built, up-to-date, from-cache, waiting, failed, finished, ...).")
+def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None, jobs: int, executor: str | None, as_json: bool) -> None:
     """Run the stale stages of one or more manifests and write their lock files."""
+    from opensem.console import RichReporter
+    from opensem.core.events import JsonReporter
+
     started = time.time()
     if len(manifests) > 1 and until is not None:
         raise UsageError("--until names a stage of one manifest", hint="build one manifest with --until, or drop it")
-    if len(manifests) == 1 and not force and _nothing_changed(manifests[0], until, started):
+    if len(manifests) == 1 and not force and not as_json and _nothing_changed(manifests[0], until, started):
         return
     from opensem.core.doit_run import run_doit
     from opensem.project import choose_executor
 
-    sessions = [session_for(manifest, force) for manifest in manifests]
+    reporter = JsonReporter() if as_json else RichReporter(label_jobs=len(manifests) > 1)
+    sessions = [session_for(manifest, force, reporter) for manifest in manifests]
     jobs_seen = [s.graph.job_id for s in sessions]
     if len(set(jobs_seen)) < len(jobs_seen):
         raise UsageError(f"two manifests share a job_id ({', '.join(sorted(j for j in set(jobs_seen) if jobs_seen.count(j) > 1))})", hint="give each expert its own job_id")
     for session, manifest in zip(sessions, manifests):
         session.until = until
-        session.label_job = len(sessions) > 1
         if until is not None and until not in session.graph.names:
             raise UsageError(f"no stage named {until} in {session.graph.job_id}", hint=f"stages: {', '.join(session.graph.names)}")
         choose_executor(session, executor)
-        console.print(f"[bold]{session.graph.job_id}[/]: {len(session.graph.nodes)} stages  [dim]({manifest})[/]")
+        session.say("planned", None, None, f"{len(session.graph.nodes)} stages ({manifest})")
     code = run_doit(sessions, [sessions[0].task_name(until)] if until else jobs_seen, jobs)
-    for session in sessions:
+    for session in sessions if not as_json else ():
         _print_reports(session.store, dict(session.resolver.lots), session.graph.job_id)  # shown even when a gate failed: it says why
     failed = next((s.error for s in sessions if s.error is not None), None)
     if failed is not None:
@@ -126,9 +131,10 @@ def _summary(session: Any, changed: bool, seconds: float) -> None:
     lock_note = f"{session.lock_file.name} {'updated' if changed else 'unchanged'}"
     pulled = f" ({len(session.pulled)} from the cache)" if session.pulled else ""
     if not session.ran:
-        console.print(f"Nothing to do: all {len(session.hits)} stages up to date{pulled} ({seconds:.2f} s). {lock_note}.")
+        text = f"Nothing to do: all {len(session.hits)} stages up to date{pulled} ({seconds:.2f} s). {lock_note}."
     else:
-        console.print(f"Built {len(session.ran)} stage(s), {len(session.hits)} up to date{pulled}, in {seconds:.1f} s. {lock_note}.")
+        text = f"Built {len(session.ran)} stage(s), {len(session.hits)} up to date{pulled}, in {seconds:.1f} s. {lock_note}."
+    session.say("finished", None, None, text, round(seconds, 3))
 
 
 def _print_reports(store: Any, lots: dict[str, str], title: str) -> None:

@@ -25,7 +25,7 @@ from opensem.core.lots import LOCK_FORMAT
 from opensem.core.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
 from opensem.core.stage import StageRunner
 from opensem.core.stamp import write_stamp
-from opensem.console import console, escape, progress_bar, short
+from opensem.core.events import BuildEvent, EventName, LogReporter, Reporter
 from opensem.errors import OpensemError, StageError
 
 if TYPE_CHECKING:
@@ -47,9 +47,9 @@ class BuildSession:
     ran: list[str] = field(default_factory=list)
     hits: list[str] = field(default_factory=list)
     pulled: list[str] = field(default_factory=list)  # hits that came from the shared cache
-    label_job: bool = False  # several manifests in one build: stage lines say whose stage it is
     executor: Executor | None = None  # where entries are made; this process unless told otherwise
     error: OpensemError | None = None
+    reporter: Reporter = field(default_factory=LogReporter)  # who hears what happens (the core never prints)
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.graph.project_root)
@@ -57,15 +57,15 @@ class BuildSession:
         self.resolver = Resolver(self.graph, self.digests)
         self.lock_file = lock_path(self.graph.manifest_path)
         if self.executor is None:
-            self.executor = LocalExecutor(self.store, self.digests, self.runner, self.graph.project_root, self.layout.build, progress_bar)
+            self.executor = LocalExecutor(self.store, self.digests, self.runner, self.graph.project_root, self.layout.build, self.reporter)
         try:
             self.previous_lock = read_lock(self.lock_file)
         except DamagedLock as exc:  # the build rewrites it from the store; nothing built is lost
-            console.print(f"  [yellow]![/] {escape(exc.render())}\n    planning as if there were no lock; a build writes a sound one")
+            self.say("lock-damaged", None, None, f"{exc.render()}; planning as if there were no lock, a build writes a sound one")
             self.previous_lock = None
 
-    def shown(self, stage: str) -> str:
-        return f"{self.graph.job_id}:{stage}" if self.label_job else stage
+    def say(self, event: EventName, stage: str | None, lot: str | None, detail: str = "", seconds: float | None = None) -> None:
+        self.reporter.report(BuildEvent(event, self.graph.job_id, stage, lot, detail, seconds))
 
     def task_name(self, stage: str) -> str:
         return f"{self.graph.job_id}:{stage}"
@@ -101,13 +101,13 @@ class BuildSession:
         if name in self.force:
             return False
         if self.store.has(lot) and not self.store.intact(lot, self.digests):
-            console.print(f"  [yellow]![/] {self.shown(name):<13} store entry {short(lot)} was modified; dropping it and rebuilding")
+            self.say("store-modified", name, lot, "was modified; dropping it and rebuilding")
             self.store.drop(lot)
         if not self.store.has(lot):
             return self._pull(name, lot)
         self.resolver.record_output(name, str(self.store.output_digest(lot)))
         self.hits.append(name)
-        console.print(f"  [dim]·[/] {self.shown(name):<13} up to date   [dim]{short(lot)}[/]")
+        self.say("up-to-date", name, lot)
         return True
 
     def _pull(self, name: str, lot: str) -> bool:
@@ -118,15 +118,16 @@ class BuildSession:
         with lot_lock(self.store.root / ".locks", lot, f"{self.graph.job_id}:{name} (pulling)", lambda holder: None):
             fetched = None if self.store.has(lot) else self.remote.fetch(lot, self.store, self.digests)
         if fetched is not None and fetched.status == "corrupt":
-            console.print(f"  [yellow]![/] {self.shown(name):<13} cache entry {short(lot)} unusable ({escape(fetched.reason)}); building it here")
+            self.say("cache-unusable", name, lot, f"{fetched.reason}; building it here")
         if fetched is not None and fetched.status != "hit":
             return False
         self.resolver.record_output(name, str(self.store.output_digest(lot)))
         self.hits.append(name)
-        where = "built meanwhile by another build" if fetched is None else escape(self.remote.url)
         if fetched is not None:
             self.pulled.append(name)
-        console.print(f"  [dim]·[/] {self.shown(name):<13} {'from cache  ' if fetched else 'up to date  '} [dim]{short(lot)}  {where}[/]")
+            self.say("from-cache", name, lot, self.remote.url)
+        else:
+            self.say("up-to-date", name, lot, "built meanwhile by another build")
         return True
 
     def _push(self, name: str, lot: str) -> None:
@@ -136,7 +137,7 @@ class BuildSession:
         try:
             self.remote.push(lot, self.store)
         except Exception as exc:  # the build's result is safe in the local store either way
-            console.print(f"  [yellow]![/] {self.shown(name):<13} not uploaded to the cache: {escape(f'{type(exc).__name__}: {exc}')}")
+            self.say("not-uploaded", name, lot, f"{type(exc).__name__}: {exc}")
 
     def execute(self, name: str) -> Any:
         """doit action: run one stage into the store; failures are kept for the CLI to report."""
@@ -153,7 +154,7 @@ class BuildSession:
             failure = {"stage": name, "error": type(self.error).__name__, "message": self.error.message, "blocks": self.error.blocks}
             with contextlib.suppress(OSError):  # a full disk must not hide the stage's own error
                 self.store.record_failure(self.resolver.lots[name], failure)
-        console.print(f"  [red]✗[/] {self.shown(name):<13} failed")
+        self.say("failed", name, self.resolver.lots.get(name), self.error.message)
         return TaskFailed(self.error.render())
 
     def _library_failure(self, name: str, exc: Exception) -> StageError:
@@ -175,17 +176,17 @@ class BuildSession:
         lot = self.resolver.lots[name]
 
         def waiting(holder: dict[str, Any] | None) -> None:
-            console.print(f"  [yellow]…[/] {self.shown(name):<13} waiting      [dim]{short(lot)}[/]  {escape(describe(holder))} is building this lot")
+            self.say("waiting", name, lot, f"{describe(holder)} is building this lot")
 
         with lot_lock(self.store.root / ".locks", lot, f"{self.graph.job_id}:{name}", waiting) as abandoned:
             self.store.discard_staging(lot)  # a killed attempt's half entry; holding the lock, none is live
             if name not in self.force and self.store.has(lot) and self.store.intact(lot, self.digests):
                 self.resolver.record_output(name, str(self.store.output_digest(lot)))
                 self.hits.append(name)
-                console.print(f"  [dim]·[/] {self.shown(name):<13} up to date   [dim]{short(lot)}[/]  built by the build it waited for")
+                self.say("up-to-date", name, lot, "built by the build it waited for")
                 return
             if abandoned:
-                console.print(f"  [yellow]![/] {self.shown(name):<13} taking over  [dim]{short(lot)}[/]  {escape(describe(abandoned))} stopped before finishing it")
+                self.say("taking-over", name, lot, f"{describe(abandoned)} stopped before finishing it")
             self._build(name, lot)
 
     def _build(self, name: str, lot: str) -> None:
@@ -194,13 +195,13 @@ class BuildSession:
         locked = (self.previous_lock or {}).get("stages", {}).get(name)
         lock_format = (self.previous_lock or {}).get("format", LOCK_FORMAT)
         why = "forced with --force" if name in self.force else "; ".join(r.text for r in stale_reasons(node, lot, inputs, locked, lock_format))
-        console.print(f"  [cyan]▶[/] {self.shown(name):<13} running      [dim]{short(lot)}  {escape(why)}[/]")
+        self.say("started", name, lot, why)
         upstream = {slot: self.resolver.lots[source.stage] for slot, source in node.inputs.items() if isinstance(source, UpstreamInput)}
         job = StageJob(node, lot, self.graph.job_id, inputs, upstream, self._lineage(name), replace=name in self.force)
         built = self.executor.build(job)
         self.resolver.record_output(name, built.output)
         self.ran.append(name)
-        console.print(f"  [green]✓[/] {self.shown(name):<13} built in {built.seconds:.1f} s [dim]{short(lot)}[/]  {built.result.summary}")
+        self.say("built", name, lot, built.result.summary, built.seconds)
         self._push(name, lot)
 
     def _lineage(self, name: str) -> dict[str, dict[str, str]]:

@@ -10,6 +10,7 @@ shared stage cache. Either way the engine, in this process, plans and writes the
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import platform
 import threading
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from opensem import __version__
 from opensem.core.digests import DigestCache
+from opensem.core.events import LogReporter, Reporter
 from opensem.core.files import discard
 from opensem.core.graph import SourceInput, StageNode, UpstreamInput
 from opensem.core.stage import ProgressFactory, StageContext, StageResult, StageRunner, silent_progress
@@ -124,8 +126,9 @@ class LocalExecutor:
     runner: StageRunner
     project_root: Path
     scratch: Path  # build/: work/<lot> for checkpoints, cache/ for caches shared across lots
-    progress: ProgressFactory = silent_progress
+    reporter: Reporter = field(default_factory=LogReporter)  # where a stage's progress goes
 
     def build(self, job: StageJob) -> Built:
+        progress = functools.partial(self.reporter.progress, job.job_id, job.node.name)
         with HEAVY if job.node.heavy else contextlib.nullcontext():
-            return build_entry(self.store, self.digests, self.runner, job, self.project_root, self.scratch, self.progress)
+            return build_entry(self.store, self.digests, self.runner, job, self.project_root, self.scratch, progress)

@@ -18,7 +18,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from opensem.core.digests import DigestCache
 from opensem.core.execute import Built, LocalExecutor, StageJob, build_entry
@@ -26,7 +26,7 @@ from opensem.core.lotlock import lot_lock
 from opensem.core.remote import RemoteCache
 from opensem.core.stage import StageResult, StageRunner
 from opensem.core.store import Store
-from opensem.console import console, escape
+from opensem.core.events import BuildEvent
 from opensem.errors import StageError, UsageError
 
 HEAVY_MEMORY_SHARE = 0.6  # of the smallest machine's memory: two heavy stages never share a machine
@@ -40,7 +40,7 @@ def worker_root() -> Path:
     return Path(os.environ.get("OPENSEM_RAY_WORKDIR") or Path(tempfile.gettempdir()) / "opensem-ray")
 
 
-def connect(project_root: Path) -> dict[str, float]:
+def connect(project_root: Path, said: Callable[[str], None] = lambda text: None) -> dict[str, float]:
     """Join the cluster at RAY_ADDRESS (or start one on this machine) as a job whose workers get a
     copy of the project (Ray ships a job's working_dir once); the cluster's resources."""
     import ray
@@ -59,7 +59,7 @@ def connect(project_root: Path) -> dict[str, float]:
                 raise UsageError(f"cannot reach the Ray cluster at {address}: {exc}",
                                  hint="start it (`ray start --head`), or unset RAY_ADDRESS to start one on this machine") from None
             found = ray.cluster_resources()
-            console.print(f"  [dim]ray: {escape(address or 'a new local cluster')}, {found.get('CPU', 0):g} CPUs, {found.get('GPU', 0):g} GPUs[/]")
+            said(f"ray: {address or 'a new local cluster'}, {found.get('CPU', 0):g} CPUs, {found.get('GPU', 0):g} GPUs")
     return dict(ray.cluster_resources())
 
 
@@ -88,7 +88,7 @@ class RayExecutor:
         import ray
         from ray.exceptions import RayTaskError
 
-        cluster = connect(self.local.project_root)
+        cluster = connect(self.local.project_root, lambda text: self.local.reporter.report(BuildEvent("connected", job.job_id, detail=text)))
         memory = [float(n["Resources"].get("memory", 0)) for n in ray.nodes() if n.get("Alive") and n["Resources"].get("memory")]
         for lot in job.upstream_lots.values():  # built here earlier and never shared: the worker reads it from the cache
             self.remote.push(lot, self.local.store)

@@ -72,7 +72,10 @@ def chain(root: Path, *extra: StageNode, text_b: str = "b", version_b: str = "1"
 
 
 def session(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset(), remote: Any = None) -> BuildSession:
-    return BuildSession(graph, DigestCache(graph.project_root / "build" / "cache" / "digests.json"), runner or FakeRunner(), force, remote=remote)
+    from opensem.console import RichReporter  # the CLI's lines, which these tests read from stderr
+
+    return BuildSession(graph, DigestCache(graph.project_root / "build" / "cache" / "digests.json"), runner or FakeRunner(), force, remote=remote,
+                        reporter=RichReporter())
 
 
 def build(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset(), remote: Any = None, jobs: int = 1) -> tuple[BuildSession, int]:

@@ -86,3 +86,16 @@ def test_a_clone_that_takes_every_stage_from_the_cache_still_publishes_its_relea
     code, output = second.run("verify", str(second.manifest))
     assert code == 0, output
     assert (second.root / second.lock_data()["published"]["uri"] / "files.json").is_file()
+
+
+def test_build_json_is_one_event_per_line(tmp_path: Path) -> None:
+    from opensem.core.events import EVENTS
+
+    project = clone(tmp_path / "j")
+    code, output = project.run("build", str(project.manifest), "--until", "split", "--json")
+    assert code == 0, output
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events if e["event"] in ("planned", "finished")] == ["planned", "finished"]
+    assert [e["stage"] for e in events if e["event"] == "built"] == ["ingest", "split"]
+    assert all(e["event"] in EVENTS and e["job"] == "twice" for e in events)
+    assert "Built 2 stage(s)" in events[-1]["detail"] and all(line.startswith("{") for line in output.splitlines() if line.strip())
