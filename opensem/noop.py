@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-REPORTING_STAGES = frozenset({"evaluate", "review", "compare"})
 IGNORED_OPTIONS = ("-j", "--jobs", "--executor")  # where and how many stages would run: nothing runs
 
 
@@ -48,6 +47,14 @@ def unchanged(manifest: Path, until: str | None) -> list[tuple[str, str]] | None
     return unchanged_stages(manifest, lock_path(manifest), Layout(project_root_of(manifest)).build, until)
 
 
+def reporting(manifest: Path, until: str | None) -> dict[str, str]:
+    """{name: kind} of the stamped stages that show a report after a build."""
+    from opensem.core.layout import Layout, project_root_of
+    from opensem.core.stamp import stamped_reporting
+
+    return stamped_reporting(manifest, Layout(project_root_of(manifest)).build, until)
+
+
 def report_lines(stages: list[tuple[str, str]], seconds: float, manifest: Path) -> list[str]:
     """What a no-op build prints, the same from here and from the full CLI."""
     lines = [f"  · {name:<13} up to date   {lot[:12]}" for name, lot in stages]
@@ -62,7 +69,7 @@ def answer(argv: list[str], started: float) -> bool:
         return False
     manifest, until = parsed
     stages = unchanged(manifest, until)
-    if stages is None or any(name in REPORTING_STAGES for name, _ in stages):
+    if stages is None or reporting(manifest, until):  # a report to show needs the full CLI
         return False
     sys.stderr.write("\n".join(report_lines(stages, time.perf_counter() - started, manifest)) + "\n")
     return True

@@ -33,14 +33,14 @@ def test_only_a_plain_build_of_one_manifest_is_answered_here(argv: list[str], pa
     assert build_arguments(argv) == parsed
 
 
-def stamped_project(root: Path, stages: list[tuple[str, str]]) -> Path:
+def stamped_project(root: Path, stages: list[tuple[str, str]], reporting: dict[str, str] | None = None) -> Path:
     (root / "manifests").mkdir(parents=True)
     manifest = root / "manifests" / "m.yaml"
     manifest.write_text("job_id: m\n")
     (root / "manifests" / "m.lock").write_text("{}")
     (root / "data").mkdir()
     (root / "data" / "a.txt").write_text("a")
-    write_stamp(manifest, root / "manifests" / "m.lock", root / "build", None, [str(root / "data")], stages)
+    write_stamp(manifest, root / "manifests" / "m.lock", root / "build", None, [str(root / "data")], stages, reporting)
     return manifest
 
 
@@ -62,6 +62,6 @@ def test_a_stamped_build_is_answered_with_the_standard_library_alone(tmp_path: P
 
 
 def test_a_build_with_a_report_to_show_goes_to_the_full_cli(tmp_path: Path) -> None:
-    manifest = stamped_project(tmp_path, [("evaluate", "c" * 64)])
+    manifest = stamped_project(tmp_path, [("evaluate", "c" * 64)], {"evaluate": "evaluate"})  # the stage kind says it reports
     done = run_entry(manifest)
     assert '"opensem.cli"' in done.stdout, done.stdout + done.stderr

@@ -117,7 +117,8 @@ def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None
         session.say("planned", None, None, f"{len(session.graph.nodes)} stages ({manifest})")
     code = run_doit(sessions, [sessions[0].task_name(until)] if until else jobs_seen, jobs)
     for session in sessions if not as_json else ():
-        _print_reports(session.store, dict(session.resolver.lots), session.graph.job_id)  # shown even when a gate failed: it says why
+        reporting = {node.name: node.kind for node in session.graph.nodes if node.reports}
+        _print_reports(session.store, dict(session.resolver.lots), reporting, session.graph.job_id)  # shown even when a gate failed: it says why
     failed = next((s.error for s in sessions if s.error is not None), None)
     if failed is not None:
         raise failed
@@ -137,27 +138,19 @@ def _summary(session: Any, changed: bool, seconds: float) -> None:
     session.say("finished", None, None, text, round(seconds, 3))
 
 
-def _print_reports(store: Any, lots: dict[str, str], title: str) -> None:
-    """What a build measured: baseline vs fine-tuned with the headline, and a merge beside its sources."""
-    import json
+def _print_reports(store: Any, lots: dict[str, str], reporting: dict[str, str], title: str) -> None:
+    """What a build measured, as each reporting stage kind shows it (opensem.stages.base)."""
+    from opensem.stages import get_stage
 
-    from opensem.evaluation.compare import rich_table
-    from opensem.evaluation.report import print_report
-
-    if lots.get("evaluate") and store.has(lots["evaluate"]):
-        print_report(store.out_dir(lots["evaluate"]) / "report.json", title, console)
-    if lots.get("review") and store.has(lots["review"]):
-        from opensem.stages.review import print_review
-
-        print_review(store.out_dir(lots["review"]) / "review.json", console)
-    if lots.get("compare") and store.has(lots["compare"]):
-        console.print(rich_table(json.loads((store.out_dir(lots["compare"]) / "compare.json").read_text()), title))
+    for name, kind in reporting.items():
+        if "/" not in name and lots.get(name) and store.has(lots[name]):  # this manifest's own, not a merged expert's
+            get_stage(kind).show(store.out_dir(lots[name]), title, console)
 
 
 def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
     """The no-op fast path (opensem.noop): True, after saying so, when nothing changed."""
     from opensem.core.layout import Layout, project_root_of
-    from opensem.noop import report_lines, unchanged
+    from opensem.noop import report_lines, reporting, unchanged
 
     stages = unchanged(manifest, until)
     if stages is None:
@@ -165,7 +158,7 @@ def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
     lines = report_lines(stages, time.time() - started, manifest)
     for line in lines[:-1]:
         console.print(escape(line))
-    _print_reports(Layout(project_root_of(manifest)).store, dict(stages), manifest.stem)
+    _print_reports(Layout(project_root_of(manifest)).store, dict(stages), reporting(manifest, until), manifest.stem)
     console.print(escape(lines[-1]))
     return True
 

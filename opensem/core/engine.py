@@ -239,7 +239,8 @@ class BuildSession:
         roots += [str(path) for path in (*self.graph.included, *self.graph.watched)]
         roots += [str(self.store.entry(str(s.lot))) for s in stages]
         lots = [(s.name, str(s.lot)) for s in stages]
-        write_stamp(self.graph.manifest_path, self.lock_file, self.layout.build, self.until, roots, lots)
+        reporting = {n.name: n.kind for n in nodes if n.reports}
+        write_stamp(self.graph.manifest_path, self.lock_file, self.layout.build, self.until, roots, lots, reporting)
 
 
 def disk_full(exc: BaseException) -> bool:

@@ -49,6 +49,8 @@ class StageNode(Frozen):
     # Makes something true outside the store (publish writes the registry): never taken from the
     # shared cache, whose entry would say it happened somewhere else, so it runs where the build is.
     side_effect: bool = False
+    # Shows a report after a build (evaluate, review, compare): the no-op fast path must not skip it.
+    reports: bool = False
 
     def upstream(self) -> list[str]:
         return [i.stage for i in self.inputs.values() if isinstance(i, UpstreamInput)]

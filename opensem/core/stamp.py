@@ -66,11 +66,13 @@ def _feed_tree(sha: Any, root: str, with_inode: bool) -> None:
     sha.update("\n".join(lines).encode())
 
 
-def write_stamp(manifest: Path, lock: Path, build_dir: Path, until: str | None, roots: list[str], stages: list[tuple[str, str]]) -> None:
-    """Record the signature of an up-to-date build scope; `stages` is [(name, lot)] for the report."""
+def write_stamp(manifest: Path, lock: Path, build_dir: Path, until: str | None, roots: list[str], stages: list[tuple[str, str]],
+                reporting: dict[str, str] | None = None) -> None:
+    """Record the signature of an up-to-date build scope; `stages` is [(name, lot)] for the report,
+    `reporting` {name: kind} of the stages that show one after a build."""
     from opensem.core.files import write_atomic
 
-    data = {"roots": roots, "stages": stages, "signature": signature(manifest, lock, roots)}
+    data = {"roots": roots, "stages": stages, "reporting": reporting or {}, "signature": signature(manifest, lock, roots)}
     write_atomic(stamp_file(manifest, build_dir, until), json.dumps(data))
 
 
@@ -83,3 +85,11 @@ def unchanged_stages(manifest: Path, lock: Path, build_dir: Path, until: str | N
     if signature(manifest, lock, data["roots"]) != data["signature"]:
         return None
     return [tuple(stage) for stage in data["stages"]]  # type: ignore[misc]
+
+
+def stamped_reporting(manifest: Path, build_dir: Path, until: str | None) -> dict[str, str]:
+    """{name: kind} of the stamped stages that show a report after a build."""
+    try:
+        return dict(json.loads(stamp_file(manifest, build_dir, until).read_text()).get("reporting") or {})
+    except (OSError, ValueError):
+        return {}

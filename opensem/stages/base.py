@@ -28,6 +28,13 @@ class StageParams(Section):
     """Base of Params models a stage assembles from several sections (extra keys are errors)."""
 
 
+# What a stage kind imports before a parallel build starts (`libraries`), so two threads never
+# resolve transformers' lazy attributes at once: by what the kind does.
+MODEL_LIBRARIES = ("torch", "peft", "transformers")
+TRAINING_LIBRARIES = (*MODEL_LIBRARIES, "datasets", "trl")
+EMBEDDING_LIBRARIES = ("sentence_transformers",)
+
+
 class StageKind(Protocol):
     name: ClassVar[str]
     version: ClassVar[str]  # bump when the same params and inputs would now give other bytes
@@ -37,6 +44,10 @@ class StageKind(Protocol):
     # `opensem build -j N` no two heavy stages run at once, and a cluster gives it most of a machine.
     # Optional `local = True`: the kind reads or writes a registry, which may be a folder of this
     # machine, so `executor: ray` runs it here rather than on the cluster.
+    # Optional `side_effect = True`: its job is a change outside the store (publish), so it is never
+    # taken from a shared cache. Optional `libraries`: what it imports (MODEL_LIBRARIES, ...).
+    # Optional `show(out_dir, title, console)`: what it prints after a build (a report); a kind with
+    # one keeps the no-op fast path from answering, since its report must be shown.
 
     def wire(self, wiring: Wiring) -> None:
         """Add this stage to the graph (or not) from the manifest; pure: reads nothing but the project layout."""

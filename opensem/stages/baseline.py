@@ -19,7 +19,7 @@ from opensem.evaluation.items import load_golden_sets, load_refusal_prompts
 from opensem.evaluation.params import EvalParams
 from opensem.evaluation.wiring import eval_params, eval_sources
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 
 BASELINE_FILE = "baseline.json"
@@ -38,6 +38,7 @@ def load_model(model_path: str, stage: str) -> Any:
 @register
 class Baseline:
     name = "baseline"
+    libraries = MODEL_LIBRARIES
     heavy = True  # loads a model: one at a time under build -j
     version = "2"  # 2: params are views of the evaluation and training sections; the judge's rubric unresolved
     Params = EvalParams

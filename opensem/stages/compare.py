@@ -9,13 +9,15 @@ with their releases.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from opensem.errors import StageError
 from opensem.evaluation.params import EvalParams
 from opensem.evaluation.wiring import eval_params, eval_sources, golden_slots
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 
 MERGED = "merged"
@@ -24,6 +26,7 @@ MERGED = "merged"
 @register
 class Compare:
     name = "compare"
+    libraries = MODEL_LIBRARIES
     heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = EvalParams
@@ -36,6 +39,12 @@ class Compare:
         if not sources or not golden or params is None:
             return
         wiring.add(self, params, {**wiring.base_inputs(), **golden, **sources, f"model:{MERGED}": wiring.channel("adapter")}, provides=("comparison",))
+
+    def show(self, out_dir: Path, title: str, console: Any) -> None:
+        """After a build: the merge beside its sources."""
+        from opensem.evaluation.compare import rich_table
+
+        console.print(rich_table(json.loads((out_dir / "compare.json").read_text()), title))
 
     def run(self, params: EvalParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         from opensem.evaluation.compare import compare_models, work, write

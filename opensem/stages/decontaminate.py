@@ -19,7 +19,7 @@ from opensem.data.records import has_string_id, read_records, write_records
 from opensem.errors import DataError, Location, StageError
 from opensem.manifest.sections import section
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import EMBEDDING_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.evaluation.wiring import golden_input
 
@@ -37,6 +37,7 @@ def _records(inputs: dict[str, Path], name: str) -> list[dict[str, object]]:
 @register
 class Decontaminate:
     name = "decontaminate"
+    libraries = EMBEDDING_LIBRARIES
     version = "2"  # 2: params are the curation.decontaminate section as written (batch_size a run setting)
     Params = DecontaminateConfig
     sections = (

@@ -21,7 +21,7 @@ from opensem.data.records import write_records
 from opensem.errors import DataError, Location
 from opensem.manifest.sections import section
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import EMBEDDING_LIBRARIES, StageContext, StageResult
 from opensem.stages.split import RECORDS_FILE, input_records
 from opensem.stages.wiring import Wiring
 
@@ -29,6 +29,7 @@ from opensem.stages.wiring import Wiring
 @register
 class Dedup:
     name = "dedup"
+    libraries = EMBEDDING_LIBRARIES
     version = "2"  # 2: params are the curation.dedup section as written (batch_size a run setting)
     Params = DedupConfig
     sections = (section("curation.dedup", DedupConfig | None, None, description="Remove exact and near-duplicate records after ingest (and synthesis); omit to keep them."),)

@@ -26,7 +26,7 @@ from opensem.evaluation.suite import Side
 from opensem.evaluation.wiring import eval_params, eval_sources
 from opensem.manifest.sections import section
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.baseline import BASELINE_FILE, load_model
 from opensem.stages.wiring import Wiring
 from opensem.training.methods.base import SFT_SHAPES, artifact_in
@@ -35,6 +35,7 @@ from opensem.training.methods.base import SFT_SHAPES, artifact_in
 @register
 class Evaluate:
     name = "evaluate"
+    libraries = MODEL_LIBRARIES
     heavy = True  # loads a model: one at a time under build -j
     version = "3"  # 3: params are views of the evaluation and training sections; the judge's rubric unresolved
     Params = EvaluateParams
@@ -57,6 +58,12 @@ class Evaluate:
             wiring.problem(("evaluation",), "nothing to evaluate on: no test split and no golden set", "add a golden set (data/<job_id>/golden/)")
             return
         wiring.add(self, params, inputs, provides=("report",))
+
+    def show(self, out_dir: Path, title: str, console: Any) -> None:
+        """After a build: base against fine-tuned, with the headline."""
+        from opensem.evaluation.report import print_report
+
+        print_report(out_dir / "report.json", title, console)
 
     def run(self, params: EvaluateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Evaluate both models, merge in the baseline, and write the report."""

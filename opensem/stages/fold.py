@@ -14,7 +14,7 @@ from opensem.manifest.fields import Section
 from opensem.manifest.sections import section
 from opensem.release.fold import FoldDtype
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 
 
@@ -29,6 +29,7 @@ class FoldParams(FoldConfig):
 @register
 class Fold:
     name = "fold"
+    libraries = MODEL_LIBRARIES
     heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = FoldParams

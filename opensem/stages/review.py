@@ -23,7 +23,7 @@ from opensem.errors import StageError
 from opensem.evaluation.params import EvalParams
 from opensem.evaluation.wiring import eval_params
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 
 
@@ -34,6 +34,7 @@ class ReviewParams(EvalParams):
 @register
 class Review:
     name = "review"
+    libraries = MODEL_LIBRARIES
     heavy = True  # loads a model: one at a time under build -j
     local = True  # reads the registry, which may be a folder of this machine
     version = "2"  # 2: each release on its own base and persona, as served
@@ -61,6 +62,10 @@ class Review:
         params = ReviewParams(**base.model_dump(), previous=previous)
         feedback = wiring.source(str(folder.relative_to(wiring.loaded.project_root)), ("feedback", "path"))
         wiring.add(self, params, {**wiring.base_inputs(), "adapter": adapter, "feedback": feedback}, provides=("review",))
+
+    def show(self, out_dir: Path, title: str, console: Any) -> None:
+        """After a build: the release that got the feedback against this build."""
+        print_review(out_dir / "review.json", console)
 
     def run(self, params: ReviewParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         from opensem.evaluation.review import review_markdown, score_release

@@ -16,10 +16,6 @@ from opensem.stages import get_stage
 
 # Libraries whose versions shape results, recorded in every store entry's meta.json.
 LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "sentence-transformers", "doit", "fsspec")
-# What build -j imports up front (PipelineRunner.prepare), by the stage kinds that use it.
-MODEL_KINDS = {"tiny_model", "gguf_model", "pretrain", "tokenize", "train", "baseline", "evaluate", "review", "compare", "merge", "fold", "quantize"}
-TRAINING_KINDS = {"pretrain", "tokenize", "train"}
-EMBEDDING_KINDS = {"dedup", "decontaminate"}
 LAZY_NAMES = ("AutoConfig", "AutoModelForCausalLM", "AutoTokenizer", "GenerationConfig", "LlamaConfig", "LlamaForCausalLM",
               "PreTrainedTokenizerFast", "Trainer", "TrainerCallback", "TrainingArguments")
 
@@ -31,20 +27,16 @@ class PipelineRunner:
         return kind.run(params, inputs, out_dir, ctx)
 
     def prepare(self, kinds: set[str]) -> None:
-        """Import the model libraries the kinds need, in this thread (transformers' lazy module
+        """Import the libraries the kinds declare, in this thread (transformers' lazy module
         attributes fail when two threads resolve them at once)."""
-        if kinds & MODEL_KINDS:
-            import peft  # noqa: F401
-            import torch  # noqa: F401
-            import transformers
+        import importlib
 
-            for name in LAZY_NAMES:
-                getattr(transformers, name)
-        if kinds & EMBEDDING_KINDS:
-            import sentence_transformers  # noqa: F401
-        if kinds & TRAINING_KINDS:
-            import datasets  # noqa: F401
-            import trl  # noqa: F401
+        wanted = dict.fromkeys(library for kind in sorted(kinds) for library in getattr(get_stage(kind), "libraries", ()))
+        for library in wanted:  # in the order kinds declare them: torch before what builds on it
+            module = importlib.import_module(library)
+            if library == "transformers":
+                for name in LAZY_NAMES:
+                    getattr(module, name)
 
     def library_versions(self) -> dict[str, str]:
         """Versions of the libraries that shaped a result, read without importing them."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.training.tiny import TinyModelSpec
 
@@ -18,6 +18,7 @@ from opensem.training.tiny import TinyModelSpec
 @register
 class TinyModel:
     name = "tiny_model"
+    libraries = MODEL_LIBRARIES
     version = "1"
     Params = TinyModelSpec
     sections = ()  # base_model is one of the manifest's own keys

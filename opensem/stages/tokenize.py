@@ -20,7 +20,7 @@ from pydantic import Field
 from opensem.data.persona import persona_field, records_with_persona
 from opensem.manifest.fields import pick, run_setting, unset_keeps_lots
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageParams, StageResult
+from opensem.stages.base import TRAINING_LIBRARIES, StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.training.config import TrainingConfig
 from opensem.training.methods.base import FEEDBACK_SHAPES, PREFERENCE_SHAPES, SFT_SHAPES
@@ -42,6 +42,7 @@ class TokenizeParams(StageParams):
 @register
 class Tokenize:
     name = "tokenize"
+    libraries = TRAINING_LIBRARIES
     version = "1"
     Params = TokenizeParams
     sections = ()  # reads training.max_seq_length, packing and loss_on

@@ -21,7 +21,7 @@ from opensem.data.persona import SYSTEM_PROMPT_FILE, records_with_persona
 from opensem.errors import DataError, Location, StageError
 from opensem.manifest.sections import sections_from
 from opensem.stages import register
-from opensem.stages.base import Progress, StageContext, StageResult
+from opensem.stages.base import TRAINING_LIBRARIES, Progress, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.training.config import TrainParams
 from opensem.training.loss_curve import plot_loss
@@ -40,6 +40,7 @@ def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
 @register
 class Train:
     name = "train"
+    libraries = TRAINING_LIBRARIES
     heavy = True  # loads a model: one at a time under build -j
     version = "4"  # 4: stored ids train through Trainer and opensem's collator (not SFTTrainer); 3: params as written
 

@@ -245,6 +245,7 @@ class Wiring:
             heavy=bool(getattr(kind, "heavy", False)),
             local=bool(getattr(kind, "local", False)),
             side_effect=bool(getattr(kind, "side_effect", False)),
+            reports=callable(getattr(kind, "show", None)),
         )
         self.nodes.append(node)
         for channel in provides:
