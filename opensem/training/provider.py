@@ -7,11 +7,12 @@ with backoff, saying each status change. The job's id is written to the lot's wo
 the first poll, so a build killed while it waits picks the same job up again: a rebuild never
 starts or pays for a second job of one lot. The job carries its lot in its metadata, and the
 create call is never retried blindly: when its reply is lost, or a build died between the call
-and the record, the provider's job of this lot is found and resumed instead of paying for two. A failed job is reported with the provider's reason
-and forgotten, so the next build starts a new one. The cost is estimated from the token count
-(about 4 characters a token) before anything is uploaded and checked against max_cost_usd. The
-key comes only from the environment variable api_key_env. The artifact is provider_model.json:
-the fine-tuned model's id, which evaluation then calls through the same provider layer.
+and the record, the provider's job of this lot is found and resumed instead of paying for two.
+A failed job is reported with the provider's reason and forgotten, so the next build starts a
+new one. The cost is estimated from the token count (about 4 characters a token) before anything
+is uploaded and checked against max_cost_usd. The key comes only from the environment variable
+api_key_env. The artifact is provider_model.json: the fine-tuned model's id, which evaluation
+then calls through the same provider layer.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def fine_tune(rows: list[dict[str, Any]], base_model: str, method: str, seed: in
         if config.max_cost_usd is not None and dollars > config.max_cost_usd:
             raise StageError(f"estimated cost {usd(dollars)} ({tokens:,} tokens x {config.n_epochs or 3} epochs) is above max_cost_usd {usd(config.max_cost_usd)}",
                              Location(key="compute.provider.max_cost_usd"), "raise the budget, lower n_epochs, or train on fewer records; nothing was uploaded")
-        say(f"uploading {len(rows)} examples (~{tokens:,} tokens, estimated {usd(dollars)})")
+        say(f"{'reusing the upload of' if recorded.get('file_id') else 'uploading'} {len(rows)} examples (~{tokens:,} tokens, estimated {usd(dollars)})")
         file_id = recorded.get("file_id") or _upload(client, rows, work_dir)
         write_json(job_file, {"file_id": file_id, "lot": lot, "base_url": config.base_url})  # the intent, before the create call
         hyper = {k: v for k, v in (("n_epochs", config.n_epochs), ("learning_rate_multiplier", config.learning_rate_multiplier),
