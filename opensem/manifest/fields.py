@@ -111,6 +111,12 @@ def pick(model: type[BaseModel], *names: str, name: str | None = None) -> type[B
     return create_model(name or f"{model.__name__}View", __base__=Section, **fields)
 
 
+def field_like(model: type[BaseModel], name: str, **changes: Any) -> Any:
+    """Another model's field with some of its arguments changed (a default, its text): its type and
+    bounds stay defined once, where they are."""
+    return FieldInfo.merge_field_infos(model.model_fields[name], **changes)
+
+
 def tag_of(field: str, default: str) -> Callable[[Any], str]:
     """The discriminator of a tagged union: `<field>=<value>`, the default value when it is left out."""
 

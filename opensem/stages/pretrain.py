@@ -18,12 +18,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from opensem.errors import DataError, StageError
-from opensem.manifest.fields import pick
+from opensem.manifest.fields import field_like, pick
 from opensem.manifest.sections import section
 from opensem.stages import register
 from opensem.stages.base import TRAINING_LIBRARIES, StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring
 from opensem.training.config import ComputeConfig, TrainingConfig
+from opensem.training.methods.options import AdapterOptions
 
 SENTENCE = re.compile(r"(?<=[.!?])\s+")
 Schedule = pick(TrainingConfig, "epochs", "max_steps", "learning_rate", "max_seq_length", "warmup_ratio", "lr_scheduler", "logging_steps", name="PretrainSchedule")
@@ -33,7 +34,7 @@ PretrainCompute = pick(ComputeConfig, "batch_size", "grad_accum", "mixed_precisi
 class PretrainConfig(Schedule):  # type: ignore[misc,valid-type]
     source: Literal["documents", "train"] = Field("documents", description="documents: the raw text of the ingested documents; train: the train split as training renders it.")
     adapter: Literal["none", "lora"] = Field("none", description="none: every weight trains; lora: a LoRA adapter with embeddings and head trained in full, merged back in.")
-    rank: int = Field(64, gt=0, le=1024, description="LoRA rank when adapter is lora.")
+    rank: int = field_like(AdapterOptions, "rank", default=64, description="LoRA rank when adapter is lora.")
 
 
 class PretrainParams(StageParams):
