@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def experts() -> list:  # type: ignore[type-arg]
-    from opensem.routing.registry import expert_from_manifest
+    from opensem.project import expert_from_manifest
 
     return [expert_from_manifest(ROOT / "manifests" / f"{job}.yaml") for job in ("tiny-demo", "houseplants", "bike-repair")]
 

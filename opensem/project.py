@@ -18,15 +18,17 @@ from opensem.core.engine import BuildSession
 from opensem.core.events import Reporter
 from opensem.core.graph import StageGraph
 from opensem.core.layout import Layout
-from opensem.errors import OpensemError, UsageError
+from opensem.errors import Location, OpensemError, UsageError
 
 
 def load_graph(manifest: Path) -> StageGraph:
     """The stage graph of a manifest: schema, paths and every stage's settings checked."""
     from opensem.manifest.loader import load_manifest
+    from opensem.manifest.project_config import read_project_config
     from opensem.stages.wiring import build_graph
 
-    return build_graph(load_manifest(manifest))
+    loaded = load_manifest(manifest)
+    return build_graph(loaded, read_project_config(loaded.project_root))
 
 
 def open_session(graph: StageGraph, force: frozenset[str] = frozenset(), digests: DigestCache | None = None, reporter: Reporter | None = None) -> BuildSession:
@@ -73,3 +75,43 @@ def project_tasks(project_root: Path) -> Iterator[dict[str, Any]]:
             sys.stderr.write(f"!! {manifest.name} is invalid and left out of this doit run:\n{exc.render()}\n")
             continue
         yield from session.tasks(with_lock_task=True)
+
+
+def expert_from_manifest(manifest_path: Path, name: str | None = None, endpoint: str | None = None, replicas: list[str] | None = None, priority: int = 0) -> Any:
+    """An expert entry from a manifest: description, `expert:` section, golden set and the published lot."""
+    from opensem.core.layout import lock_path
+    from opensem.core.lock import read_lock
+    from opensem.data.corpus import DATASET_SUFFIXES
+    from opensem.manifest.loader import load_manifest
+    from opensem.routing.profile import ExpertProfile
+
+    loaded = load_manifest(manifest_path)
+    manifest = loaded.manifest
+    published = (read_lock(lock_path(manifest_path)) or {}).get("published") or {}
+    profile = manifest.expert or ExpertProfile()
+    if not (profile.keywords or profile.examples or manifest.description):
+        raise UsageError(
+            "the manifest says nothing a router could recognise its queries by",
+            Location(file=str(manifest_path), key="expert"),
+            "add `expert: {domains: [...], keywords: [...], examples: [...]}` (or at least a description) to the manifest",
+        )
+    golden = manifest.evaluation.golden if manifest.evaluation is not None and manifest.evaluation.golden else f"data/{manifest.job_id}/golden"
+    golden_path = loaded.project_root / golden
+    questions = [str(loaded.project_root / source.path) for source in (manifest.data.sources if manifest.data else [])
+                 if Path(source.path).suffix.lower() in DATASET_SUFFIXES and (loaded.project_root / source.path).is_file()]
+    from opensem.routing.registry import Expert
+
+    return Expert(
+        name=name or manifest.job_id,
+        model_path=str(manifest_path),
+        description=manifest.description or "",
+        endpoint=endpoint,
+        replicas=replicas or [],
+        priority=priority,
+        golden=str(golden_path) if golden_path.exists() else None,
+        questions=questions,
+        job_id=manifest.job_id,
+        lot=published.get("lot"),
+        tag=published.get("tag"),
+        **profile.model_dump(),
+    )

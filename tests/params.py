@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from opensem.manifest.fields import union_members
+from opensem.settings.fields import union_members
 
 M = TypeVar("M", bound=BaseModel)
 

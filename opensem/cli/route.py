@@ -31,7 +31,8 @@ def expert_group() -> None:
 @click.option("--priority", type=int, default=0, show_default=True, help="Breaks ties between equally confident experts.")
 def expert_add(manifest: Path, registry_path: Path, name: str | None, endpoint: str | None, replicas: tuple[str, ...], priority: int) -> None:
     """Add (or update) an expert from a manifest: its description, `expert:` section, golden set and published lot."""
-    from opensem.routing.registry import add_expert, expert_from_manifest, load_registry, save_registry
+    from opensem.project import expert_from_manifest
+    from opensem.routing.registry import add_expert, load_registry, save_registry
 
     registry = load_registry(registry_path)
     expert = expert_from_manifest(manifest, name, endpoint, list(replicas), priority)

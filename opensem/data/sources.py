@@ -24,7 +24,7 @@ from pydantic import Field
 
 from opensem.core.digests import canonical_json, sha256_text
 from opensem.data.formats import FORMATS
-from opensem.manifest.fields import Section
+from opensem.settings.fields import Section
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 GLOB_CHARS = frozenset("*?[")

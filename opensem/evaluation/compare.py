@@ -33,7 +33,7 @@ def compare_models(
     from peft import PeftModel
 
     from opensem.evaluation.suite import EvalSets, judge_side, run_side
-    from opensem.stages.baseline import load_model
+    from opensem.training.methods.base import load_model
 
     scores: dict[str, dict[str, dict[str, float]]] = {name: {} for name in sets}
 

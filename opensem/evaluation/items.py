@@ -67,10 +67,13 @@ def load_golden(root: Path, expert: str = "") -> list[Item]:
     return [replace(item, id=f"{expert}/{item.id}", tags=tuple(sorted({*item.tags, f"expert:{expert}"}))) for item in items]
 
 
+def golden_slots(inputs: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(source name, path) of every golden set among a stage's inputs; "" for the manifest's own."""
+    return [(slot.partition(":")[2], path) for slot, path in sorted(inputs.items()) if slot == "golden" or slot.startswith("golden:")]
+
+
 def load_golden_sets(inputs: dict[str, Path]) -> list[Item]:
     """Every golden set among a stage's inputs: its own (`golden`) and inherited ones (`golden:<job_id>`)."""
-    from opensem.evaluation.wiring import golden_slots
-
     return [item for expert, path in golden_slots(inputs) for item in load_golden(path, expert)]
 
 

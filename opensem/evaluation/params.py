@@ -13,8 +13,8 @@ from pydantic import Field
 from opensem.data.persona import persona_field
 from opensem.evaluation.config import EvaluationConfig
 from opensem.training.generation import GenerationSettings
-from opensem.manifest.fields import pick, unset_keeps_lots
-from opensem.stages.base import StageParams
+from opensem.settings.fields import pick, unset_keeps_lots
+from opensem.settings.fields import StageParams
 from opensem.training.config import TrainingConfig
 from opensem.training.provider import ProviderTuning
 

@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from opensem.core.digests import canonical_json, sha256_text
 from opensem.errors import DataError, Location
-from opensem.manifest.fields import Section, invalid
+from opensem.settings.fields import Section, invalid
 
 FEEDBACK_FILE = "feedback.jsonl"
 

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from opensem.data.formats import make_record
 from opensem.feedback.records import FeedbackRecord
-from opensem.manifest.fields import Section, invalid
+from opensem.settings.fields import Section, invalid
 
 Use = Literal["sft", "preference", "kto"]
 

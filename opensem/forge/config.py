@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 
-from opensem.manifest.fields import Section, invalid, run_setting
+from opensem.settings.fields import Section, invalid, run_setting
 from opensem.teachers.base import provider_union
 
 SynthesisMode = Literal["instructions", "preferences", "refusals"]

@@ -1,7 +1,7 @@
 """The manifest: sections assembled from what stage kinds declare, YAML loading with line numbers,
 and the JSON Schema and README reference generated from the same models.
 
-Attributes load on first use, so modules that only need the field helpers (opensem.manifest.fields)
+Attributes load on first use, so modules that only need the field helpers (opensem.settings.fields)
 do not pay for the loader.
 """
 

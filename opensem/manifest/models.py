@@ -1,5 +1,5 @@
 """The TrainingManifest: its own keys (which expert, from which base model), and every section the
-stage kinds declare, assembled in pipeline order (opensem.manifest.sections).
+stage kinds declare, assembled in pipeline order (opensem.settings.sections).
 
 The JSON Schema in schemas/ and the README reference are generated from the assembled model
 (`opensem schema`), and a test keeps the checked-in copies in sync. Defaults live in the fields.
@@ -8,18 +8,18 @@ The JSON Schema in schemas/ and the README reference are generated from the asse
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Literal, Union
+from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from opensem.data.persona import Persona
-from opensem.manifest.fields import Section
-from opensem.manifest.sections import Group, assemble
+from opensem.settings.fields import Section
+from opensem.settings.names import JOB_ID_PATTERN
+from opensem.settings.sections import Group, assemble
 from opensem.routing.profile import ExpertProfile
 from opensem.training.gguf import GgufSource
 from opensem.training.tiny import TinyModelSpec
 
-JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 # Keys that only hold sections declared by several stages; their models are assembled.
 GROUPS: dict[str, Group] = {
@@ -72,25 +72,4 @@ def manifest_model() -> type[BaseModel]:
     return assemble(ManifestCore, sections, GROUPS, "TrainingManifest")
 
 
-def is_local_model_path(base_model: str) -> bool:
-    """A base model string names a local directory exactly when it is written as a path."""
-    return base_model.startswith(("./", "../", "/", "~"))
 
-
-def gguf_source(base_model: Any) -> GgufSource | None:
-    """The GGUF file a base model names: {gguf: ...}, or a local path ending in .gguf; else None."""
-    if isinstance(base_model, GgufBaseModel):
-        return base_model.gguf
-    if isinstance(base_model, str) and is_local_model_path(base_model) and base_model.lower().endswith(".gguf"):
-        return GgufSource(path=base_model)
-    return None
-
-
-def section_value(manifest: Any, key: str) -> Any:
-    """The value at a dotted key of a validated manifest (None when a parent section is absent)."""
-    value = manifest
-    for part in key.split("."):
-        if value is None:
-            return None
-        value = getattr(value, part)
-    return value

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from opensem.errors import Location, ManifestError, Problem
-from opensem.manifest.fields import pick
+from opensem.settings.fields import pick
 from opensem.manifest.models import ManifestCore
 
 TABLE = "[tool.opensem]"

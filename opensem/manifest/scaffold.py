@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from opensem.errors import UsageError
-from opensem.manifest.models import JOB_ID_PATTERN
+from opensem.settings.names import JOB_ID_PATTERN
 
 SCHEMA_FILE = Path("schemas") / "training-manifest.schema.json"
 

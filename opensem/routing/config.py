@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from opensem.manifest.fields import Section
+from opensem.settings.fields import Section
 from opensem.routing.classifiers import classifier_union
 from opensem.serving.config import HttpConfig
 

@@ -10,7 +10,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from opensem.manifest.fields import Section, invalid
+from opensem.settings.fields import Section, invalid
 
 
 class Keyword(Section):

@@ -3,8 +3,8 @@
 One YAML file in the SRS's shape (`experts: [{name, model_path, description, domains, keywords,
 endpoint, priority, ...}]`) plus the router's own settings, hand-editable and validated like a
 manifest (every problem at once, with file:line and key path). `opensem expert add` fills an entry
-from a manifest: its description, its `expert:` section, its golden set, and the lot and tag of
-its latest published release.
+from a manifest (opensem.project.expert_from_manifest): its description, `expert:` section, golden set,
+and the lot and tag of its latest published release.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from typing import Any
 import yaml
 from pydantic import Field, model_validator
 
-from opensem.data.corpus import DATASET_SUFFIXES
 from opensem.errors import Location, UsageError
-from opensem.manifest.fields import Section, invalid
-from opensem.manifest.models import JOB_ID_PATTERN
+from opensem.settings.fields import Section, invalid
+from opensem.settings.names import JOB_ID_PATTERN
 from opensem.routing.config import RouterSettings
 from opensem.routing.profile import ExpertProfile
 
@@ -68,7 +67,7 @@ class ExpertRegistry(Section):
 
 def load_registry(path: Path) -> ExpertRegistry:
     """The registry at path (an empty one when the file does not exist yet)."""
-    from opensem.manifest.loader import load_yaml_model
+    from opensem.settings.yaml import load_yaml_model
 
     if not path.exists():
         return ExpertRegistry()
@@ -87,42 +86,6 @@ def save_registry(registry: ExpertRegistry, path: Path) -> None:
     data["experts"] = [{**{k: e[k] for k in first if k in e}, **{k: v for k, v in e.items() if k not in first}} for e in data.get("experts", [])]
     header = "# Expert registry: `opensem expert add|remove|list|show`, `opensem route serve` (see README)\n"
     write_atomic(path, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100, default_flow_style=None))
-
-
-def expert_from_manifest(manifest_path: Path, name: str | None = None, endpoint: str | None = None, replicas: list[str] | None = None, priority: int = 0) -> Expert:
-    """An expert entry from a manifest: description, `expert:` section, golden set and the published lot."""
-    from opensem.core.layout import lock_path
-    from opensem.core.lock import read_lock
-    from opensem.manifest.loader import load_manifest
-
-    loaded = load_manifest(manifest_path)
-    manifest = loaded.manifest
-    published = (read_lock(lock_path(manifest_path)) or {}).get("published") or {}
-    profile = manifest.expert or ExpertProfile()
-    if not (profile.keywords or profile.examples or manifest.description):
-        raise UsageError(
-            "the manifest says nothing a router could recognise its queries by",
-            Location(file=str(manifest_path), key="expert"),
-            "add `expert: {domains: [...], keywords: [...], examples: [...]}` (or at least a description) to the manifest",
-        )
-    golden = manifest.evaluation.golden if manifest.evaluation is not None and manifest.evaluation.golden else f"data/{manifest.job_id}/golden"
-    golden_path = loaded.project_root / golden
-    questions = [str(loaded.project_root / source.path) for source in (manifest.data.sources if manifest.data else [])
-                 if Path(source.path).suffix.lower() in DATASET_SUFFIXES and (loaded.project_root / source.path).is_file()]
-    return Expert(
-        name=name or manifest.job_id,
-        model_path=str(manifest_path),
-        description=manifest.description or "",
-        endpoint=endpoint,
-        replicas=replicas or [],
-        priority=priority,
-        golden=str(golden_path) if golden_path.exists() else None,
-        questions=questions,
-        job_id=manifest.job_id,
-        lot=published.get("lot"),
-        tag=published.get("tag"),
-        **profile.model_dump(),
-    )
 
 
 def add_expert(registry: ExpertRegistry, expert: Expert) -> tuple[ExpertRegistry, bool]:
@@ -144,7 +107,7 @@ def set_router(registry: ExpertRegistry, path: Path, assignments: list[str]) -> 
     """The registry with router settings changed by KEY=VALUE assignments (dotted keys under `router:`,
     values in YAML; an empty value returns a key to its default; `classifier=TYPE` switches classifier
     with its defaults); returns (registry, [(key, old, new)]). Every value is checked by the settings' own fields."""
-    from opensem.manifest.loader import validate_data
+    from opensem.settings.yaml import validate_data
 
     data = registry.model_dump(mode="json")
     router = data["router"]

@@ -19,7 +19,7 @@ from opensem.routing.classifiers.base import Classifier, Decision
 from opensem.routing.config import RouteServeConfig
 from opensem.routing.forward import Forwarder
 from opensem.routing.registry import ExpertRegistry, describe
-from opensem.manifest.fields import pick
+from opensem.settings.fields import pick
 from opensem.serving.openai_api import ApiError, ChatMessage, ChatRequest, Settings, Text
 from opensem.serving.ops import RateLimiter
 from opensem.serving.http import common_app

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from opensem.manifest.fields import Section, invalid
+from opensem.settings.fields import Section, invalid
 
 MIN_KEY_CHARS = 32
 

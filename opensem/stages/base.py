@@ -15,17 +15,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel
 
 from opensem.core.stage import Progress, StageContext, StageResult, silent_progress
-from opensem.manifest.fields import Section
-from opensem.manifest.sections import ManifestSection
+from opensem.settings.fields import StageParams  # what stage kinds build their Params on
+from opensem.settings.sections import ManifestSection
 
 if TYPE_CHECKING:
     from opensem.stages.wiring import Wiring
 
 __all__ = ["Progress", "StageContext", "StageKind", "StageParams", "StageResult", "silent_progress"]
 
-
-class StageParams(Section):
-    """Base of Params models a stage assembles from several sections (extra keys are errors)."""
 
 
 # What a stage kind imports before a parallel build starts (`libraries`), so two threads never

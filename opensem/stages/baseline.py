@@ -17,22 +17,12 @@ from opensem.data.persona import items_with_persona
 from opensem.errors import StageError
 from opensem.evaluation.items import load_golden_sets, load_refusal_prompts
 from opensem.evaluation.params import EvalParams
-from opensem.evaluation.wiring import eval_params, eval_sources
+from opensem.stages.eval_wiring import eval_params, eval_sources
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 
 BASELINE_FILE = "baseline.json"
-
-
-def load_model(model_path: str, stage: str) -> Any:
-    """The causal LM for evaluation, on the GPU when there is one."""
-    import torch
-
-    from opensem.training.methods.base import load_causal_lm
-
-    model = load_causal_lm(model_path, stage)
-    return model.to("cuda") if torch.cuda.is_available() else model
 
 
 @register
@@ -55,7 +45,7 @@ class Baseline:
         """Generate and score the base model's answers; judge them when a judge is configured."""
         from opensem.evaluation.judge import judge_for
         from opensem.evaluation.suite import EvalSets, judge_side, run_side
-        from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
+        from opensem.training.methods.base import load_model, load_tokenizer, quiet_libraries, resolve_base_model
 
         golden = items_with_persona(load_golden_sets(inputs), params.persona)
         safety = items_with_persona(load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else [], params.persona)

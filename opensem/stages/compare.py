@@ -15,7 +15,8 @@ from typing import Any
 
 from opensem.errors import StageError
 from opensem.evaluation.params import EvalParams
-from opensem.evaluation.wiring import eval_params, eval_sources, golden_slots
+from opensem.evaluation.items import golden_slots
+from opensem.stages.eval_wiring import eval_params, eval_sources
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
@@ -51,7 +52,7 @@ class Compare:
         from opensem.evaluation.items import load_golden
         from opensem.evaluation.judge import judge_for
         from opensem.release.merge import find_part
-        from opensem.stages.baseline import load_model
+        from opensem.training.methods.base import load_model
         from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
 
         sets = {expert: load_golden(path, expert) for expert, path in golden_slots(inputs)}

@@ -17,11 +17,11 @@ from pathlib import Path
 from opensem.curate.config import DecontaminateConfig
 from opensem.data.records import has_string_id, read_records, write_records
 from opensem.errors import DataError, Location, StageError
-from opensem.manifest.sections import section
+from opensem.settings.sections import section
 from opensem.stages import register
 from opensem.stages.base import EMBEDDING_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
-from opensem.evaluation.wiring import golden_input
+from opensem.stages.eval_wiring import golden_input
 
 KEY = ("curation", "decontaminate")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from opensem.curate.config import DedupConfig
 from opensem.data.records import write_records
 from opensem.errors import DataError, Location
-from opensem.manifest.sections import section
+from opensem.settings.sections import section
 from opensem.stages import register
 from opensem.stages.base import EMBEDDING_LIBRARIES, StageContext, StageResult
 from opensem.stages.split import RECORDS_FILE, input_records

@@ -23,13 +23,13 @@ from opensem.evaluation.config import EvaluationConfig
 from opensem.evaluation.params import EvaluateParams
 from opensem.evaluation.report import build_report, fmt, write_report
 from opensem.evaluation.suite import Side
-from opensem.evaluation.wiring import eval_params, eval_sources
-from opensem.manifest.sections import section
+from opensem.stages.eval_wiring import eval_params, eval_sources
+from opensem.settings.sections import section
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
-from opensem.stages.baseline import BASELINE_FILE, load_model
+from opensem.stages.baseline import BASELINE_FILE
 from opensem.stages.wiring import Wiring
-from opensem.training.methods.base import SFT_SHAPES, artifact_in
+from opensem.training.methods.base import SFT_SHAPES, artifact_in, load_model
 
 
 @register

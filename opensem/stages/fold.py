@@ -10,8 +10,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from opensem.manifest.fields import Section
-from opensem.manifest.sections import section
+from opensem.settings.fields import Section
+from opensem.settings.sections import section
 from opensem.release.fold import FoldDtype
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult

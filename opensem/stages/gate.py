@@ -19,8 +19,8 @@ from opensem.errors import StageError
 from opensem.evaluation.config import QualityGate
 from opensem.evaluation.gates import GatesFailed, check_all
 from opensem.evaluation.metrics import CATALOGUE
-from opensem.evaluation.wiring import golden_input, refusals_input
-from opensem.manifest.sections import section
+from opensem.stages.eval_wiring import golden_input, refusals_input
+from opensem.settings.sections import section
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from opensem.manifest.models import gguf_source
+from opensem.training.gguf import gguf_source
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring

@@ -26,8 +26,8 @@ from opensem.data.sources import DataSource, SourceSpec, glob_base, glob_matches
 from opensem.errors import DataError, Location, StageError
 from opensem.feedback.records import read_folder
 from opensem.feedback.rules import FeedbackConfig, to_training_records, use_for
-from opensem.manifest.fields import unset_keeps_lots
-from opensem.manifest.sections import section, sections_from
+from opensem.settings.fields import unset_keeps_lots
+from opensem.settings.sections import section, sections_from
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring

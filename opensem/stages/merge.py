@@ -24,9 +24,9 @@ from pydantic import Field, model_validator
 from opensem.core.digests import digest_tree
 from opensem.core.files import write_json
 from opensem.errors import DataError, StageError
-from opensem.evaluation.wiring import golden_input
-from opensem.manifest.fields import Section, invalid
-from opensem.manifest.sections import section
+from opensem.stages.eval_wiring import golden_input
+from opensem.settings.fields import Section, invalid
+from opensem.settings.sections import section
 from opensem.release.merge import SAME_RANK, USES_DENSITY, USES_SIGN, MergeMethod, find_part, merge_adapters, merge_models, refusals
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult

@@ -18,8 +18,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from opensem.errors import DataError, StageError
-from opensem.manifest.fields import field_like, pick
-from opensem.manifest.sections import section
+from opensem.settings.fields import field_like, pick
+from opensem.settings.sections import section
 from opensem.stages import register
 from opensem.stages.base import TRAINING_LIBRARIES, StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring
@@ -54,7 +54,7 @@ class Pretrain:
     sections = (section("pretrain", PretrainConfig | None, None, description="Continued pretraining of the base model before the adapter; omit to start from the base as it is."),)
 
     def wire(self, wiring: Wiring) -> None:
-        from opensem.evaluation.wiring import golden_input
+        from opensem.stages.eval_wiring import golden_input
 
         m = wiring.manifest
         if m.pretrain is None:

@@ -15,8 +15,8 @@ from opensem.core.digests import walk_files
 from opensem.core.graph import UpstreamInput
 from opensem.core.files import write_json
 from opensem.release.card import Release, model_card
-from opensem.manifest.fields import Section
-from opensem.manifest.sections import section
+from opensem.settings.fields import Section
+from opensem.settings.sections import section
 from opensem.release.registry import open_registry, publish_files
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageResult

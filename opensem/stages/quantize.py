@@ -17,9 +17,10 @@ from pydantic import Field, model_validator
 
 from opensem.core.files import write_json
 from opensem.errors import DataError, HardwareIncompatibleError
-from opensem.evaluation.wiring import eval_sources, golden_slots
-from opensem.manifest.fields import Section, invalid, pick
-from opensem.manifest.sections import section
+from opensem.evaluation.items import golden_slots
+from opensem.stages.eval_wiring import eval_sources
+from opensem.settings.fields import Section, invalid, pick
+from opensem.settings.sections import section
 from opensem.release.quantize import format_union
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageParams, StageResult
@@ -85,7 +86,7 @@ class Quantize:
 
         from opensem.release.merge import find_part
         from opensem.release.quantize import FORMATS, size_of
-        from opensem.stages.baseline import load_model
+        from opensem.training.methods.base import load_model
         from opensem.training.methods.base import load_tokenizer, quiet_libraries
 
         options = params.format

@@ -21,7 +21,7 @@ from opensem.core.files import write_json
 from opensem.data.persona import with_system
 from opensem.errors import StageError
 from opensem.evaluation.params import EvalParams
-from opensem.evaluation.wiring import eval_params
+from opensem.stages.eval_wiring import eval_params
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
@@ -73,7 +73,7 @@ class Review:
         from opensem.data.persona import SYSTEM_PROMPT_FILE
         from opensem.release.registry import pull_checked
         from opensem.serving.releases import release_folder
-        from opensem.stages.baseline import load_model
+        from opensem.training.methods.base import load_model
         from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
 
         previous = params.previous

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from opensem.core.graph import StageNode
 from opensem.core.stage import StageContext, StageResult
-from opensem.manifest.fields import merge_views
+from opensem.settings.fields import merge_views
 from opensem.stages import get_stage
 
 # Libraries whose versions shape results, recorded in every store entry's meta.json.

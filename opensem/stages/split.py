@@ -14,8 +14,8 @@ from pydantic import Field
 from opensem.data.records import has_string_id, read_records
 from opensem.data.splitting import split_file
 from opensem.errors import DataError, Location, StageError
-from opensem.manifest.fields import Section
-from opensem.manifest.sections import section
+from opensem.settings.fields import Section
+from opensem.settings.sections import section
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.wiring import Wiring

@@ -21,7 +21,7 @@ from opensem.forge import budget as budgets
 from opensem.forge.config import SynthesisConfig
 from opensem.forge.parse import answer_validator, items_validator
 from opensem.forge.prompts import chunk_request, rejected_request
-from opensem.manifest.sections import sections_from
+from opensem.settings.sections import sections_from
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 from opensem.stages.split import input_records

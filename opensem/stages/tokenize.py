@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from opensem.data.persona import persona_field, records_with_persona
-from opensem.manifest.fields import pick, run_setting, unset_keeps_lots
+from opensem.settings.fields import pick, run_setting, unset_keeps_lots
 from opensem.stages import register
 from opensem.stages.base import TRAINING_LIBRARIES, StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from opensem.data.persona import SYSTEM_PROMPT_FILE, records_with_persona
 from opensem.errors import DataError, Location, StageError
-from opensem.manifest.sections import sections_from
+from opensem.settings.sections import sections_from
 from opensem.stages import register
 from opensem.stages.base import TRAINING_LIBRARIES, Progress, StageContext, StageResult
 from opensem.stages.wiring import Wiring

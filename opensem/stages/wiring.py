@@ -23,11 +23,12 @@ from pydantic import BaseModel, ValidationError
 
 from opensem.core.graph import Input, SourceInput, StageGraph, StageNode, UpstreamInput
 from opensem.errors import Location, ManifestError, Problem
-from opensem.manifest.fields import lot_view, run_view
-from opensem.manifest.loader import KeyPath, LoadedManifest, dotted
-from opensem.manifest.models import gguf_source, is_local_model_path, section_value
-from opensem.manifest.project_config import read_project_config
+from opensem.settings.fields import lot_view, run_view, section_value
+from opensem.settings.names import is_local_model_path
+from opensem.settings.yaml import KeyPath, dotted
 from opensem.stages.base import StageKind
+from opensem.stages.loaded import LoadedManifest
+from opensem.training.gguf import gguf_source
 
 
 @dataclass
@@ -146,8 +147,6 @@ class Wiring:
         Returns the other manifest's wiring (its channels point at the joined stages), or None after
         recording a problem: outside the project, missing, invalid, or a cycle between manifests.
         """
-        from opensem.manifest.loader import load_manifest
-
         found = self.source(manifest, key)
         if found is None:
             return None
@@ -158,7 +157,7 @@ class Wiring:
             self.problem(key, f"manifests include each other in a cycle: {cycle}", "a merge can use another expert's adapter, not its own (through others)")
             return None
         try:
-            other = wire(load_manifest(path), (*self.visiting, here))
+            other = wire(self.loaded.load(path), (*self.visiting, here))
         except ManifestError as exc:
             self.problems.extend(p for p in exc.problems if p not in self.problems)
             return None
@@ -269,14 +268,14 @@ def wire(loaded: LoadedManifest, visiting: tuple[Path, ...] = ()) -> Wiring:
     return wiring
 
 
-def build_graph(loaded: LoadedManifest) -> StageGraph:
-    """The stage graph of one manifest, and of what its stages need of other manifests."""
+def build_graph(loaded: LoadedManifest, project: Any = None) -> StageGraph:
+    """The stage graph of one manifest, and of what its stages need of other manifests; `project`
+    holds the project's own cache and executor (pyproject's [tool.opensem]), which the manifest's win over."""
     wiring = wire(loaded)
     m = loaded.manifest
-    project = read_project_config(loaded.project_root)
-    cache = m.cache or project.cache
+    cache = m.cache or getattr(project, "cache", None)
     graph = StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=wiring.nodes, included=wiring.included, watched=wiring.watched,
-                       cache=cache.model_dump() if cache is not None else None, executor=m.executor or project.executor or "local")
+                       cache=cache.model_dump() if cache is not None else None, executor=m.executor or getattr(project, "executor", None) or "local")
     own = [node.name for node in graph.nodes if "/" not in node.name]
     needed = set(own).union(*(graph.ancestors(name) for name in own))
     return graph.model_copy(update={"nodes": [node for node in graph.nodes if node.name in needed]})

@@ -15,7 +15,7 @@ from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 from pydantic import create_model, model_validator
 
 from opensem.errors import StageError
-from opensem.manifest.fields import Section, invalid, tagged_union
+from opensem.settings.fields import Section, invalid, tagged_union
 from opensem.plugins import Registry
 
 Message = dict[str, str]

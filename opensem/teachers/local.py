@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 from pydantic import Field
 
-from opensem.manifest.fields import run_setting
+from opensem.settings.fields import run_setting
 from opensem.teachers.base import (
     ChatRequest,
     ChatResult,

@@ -16,7 +16,7 @@ from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence
 
 from pydantic import Field
 
-from opensem.forge.structure import cloze, flawed, lower_first, question_for, sections, sentences, summary, topic
+from opensem.teachers.structure import cloze, flawed, lower_first, question_for, sections, sentences, summary, topic
 from opensem.teachers.base import (
     ChatRequest,
     ChatResult,

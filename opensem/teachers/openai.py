@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 from pydantic import Field, model_validator
 
-from opensem.manifest.fields import invalid, run_setting
+from opensem.settings.fields import invalid, run_setting
 from opensem.teachers.base import (
     ChatRequest,
     ChatResult,

@@ -11,7 +11,7 @@ from typing import Literal, Union
 from pydantic import Field, model_validator
 
 from opensem.data.persona import persona_field
-from opensem.manifest.fields import Section, invalid, run_setting, unset_keeps_lots
+from opensem.settings.fields import Section, invalid, run_setting, unset_keeps_lots
 from opensem.training.methods import MethodConfig, default_method_options
 from opensem.training.provider import ProviderTuning
 

@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 
 from opensem.core.stage import ProgressFactory, silent_progress
 from opensem.errors import StageError
-from opensem.manifest.fields import Section, invalid, pick
+from opensem.settings.fields import Section, invalid, pick
 
 PINNED = r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*$"
 SHA256 = r"^[0-9a-f]{64}$"
@@ -247,3 +247,14 @@ def file_sha256(path: Path) -> str:
 
 def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def gguf_source(base_model: Any) -> GgufSource | None:
+    """The GGUF file a manifest's base model names: {gguf: ...}, or a local path ending in .gguf; else None."""
+    from opensem.settings.names import is_local_model_path
+
+    if isinstance(getattr(base_model, "gguf", None), GgufSource):
+        return base_model.gguf
+    if isinstance(base_model, str) and is_local_model_path(base_model) and base_model.lower().endswith(".gguf"):
+        return GgufSource(path=base_model)
+    return None

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from opensem.core.files import write_json
 from opensem.errors import Location, StageError
-from opensem.manifest.fields import Section, run_setting
+from opensem.settings.fields import Section, run_setting
 
 PROVIDER_MODEL = "provider_model.json"
 JOB_FILE = "provider_job.json"

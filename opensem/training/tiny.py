@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from opensem.manifest.fields import Section, invalid
+from opensem.settings.fields import Section, invalid
 
 PAD_TOKEN = "<|pad|>"
 BOS_TOKEN = "<|bos|>"

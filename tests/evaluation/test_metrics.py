@@ -69,7 +69,7 @@ def test_evaluation_modules_load_no_ml_library() -> None:
     code = (
         "import sys, opensem.evaluation.report\n"
         "light = 'pydantic' not in sys.modules\n"  # the no-op build prints the report before loading pydantic
-        "import opensem.evaluation.gates, opensem.evaluation.judge, opensem.evaluation.suite, opensem.evaluation.wiring\n"
+        "import opensem.evaluation.gates, opensem.evaluation.judge, opensem.evaluation.suite, opensem.stages.eval_wiring\n"
         "import opensem.stages.baseline, opensem.stages.evaluate, opensem.stages.gate, opensem.stages.publish\n"
         "print(light, sorted({'torch', 'transformers', 'peft', 'openai', 'matplotlib', 'datasets'} & set(sys.modules)))\n"
     )

@@ -17,7 +17,7 @@ import yaml
 
 from opensem.cli import main
 from opensem.errors import ManifestError
-from opensem.manifest.fields import merge_views
+from opensem.settings.fields import merge_views
 from opensem.manifest.schema import manifest_schema
 
 BASE: dict[str, Any] = {

@@ -12,7 +12,8 @@ from opensem.routing.classifiers.hybrid import HybridOptions
 from opensem.routing.classifiers.keyword import KeywordClassifier, KeywordOptions
 from opensem.routing.classifiers.neural import NeuralOptions
 from opensem.routing.evaluate import held_out_split, score
-from opensem.routing.registry import Expert, expert_from_manifest
+from opensem.project import expert_from_manifest
+from opensem.routing.registry import Expert
 
 REPO = Path(__file__).resolve().parents[2]
 JOBS = ("tiny-demo", "houseplants", "bike-repair")

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from opensem.errors import ManifestError, UsageError
-from opensem.routing.registry import ExpertRegistry, expert_from_manifest, load_registry, remove_expert
+from opensem.project import expert_from_manifest
+from opensem.routing.registry import ExpertRegistry, load_registry, remove_expert
 from tests.cli import run_cli as run
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from typing import Iterator
 import pytest
 from pydantic import Field
 
-from opensem.manifest.fields import Section
-from opensem.manifest.sections import section
+from opensem.settings.fields import Section
+from opensem.settings.sections import section
 from opensem.stages import STAGES
 from opensem.stages.base import StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring

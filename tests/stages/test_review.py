@@ -22,7 +22,7 @@ def score(base: Path, adapter: Path, persona: str | None) -> dict[str, float]:
 
     from opensem.data.persona import with_system
     from opensem.evaluation.review import score_release
-    from opensem.stages.baseline import load_model
+    from opensem.training.methods.base import load_model
     from opensem.training.methods.base import load_tokenizer
 
     class Bar:

@@ -83,7 +83,7 @@ def test_run_settings_are_validated_and_stay_out_of_the_lot() -> None:
     with pytest.raises(ValidationError):
         TrainingConfig(report_to="mlflow")
     assert ComputeConfig(gradient_checkpointing="auto").gradient_checkpointing == "auto"
-    from opensem.manifest.fields import lot_view, run_view
+    from opensem.settings.fields import lot_view, run_view
 
     params = train_params(save_steps=7, report_to="tensorboard", gradient_checkpointing=True, strict_hardware_check=False)
     assert run_view(params) == {

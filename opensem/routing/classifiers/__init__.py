@@ -17,7 +17,7 @@ CLASSIFIERS: Registry[Any] = Registry("classifier", "opensem.routing.classifiers
 
 
 def classifier_union() -> Any:
-    from opensem.manifest.fields import tagged_union
+    from opensem.settings.fields import tagged_union
 
     return tagged_union([cls.Options for cls in CLASSIFIERS.all()], "type", "hybrid")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from opensem.manifest.fields import Section, invalid
+from opensem.settings.fields import Section, invalid
 from opensem.routing.classifiers import CLASSIFIERS
 from opensem.routing.classifiers.base import Decision, decide
 from opensem.routing.classifiers.keyword import KeywordClassifier, KeywordOptions

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from opensem.manifest.fields import Section
+from opensem.settings.fields import Section
 from opensem.routing.classifiers import CLASSIFIERS
 from opensem.routing.classifiers.base import Decision, decide
 from opensem.routing.words import normal_word, raw_words

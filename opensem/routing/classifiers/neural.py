@@ -28,7 +28,7 @@ from pydantic import Field
 
 from opensem.curate.embedder import DEFAULT_MODEL
 from opensem.errors import Location, UsageError
-from opensem.manifest.fields import Section
+from opensem.settings.fields import Section
 from opensem.routing.classifiers import CLASSIFIERS
 from opensem.routing.classifiers.base import Decision, decide
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opensem.manifest.fields import tagged_union
+from opensem.settings.fields import tagged_union
 from opensem.plugins import Registry
 from opensem.training.methods.base import Method
 from opensem.training.methods.options import DEFAULT_METHOD

@@ -203,6 +203,14 @@ def resolve_base_model(inputs: dict[str, Path], base_model: str | None, stage: s
     )
 
 
+def load_model(model_path: str, stage: str) -> Any:
+    """The causal LM for evaluation and review, on the GPU when there is one."""
+    import torch
+
+    model = load_causal_lm(model_path, stage)
+    return model.to("cuda") if torch.cuda.is_available() else model
+
+
 def load_causal_lm(model_path: str, stage: str) -> Any:
     """Load a causal LM for training or evaluation: float32 on CPU, the checkpoint's dtype on GPU."""
     import torch

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 from pydantic import Field, model_validator
 
 from opensem.errors import StageError
-from opensem.manifest.fields import Section
+from opensem.settings.fields import Section
 from opensem.training.methods import register_method
 from opensem.training.methods.lora import SupervisedMethod
 from opensem.training.methods.options import AdapterOptions

@@ -12,7 +12,7 @@ from typing import Literal, Union
 
 from pydantic import Field
 
-from opensem.manifest.fields import Section, run_setting, unset_keeps_lots
+from opensem.settings.fields import Section, run_setting, unset_keeps_lots
 
 DEFAULT_METHOD = "lora"
 # Every linear layer but the output head (q, k, v, o, gate, up and down projections on Llama).

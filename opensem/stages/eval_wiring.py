@@ -42,11 +42,6 @@ def eval_sources(wiring: Wiring) -> dict[str, Input]:
     return {slot: value for slot, value in found.items() if value is not None}
 
 
-def golden_slots(inputs: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(source name, path) of every golden set among a stage's inputs; "" for the manifest's own."""
-    return [(slot.partition(":")[2], path) for slot, path in sorted(inputs.items()) if slot == "golden" or slot.startswith("golden:")]
-
-
 def eval_params(wiring: Wiring, params: type[Any]) -> Any:
     """A baseline/evaluate Params from the manifest: its `evaluation` view of the evaluation
     section, training.max_seq_length, and the seed, which only matters (and only enters) when sampling."""

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, create_model, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from opensem.manifest.fields import Section
+from opensem.settings.fields import Section
 
 
 @dataclass(frozen=True)

@@ -183,3 +183,17 @@ def union_tag(annotation: Any) -> tuple[str, str] | None:
         if found is not None:
             return found
     return None
+
+
+class StageParams(Section):
+    """Base of Params models a stage assembles from several sections (extra keys are errors)."""
+
+
+def section_value(model: Any, key: str) -> Any:
+    """The value at a dotted key of a validated model (None when a parent section is absent)."""
+    value = model
+    for part in key.split("."):
+        if value is None:
+            return None
+        value = getattr(value, part)
+    return value
