@@ -70,3 +70,17 @@ def test_a_stream_the_client_left_is_counted_as_left(server) -> None:
             break
         __import__("time").sleep(0.05)
     assert 'model="beta",status="499"} 1.0' in metrics and 'model="beta",status="200"' not in metrics
+
+
+def test_a_chunked_body_is_cut_as_it_passes_the_limit(server) -> None:
+    import http.client
+    from urllib.parse import urlparse
+
+    where = urlparse(server.url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+    pieces = (b'{"model": "alpha", "messages": [{"role": "user", "content": "', *(b"x" * 65536 for _ in range(40)), b'"}]}')
+    connection.request("POST", "/v1/chat/completions", body=iter(pieces), headers={**AUTH, "Transfer-Encoding": "chunked"}, encode_chunked=True)
+    response = connection.getresponse()
+    raw = response.read()
+    assert response.status == 413 and json.loads(raw)["error"]["code"] == "request_too_large", raw[:200]
+    assert call(server.url, "POST", "/v1/chat/completions", CHAT)[0] == 200
