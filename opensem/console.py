@@ -78,17 +78,17 @@ def progress_bar(description: str, total: int | None) -> Any:
     return _BarHandle(description, total)
 
 
-# How the CLI shows each build event after the stage's name: (lot, detail) -> the rest of the line.
+# How the CLI shows each build event: (stage name, lot, detail) -> its line.
 _EVENT_LINES: dict[str, Any] = {
-    "up-to-date": lambda lot, detail: f"[dim]·[/] {{name}} up to date   [dim]{lot}[/]" + (f"  {detail}" if detail else ""),
-    "from-cache": lambda lot, detail: f"[dim]·[/] {{name}} from cache   [dim]{lot}  {detail}[/]",
-    "cache-unusable": lambda lot, detail: f"[yellow]![/] {{name}} cache entry {lot} unusable ({detail})",
-    "not-uploaded": lambda lot, detail: f"[yellow]![/] {{name}} not uploaded to the cache: {detail}",
-    "store-modified": lambda lot, detail: f"[yellow]![/] {{name}} store entry {lot} {detail}",
-    "waiting": lambda lot, detail: f"[yellow]…[/] {{name}} waiting      [dim]{lot}[/]  {detail}",
-    "taking-over": lambda lot, detail: f"[yellow]![/] {{name}} taking over  [dim]{lot}[/]  {detail}",
-    "started": lambda lot, detail: f"[cyan]▶[/] {{name}} running      [dim]{lot}  {detail}[/]",
-    "failed": lambda lot, detail: "[red]✗[/] {name} failed",
+    "up-to-date": lambda name, lot, detail: f"[dim]·[/] {name} up to date   [dim]{lot}[/]" + (f"  {detail}" if detail else ""),
+    "from-cache": lambda name, lot, detail: f"[dim]·[/] {name} from cache   [dim]{lot}  {detail}[/]",
+    "cache-unusable": lambda name, lot, detail: f"[yellow]![/] {name} cache entry {lot} unusable ({detail})",
+    "not-uploaded": lambda name, lot, detail: f"[yellow]![/] {name} not uploaded to the cache: {detail}",
+    "store-modified": lambda name, lot, detail: f"[yellow]![/] {name} store entry {lot} {detail}",
+    "waiting": lambda name, lot, detail: f"[yellow]…[/] {name} waiting      [dim]{lot}[/]  {detail}",
+    "taking-over": lambda name, lot, detail: f"[yellow]![/] {name} taking over  [dim]{lot}[/]  {detail}",
+    "started": lambda name, lot, detail: f"[cyan]▶[/] {name} running      [dim]{lot}  {detail}[/]",
+    "failed": lambda name, lot, detail: f"[red]✗[/] {name} failed",
 }
 
 
@@ -111,8 +111,7 @@ class RichReporter:
             name = self._name(event)
             console.print(f"  [green]✓[/] {name:<13} built in {event.seconds:.1f} s [dim]{short(event.lot)}[/]  {escape(event.detail)}")
         elif event.event in _EVENT_LINES:
-            line = _EVENT_LINES[event.event](short(event.lot), escape(event.detail))
-            console.print("  " + line.replace("{name}", f"{self._name(event):<13}", 1))
+            console.print("  " + _EVENT_LINES[event.event](f"{self._name(event):<13}", short(event.lot), escape(event.detail)))
 
     def _name(self, event: Any) -> str:
         return f"{event.job}:{event.stage}" if self.label_jobs else str(event.stage)

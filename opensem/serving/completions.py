@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from opensem.serving.engine import Generation, Overloaded
+from opensem.serving.request import Generation, Overloaded
 from opensem.serving.openai_api import ApiError, ChatRequest, CompletionRequest, usage
 from opensem.serving.pool import Served
 

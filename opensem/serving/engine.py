@@ -16,16 +16,14 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from opensem.serving.decoding import Sampler, TextTracker
+from opensem.serving.request import Generation, Overloaded
 from opensem.training.generation import stop_token_ids
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
-
-
 LONG_PROMPTS = 1024  # prompt tokens in a batch past which its activations are handed back to the system
 
 
@@ -40,31 +38,6 @@ def give_memory_back() -> None:
         ctypes.CDLL(name).malloc_trim(0)  # type: ignore[union-attr]
     except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl): nothing to trim
         pass
-
-
-class Overloaded(Exception):
-    """The queue is full, or the device ran out of memory for this batch."""
-
-
-@dataclass
-class Generation:
-    """One request to generate for, and (once done) what came of it."""
-
-    prompt_ids: list[int]
-    adapter: str | None  # an adapter id of this engine, or None for the model itself
-    max_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    on_delta: Callable[[str], None] | None = None  # streamed text, called on the worker thread
-    on_done: Callable[[], None] | None = None  # called on the worker thread when finished
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    text: str = ""
-    finish_reason: str = ""
-    completion_tokens: int = 0
-    first_token_at: float | None = None
-    error: Exception | None = None
 
 
 class TransformersEngine:

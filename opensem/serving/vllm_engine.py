@@ -19,7 +19,7 @@ from typing import Any
 from opensem.errors import Location, ServeError
 from opensem.serving.config import ServeConfig
 from opensem.serving.pool import adapter_rank
-from opensem.serving.engine import Generation, Overloaded
+from opensem.serving.request import Generation, Overloaded
 
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts

@@ -38,7 +38,8 @@ def test_a_request_that_fails_inside_a_batch_fails_alone(tiny_model_dir) -> None
     import logging
     import threading
 
-    from opensem.serving.engine import Generation, TransformersEngine
+    from opensem.serving.engine import TransformersEngine
+    from opensem.serving.request import Generation
 
     engine = TransformersEngine(str(tiny_model_dir), max_batch=8, max_queue=16, batch_wait_s=0.5, log=logging.getLogger("test"))
     try:
