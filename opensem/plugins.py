@@ -17,11 +17,13 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, what: str, package: str, modules: Sequence[str], instantiate: bool = True) -> None:
+    def __init__(self, what: str, package: str, modules: Sequence[str], instantiate: bool = True, outside_before: str | None = None) -> None:
         self.what = what  # "stage kind", "training method", ... for messages
         self.package = package
         self.modules = tuple(modules)
         self.instantiate = instantiate  # store cls() (stateless plugins) or the class itself
+        # Plugins from elsewhere come before this module's (publish stays last), else after all.
+        self.outside_rank = self.modules.index(outside_before) - 0.5 if outside_before else len(self.modules)
         self._entries: dict[str, tuple[type, T]] = {}
         self._loaded = False
 
@@ -52,10 +54,10 @@ class Registry(Generic[T]):
             raise UsageError(f"unknown {self.what} {name!r}", hint=f"known: {', '.join(self.names())}") from None
 
     def all(self) -> list[T]:
-        """Every plugin, in the order of the registry's modules (plugins from elsewhere last)."""
+        """Every plugin, in the order of the registry's modules (plugins from elsewhere at `outside_rank`)."""
         self._load()
-        order = {f"{self.package}.{module}": index for index, module in enumerate(self.modules)}
-        ranked = sorted(self._entries.values(), key=lambda entry: order.get(entry[0].__module__, len(order)))
+        order: dict[str, float] = {f"{self.package}.{module}": index for index, module in enumerate(self.modules)}
+        ranked = sorted(self._entries.values(), key=lambda entry: order.get(entry[0].__module__, self.outside_rank))
         return [plugin for _, plugin in ranked]
 
     def names(self) -> list[str]:

@@ -14,7 +14,8 @@ PIPELINE = (
     "tiny_model", "gguf_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "pretrain", "tokenize", "train", "merge",
     "baseline", "evaluate", "review", "compare", "fold", "quantize", "gate", "publish",
 )
-STAGES: Registry[StageKind] = Registry("stage kind", "opensem.stages", PIPELINE)
+# A stage kind from elsewhere joins before publish, so what it adds to a release is published.
+STAGES: Registry[StageKind] = Registry("stage kind", "opensem.stages", PIPELINE, outside_before="publish")
 register = STAGES.register
 
 

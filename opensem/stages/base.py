@@ -9,11 +9,13 @@ given, what enters its lot and what the schema says are one definition.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from opensem.core.digests import walk_files
 from opensem.core.stage import Progress, StageContext, StageResult, silent_progress
 from opensem.settings.fields import StageParams  # what stage kinds build their Params on
 from opensem.settings.sections import ManifestSection
@@ -21,8 +23,7 @@ from opensem.settings.sections import ManifestSection
 if TYPE_CHECKING:
     from opensem.stages.wiring import Wiring
 
-__all__ = ["Progress", "StageContext", "StageKind", "StageParams", "StageResult", "silent_progress"]
-
+__all__ = ["Progress", "ReleasePart", "folder_files", "StageContext", "StageKind", "StageParams", "StageResult", "silent_progress"]
 
 
 # What a stage kind imports before a parallel build starts (`libraries`), so two threads never
@@ -30,6 +31,20 @@ __all__ = ["Progress", "StageContext", "StageKind", "StageParams", "StageResult"
 MODEL_LIBRARIES = ("torch", "peft", "transformers")
 TRAINING_LIBRARIES = (*MODEL_LIBRARIES, "datasets", "trl")
 EMBEDDING_LIBRARIES = ("sentence_transformers",)
+
+
+@dataclass
+class ReleasePart:
+    """What a stage's output adds to a release: files (release path -> file) and model card facts
+    (fields of opensem.release.card.Release; lists from several stages are joined)."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def folder_files(folder: Path, prefix: str = "") -> dict[str, Path]:
+    """Every file under folder, as release paths under prefix."""
+    return {f"{prefix}{path.relative_to(folder).as_posix()}": path for path in walk_files(folder)}
 
 
 class StageKind(Protocol):
@@ -45,6 +60,8 @@ class StageKind(Protocol):
     # taken from a shared cache. Optional `libraries`: what it imports (MODEL_LIBRARIES, ...).
     # Optional `show(out_dir, title, console)`: what it prints after a build (a report); a kind with
     # one keeps the no-op fast path from answering, since its report must be shown.
+    # Optional `release(out_dir, slot) -> ReleasePart`: what its output adds to a published release
+    # (publish takes it under `release_slot`, by default the node's name).
 
     def wire(self, wiring: Wiring) -> None:
         """Add this stage to the graph (or not) from the manifest; pure: reads nothing but the project layout."""

@@ -18,7 +18,7 @@ from opensem.evaluation.params import EvalParams
 from opensem.evaluation.items import golden_slots
 from opensem.stages.eval_wiring import eval_params, eval_sources
 from opensem.stages import register
-from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, ReleasePart, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 
 MERGED = "merged"
@@ -46,6 +46,11 @@ class Compare:
         from opensem.evaluation.compare import rich_table
 
         console.print(rich_table(json.loads((out_dir / "compare.json").read_text()), title))
+
+    def release(self, out_dir: Path, slot: str) -> ReleasePart:
+        """The merge beside its sources: the tables, the plot, and the card's comparison."""
+        files = {name: out_dir / name for name in ("compare.json", "compare.md", "compare.png") if (out_dir / name).is_file()}
+        return ReleasePart(files, {"comparison": (out_dir / "compare.md").read_text()})
 
     def run(self, params: EvalParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         from opensem.evaluation.compare import compare_models, work, write

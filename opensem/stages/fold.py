@@ -14,7 +14,7 @@ from opensem.settings.fields import Section
 from opensem.settings.sections import section
 from opensem.release.fold import FoldDtype
 from opensem.stages import register
-from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, ReleasePart, StageContext, StageResult, folder_files
 from opensem.stages.wiring import Wiring
 
 
@@ -34,6 +34,11 @@ class Fold:
     version = "1"
     Params = FoldParams
     sections = (section("fold", FoldConfig | None, None, description="Also ship the adapter folded into its base, as one plain model; omit for none."),)
+    release_slot = "folded"
+
+    def release(self, out_dir: Path, slot: str) -> ReleasePart:
+        """The folded model, under folded/."""
+        return ReleasePart(folder_files(out_dir / "model", "folded/"), {"folded": True})
 
     def wire(self, wiring: Wiring) -> None:
         config = wiring.section("fold")

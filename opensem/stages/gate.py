@@ -22,7 +22,7 @@ from opensem.evaluation.metrics import CATALOGUE
 from opensem.stages.eval_wiring import golden_input, refusals_input
 from opensem.settings.sections import section
 from opensem.stages import register
-from opensem.stages.base import StageContext, StageParams, StageResult
+from opensem.stages.base import ReleasePart, StageContext, StageParams, StageResult
 from opensem.stages.wiring import Wiring
 
 NEEDS = {
@@ -67,6 +67,10 @@ class Gate:
                     wiring.problem(("evaluation", "gates", index, "metric"), f"{gate.metric} cannot be measured: this manifest has no {what}", hint.format(job=wiring.manifest.job_id))
         wants_quantized = any("quantized" in CATALOGUE[gate.metric].needs for gate in gates)
         wiring.add(self, GateParams(gates=gates), {"report": wiring.channel("report"), **(quantized if wants_quantized else {})}, provides=("gate",))
+
+    def release(self, out_dir: Path, slot: str) -> ReleasePart:
+        """The gates a release passed, with the values they compared."""
+        return ReleasePart({"gates.json": out_dir / "gates.json"}, {"gates": json.loads((out_dir / "gates.json").read_text())["gates"]})
 
     def run(self, params: GateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         """Check every gate; raise GatesFailed when any fails, else record what passed."""

@@ -1,5 +1,5 @@
-"""publish: the adapter, its model card, the manifest, a lock of its lineage and the evaluation
-report go to the registry under <job_id>/<tag>/."""
+"""publish: the adapter, its model card, the manifest, a lock of its lineage, the evaluation report
+and what other stage kinds add (their `release` method) go to the registry under <job_id>/<tag>/."""
 
 from __future__ import annotations
 
@@ -11,15 +11,14 @@ from typing import Any
 
 from pydantic import Field
 
-from opensem.core.digests import walk_files
 from opensem.core.graph import UpstreamInput
 from opensem.core.files import write_json
 from opensem.release.card import Release, model_card
-from opensem.settings.fields import Section
+from opensem.settings.fields import Section, run_setting
 from opensem.settings.sections import section
 from opensem.release.registry import open_registry, publish_files
-from opensem.stages import register
-from opensem.stages.base import StageContext, StageResult
+from opensem.stages import get_stage, register
+from opensem.stages.base import StageContext, StageResult, folder_files
 from opensem.stages.wiring import Wiring
 
 # A tag may carry `{lot}`, replaced by the first 12 characters of the publish stage's lot.
@@ -32,32 +31,24 @@ class PublishTarget(Section):
     trigger_deployment: bool = Field(False, description="Recorded in the registry index for deployment hooks.")
 
 
-def release_files(inputs: dict[str, Path]) -> dict[str, Path]:
-    """Release path -> file: the artifact, the reports, and what fold, quantize and compare made."""
+def core_files(inputs: dict[str, Path]) -> dict[str, Path]:
+    """Release path -> file for what every release holds: the manifest, the evaluation report,
+    the adapter (or whole model) and a base this build made."""
     files: dict[str, Path] = {"manifest.yaml": inputs["manifest"]}
-    for name in ("report.json", "report.md", "report.png", "predictions.jsonl"):  # the evaluation report
+    for name in ("report.json", "report.md", "report.png", "predictions.jsonl"):
         if (inputs["report"] / name).is_file():
             files[name] = inputs["report"] / name
-    folders = [("", inputs["adapter"])]
+    files.update(folder_files(inputs["adapter"]))
     if "base" in inputs:  # a base this build made travels with its adapter
-        folders.append(("base_model/", inputs["base"]))
-    if "folded" in inputs:
-        folders.append(("folded/", inputs["folded"] / "model"))
-    folders += [(f"quantized/{slot.removeprefix('quantize-')}/", path / "quantized") for slot, path in sorted(inputs.items()) if slot.startswith("quantize-")]
-    for prefix, folder in folders:
-        files.update({f"{prefix}{path.relative_to(folder).as_posix()}": path for path in walk_files(folder)})
-    for slot, path in sorted(inputs.items()):
-        if slot.startswith("quantize-"):
-            files[f"quantized/{slot.removeprefix('quantize-')}/quantize.json"] = path / "quantize.json"
-    for name, slot in (("gates.json", "gate"), ("compare.json", "compare"), ("compare.md", "compare"), ("compare.png", "compare"), ("review.json", "review"), ("review.md", "review")):
-        if slot in inputs and (inputs[slot] / name).is_file():
-            files[name] = inputs[slot] / name
+        files.update(folder_files(inputs["base"], "base_model/"))
     return files
 
 
 class PublishParams(PublishTarget):
     job_id: str
     base_model: str  # a hub id, or base_model/model for a base shipped with the release
+    # Slot -> stage kind of each stage adding to the release (how to read its output, not what it is).
+    contributors: dict[str, str] = run_setting({})
 
 
 @register
@@ -84,17 +75,24 @@ class PublishStage:
             "manifest": wiring.source(str(wiring.loaded.path.resolve()), ()),
             **(wiring.base_inputs() if shipped else {}),
         }
-        for slot, channel in (("gate", "gate"), ("folded", "model"), ("compare", "comparison"), ("review", "review")):
-            if wiring.channel(channel) is not None:  # nothing is published before the gates pass
-                inputs[slot] = wiring.channel(channel)
-        inputs.update(wiring.collection("quantized"))
-        wiring.add(self, params, inputs)
+        # What other stages add (gates passed, a folded model, quantized formats, a review): nothing
+        # is published before the gates pass, since the gate's verdict is an input.
+        parts = wiring.collection("release")
+        kinds = {node.name: node.kind for node in wiring.nodes}
+        params.contributors = {slot: kinds[part.stage] for slot, part in parts.items() if isinstance(part, UpstreamInput)}
+        wiring.add(self, params, {**inputs, **parts})
 
     def run(self, params: PublishParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         tag = params.tag.replace("{lot}", ctx.lot[:12])
         report = json.loads((inputs["report"] / "report.json").read_text())
         lineage = {**ctx.lineage, "publish": {"lot": ctx.lot}}
-        files = release_files(inputs)
+        files = core_files(inputs)
+        facts: dict[str, Any] = {}
+        for slot, kind in sorted(params.contributors.items()):
+            part = get_stage(kind).release(inputs[slot], slot)  # type: ignore[attr-defined]
+            files.update(part.files)
+            for fact, value in part.facts.items():
+                facts[fact] = [*facts.get(fact, []), *value] if isinstance(value, list) else value
         with tempfile.TemporaryDirectory() as scratch:
             extras = Path(scratch)
             release = Release(
@@ -103,12 +101,9 @@ class PublishStage:
                 base_model=params.base_model,
                 lineage=lineage,
                 report=report,
-                gates=json.loads((inputs["gate"] / "gates.json").read_text())["gates"] if "gate" in inputs else [],
                 full_model=(inputs["adapter"] / "model").is_dir(),
-                folded="folded" in inputs,
-                quantized=[json.loads((path / "quantize.json").read_text()) for slot, path in sorted(inputs.items()) if slot.startswith("quantize-")],
                 merged_from=json.loads((inputs["adapter"] / "merge.json").read_text())["sources"] if (inputs["adapter"] / "merge.json").is_file() else [],
-                comparison=(inputs["compare"] / "compare.md").read_text() if "compare" in inputs else "",
+                **facts,
             )
             (extras / "README.md").write_text(model_card(release))
             (extras / f"{params.job_id}.lock").write_text(json.dumps({"job_id": params.job_id, "stages": lineage}, indent=2, sort_keys=True) + "\n")

@@ -10,6 +10,7 @@ machine without CUDA; calibration records come from the train split.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from opensem.settings.fields import Section, invalid, pick
 from opensem.settings.sections import section
 from opensem.release.quantize import format_union
 from opensem.stages import register
-from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageParams, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, ReleasePart, StageContext, StageParams, StageResult, folder_files
 from opensem.stages.wiring import Wiring
 from opensem.training.config import TrainingConfig
 
@@ -80,6 +81,12 @@ class Quantize:
             added = wiring.add(self, QuantizeParams.model_validate(values), inputs, name=f"quantize-{entry.format}")
             if added is not None:
                 wiring.collect("quantized", added.stage, added)
+
+    def release(self, out_dir: Path, slot: str) -> ReleasePart:
+        """The quantized copy and its report, under quantized/<format>/."""
+        report = json.loads((out_dir / QUANTIZE_FILE).read_text())
+        prefix = f"quantized/{report['format']['format']}/"
+        return ReleasePart({**folder_files(out_dir / "quantized", prefix), f"{prefix}{QUANTIZE_FILE}": out_dir / QUANTIZE_FILE}, {"quantized": [report]})
 
     def run(self, params: QuantizeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         import torch

@@ -23,7 +23,7 @@ from opensem.errors import StageError
 from opensem.evaluation.params import EvalParams
 from opensem.stages.eval_wiring import eval_params
 from opensem.stages import register
-from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
+from opensem.stages.base import MODEL_LIBRARIES, ReleasePart, StageContext, StageResult
 from opensem.stages.wiring import Wiring
 
 
@@ -66,6 +66,10 @@ class Review:
     def show(self, out_dir: Path, title: str, console: Any) -> None:
         """After a build: the release that got the feedback against this build."""
         print_review(out_dir / "review.json", console)
+
+    def release(self, out_dir: Path, slot: str) -> ReleasePart:
+        """How this release does on the feedback its predecessor got."""
+        return ReleasePart({name: out_dir / name for name in ("review.json", "review.md")})
 
     def run(self, params: ReviewParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
         from opensem.evaluation.review import review_markdown, score_release

@@ -247,6 +247,8 @@ class Wiring:
             reports=callable(getattr(kind, "show", None)),
         )
         self.nodes.append(node)
+        if callable(getattr(kind, "release", None)):  # publish takes what it adds to a release
+            self.collect("release", getattr(kind, "release_slot", node.name), UpstreamInput(stage=node.name))
         for channel in provides:
             self.channels[channel] = UpstreamInput(stage=node.name)
         return UpstreamInput(stage=node.name)
