@@ -14,7 +14,12 @@ PROJECT = Path(__file__).resolve().parent
 # sqlite3 takes turns between two `doit` runs at once (a JSON file would be overwritten by the last);
 # `doit -n 2` runs stages in threads of one process, sharing its store and console (stages that load
 # a model take turns).
-DOIT_CONFIG = {"dep_file": str(PROJECT / "build" / "doit.sqlite"), "backend": "sqlite3", "verbosity": 2, "par_type": "thread"}
+DOIT_CONFIG = {
+    "dep_file": str(PROJECT / "build" / "doit.sqlite"),
+    "backend": "sqlite3",
+    "verbosity": 2,
+    "par_type": "thread",
+}
 
 
 def task_opensem():

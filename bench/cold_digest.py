@@ -53,22 +53,30 @@ def best_of(runs: int, work) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per contender; the best counts (default 3)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs per contender; the best counts (default 3)"
+    )
     args = parser.parse_args()
     ensure_data()
     files = walk_files(DOCS)
     size = sum(os.stat(f).st_size for f in files)
     mib = size / 2**20
-    say(f"cold digest: {len(files):,} files, {mib:,.0f} MiB, {os.cpu_count()} cores; warm-up pass (page cache) ...")
+    say(
+        f"cold digest: {len(files):,} files, {mib:,.0f} MiB, {os.cpu_count()} cores; warm-up pass (page cache) ..."
+    )
     hashlib_single_thread(files)
 
     baseline = best_of(args.runs, lambda: hashlib_single_thread(files))
-    say(f"  hashlib, 1 thread, read + sha256 per file : {baseline:6.3f} s  {mib / baseline:7.0f} MiB/s")
+    say(
+        f"  hashlib, 1 thread, read + sha256 per file : {baseline:6.3f} s  {mib / baseline:7.0f} MiB/s"
+    )
     ours = best_of(args.runs, lambda: opensem_cold(DOCS))
     say(f"  opensem DigestCache(None).directory()      : {ours:6.3f} s  {mib / ours:7.0f} MiB/s")
     ratio = baseline / ours
     verdict = "met" if ratio >= 1.0 else "NOT met"
-    say(f"\nCold digest of {FILES:,} files / {TOTAL_BYTES / 2**30:.0f} GiB (warm page cache, best of {args.runs})")
+    say(
+        f"\nCold digest of {FILES:,} files / {TOTAL_BYTES / 2**30:.0f} GiB (warm page cache, best of {args.runs})"
+    )
     say(f"  hashlib single-thread  {mib / baseline:7.0f} MiB/s")
     say(f"  opensem                {mib / ours:7.0f} MiB/s")
     say(f"  ratio opensem/hashlib  {ratio:7.2f}x   target >= 1x: {verdict}")

@@ -44,10 +44,16 @@ def synthetic(n: int, seed: int = 0) -> np.ndarray:
     topics = unit(themes[rng.integers(0, 50, 2000)] + rng.standard_normal((2000, DIM)) * 0.07)
     copies = n // 25
     base = n - copies
-    x = unit(topics[rng.integers(0, 2000, base)] + rng.standard_normal((base, DIM)).astype(np.float32) * 0.052)
+    x = unit(
+        topics[rng.integers(0, 2000, base)]
+        + rng.standard_normal((base, DIM)).astype(np.float32) * 0.052
+    )
     # Noise s on a unit vector gives cosine about 1 / sqrt(1 + s^2 * DIM): 0.0085 -> 0.987, 0.025 -> 0.89.
     noise = rng.uniform(0.004, 0.024, size=(copies, 1)).astype(np.float32)
-    near = unit(x[rng.integers(0, base, copies)] + rng.standard_normal((copies, DIM)).astype(np.float32) * noise)
+    near = unit(
+        x[rng.integers(0, base, copies)]
+        + rng.standard_normal((copies, DIM)).astype(np.float32) * noise
+    )
     mixed = np.concatenate([x, near])
     return mixed[rng.permutation(n)]
 
@@ -60,7 +66,9 @@ def peak_rss_mib() -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS: a fallback
+    return (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )  # KiB on Linux, bytes on macOS: a fallback
 
 
 def child(vectors: Path, count: int, method: str) -> None:
@@ -77,21 +85,53 @@ def child(vectors: Path, count: int, method: str) -> None:
     rss = peak_rss_mib()
     removed = np.flatnonzero(result.removed)
     np.save(WORK / f"removed-{method}-{count}.npy", removed)
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mib": rss, "removed": int(len(removed)), "clusters": result.clusters, "products": result.products}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu": cpu,
+                "rss_mib": rss,
+                "removed": int(len(removed)),
+                "clusters": result.clusters,
+                "products": result.products,
+            }
+        )
+    )
 
 
 def measure(vectors: Path, count: int, method: str) -> dict:
     done = subprocess.run(
-        [sys.executable, __file__, "--child", str(vectors), "--count", str(count), "--method", method], capture_output=True, text=True, check=True
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            str(vectors),
+            "--count",
+            str(count),
+            "--method",
+            method,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vectors", type=Path, help="a .npy of unit float32 rows to use instead of the synthetic set")
+    parser.add_argument(
+        "--vectors",
+        type=Path,
+        help="a .npy of unit float32 rows to use instead of the synthetic set",
+    )
     parser.add_argument("--count", type=int, default=100_000)
-    parser.add_argument("--compare", type=int, default=20_000, help="vectors for the exact-versus-clustered comparison")
+    parser.add_argument(
+        "--compare",
+        type=int,
+        default=20_000,
+        help="vectors for the exact-versus-clustered comparison",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--method", default="clustered", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -109,7 +149,8 @@ def main() -> None:
     big = measure(vectors, total, "clustered")
     verdict = "ok" if big["seconds"] <= 30 and big["rss_mib"] <= 2048 else "MISSED"
     print(
-        f"  clustered {total:>7,} x {DIM}: {big['seconds']:6.2f} s ({big['cpu']:5.1f} s CPU)  peak RSS {big['rss_mib']:6.0f} MiB  "
+        f"  clustered {total:>7,} x {DIM}: {big['seconds']:6.2f} s ({big['cpu']:5.1f} s CPU)  peak RSS "
+        f"{big['rss_mib']:6.0f} MiB  "
         f"{big['clusters']} clusters, {big['removed']:,} removed   (targets 30 s, 2048 MiB: {verdict})"
     )
     compare = min(args.compare, total)
@@ -117,10 +158,20 @@ def main() -> None:
     clustered = measure(vectors, compare, "clustered")
     a = set(np.load(WORK / f"removed-exact-{compare}.npy").tolist())
     b = set(np.load(WORK / f"removed-clustered-{compare}.npy").tolist())
-    agree = "identical" if a == b else f"differ: {len(a - b)} only exact, {len(b - a)} only clustered"
-    print(f"  exact     {compare:>7,} x {DIM}: {exact['seconds']:6.2f} s ({exact['cpu']:5.1f} s CPU)  peak RSS {exact['rss_mib']:6.0f} MiB  {exact['removed']:,} removed")
-    print(f"  clustered {compare:>7,} x {DIM}: {clustered['seconds']:6.2f} s ({clustered['cpu']:5.1f} s CPU)  peak RSS {clustered['rss_mib']:6.0f} MiB  {clustered['removed']:,} removed")
-    print(f"  exact / clustered time on {compare:,}: {exact['seconds'] / clustered['seconds']:.1f}x; removed sets {agree}")
+    agree = (
+        "identical" if a == b else f"differ: {len(a - b)} only exact, {len(b - a)} only clustered"
+    )
+    print(
+        f"  exact     {compare:>7,} x {DIM}: {exact['seconds']:6.2f} s ({exact['cpu']:5.1f} s CPU)  peak RSS "
+        f"{exact['rss_mib']:6.0f} MiB  {exact['removed']:,} removed"
+    )
+    print(
+        f"  clustered {compare:>7,} x {DIM}: {clustered['seconds']:6.2f} s ({clustered['cpu']:5.1f} s CPU)  peak "
+        f"RSS {clustered['rss_mib']:6.0f} MiB  {clustered['removed']:,} removed"
+    )
+    print(
+        f"  exact / clustered time on {compare:,}: {exact['seconds'] / clustered['seconds']:.1f}x; removed sets {agree}"
+    )
 
 
 if __name__ == "__main__":

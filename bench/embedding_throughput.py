@@ -57,19 +57,29 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
+    from opensem.core.digests import DigestCache
     from opensem.curate.cache import EmbeddingCache
     from opensem.curate.embed import embed_texts
     from opensem.curate.embedder import Embedder, resolve_model
-    from opensem.core.digests import DigestCache
 
     texts = stdlib_paragraphs(args.texts)
-    embedder = Embedder(resolve_model("all-MiniLM-L6-v2", None, DigestCache(None)), batch_size=args.batch_size)
+    embedder = Embedder(
+        resolve_model("all-MiniLM-L6-v2", None, DigestCache(None)), batch_size=args.batch_size
+    )
     model = embedder.load()
-    model.encode(texts[:256], batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False)  # warm-up
+    model.encode(
+        texts[:256], batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False
+    )  # warm-up
 
     def bare() -> float:
         started = time.perf_counter()
-        model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        model.encode(
+            texts,
+            batch_size=args.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return time.perf_counter() - started
 
     def ours(folder: Path) -> float:
@@ -92,10 +102,15 @@ def main() -> None:
 
     words = sum(len(t.split()) for t in texts) / len(texts)
     b, o = min(bare_times), min(our_times)
-    print(f"embedding {len(texts):,} texts (mean {words:.0f} words), all-MiniLM-L6-v2, batch {args.batch_size}, best of {args.runs}")
+    print(
+        f"embedding {len(texts):,} texts (mean {words:.0f} words), all-MiniLM-L6-v2, batch {args.batch_size}, best "
+        f"of {args.runs}"
+    )
     print(f"  bare SentenceTransformer.encode : {len(texts) / b:8.1f} texts/s  ({b:.2f} s)")
     print(f"  opensem embed_texts, cold cache : {len(texts) / o:8.1f} texts/s  ({o:.2f} s)")
-    print(f"  opensem / bare throughput       : {b / o:8.3f}   (target >= 0.90: {'ok' if b / o >= 0.9 else 'MISSED'})")
+    print(
+        f"  opensem / bare throughput       : {b / o:8.3f}   (target >= 0.90: {'ok' if b / o >= 0.9 else 'MISSED'})"
+    )
     print(f"  opensem, every text cached      : {len(texts) / warm:8.1f} texts/s  ({warm:.2f} s)")
 
 

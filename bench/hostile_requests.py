@@ -29,22 +29,46 @@ sys.path.insert(0, str(BENCH))
 from serve_latency import KEY, WORK, ServerProcess, prepare  # noqa: E402
 
 HEADERS = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-NORMAL = {"model": "alpha", "messages": [{"role": "user", "content": "How do I fix a flat tyre?"}], "max_tokens": 8, "temperature": 0}
+NORMAL = {
+    "model": "alpha",
+    "messages": [{"role": "user", "content": "How do I fix a flat tyre?"}],
+    "max_tokens": 8,
+    "temperature": 0,
+}
 
 
 def hostile() -> list[tuple[str, str, Any]]:
     nested = '{"model": "alpha", "messages": ' + "[" * 100_000 + "]" * 100_000 + "}"
     return [
-        ("50 MB body", "POST", json.dumps({**NORMAL, "messages": [{"role": "user", "content": "x" * 50_000_000}]})),
-        ("invalid UTF-8", "POST", b'{"model": "alpha", "messages": [{"role": "user", "content": "\xff\xfe"}]}'),
+        (
+            "50 MB body",
+            "POST",
+            json.dumps({**NORMAL, "messages": [{"role": "user", "content": "x" * 50_000_000}]}),
+        ),
+        (
+            "invalid UTF-8",
+            "POST",
+            b'{"model": "alpha", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
+        ),
         ("JSON nested 100,000 deep", "POST", nested),
-        ("lone surrogate \\ud800", "POST", '{"model": "alpha", "messages": [{"role": "user", "content": "a\\ud800b"}]}'),
+        (
+            "lone surrogate \\ud800",
+            "POST",
+            '{"model": "alpha", "messages": [{"role": "user", "content": "a\\ud800b"}]}',
+        ),
         ("seed 10**20", "POST", {**NORMAL, "seed": 10**20, "temperature": 1}),
         ("malformed JSON", "POST", '{"model": "alpha", "messages": ['),
         ("wrong method (PUT)", "PUT", NORMAL),
         ("body not an object", "POST", "[1, 2]"),
         ("unknown model", "POST", {**NORMAL, "model": "nope"}),
-        ("1 MB prompt (valid)", "POST", {**NORMAL, "messages": [{"role": "user", "content": "espresso " * 110_000 + "How fine?"}]}),
+        (
+            "1 MB prompt (valid)",
+            "POST",
+            {
+                **NORMAL,
+                "messages": [{"role": "user", "content": "espresso " * 110_000 + "How fine?"}],
+            },
+        ),
     ]
 
 
@@ -70,7 +94,10 @@ def openai_shaped(raw: bytes) -> bool:
 
 def rss_mib(server: ServerProcess) -> float:
     status = Path(f"/proc/{server.process.pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+    return (
+        int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+        / 1024
+    )
 
 
 class Neighbour(threading.Thread):
@@ -86,7 +113,11 @@ class Neighbour(threading.Thread):
             self.done.append((time.perf_counter(), seconds, status))
 
     def between(self, start: float, end: float) -> list[tuple[float, float, int]]:
-        return [row for row in self.done if start <= row[0] - row[1] and row[0] - row[1] <= end or start <= row[0] <= end]
+        return [
+            row
+            for row in self.done
+            if start <= row[0] - row[1] and row[0] - row[1] <= end or start <= row[0] <= end
+        ]
 
 
 def main() -> None:
@@ -102,17 +133,27 @@ def main() -> None:
         neighbour.start()
         time.sleep(5)
         alone = statistics.median(seconds for _, seconds, _ in neighbour.done)
-        print(f"model: {args.model}; normal requests alone: p50 {alone:.3f} s, server RSS {rss_mib(server):.0f} MiB\n")
-        print(f"  {'request':<26} {'status':>6} {'OpenAI shape':>12} {'answered in':>11} {'RSS after MiB':>13} {'others p50':>10} {'vs alone':>8} {'others failed':>13}")
+        print(
+            f"model: {args.model}; normal requests alone: p50 {alone:.3f} s, server RSS {rss_mib(server):.0f} MiB\n"
+        )
+        print(
+            f"  {'request':<26} {'status':>6} {'OpenAI shape':>12} {'answered in':>11} {'RSS after MiB':>13} "
+            f"{'others p50':>10} {'vs alone':>8} {'others failed':>13}"
+        )
         for name, method, body in hostile():
             start = time.perf_counter()
             status, raw, seconds = send(server.url, method, body)
-            time.sleep(max(1.0, 2 * alone - (time.perf_counter() - start)))  # a neighbour request overlaps; the batch has ended
+            time.sleep(
+                max(1.0, 2 * alone - (time.perf_counter() - start))
+            )  # a neighbour request overlaps; the batch has ended
             meanwhile = neighbour.between(start, time.perf_counter())
             p50 = statistics.median(s for _, s, _ in meanwhile) if meanwhile else float("nan")
             failed = sum(1 for *_, code in meanwhile if code != 200)
             shape = "yes" if openai_shaped(raw) else ("(answer)" if status == 200 else "NO")
-            print(f"  {name:<26} {status:>6} {shape:>12} {seconds:10.3f}s {rss_mib(server):13.0f} {p50:9.3f}s {p50 / alone:7.2f}x {failed:>13}")
+            print(
+                f"  {name:<26} {status:>6} {shape:>12} {seconds:10.3f}s {rss_mib(server):13.0f} {p50:9.3f}s "
+                f"{p50 / alone:7.2f}x {failed:>13}"
+            )
         log = Path(server.log.name).read_text()
         print(f"\n  tracebacks in the server's log: {log.count('Traceback')}")
     finally:

@@ -45,7 +45,9 @@ def fresh_project() -> Path:
 
 
 def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([OPENSEM, *args], cwd=WORK, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [OPENSEM, *args], cwd=WORK, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def corrupt_entries() -> list[str]:
@@ -75,9 +77,17 @@ def main() -> None:
     print(f"a full build takes {length:.1f} s; kills land uniformly within it", flush=True)
     corrupt, failed, tracebacks, killed_in = 0, 0, 0, []
     for trial in range(1, args.trials + 1):
-        shutil.rmtree(WORK / "build", ignore_errors=True)  # every trial from an empty store: kills land anywhere in a build
+        shutil.rmtree(
+            WORK / "build", ignore_errors=True
+        )  # every trial from an empty store: kills land anywhere in a build
         (WORK / "manifests" / "tiny-demo.lock").unlink(missing_ok=True)
-        build = subprocess.Popen([OPENSEM, "build", "manifests/tiny-demo.yaml"], cwd=WORK, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        build = subprocess.Popen(
+            [OPENSEM, "build", "manifests/tiny-demo.yaml"],
+            cwd=WORK,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         delay = rng.uniform(0.5, length)
         time.sleep(delay)
         finished = build.poll() is not None
@@ -86,24 +96,38 @@ def main() -> None:
         output = build.communicate()[0]
         running = [line.split()[1] for line in output.splitlines() if line.strip().startswith("▶")]
         done = {line.split()[1] for line in output.splitlines() if line.strip().startswith("✓")}
-        where = "finished" if finished else next((name for name in reversed(running) if name not in done), "planning")
+        where = (
+            "finished"
+            if finished
+            else next((name for name in reversed(running) if name not in done), "planning")
+        )
         killed_in.append(where)
         bad = corrupt_entries()
         corrupt += len(bad)
         verified = run("verify", "manifests/tiny-demo.yaml", "--no-registry")
         tracebacks += "Traceback" in verified.stdout + verified.stderr
-        print(f"trial {trial:2d}: killed after {delay:5.1f} s in {where:<13} corrupt entries {len(bad)}  verify exit {verified.returncode}", flush=True)
+        print(
+            f"trial {trial:2d}: killed after {delay:5.1f} s in {where:<13} corrupt entries {len(bad)}  verify exit "
+            f"{verified.returncode}",
+            flush=True,
+        )
         if trial % 10 == 0:
             complete = run("build", "manifests/tiny-demo.yaml")
             failed += complete.returncode != 0
             resumed = "resuming from checkpoint" in complete.stderr
-            print(f"          a build to the end from there: exit {complete.returncode}{' (training resumed from a checkpoint)' if resumed else ''}", flush=True)
+            print(
+                "          a build to the end from there: exit "
+                f"{complete.returncode}{' (training resumed from a checkpoint)' if resumed else ''}",
+                flush=True,
+            )
     final = run("build", "manifests/tiny-demo.yaml")  # from the last trial's kill
     failed += final.returncode != 0
     verified = run("verify", "manifests/tiny-demo.yaml")
     print(f"\n{args.trials} kills (stages hit: {', '.join(sorted(set(killed_in)))})")
-    print(f"corrupt store entries: {corrupt} (goal 0); builds that did not complete afterwards: {failed} (goal 0); "
-          f"verify tracebacks: {tracebacks}; final verify exit {verified.returncode}")
+    print(
+        f"corrupt store entries: {corrupt} (goal 0); builds that did not complete afterwards: {failed} (goal 0); "
+        f"verify tracebacks: {tracebacks}; final verify exit {verified.returncode}"
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,11 @@ ROOT = BENCH.parent
 WORK = BENCH / ".work" / "merge"
 TARGET = 1.10
 # A shape builds a random Llama; None is SmolLM2-135M-Instruct, the real model (bench/real_model.py).
-MODELS: dict[str, dict[str, int] | None] = {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4},
-                                            "100M": {"hidden_size": 896, "num_layers": 12, "num_heads": 14}, "smollm2": None}
+MODELS: dict[str, dict[str, int] | None] = {
+    "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4},
+    "100M": {"hidden_size": 896, "num_layers": 12, "num_heads": 14},
+    "smollm2": None,
+}
 
 PEER = """
 import time; started = time.perf_counter()
@@ -87,8 +90,9 @@ def prepare(name: str, shape: dict[str, int] | None) -> None:
     """The base (also as a base_model stage's out/), and two random LoRA adapters of it."""
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(BENCH))
-    from opensem.training.tiny import count_parameters, make_tiny_model
     from real_model import smollm2_dir
+
+    from opensem.training.tiny import count_parameters, make_tiny_model
     from tests.adapters import make_adapter
 
     folder = WORK / name
@@ -103,21 +107,39 @@ def prepare(name: str, shape: dict[str, int] | None) -> None:
         stage.symlink_to(folder / "base", target_is_directory=True)
     for adapter, seed in (("a", 1), ("b", 2)):
         if not (folder / adapter / "adapter" / "adapter_config.json").is_file():
-            make_adapter(folder / "base", folder / adapter / "adapter", rank=16, seed=seed, targets="all-linear")
+            make_adapter(
+                folder / "base",
+                folder / adapter / "adapter",
+                rank=16,
+                seed=seed,
+                targets="all-linear",
+            )
     print(f"{name}: {count_parameters(folder / 'base') / 1e6:.1f}M parameters")
 
 
 def run(code: str, name: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(WORK), name], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), str(WORK), name],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if done.returncode != 0:
         sys.exit(f"run failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def merge_bench(runs: int) -> None:
-    print("\nmerge of two rank-16 adapters with dare_ties (fresh processes: best wall time of", runs, "runs, imports included;")
+    print(
+        "\nmerge of two rank-16 adapters with dare_ties (fresh processes: best wall time of",
+        runs,
+        "runs, imports included;",
+    )
     print("after imports: best time of the merge itself, base loading to saved adapter; peak RSS)")
-    print(f"  {'model':<6} {'peft s':>8} {'opensem s':>10} {'ratio':>6}   {'merge: peft':>11} {'opensem':>8} {'ratio':>6}   {'peft MiB':>9} {'opensem MiB':>12} {'ratio':>6}")
+    print(
+        f"  {'model':<6} {'peft s':>8} {'opensem s':>10} {'ratio':>6}   {'merge: peft':>11} {'opensem':>8} "
+        f"{'ratio':>6}   {'peft MiB':>9} {'opensem MiB':>12} {'ratio':>6}"
+    )
     for name in MODELS:
         peer, ours = [], []
         for _ in range(runs):
@@ -127,8 +149,11 @@ def merge_bench(runs: int) -> None:
         w_peer, w_ours = min(r["work_s"] for r in peer), min(r["work_s"] for r in ours)
         m_peer, m_ours = max(r["rss_mb"] for r in peer), max(r["rss_mb"] for r in ours)
         verdict = "ok" if t_ours / t_peer <= TARGET and m_ours / m_peer <= TARGET else "MISSED"
-        print(f"  {name:<6} {t_peer:8.2f} {t_ours:10.2f} {t_ours / t_peer:6.3f}   {w_peer:11.2f} {w_ours:8.2f} {w_ours / w_peer:6.3f}"
-              f"   {m_peer:9.0f} {m_ours:12.0f} {m_ours / m_peer:6.3f}  (target <= {TARGET}: {verdict})")
+        print(
+            f"  {name:<6} {t_peer:8.2f} {t_ours:10.2f} {t_ours / t_peer:6.3f}   {w_peer:11.2f} {w_ours:8.2f} "
+            f"{w_ours / w_peer:6.3f}"
+            f"   {m_peer:9.0f} {m_ours:12.0f} {m_ours / m_peer:6.3f}  (target <= {TARGET}: {verdict})"
+        )
 
 
 def quantize_bench(name: str) -> None:
@@ -147,42 +172,94 @@ def quantize_bench(name: str) -> None:
     model, what = folder / "base-stage", f"the {name} base"
     expert = folded_expert(folder) if name == "smollm2" else None
     if expert is not None:
-        model, what = expert, "the folded espresso expert (SmolLM2-135M-Instruct + its published adapter)"
+        model, what = (
+            expert,
+            "the folded espresso expert (SmolLM2-135M-Instruct + its published adapter)",
+        )
         golden = ROOT / "data" / "tiny-demo" / "golden" / "golden.jsonl"
-        rows = [json.loads(line) for line in golden.read_text(encoding="utf-8").splitlines() if line.strip()]
-        records = [{"messages": [{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]} for r in rows]
+        rows = [
+            json.loads(line)
+            for line in golden.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        records = [
+            {
+                "messages": [
+                    {"role": "user", "content": r["question"]},
+                    {"role": "assistant", "content": r["answer"]},
+                ]
+            }
+            for r in rows
+        ]
         measured = f"the {len(records)} golden questions and answers"
     else:
-        lines = (ROOT / "data" / "tiny-demo" / "instructions.jsonl").read_text(encoding="utf-8").splitlines()
-        records = [normalize(json.loads(line), "alpaca", "instructions.jsonl") for line in lines if line.strip()][:64]
+        lines = (
+            (ROOT / "data" / "tiny-demo" / "instructions.jsonl")
+            .read_text(encoding="utf-8")
+            .splitlines()
+        )
+        records = [
+            normalize(json.loads(line), "alpaca", "instructions.jsonl")
+            for line in lines
+            if line.strip()
+        ][:64]
         measured = "64 demo instruction records"
-    (split / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    ctx = StageContext(project_root=folder, job_id="bench", stage_name="quantize", work_dir=folder / "scratch", cache_dir=folder / "cache")
+    (split / "test.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+    )
+    ctx = StageContext(
+        project_root=folder,
+        job_id="bench",
+        stage_name="quantize",
+        work_dir=folder / "scratch",
+        cache_dir=folder / "cache",
+    )
     formats = [{"format": "gguf", "type": "q8_0"}, {"format": "gguf", "type": "f16"}]
-    formats += [{"format": "gptq", "bits": 4}, {"format": "awq", "bits": 4}] if torch.cuda.is_available() else []
+    formats += (
+        [{"format": "gptq", "bits": 4}, {"format": "awq", "bits": 4}]
+        if torch.cuda.is_available()
+        else []
+    )
     print(f"\nquantizing {what} (float32 weights; perplexity on {measured})")
     for options in formats:
         out = folder / f"quantized-{options['format']}-{options.get('type', options.get('bits'))}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         started = time.perf_counter()
-        Quantize().run(QuantizeParams.model_validate({"format": options, "calibration_records": 64}), {"model": model, "test": split}, out, ctx)
+        Quantize().run(
+            QuantizeParams.model_validate({"format": options, "calibration_records": 64}),
+            {"model": model, "test": split},
+            out,
+            ctx,
+        )
         report = json.loads((out / "quantize.json").read_text())
         p = report["perplexity"]
-        print(f"  {options['format']} {options.get('type', str(options.get('bits')) + ' bits'):<5} {report['bytes']['quantized'] / 2**20:8.1f} MiB, "
-              f"{report['compression_ratio']:5.2f}x smaller; perplexity {p['unquantized']:.2f} -> {p['quantized']:.2f} ({report['perplexity_change']:+.3%}); "
-              f"{time.perf_counter() - started:.1f} s")
+        print(
+            f"  {options['format']} {options.get('type', str(options.get('bits')) + ' bits'):<5} "
+            f"{report['bytes']['quantized'] / 2**20:8.1f} MiB, "
+            f"{report['compression_ratio']:5.2f}x smaller; perplexity {p['unquantized']:.2f} -> "
+            f"{p['quantized']:.2f} ({report['perplexity_change']:+.3%}); "
+            f"{time.perf_counter() - started:.1f} s"
+        )
     if not torch.cuda.is_available():
-        print("  gptq, awq: need CUDA and the gpu extra (llm-compressor); not measured on this machine")
+        print(
+            "  gptq, awq: need CUDA and the gpu extra (llm-compressor); not measured on this machine"
+        )
 
 
 def folded_expert(folder: Path) -> Path | None:
     """The espresso demo's published adapter folded into its shipped base (as the fold stage does), or None."""
     import yaml
 
-    releases = [project / yaml.safe_load((project / "manifests" / "espresso.lock").read_text())["published"]["uri"]
-                for project in (ROOT, BENCH / ".work" / "demo-clone") if (project / "manifests" / "espresso.lock").is_file()]
-    release = next((r for r in releases if (r / "adapter").is_dir()), None)  # this project's build, or bench/demo_fresh_clone.py's
+    releases = [
+        project
+        / yaml.safe_load((project / "manifests" / "espresso.lock").read_text())["published"]["uri"]
+        for project in (ROOT, BENCH / ".work" / "demo-clone")
+        if (project / "manifests" / "espresso.lock").is_file()
+    ]
+    release = next(
+        (r for r in releases if (r / "adapter").is_dir()), None
+    )  # this project's build, or bench/demo_fresh_clone.py's
     if release is None:
         return None
     stage = folder / "folded-stage"
@@ -191,8 +268,12 @@ def folded_expert(folder: Path) -> Path | None:
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        base = AutoModelForCausalLM.from_pretrained(release / "base_model" / "model", dtype=torch.float32)
-        PeftModel.from_pretrained(base, release / "adapter").merge_and_unload().save_pretrained(stage / "model")
+        base = AutoModelForCausalLM.from_pretrained(
+            release / "base_model" / "model", dtype=torch.float32
+        )
+        PeftModel.from_pretrained(base, release / "adapter").merge_and_unload().save_pretrained(
+            stage / "model"
+        )
         AutoTokenizer.from_pretrained(release / "adapter").save_pretrained(stage / "model")
     return stage
 
@@ -205,7 +286,10 @@ def main() -> None:
     started = time.perf_counter()
     for name, shape in MODELS.items():
         prepare(name, shape)
-    print(f"prepared in {time.perf_counter() - started:.0f} s; cpu peak so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"prepared in {time.perf_counter() - started:.0f} s; cpu peak so far "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
     merge_bench(args.runs)
     quantize_bench("smollm2")
 

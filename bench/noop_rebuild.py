@@ -45,7 +45,10 @@ FILES = 10_000
 TOTAL_BYTES = 1 << 30
 SEED = 20240611
 SPEC = {"files": FILES, "bytes": TOTAL_BYTES, "seed": SEED, "generator": 1}
-VOCAB_SOURCES = [ROOT / "opensem" / "tiny_corpus.txt", *sorted((ROOT / "data" / "tiny-demo" / "docs").glob("*"))]
+VOCAB_SOURCES = [
+    ROOT / "opensem" / "tiny_corpus.txt",
+    *sorted((ROOT / "data" / "tiny-demo" / "docs").glob("*")),
+]
 
 TARGET_SECONDS = 1.0
 TARGET_RATIO = 5.0
@@ -66,7 +69,9 @@ def _vocabulary() -> tuple[list[bytes], list[float]]:
     words: set[str] = set()
     for path in VOCAB_SOURCES:
         if path.is_file():
-            words.update(w.lower() for w in re.findall(r"[A-Za-z]+", path.read_text(encoding="utf-8")))
+            words.update(
+                w.lower() for w in re.findall(r"[A-Za-z]+", path.read_text(encoding="utf-8"))
+            )
     ordered = sorted(words) or ["espresso", "grind", "water", "shot"]
     tokens: list[bytes] = []
     weights: list[float] = []
@@ -107,9 +112,13 @@ def _write_files(indices: list[int]) -> int:
 def ensure_data() -> None:
     """The 10,000 source files; generated once (deterministically) and reused while the marker matches."""
     if MARKER.exists() and json.loads(MARKER.read_text()) == SPEC:
-        say(f"data: reusing {FILES:,} files ({TOTAL_BYTES / 2**30:.2f} GiB) in {DOCS.relative_to(ROOT)}")
+        say(
+            f"data: reusing {FILES:,} files ({TOTAL_BYTES / 2**30:.2f} GiB) in {DOCS.relative_to(ROOT)}"
+        )
         return
-    say(f"data: generating {FILES:,} files, {TOTAL_BYTES / 2**30:.2f} GiB in {DOCS.relative_to(ROOT)} ...")
+    say(
+        f"data: generating {FILES:,} files, {TOTAL_BYTES / 2**30:.2f} GiB in {DOCS.relative_to(ROOT)} ..."
+    )
     started = time.perf_counter()
     MARKER.unlink(missing_ok=True)
     shutil.rmtree(DOCS, ignore_errors=True)
@@ -230,10 +239,19 @@ def ensure_dvc() -> None:
     """DVC in its own virtual environment (pip install dvc), installed once."""
     if dvc_bin().exists():
         return
-    say(f"dvc: creating {DVC_VENV.relative_to(ROOT)} and installing dvc (pip; log in .work/dvc-install.log) ...")
-    subprocess.run([shutil.which("python3") or sys.executable, "-m", "venv", str(DVC_VENV)], check=True)
+    say(
+        f"dvc: creating {DVC_VENV.relative_to(ROOT)} and installing dvc (pip; log in .work/dvc-install.log) ..."
+    )
+    subprocess.run(
+        [shutil.which("python3") or sys.executable, "-m", "venv", str(DVC_VENV)], check=True
+    )
     with open(WORK / "dvc-install.log", "w") as log:
-        subprocess.run([str(DVC_VENV / "bin" / "pip"), "install", "dvc"], check=True, stdout=log, stderr=subprocess.STDOUT)
+        subprocess.run(
+            [str(DVC_VENV / "bin" / "pip"), "install", "dvc"],
+            check=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def dvc_env() -> dict[str, str]:
@@ -244,15 +262,23 @@ def ensure_dvc_project() -> None:
     ensure_dvc()
     stages = WORK / "dvc_stages"
     stages.mkdir(exist_ok=True)
-    for path, text in ((stages / "ingest.py", INGEST_PY), (stages / "split.py", SPLIT_PY), (WORK / ".dvcignore", DVCIGNORE)):
+    for path, text in (
+        (stages / "ingest.py", INGEST_PY),
+        (stages / "split.py", SPLIT_PY),
+        (WORK / ".dvcignore", DVCIGNORE),
+    ):
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
     dvc_yaml = DVC_YAML.format(python=DVC_VENV / "bin" / "python")
     if not (WORK / "dvc.yaml").exists() or (WORK / "dvc.yaml").read_text() != dvc_yaml:
         (WORK / "dvc.yaml").write_text(dvc_yaml)
     if not (WORK / ".dvc").is_dir():
-        subprocess.run([str(dvc_bin()), "init", "--no-scm", "-q"], cwd=WORK, check=True, env=dvc_env())
-    subprocess.run([str(dvc_bin()), "config", "core.analytics", "false"], cwd=WORK, check=True, env=dvc_env())
+        subprocess.run(
+            [str(dvc_bin()), "init", "--no-scm", "-q"], cwd=WORK, check=True, env=dvc_env()
+        )
+    subprocess.run(
+        [str(dvc_bin()), "config", "core.analytics", "false"], cwd=WORK, check=True, env=dvc_env()
+    )
 
 
 def dvc_command() -> list[str]:
@@ -262,7 +288,9 @@ def dvc_command() -> list[str]:
 # ---------------------------------------------------------------- timing
 
 
-def run_timed(command: list[str], env: dict[str, str] | None = None, show: bool = False) -> tuple[float, str]:
+def run_timed(
+    command: list[str], env: dict[str, str] | None = None, show: bool = False
+) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(command, cwd=WORK, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -286,10 +314,19 @@ print(json.dumps({"seconds": seconds, "peak_kib": peak, "code": done.returncode,
 
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """(wall seconds, peak resident MiB of the command and every process it started, output)."""
-    done = subprocess.run([sys.executable, "-c", MEASURED, *command], cwd=WORK, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURED, *command],
+        cwd=WORK,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     report = json.loads(done.stdout)
     if report["code"] != 0:
-        raise SystemExit(f"{' '.join(command)} failed with exit code {report['code']}:\n{report['output']}")
+        raise SystemExit(
+            f"{' '.join(command)} failed with exit code {report['code']}:\n{report['output']}"
+        )
     say(textwrap.indent(report["output"].strip(), "    | "))
     return report["seconds"], report["peak_kib"] / 1024, report["output"]
 
@@ -309,16 +346,22 @@ print(count, time.perf_counter() - started)
 def stat_all_seconds(runs: int) -> float:
     """Median wall time of a fresh Python process that stats every source file."""
     times = [run_timed([sys.executable, "-c", STAT_ALL, str(DOCS)])[0] for _ in range(runs)]
-    say(f"stat every input: runs {', '.join(f'{t:.3f}' for t in times)} s -> median {statistics.median(times):.3f} s")
+    say(
+        f"stat every input: runs {', '.join(f'{t:.3f}' for t in times)} s -> median {statistics.median(times):.3f} s"
+    )
     return statistics.median(times)
 
 
-def median_of(label: str, command: list[str], runs: int, env: dict[str, str] | None = None) -> tuple[float, list[float]]:
+def median_of(
+    label: str, command: list[str], runs: int, env: dict[str, str] | None = None
+) -> tuple[float, list[float]]:
     times = []
     for _ in range(runs):
         seconds, output = run_timed(command, env)
         times.append(seconds)
-    say(f"{label}: no-op runs {', '.join(f'{t:.3f}' for t in times)} s -> median {statistics.median(times):.3f} s")
+    say(
+        f"{label}: no-op runs {', '.join(f'{t:.3f}' for t in times)} s -> median {statistics.median(times):.3f} s"
+    )
     return statistics.median(times), times
 
 
@@ -342,14 +385,17 @@ def opensem_in_process(runs: int) -> list[float]:
     """No-op builds inside one already-started process: the build itself, without start-up and imports."""
     argv = opensem_command()[1:]
     _, output = run_timed([sys.executable, "-c", IN_PROCESS.format(runs=runs, argv=argv)])
-    line = next(l for l in output.splitlines() if l.startswith("IN_PROCESS"))
+    line = next(row for row in output.splitlines() if row.startswith("IN_PROCESS"))
     return [float(x) for x in line.split()[1:]]
 
 
 def startup_seconds(runs: int) -> tuple[float, float]:
     """Median wall time of `python -c pass` and of importing what `opensem build` imports."""
     bare = [run_timed([sys.executable, "-c", "pass"])[0] for _ in range(runs)]
-    imports = "import opensem.cli, opensem.core.engine, opensem.core.graph, opensem.manifest, doit.doit_cmd, doit.cmd_base, rich.logging"
+    imports = (
+        "import opensem.cli, opensem.core.engine, opensem.core.graph, opensem.manifest, "
+        "doit.doit_cmd, doit.cmd_base, rich.logging"
+    )
     loaded = [run_timed([sys.executable, "-c", imports])[0] for _ in range(runs)]
     return statistics.median(bare), statistics.median(loaded)
 
@@ -372,10 +418,14 @@ def profile_opensem() -> None:
     out = WORK / "profile"
     out.mkdir(exist_ok=True)
     stats_file = out / "noop.prof"
-    run_timed([sys.executable, "-c", PROFILE.format(argv=opensem_command()[1:], out=str(stats_file))])
+    run_timed(
+        [sys.executable, "-c", PROFILE.format(argv=opensem_command()[1:], out=str(stats_file))]
+    )
     import pstats
 
-    say(f"\nprofile: top 30 by cumulative time of one in-process no-op build ({stats_file.relative_to(ROOT)})")
+    say(
+        f"\nprofile: top 30 by cumulative time of one in-process no-op build ({stats_file.relative_to(ROOT)})"
+    )
     pstats.Stats(str(stats_file), stream=sys.stdout).sort_stats("cumulative").print_stats(30)
 
 
@@ -398,8 +448,15 @@ def clean() -> None:
     if dvc_bin().exists() and (WORK / ".dvc").is_dir():
         # DVC 3 keeps its hash state outside the project (site cache dir); drop it too.
         site = subprocess.run(
-            [str(DVC_VENV / "bin" / "python"), "-c", "from dvc.repo import Repo; print(Repo('.').site_cache_dir)"],
-            cwd=WORK, env=dvc_env(), capture_output=True, text=True,
+            [
+                str(DVC_VENV / "bin" / "python"),
+                "-c",
+                "from dvc.repo import Repo; print(Repo('.').site_cache_dir)",
+            ],
+            cwd=WORK,
+            env=dvc_env(),
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         if site and Path(site).is_dir() and "dvc" in site:
             shutil.rmtree(site)
@@ -410,10 +467,18 @@ def clean() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=7, help="timed no-op runs per tool (median; default 7)")
-    parser.add_argument("--profile", action="store_true", help="also print a cProfile of one opensem no-op build")
+    parser.add_argument(
+        "--runs", type=int, default=7, help="timed no-op runs per tool (median; default 7)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="also print a cProfile of one opensem no-op build"
+    )
     parser.add_argument("--skip-dvc", action="store_true", help="time opensem only")
-    parser.add_argument("--clean", action="store_true", help="drop both tools' outputs and caches first, so the first builds are cold")
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="drop both tools' outputs and caches first, so the first builds are cold",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be >= 1")
@@ -426,7 +491,10 @@ def main() -> None:
         clean()
     say(f"\nopensem: {' '.join(opensem_command())}  (in {WORK.relative_to(ROOT)})")
     cold, cold_peak, output = run_measured(opensem_command())
-    say(f"opensem: first build {cold:.1f} s, peak memory {cold_peak:,.0f} MiB ({describe_first(output, 'Nothing to do')})")
+    say(
+        f"opensem: first build {cold:.1f} s, peak memory {cold_peak:,.0f} MiB "
+        f"({describe_first(output, 'Nothing to do')})"
+    )
     first_noop, _ = run_timed(opensem_command(), show=True)
     say(f"opensem: first no-op {first_noop:.3f} s (untimed warm-up)")
     opensem_median, _ = median_of("opensem", opensem_command(), args.runs)
@@ -441,10 +509,15 @@ def main() -> None:
     dvc_median = cold_dvc = None
     if not args.skip_dvc:
         ensure_dvc_project()
-        version = subprocess.run([str(dvc_bin()), "--version"], capture_output=True, text=True, env=dvc_env()).stdout.strip()
+        version = subprocess.run(
+            [str(dvc_bin()), "--version"], capture_output=True, text=True, env=dvc_env()
+        ).stdout.strip()
         say(f"\ndvc {version}: {' '.join(dvc_command())}  (in {WORK.relative_to(ROOT)})")
         cold_dvc, dvc_peak, output = run_measured(dvc_command(), env=dvc_env())
-        say(f"dvc: first repro {cold_dvc:.1f} s, peak memory {dvc_peak:,.0f} MiB ({describe_first(output, 'up to date')})")
+        say(
+            f"dvc: first repro {cold_dvc:.1f} s, peak memory {dvc_peak:,.0f} MiB "
+            f"({describe_first(output, 'up to date')})"
+        )
         first_dvc, _ = run_timed(dvc_command(), env=dvc_env(), show=True)
         say(f"dvc: first no-op {first_dvc:.3f} s (untimed warm-up)")
         dvc_median, _ = median_of("dvc", dvc_command(), args.runs, env=dvc_env())
@@ -452,18 +525,46 @@ def main() -> None:
     if args.profile:
         profile_opensem()
 
-    say(f"\n{FILES:,} files / {TOTAL_BYTES / 2**30:.0f} GiB: first build (cold with --clean), then the no-op rebuild, median of {args.runs} runs (wall time of the CLI)")
+    say(
+        f"\n{FILES:,} files / {TOTAL_BYTES / 2**30:.0f} GiB: first build (cold with --clean), then the no-op "
+        f"rebuild, median of {args.runs} runs (wall time of the CLI)"
+    )
     rows = [("opensem first build", f"{cold:.1f} s", f"peak memory {cold_peak:,.0f} MiB")]
     if cold_dvc is not None:
         rows.append(("dvc first repro", f"{cold_dvc:.1f} s", f"peak memory {dvc_peak:,.0f} MiB"))
-        rows.append(("first build opensem / dvc", f"{cold / cold_dvc:.2f}x", "goal <= 1.00x: " + ("met" if cold <= cold_dvc else "NOT met")))
-    rows.append(("opensem build --until split", f"{opensem_median:.3f} s", "target < 1 s: " + ("met" if opensem_median < TARGET_SECONDS else "NOT met")))
+        rows.append(
+            (
+                "first build opensem / dvc",
+                f"{cold / cold_dvc:.2f}x",
+                "goal <= 1.00x: " + ("met" if cold <= cold_dvc else "NOT met"),
+            )
+        )
+    rows.append(
+        (
+            "opensem build --until split",
+            f"{opensem_median:.3f} s",
+            "target < 1 s: " + ("met" if opensem_median < TARGET_SECONDS else "NOT met"),
+        )
+    )
     rows.append(("stat every input (fresh python)", f"{stat_all:.3f} s", ""))
-    rows.append(("no-op opensem / stat-all", f"{opensem_median / stat_all:.2f}x", "goal <= 1.50x: " + ("met" if opensem_median <= 1.5 * stat_all else "NOT met")))
+    rows.append(
+        (
+            "no-op opensem / stat-all",
+            f"{opensem_median / stat_all:.2f}x",
+            "goal <= 1.50x: " + ("met" if opensem_median <= 1.5 * stat_all else "NOT met"),
+        )
+    )
     if dvc_median is not None:
         ratio = dvc_median / opensem_median
         rows.append(("dvc repro", f"{dvc_median:.3f} s", ""))
-        rows.append(("ratio dvc / opensem", f"{ratio:.1f}x", f"target >= {TARGET_RATIO:.0f}x: " + ("met" if ratio >= TARGET_RATIO else "NOT met")))
+        rows.append(
+            (
+                "ratio dvc / opensem",
+                f"{ratio:.1f}x",
+                f"target >= {TARGET_RATIO:.0f}x: "
+                + ("met" if ratio >= TARGET_RATIO else "NOT met"),
+            )
+        )
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         say(f"  {name:<{width}}  {value:>9}  {note}")

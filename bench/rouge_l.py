@@ -27,14 +27,29 @@ def reference_scorer():  # type: ignore[no-untyped-def]
     except ImportError:
         if not (TARGET / "rouge_score").is_dir():
             print(f"installing rouge-score into {TARGET} ...", file=sys.stderr)
-            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(TARGET), "rouge-score"], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--target",
+                    str(TARGET),
+                    "rouge-score",
+                ],
+                check=True,
+            )
         sys.path.insert(0, str(TARGET))
         from rouge_score import rouge_scorer
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
 def pairs(count: int) -> list[tuple[str, str]]:
-    rows = [json.loads(line) for line in (ROOT / "data" / "tiny-demo" / "instructions.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (ROOT / "data" / "tiny-demo" / "instructions.jsonl").read_text().splitlines()
+    ]
     texts = [row["output"] for row in rows] + [row["instruction"] for row in rows]
     rng = random.Random(0)
     out: list[tuple[str, str]] = []
@@ -56,7 +71,10 @@ def main() -> None:
     cases = pairs(3000)
     worst = max(abs(rouge_l(p, r) - scorer.score(r, p)["rougeL"].fmeasure) for p, r in cases)
     timings = {}
-    for name, fn in (("opensem", lambda p, r: rouge_l(p, r)), ("rouge-score", lambda p, r: scorer.score(r, p))):
+    for name, fn in (
+        ("opensem", lambda p, r: rouge_l(p, r)),
+        ("rouge-score", lambda p, r: scorer.score(r, p)),
+    ):
         best = float("inf")
         for _ in range(3):
             started = time.perf_counter()
@@ -65,7 +83,10 @@ def main() -> None:
             best = min(best, time.perf_counter() - started)
         timings[name] = best
     print(f"{len(cases)} pairs; largest |F(opensem) - F(rouge-score)| = {worst:.1e}")
-    print(f"opensem {timings['opensem']:.3f} s, rouge-score {timings['rouge-score']:.3f} s: opensem takes {timings['opensem'] / timings['rouge-score']:.2f}x the time")
+    print(
+        f"opensem {timings['opensem']:.3f} s, rouge-score {timings['rouge-score']:.3f} s: opensem takes "
+        f"{timings['opensem'] / timings['rouge-score']:.2f}x the time"
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,10 @@ sys.path.insert(0, str(ROOT))
 def experts() -> list:  # type: ignore[type-arg]
     from opensem.project import expert_from_manifest
 
-    return [expert_from_manifest(ROOT / "manifests" / f"{job}.yaml") for job in ("tiny-demo", "houseplants", "bike-repair")]
+    return [
+        expert_from_manifest(ROOT / "manifests" / f"{job}.yaml")
+        for job in ("tiny-demo", "houseplants", "bike-repair")
+    ]
 
 
 def pct(values: list[float], q: int) -> float:
@@ -57,7 +60,9 @@ def accuracy_and_latency() -> None:
     train, test = held_out_split(found)
     print(f"3 experts; {len(train)} golden questions to train on, {len(test)} held out\n")
     untrained = score(build_classifier(NeuralOptions(), found, WORK), test)
-    print(f"neural, untrained (description, domains and 4 examples per expert only): {untrained.accuracy:.1%}")
+    print(
+        f"neural, untrained (description, domains and 4 examples per expert only): {untrained.accuracy:.1%}"
+    )
     rows = []
     for options in (KeywordOptions(), NeuralOptions(), HybridOptions()):
         classifier = build_classifier(options, found, WORK)
@@ -78,7 +83,10 @@ def accuracy_and_latency() -> None:
     print(f"\n  {'classifier':<10} {'accuracy':>9} {'p50 ms':>8} {'p99 ms':>8}   goal")
     for name, accuracy, p50, p99 in rows:
         verdict = "ok" if p50 < goals[name] and (name != "hybrid" or accuracy >= 0.95) else "MISSED"
-        print(f"  {name:<10} {accuracy:9.1%} {p50:8.2f} {p99:8.2f}   p50 < {goals[name]:.0f} ms{', accuracy >= 95%' if name == 'hybrid' else ''}: {verdict}")
+        print(
+            f"  {name:<10} {accuracy:9.1%} {p50:8.2f} {p99:8.2f}   p50 < {goals[name]:.0f} "
+            f"ms{', accuracy >= 95%' if name == 'hybrid' else ''}: {verdict}"
+        )
 
 
 def free_port() -> int:
@@ -89,13 +97,21 @@ def free_port() -> int:
 
 def start(command: list[str], port: int, name: str) -> subprocess.Popen:  # type: ignore[type-arg]
     log = (WORK / f"{name}.log").open("w")
-    process = subprocess.Popen(command, cwd=WORK, env={**os.environ, "OPENSEM_API_KEY": KEY}, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command,
+        cwd=WORK,
+        env={**os.environ, "OPENSEM_API_KEY": KEY},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
             sys.exit(f"{name} stopped:\n{(WORK / f'{name}.log').read_text()[-3000:]}")
         try:
-            health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read())
+            health = json.loads(
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+            )
             if health.get("ready", True):
                 return process
         except OSError:
@@ -107,7 +123,12 @@ def timed(port: int, body: dict) -> float:  # type: ignore[type-arg]
     connection = http.client.HTTPConnection("127.0.0.1", port)
     payload = json.dumps(body)
     started = time.perf_counter()
-    connection.request("POST", "/v1/chat/completions", payload, {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    connection.request(
+        "POST",
+        "/v1/chat/completions",
+        payload,
+        {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
     response = connection.getresponse()
     response.read()
     assert response.status == 200, response.status
@@ -124,22 +145,57 @@ def router_overhead() -> None:
     expert_port, router_port = free_port(), free_port()
     registry = WORK / "experts.yaml"
     houseplants = next(e for e in experts() if e.name == "houseplants")
-    entry = houseplants.model_copy(update={"name": "alpha", "endpoint": f"http://127.0.0.1:{expert_port}", "model_path": str(release)})
-    others = [e.model_copy(update={"endpoint": f"http://127.0.0.1:{expert_port}"}) for e in experts() if e.name != "houseplants"]
+    entry = houseplants.model_copy(
+        update={
+            "name": "alpha",
+            "endpoint": f"http://127.0.0.1:{expert_port}",
+            "model_path": str(release),
+        }
+    )
+    others = [
+        e.model_copy(update={"endpoint": f"http://127.0.0.1:{expert_port}"})
+        for e in experts()
+        if e.name != "houseplants"
+    ]
     from opensem.routing.registry import ExpertRegistry, save_registry
 
     save_registry(ExpertRegistry(experts=[entry, *others]), registry)
-    server = start([opensem, "serve", "--port", str(expert_port), str(release)], expert_port, "expert")
-    router = start([opensem, "route", "serve", "--registry", str(registry), "--port", str(router_port)], router_port, "router")
+    server = start(
+        [opensem, "serve", "--port", str(expert_port), str(release)], expert_port, "expert"
+    )
+    router = start(
+        [opensem, "route", "serve", "--registry", str(registry), "--port", str(router_port)],
+        router_port,
+        "router",
+    )
     try:
-        fast = {"model": "auto", "messages": [{"role": "user", "content": "repot my plant: which soil and pot?"}], "max_tokens": 1, "temperature": 0}
-        slow = {"model": "auto", "messages": [{"role": "user", "content": "my orchid looks sad"}], "max_tokens": 1, "temperature": 0}
+        fast = {
+            "model": "auto",
+            "messages": [{"role": "user", "content": "repot my plant: which soil and pot?"}],
+            "max_tokens": 1,
+            "temperature": 0,
+        }
+        slow = {
+            "model": "auto",
+            "messages": [{"role": "user", "content": "my orchid looks sad"}],
+            "max_tokens": 1,
+            "temperature": 0,
+        }
         direct = {**fast, "model": "alpha"}
         for body, port in ((direct, expert_port), (fast, router_port), (slow, router_port)):
             for _ in range(10):
                 timed(port, body)  # warm-up
-        results = {name: [timed(port, body) for _ in range(100)] for name, body, port in (("direct", direct, expert_port), ("keyword path", fast, router_port))}
-        fresh = [{**slow, "messages": [{"role": "user", "content": f"my orchid number {i} looks sad"}]} for i in range(100)]  # each one embeds
+        results = {
+            name: [timed(port, body) for _ in range(100)]
+            for name, body, port in (
+                ("direct", direct, expert_port),
+                ("keyword path", fast, router_port),
+            )
+        }
+        fresh = [
+            {**slow, "messages": [{"role": "user", "content": f"my orchid number {i} looks sad"}]}
+            for i in range(100)
+        ]  # each one embeds
         results["neural path"] = [timed(router_port, body) for body in fresh]
     finally:
         for process in (router, server):
@@ -150,8 +206,14 @@ def router_overhead() -> None:
     print(f"  {'':<14} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10}")
     for name, times in results.items():
         added = statistics.median(times) - base
-        verdict = "" if name == "direct" else ("  (goal < 10 ms: ok)" if added < 10 else "  (goal < 10 ms: MISSED)")
-        print(f"  {name:<14} {statistics.median(times):8.2f} {pct(times, 99):8.2f} {added:10.2f}{verdict}")
+        verdict = (
+            ""
+            if name == "direct"
+            else ("  (goal < 10 ms: ok)" if added < 10 else "  (goal < 10 ms: MISSED)")
+        )
+        print(
+            f"  {name:<14} {statistics.median(times):8.2f} {pct(times, 99):8.2f} {added:10.2f}{verdict}"
+        )
 
 
 if __name__ == "__main__":

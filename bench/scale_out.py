@@ -32,17 +32,33 @@ def project(folder: Path, extra_seeds: tuple[int, ...] = ()) -> Path:
     demo = (ROOT / "manifests" / "tiny-demo.yaml").read_text()
     (folder / "manifests" / "tiny-demo.yaml").write_text(demo)
     for seed in extra_seeds:
-        (folder / "manifests" / f"demo-{seed}.yaml").write_text(demo.replace("job_id: tiny-demo", f"job_id: demo-{seed}").replace("seed: 42", f"seed: {seed}"))
+        (folder / "manifests" / f"demo-{seed}.yaml").write_text(
+            demo.replace("job_id: tiny-demo", f"job_id: demo-{seed}").replace(
+                "seed: 42", f"seed: {seed}"
+            )
+        )
     return folder
 
 
-def build(folder: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, list[str], str]:
+def build(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[float, list[str], str]:
     started = time.perf_counter()
-    done = subprocess.run([OPENSEM, "build", *args], cwd=folder, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [OPENSEM, "build", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"build failed in {folder}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    ran = [line.split()[1] for line in done.stderr.splitlines() if line.strip().startswith("✓") and "built in" in line]
+    ran = [
+        line.split()[1]
+        for line in done.stderr.splitlines()
+        if line.strip().startswith("✓") and "built in" in line
+    ]
     return seconds, ran, done.stderr
 
 
@@ -54,27 +70,63 @@ def shared_cache() -> None:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-           "FSSPEC_S3_ENDPOINT_URL": endpoint, "OPENSEM_CACHE": "s3://stage-cache/demo"}
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket="stage-cache")
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "FSSPEC_S3_ENDPOINT_URL": endpoint,
+        "OPENSEM_CACHE": "s3://stage-cache/demo",
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    ).create_bucket(Bucket="stage-cache")
     try:
-        cold, ran_a, _ = build(project(WORK / "clone-a"), "manifests/tiny-demo.yaml", env={**env, "OPENSEM_CACHE_MODE": "read-write"})
-        warm, ran_b, output = build(project(WORK / "clone-b"), "manifests/tiny-demo.yaml", env={**env, "OPENSEM_CACHE_MODE": "read"})
+        cold, ran_a, _ = build(
+            project(WORK / "clone-a"),
+            "manifests/tiny-demo.yaml",
+            env={**env, "OPENSEM_CACHE_MODE": "read-write"},
+        )
+        warm, ran_b, output = build(
+            project(WORK / "clone-b"),
+            "manifests/tiny-demo.yaml",
+            env={**env, "OPENSEM_CACHE_MODE": "read"},
+        )
     finally:
         server.stop()
     pulled = output.count("from cache")
     print("1. two clones of the demo sharing an S3 cache (moto on 127.0.0.1)")
     print(f"   clone A, cold, read-write   {cold:6.1f} s   {len(ran_a)} stages built")
-    print(f"   clone B, fresh, read        {warm:6.1f} s   {len(ran_b)} stages built (goal 0), {pulled} from the cache   B / A: {warm / cold:.2f}x")
+    print(
+        f"   clone B, fresh, read        {warm:6.1f} s   {len(ran_b)} stages built (goal 0), {pulled} from the "
+        f"cache   B / A: {warm / cold:.2f}x"
+    )
 
 
 def parallel() -> None:
     seeds = (7, 11)
-    serial, ran_1, _ = build(project(WORK / "j1", seeds), "manifests/tiny-demo.yaml", *(f"manifests/demo-{s}.yaml" for s in seeds), "-j", "1")
-    both, ran_2, _ = build(project(WORK / "j2", seeds), "manifests/tiny-demo.yaml", *(f"manifests/demo-{s}.yaml" for s in seeds), "-j", "2")
+    serial, ran_1, _ = build(
+        project(WORK / "j1", seeds),
+        "manifests/tiny-demo.yaml",
+        *(f"manifests/demo-{s}.yaml" for s in seeds),
+        "-j",
+        "1",
+    )
+    both, ran_2, _ = build(
+        project(WORK / "j2", seeds),
+        "manifests/tiny-demo.yaml",
+        *(f"manifests/demo-{s}.yaml" for s in seeds),
+        "-j",
+        "2",
+    )
     print("\n2. the demo and two more manifests from an empty store")
     print(f"   -j 1   {serial:6.1f} s   {len(ran_1)} stages built")
-    print(f"   -j 2   {both:6.1f} s   {len(ran_2)} stages built   -j 2 / -j 1: {both / serial:.2f}x")
+    print(
+        f"   -j 2   {both:6.1f} s   {len(ran_2)} stages built   -j 2 / -j 1: {both / serial:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 from urllib.parse import urlparse
 
 BENCH = Path(__file__).resolve().parent
@@ -49,8 +49,20 @@ ROOT = BENCH.parent
 WORK = BENCH / ".work" / "serve"
 KEY = "bench-" + "k" * 40
 MAX_TOKENS = 32
-TOPICS = ["fern", "bike chain", "cactus", "brake pad", "orchid", "tyre", "espresso grind", "derailleur"]
-PROMPTS = [f"Question {i}: what should I check first on a {TOPICS[i % len(TOPICS)]}, and why?" for i in range(64)]
+TOPICS = [
+    "fern",
+    "bike chain",
+    "cactus",
+    "brake pad",
+    "orchid",
+    "tyre",
+    "espresso grind",
+    "derailleur",
+]
+PROMPTS = [
+    f"Question {i}: what should I check first on a {TOPICS[i % len(TOPICS)]}, and why?"
+    for i in range(64)
+]
 
 BARE = """
 import json, sys, time, torch
@@ -75,8 +87,9 @@ BUSY = "import torch\na = torch.randn(512, 512)\nwhile True:\n    a = (a @ a).ta
 def prepare(model: str) -> dict[str, Path]:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(BENCH))
-    from opensem.training.tiny import make_tiny_model
     from real_model import smollm2_dir
+
+    from opensem.training.tiny import make_tiny_model
     from tests.adapters import make_adapter
 
     if model == "smollm2":
@@ -92,7 +105,9 @@ def prepare(model: str) -> dict[str, Path]:
             shutil.rmtree(folder, ignore_errors=True)
             make_adapter(base, folder / "adapter", rank=8, seed=seed, random=model == "tiny")
             shutil.copytree(base, folder / "base_model" / "model")
-            (folder / "manifest.yaml").write_text(f"job_id: {name}\nbase_model: ./tiny\n", encoding="utf-8")
+            (folder / "manifest.yaml").write_text(
+                f"job_id: {name}\nbase_model: ./tiny\n", encoding="utf-8"
+            )
         releases[name] = folder
     return releases
 
@@ -104,17 +119,35 @@ class ServerProcess:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        env = {**os.environ, "OPENSEM_API_KEY": KEY, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
-        command = [str(ROOT / ".venv" / "bin" / "opensem"), "serve", "--port", str(self.port), "--cache-dir", str(WORK / "cache"), *sources]
-        self.log = (WORK / f"serve-{self.port}.log").open("w")  # one JSON line per request: a pipe would fill and block the server
-        self.process = subprocess.Popen(command, cwd=WORK, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        env = {
+            **os.environ,
+            "OPENSEM_API_KEY": KEY,
+            **({"OMP_NUM_THREADS": str(threads)} if threads else {}),
+        }
+        command = [
+            str(ROOT / ".venv" / "bin" / "opensem"),
+            "serve",
+            "--port",
+            str(self.port),
+            "--cache-dir",
+            str(WORK / "cache"),
+            *sources,
+        ]
+        self.log = (WORK / f"serve-{self.port}.log").open(
+            "w"
+        )  # one JSON line per request: a pipe would fill and block the server
+        self.process = subprocess.Popen(
+            command, cwd=WORK, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
         while True:
             if self.process.poll() is not None:
                 sys.exit(f"opensem serve stopped:\n{Path(self.log.name).read_text()[-3000:]}")
             try:
-                if json.loads(urllib.request.urlopen(self.url + "/health/ready", timeout=1).read())["ready"]:
+                if json.loads(urllib.request.urlopen(self.url + "/health/ready", timeout=1).read())[
+                    "ready"
+                ]:
                     break
             except OSError:
                 pass
@@ -124,12 +157,19 @@ class ServerProcess:
 
     def peak_rss_mib(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+        return (
+            int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+            / 1024
+        )
 
     def batching(self) -> tuple[float, float]:
         """(batches, requests batched) so far, from /metrics."""
         metrics = urllib.request.urlopen(self.url + "/metrics").read().decode()
-        values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line.startswith("inference_") and " " in line and "{" not in line}
+        values = {
+            line.split()[0]: float(line.split()[1])
+            for line in metrics.splitlines()
+            if line.startswith("inference_") and " " in line and "{" not in line
+        }
         return values["inference_batches_total"], values["inference_requests_batched_total"]
 
     def stop(self) -> None:
@@ -146,8 +186,11 @@ async def raw_stream(url: str, body: dict[str, object]) -> AsyncIterator[dict[st
     where = urlparse(url)
     reader, writer = await asyncio.open_connection(where.hostname, where.port)
     payload = json.dumps(body).encode()
-    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+        + payload
+    )
     await writer.drain()
     while (await reader.readline()) not in (b"\r\n", b""):  # status line and headers
         pass
@@ -165,12 +208,17 @@ async def raw_stream(url: str, body: dict[str, object]) -> AsyncIterator[dict[st
     writer.close()
 
 
-async def load(urls: dict[str, str], clients: int, requests: int, official: bool = False) -> dict[str, object]:
+async def load(
+    urls: dict[str, str], clients: int, requests: int, official: bool = False
+) -> dict[str, object]:
     """`clients` concurrent clients sending `requests` in all, alternating model names; timings of each."""
     import openai
 
     names = list(urls)
-    sessions = {name: openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0, timeout=600) for name, url in urls.items()}
+    sessions = {
+        name: openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0, timeout=600)
+        for name, url in urls.items()
+    }
     latencies: list[float] = []
     first_tokens: list[float] = []
     tokens = 0
@@ -178,14 +226,27 @@ async def load(urls: dict[str, str], clients: int, requests: int, official: bool
 
     async def events(name: str, messages: list[dict[str, str]]) -> AsyncIterator[tuple[bool, int]]:
         """(has content, completion tokens if this is the usage event) per event."""
-        settings = {"model": name, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
+        settings = {
+            "model": name,
+            "messages": messages,
+            "max_tokens": MAX_TOKENS,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         if official:
             async for chunk in await sessions[name].chat.completions.create(**settings):  # type: ignore[call-overload]
-                yield bool(chunk.choices and chunk.choices[0].delta.content), chunk.usage.completion_tokens if chunk.usage else 0
+                yield (
+                    bool(chunk.choices and chunk.choices[0].delta.content),
+                    chunk.usage.completion_tokens if chunk.usage else 0,
+                )
         else:
             async for event in raw_stream(urls[name], settings):
                 choices, usage = event.get("choices") or [], event.get("usage") or {}
-                yield bool(choices and choices[0]["delta"].get("content")), int(usage.get("completion_tokens", 0))
+                yield (
+                    bool(choices and choices[0]["delta"].get("content")),
+                    int(usage.get("completion_tokens", 0)),
+                )
 
     async def client() -> None:
         nonlocal tokens
@@ -193,7 +254,9 @@ async def load(urls: dict[str, str], clients: int, requests: int, official: bool
             index = queue.pop()
             name = names[index % len(names)]
             started, first = time.perf_counter(), None
-            async for content, used in events(name, [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}]):
+            async for content, used in events(
+                name, [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}]
+            ):
                 if first is None and content:
                     first = time.perf_counter() - started
                 tokens += used
@@ -209,43 +272,76 @@ async def load(urls: dict[str, str], clients: int, requests: int, official: bool
 
 
 def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+        if len(values) > 1
+        else values[0]
+    )
 
 
 def bare_loop(release: Path, prompts: list[str]) -> float:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(BARE), str(release), json.dumps(prompts), str(MAX_TOKENS)], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(BARE),
+            str(release),
+            json.dumps(prompts),
+            str(MAX_TOKENS),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if done.returncode != 0:
         sys.exit(f"bare loop failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return result["tokens"] / result["seconds"]
 
 
-def latency_bench(releases: dict[str, Path], requests: int, client_counts: tuple[int, ...] = (1, 8, 32)) -> None:
+def latency_bench(
+    releases: dict[str, Path], requests: int, client_counts: tuple[int, ...] = (1, 8, 32)
+) -> None:
     bare = bare_loop(releases["alpha"], [PROMPTS[i % len(PROMPTS)] for i in range(requests)])
     server = ServerProcess([str(releases["alpha"])])
     try:
         asyncio.run(load({"alpha": server.url}, 4, 8))  # warm-up
-        print(f"\n1. one adapter, {requests} requests of {MAX_TOKENS} tokens (streamed, greedy); bare model.generate loop: {bare:.0f} tokens/s")
-        print(f"  {'clients':>7} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7}   {'TTFT p50':>8} {'p95':>6} {'p99':>6}   {'tokens/s':>8} {'vs bare':>8} {'batch':>6}")
+        print(
+            f"\n1. one adapter, {requests} requests of {MAX_TOKENS} tokens (streamed, greedy); bare model.generate "
+            f"loop: {bare:.0f} tokens/s"
+        )
+        print(
+            f"  {'clients':>7} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7}   {'TTFT p50':>8} {'p95':>6} {'p99':>6}   "
+            f"{'tokens/s':>8} {'vs bare':>8} {'batch':>6}"
+        )
         for clients in client_counts:
             before = server.batching()
             run = asyncio.run(load({"alpha": server.url}, clients, requests))
             after = server.batching()
             lat, first = run["latency"], run["first"]
             rate = run["tokens"] / run["seconds"]
-            print(f"  {clients:>7} {pct(lat, 50):7.3f} {pct(lat, 95):7.3f} {pct(lat, 99):7.3f}   {pct(first, 50):8.3f} {pct(first, 95):6.3f} {pct(first, 99):6.3f}"
-                  f"   {rate:8.0f} {rate / bare:7.2f}x {(after[1] - before[1]) / (after[0] - before[0]):6.1f}")
+            print(
+                f"  {clients:>7} {pct(lat, 50):7.3f} {pct(lat, 95):7.3f} {pct(lat, 99):7.3f}   "
+                f"{pct(first, 50):8.3f} {pct(first, 95):6.3f} {pct(first, 99):6.3f}"
+                f"   {rate:8.0f} {rate / bare:7.2f}x {(after[1] - before[1]) / (after[0] - before[0]):6.1f}"
+            )
         print("  (batch: mean requests per batch, from /metrics)")
         official = asyncio.run(load({"alpha": server.url}, 1, requests, official=True))
         rate = official["tokens"] / official["seconds"]
-        print(f"  1 client with the official AsyncOpenAI client instead: {rate:.0f} tokens/s ({rate / bare:.2f}x bare), p50 {pct(official['latency'], 50):.3f} s"
-              " (its parsing shares the 2 cores with the server)")
+        print(
+            f"  1 client with the official AsyncOpenAI client instead: {rate:.0f} tokens/s ({rate / bare:.2f}x "
+            f"bare), p50 {pct(official['latency'], 50):.3f} s"
+            " (its parsing shares the 2 cores with the server)"
+        )
     finally:
         server.stop()
 
 
 def two_adapters_bench(releases: dict[str, Path], requests: int) -> None:
-    print(f"\n2. two adapters, 16 clients split across them, {requests} requests: one server with both against two servers with one each")
+    print(
+        f"\n2. two adapters, 16 clients split across them, {requests} requests: one server with both against two "
+        "servers with one each"
+    )
     shared = ServerProcess([str(releases["alpha"]), str(releases["beta"])])
     try:
         asyncio.run(load({"alpha": shared.url, "beta": shared.url}, 4, 8))
@@ -253,7 +349,9 @@ def two_adapters_bench(releases: dict[str, Path], requests: int) -> None:
         one_rss = shared.peak_rss_mib()
     finally:
         shared.stop()
-    threads = max(1, (os.cpu_count() or 2) // 2)  # the cores split between the two, as an operator would
+    threads = max(
+        1, (os.cpu_count() or 2) // 2
+    )  # the cores split between the two, as an operator would
     apart = [ServerProcess([str(releases[name])], threads=threads) for name in ("alpha", "beta")]
     try:
         asyncio.run(load({"alpha": apart[0].url, "beta": apart[1].url}, 4, 8))
@@ -264,18 +362,33 @@ def two_adapters_bench(releases: dict[str, Path], requests: int) -> None:
             server.stop()
     one_rate, two_rate = one["tokens"] / one["seconds"], two["tokens"] / two["seconds"]
     print(f"  {'':<26} {'peak RSS MiB':>12} {'tokens/s':>9} {'p95 s':>7}")
-    print(f"  {'one process, one base':<26} {one_rss:12.0f} {one_rate:9.0f} {pct(one['latency'], 95):7.3f}")
-    print(f"  {f'two processes, {threads} thread(s) each':<26} {two_rss:12.0f} {two_rate:9.0f} {pct(two['latency'], 95):7.3f}")
-    print(f"  shared base: {one_rss / two_rss:.2f}x the memory, {one_rate / two_rate:.2f}x the throughput")
+    print(
+        f"  {'one process, one base':<26} {one_rss:12.0f} {one_rate:9.0f} {pct(one['latency'], 95):7.3f}"
+    )
+    print(
+        f"  {f'two processes, {threads} thread(s) each':<26} {two_rss:12.0f} {two_rate:9.0f} "
+        f"{pct(two['latency'], 95):7.3f}"
+    )
+    print(
+        f"  shared base: {one_rss / two_rss:.2f}x the memory, {one_rate / two_rate:.2f}x the throughput"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=64, help="requests per measurement")
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
-    parser.add_argument("--clients", default="1,8,32", help="concurrent clients to measure, comma-separated")
-    parser.add_argument("--latency-only", action="store_true", help="skip the two-adapter measurement")
-    parser.add_argument("--busy", action="store_true", help="with a second busy process (torch matmuls on every core) beside both sides")
+    parser.add_argument(
+        "--clients", default="1,8,32", help="concurrent clients to measure, comma-separated"
+    )
+    parser.add_argument(
+        "--latency-only", action="store_true", help="skip the two-adapter measurement"
+    )
+    parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="with a second busy process (torch matmuls on every core) beside both sides",
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     releases = prepare(args.model)
@@ -293,7 +406,9 @@ def main() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        print("\nvLLM backend against vLLM's own server: needs CUDA and the gpu extra; not measured on this machine")
+        print(
+            "\nvLLM backend against vLLM's own server: needs CUDA and the gpu extra; not measured on this machine"
+        )
 
 
 if __name__ == "__main__":

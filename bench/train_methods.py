@@ -25,7 +25,10 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORK = BENCH / ".work" / "methods"
 METHODS = ("sft", "lora", "dora", "qlora", "dpo", "orpo", "kto")
-MODELS = {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4}, "larger": {"hidden_size": 512, "num_layers": 8, "num_heads": 8}}
+MODELS = {
+    "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4},
+    "larger": {"hidden_size": 512, "num_layers": 8, "num_heads": 8},
+}
 
 CHILD = """
 import json, resource, sys, time
@@ -84,19 +87,35 @@ def prepare() -> None:
     for name, shape in MODELS.items():
         if not (WORK / name / "config.json").is_file():
             make_tiny_model(WORK / name, vocab_size=2000, **shape)
-    lines = (ROOT / "data" / "tiny-demo" / "instructions.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (
+        (ROOT / "data" / "tiny-demo" / "instructions.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    )
     chats = [normalize(json.loads(line), "alpaca", "demo") for line in lines if line.strip()]
     prefs = [
-        {"id": f"p{i}", "source": "demo", "prompt": c["messages"][-2]["content"], "chosen": c["messages"][-1]["content"],
-         "rejected": chats[(i + 1) % len(chats)]["messages"][-1]["content"]}
+        {
+            "id": f"p{i}",
+            "source": "demo",
+            "prompt": c["messages"][-2]["content"],
+            "chosen": c["messages"][-1]["content"],
+            "rejected": chats[(i + 1) % len(chats)]["messages"][-1]["content"],
+        }
         for i, c in enumerate(chats)
     ]
     for name, records in (("chats", chats), ("prefs", prefs)):
-        (WORK / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        (WORK / f"{name}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+        )
 
 
 def run(code: str, *args: str) -> dict[str, object] | str:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         return lines[-1][:100] if lines else f"exit {done.returncode}"
@@ -130,11 +149,19 @@ def main() -> None:
                     print(f"{model:<7} {method:<6} {backend:<8} failed: {result}")
                     continue
                 rate = float(result["tokens"]) / float(result["seconds"])  # type: ignore[arg-type]
-                print(f"{model:<7} {method:<6} {result['backend']:<8} {result['device']:<6} {rate:9.0f} {float(result['peak_mb']):8.0f}", flush=True)  # type: ignore[arg-type]
+                print(
+                    f"{model:<7} {method:<6} {result['backend']:<8} {result['device']:<6} {rate:9.0f} "
+                    f"{float(result['peak_mb']):8.0f}",
+                    flush=True,
+                )  # type: ignore[arg-type]
         peer = run(PEER, model, str(args.steps), str(WORK))
         if isinstance(peer, dict):
             rate = float(peer["tokens"]) / float(peer["seconds"])  # type: ignore[arg-type]
-            print(f"{model:<7} {'peer':<6} {'trl':<8} {peer['device']:<6} {rate:9.0f} {float(peer['peak_mb']):8.0f}   (bare trl SFT + peft LoRA)", flush=True)  # type: ignore[arg-type]
+            print(
+                f"{model:<7} {'peer':<6} {'trl':<8} {peer['device']:<6} {rate:9.0f} {float(peer['peak_mb']):8.0f}   "
+                "(bare trl SFT + peft LoRA)",
+                flush=True,
+            )  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -35,7 +35,10 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORK = BENCH / ".work" / "train"
-TARGETS = {"tiny": 1.10, "smollm2": 1.05}  # the real model's steps are long enough that overhead must vanish
+TARGETS = {
+    "tiny": 1.10,
+    "smollm2": 1.05,
+}  # the real model's steps are long enough that overhead must vanish
 
 PEER = """
 import time; started = time.perf_counter()
@@ -94,10 +97,20 @@ def prepare(model: str) -> list[str]:
         base, rank, batch = WORK / "base", 8, 8
         if not (base / "model" / "config.json").is_file():
             make_tiny_model(base / "model", hidden_size=64, num_layers=2, vocab_size=2000)
-    lines = (ROOT / "data" / "tiny-demo" / "instructions.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [normalize(json.loads(line), "alpaca", "instructions.jsonl") for line in lines if line.strip()]
+    lines = (
+        (ROOT / "data" / "tiny-demo" / "instructions.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    )
+    records = [
+        normalize(json.loads(line), "alpaca", "instructions.jsonl")
+        for line in lines
+        if line.strip()
+    ]
     (WORK / "split").mkdir(parents=True, exist_ok=True)
-    (WORK / "split" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (WORK / "split" / "train.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+    )
     return [str(base), str(rank), str(batch)]
 
 
@@ -105,7 +118,12 @@ def timed(code: str, steps: int, extra: list[str]) -> tuple[float, float]:
     """(process wall seconds, process CPU seconds) of one fresh run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(WORK), str(steps), *extra], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), str(WORK), str(steps), *extra],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -122,26 +140,44 @@ def main() -> None:
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
     args = parser.parse_args()
     extra = prepare(args.model)
-    timed(PEER, 2, extra), timed(OPENSEM, 2, extra)  # warm the page cache and any first-run compilation
+    (
+        timed(PEER, 2, extra),
+        timed(OPENSEM, 2, extra),
+    )  # warm the page cache and any first-run compilation
     peer: list[tuple[float, float]] = []
     ours: list[tuple[float, float]] = []
     for run in range(args.runs):
-        for name, code, into in (("peer", PEER, peer), ("opensem", OPENSEM, ours))[:: 1 if run % 2 == 0 else -1]:
+        for name, code, into in (("peer", PEER, peer), ("opensem", OPENSEM, ours))[
+            :: 1 if run % 2 == 0 else -1
+        ]:
             into.append(timed(code, args.steps, extra))
-            print(f"run {run + 1} {name:<8} wall {into[-1][0]:6.2f} s  cpu {into[-1][1]:6.2f} s", flush=True)
-    print(f"\n{args.steps} LoRA steps on {'SmolLM2-135M-Instruct' if args.model == 'smollm2' else 'the tiny Llama'}, CPU, {args.runs} fresh processes each (median / best)")
+            print(
+                f"run {run + 1} {name:<8} wall {into[-1][0]:6.2f} s  cpu {into[-1][1]:6.2f} s",
+                flush=True,
+            )
+    print(
+        f"\n{args.steps} LoRA steps on {'SmolLM2-135M-Instruct' if args.model == 'smollm2' else 'the tiny Llama'}, "
+        f"CPU, {args.runs} fresh processes each (median / best)"
+    )
     rows = {}
     for name, runs in (("bare trl script", peer), ("opensem train", ours)):
         walls, cpus = [w for w, _ in runs], [c for _, c in runs]
         rows[name] = (statistics.median(walls), min(walls), statistics.median(cpus))
-        print(f"  {name:<16} wall {rows[name][0]:6.2f} / {rows[name][1]:6.2f} s   cpu {rows[name][2]:6.2f} s")
+        print(
+            f"  {name:<16} wall {rows[name][0]:6.2f} / {rows[name][1]:6.2f} s   cpu {rows[name][2]:6.2f} s"
+        )
     (pw, pb, pc), (ow, ob, oc) = rows["bare trl script"], rows["opensem train"]
     pairs = statistics.median(o[0] / p[0] for p, o in zip(peer, ours))
-    print(f"  ratio opensem / trl: wall best {ob / pb:.3f}, wall median {ow / pw:.3f}, median of run pairs {pairs:.3f}, cpu {oc / pc:.3f}")
+    print(
+        f"  ratio opensem / trl: wall best {ob / pb:.3f}, wall median {ow / pw:.3f}, median of run pairs "
+        f"{pairs:.3f}, cpu {oc / pc:.3f}"
+    )
     # The best of several runs is each side's cost without the machine's other work (as timeit reports);
     # medians swing with whatever else runs on a shared machine.
     target = TARGETS[args.model]
-    print(f"  target: wall (best of {args.runs}) within {target:.2f}x: {'met' if ob / pb <= target else 'MISSED'}")
+    print(
+        f"  target: wall (best of {args.runs}) within {target:.2f}x: {'met' if ob / pb <= target else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import time
 
 
 def main() -> None:
+    """The `opensem` command: answers a no-op build before importing the CLI, else runs it."""
     started = time.perf_counter()
     from opensem.noop import answer
 

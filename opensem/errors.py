@@ -41,6 +41,7 @@ class OpensemError(Exception):
         self.hint = hint
 
     def render(self) -> str:
+        """The error as the CLI prints it: location, message and hint."""
         where = str(self.location)
         text = f"{where}: {self.message}" if where else self.message
         return f"{text}\n  hint: {self.hint}" if self.hint else text
@@ -50,7 +51,9 @@ class OpensemError(Exception):
         return (_rebuilt, (type(self), self.args, self.__dict__))
 
 
-def _rebuilt(kind: type[OpensemError], args: tuple[object, ...], state: dict[str, object]) -> OpensemError:
+def _rebuilt(
+    kind: type[OpensemError], args: tuple[object, ...], state: dict[str, object]
+) -> OpensemError:
     error = kind.__new__(kind)
     error.args = args
     error.__dict__.update(state)
@@ -66,6 +69,7 @@ class Problem:
     hint: str = ""
 
     def render(self) -> str:
+        """The problem as the CLI prints it: location, message and hint."""
         text = f"{self.location}: {self.message}"
         return f"{text}\n  hint: {self.hint}" if self.hint else text
 
@@ -79,6 +83,7 @@ class ManifestError(OpensemError):
         self.problems, self.what = problems, what
 
     def render(self) -> str:
+        """Every problem, counted, one after the other."""
         count = len(self.problems)
         head = f"invalid {self.what}: {count} problem{'s' if count != 1 else ''}"
         return "\n".join([head, *(p.render() for p in self.problems)])
@@ -107,7 +112,14 @@ class VerifyError(OpensemError):
         self.mismatches = mismatches
 
     def render(self) -> str:
-        return "\n".join([f"verify failed: {self.message}", *(f"  - {m}" for m in self.mismatches), f"  hint: {self.hint}"])
+        """Every lot that no longer matches, one per line."""
+        return "\n".join(
+            [
+                f"verify failed: {self.message}",
+                *(f"  - {m}" for m in self.mismatches),
+                f"  hint: {self.hint}",
+            ]
+        )
 
 
 class RegistryError(OpensemError):

@@ -12,7 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-IGNORED_OPTIONS = ("-j", "--jobs", "--executor")  # where and how many stages would run: nothing runs
+IGNORED_OPTIONS = (
+    "-j",
+    "--jobs",
+    "--executor",
+)  # where and how many stages would run: nothing runs
 
 
 def build_arguments(argv: list[str]) -> tuple[Path, str | None] | None:
@@ -44,7 +48,9 @@ def unchanged(manifest: Path, until: str | None) -> list[tuple[str, str]] | None
 
     if not manifest.is_file():
         return None
-    return unchanged_stages(manifest, lock_path(manifest), Layout(project_root_of(manifest)).build, until)
+    return unchanged_stages(
+        manifest, lock_path(manifest), Layout(project_root_of(manifest)).build, until
+    )
 
 
 def reporting(manifest: Path, until: str | None) -> dict[str, str]:
@@ -58,7 +64,10 @@ def reporting(manifest: Path, until: str | None) -> dict[str, str]:
 def report_lines(stages: list[tuple[str, str]], seconds: float, manifest: Path) -> list[str]:
     """What a no-op build prints, the same from here and from the full CLI."""
     lines = [f"  · {name:<13} up to date   {lot[:12]}" for name, lot in stages]
-    lines.append(f"Nothing to do: all {len(stages)} stages up to date ({seconds:.2f} s). {manifest.with_suffix('.lock').name} unchanged.")
+    lines.append(
+        f"Nothing to do: all {len(stages)} stages up to date ({seconds:.2f} s). "
+        f"{manifest.with_suffix('.lock').name} unchanged."
+    )
     return lines
 
 
@@ -71,5 +80,7 @@ def answer(argv: list[str], started: float) -> bool:
     stages = unchanged(manifest, until)
     if stages is None or reporting(manifest, until):  # a report to show needs the full CLI
         return False
-    sys.stderr.write("\n".join(report_lines(stages, time.perf_counter() - started, manifest)) + "\n")
+    sys.stderr.write(
+        "\n".join(report_lines(stages, time.perf_counter() - started, manifest)) + "\n"
+    )
     return True

@@ -9,7 +9,8 @@ different classes under one name is an error, and asking for an unknown name say
 from __future__ import annotations
 
 import importlib
-from typing import Generic, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 from opensem.errors import UsageError
 
@@ -17,13 +18,22 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, what: str, package: str, modules: Sequence[str], instantiate: bool = True, outside_before: str | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        package: str,
+        modules: Sequence[str],
+        instantiate: bool = True,
+        outside_before: str | None = None,
+    ) -> None:
         self.what = what  # "stage kind", "training method", ... for messages
         self.package = package
         self.modules = tuple(modules)
         self.instantiate = instantiate  # store cls() (stateless plugins) or the class itself
         # Plugins from elsewhere come before this module's (publish stays last), else after all.
-        self.outside_rank = self.modules.index(outside_before) - 0.5 if outside_before else len(self.modules)
+        self.outside_rank = (
+            self.modules.index(outside_before) - 0.5 if outside_before else len(self.modules)
+        )
         self._entries: dict[str, tuple[type, T]] = {}
         self._loaded = False
 
@@ -34,7 +44,9 @@ class Registry(Generic[T]):
             raise TypeError(f"a {self.what} needs a class attribute `name`")
         earlier = self._entries.get(name)
         if earlier is not None and earlier[0].__qualname__ != cls.__qualname__:
-            raise ValueError(f"{self.what} {name!r} is registered twice ({earlier[0].__module__} and {cls.__module__})")
+            raise ValueError(
+                f"{self.what} {name!r} is registered twice ({earlier[0].__module__} and {cls.__module__})"
+            )
         self._entries[name] = (cls, cls() if self.instantiate else cls)  # type: ignore[assignment]
         return cls
 
@@ -51,15 +63,22 @@ class Registry(Generic[T]):
         try:
             return self._entries[name][1]
         except KeyError:
-            raise UsageError(f"unknown {self.what} {name!r}", hint=f"known: {', '.join(self.names())}") from None
+            raise UsageError(
+                f"unknown {self.what} {name!r}", hint=f"known: {', '.join(self.names())}"
+            ) from None
 
     def all(self) -> list[T]:
         """Every plugin, in the order of the registry's modules (plugins from elsewhere at `outside_rank`)."""
         self._load()
-        order: dict[str, float] = {f"{self.package}.{module}": index for index, module in enumerate(self.modules)}
-        ranked = sorted(self._entries.values(), key=lambda entry: order.get(entry[0].__module__, self.outside_rank))
+        order: dict[str, float] = {
+            f"{self.package}.{module}": index for index, module in enumerate(self.modules)
+        }
+        ranked = sorted(
+            self._entries.values(),
+            key=lambda entry: order.get(entry[0].__module__, self.outside_rank),
+        )
         return [plugin for _, plugin in ranked]
 
     def names(self) -> list[str]:
         """Names of every plugin, in registry order."""
-        return [str(getattr(plugin, "name")) for plugin in self.all()]
+        return [str(getattr(plugin, "name")) for plugin in self.all()]  # noqa: B009 (T has no bound)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from opensem.core.digests import DigestCache
 from opensem.core.engine import BuildSession
@@ -31,7 +32,12 @@ def load_graph(manifest: Path) -> StageGraph:
     return build_graph(loaded, read_project_config(loaded.project_root))
 
 
-def open_session(graph: StageGraph, force: frozenset[str] = frozenset(), digests: DigestCache | None = None, reporter: Reporter | None = None) -> BuildSession:
+def open_session(
+    graph: StageGraph,
+    force: frozenset[str] = frozenset(),
+    digests: DigestCache | None = None,
+    reporter: Reporter | None = None,
+) -> BuildSession:
     """A build session of a graph, with the project's digest cache and the stage runner; its events
     go to reporter (the CLI's lines when none is given)."""
     from opensem.console import RichReporter
@@ -39,7 +45,14 @@ def open_session(graph: StageGraph, force: frozenset[str] = frozenset(), digests
     from opensem.stages.runner import PipelineRunner
 
     digests = digests or DigestCache(Layout(graph.project_root).digest_cache_file)
-    return BuildSession(graph, digests, PipelineRunner(), force, remote=cache_from(graph.cache, graph.project_root, os.environ), reporter=reporter or RichReporter())
+    return BuildSession(
+        graph,
+        digests,
+        PipelineRunner(),
+        force,
+        remote=cache_from(graph.cache, graph.project_root, os.environ),
+        reporter=reporter or RichReporter(),
+    )
 
 
 def choose_executor(session: BuildSession, executor: str | None) -> None:
@@ -53,10 +66,19 @@ def ray_executor(session: BuildSession) -> Any:
     from opensem.core.ray_executor import RayExecutor
 
     if session.remote is None or not session.remote.writable:
-        raise UsageError(f"{session.graph.job_id}: executor ray needs a read-write stage cache that the cluster's machines can reach",
-                         hint="set `cache: {url: s3://bucket/prefix, mode: read-write}` in the manifest or [tool.opensem], or OPENSEM_CACHE with OPENSEM_CACHE_MODE=read-write")
+        raise UsageError(
+            f"{session.graph.job_id}: executor ray needs a read-write stage cache that the cluster's machines can "
+            "reach",
+            hint=(
+                "set `cache: {url: s3://bucket/prefix, mode: read-write}` in the manifest or "
+                "[tool.opensem], or OPENSEM_CACHE with OPENSEM_CACHE_MODE=read-write"
+            ),
+        )
     if importlib.util.find_spec("ray") is None:
         raise UsageError("executor ray needs the Ray library", hint="pip install 'opensem[ray]'")
+    from opensem.core.execute import LocalExecutor
+
+    assert isinstance(session.executor, LocalExecutor)  # the session made it
     return RayExecutor(session.remote, session.executor)
 
 
@@ -72,12 +94,20 @@ def project_tasks(project_root: Path) -> Iterator[dict[str, Any]]:
             session = open_session(load_graph(manifest), digests=digests)
             choose_executor(session, None)
         except OpensemError as exc:
-            sys.stderr.write(f"!! {manifest.name} is invalid and left out of this doit run:\n{exc.render()}\n")
+            sys.stderr.write(
+                f"!! {manifest.name} is invalid and left out of this doit run:\n{exc.render()}\n"
+            )
             continue
         yield from session.tasks(with_lock_task=True)
 
 
-def expert_from_manifest(manifest_path: Path, name: str | None = None, endpoint: str | None = None, replicas: list[str] | None = None, priority: int = 0) -> Any:
+def expert_from_manifest(
+    manifest_path: Path,
+    name: str | None = None,
+    endpoint: str | None = None,
+    replicas: list[str] | None = None,
+    priority: int = 0,
+) -> Any:
     """An expert entry from a manifest: description, `expert:` section, golden set and the published lot."""
     from opensem.core.layout import lock_path
     from opensem.core.lock import read_lock
@@ -93,12 +123,21 @@ def expert_from_manifest(manifest_path: Path, name: str | None = None, endpoint:
         raise UsageError(
             "the manifest says nothing a router could recognise its queries by",
             Location(file=str(manifest_path), key="expert"),
-            "add `expert: {domains: [...], keywords: [...], examples: [...]}` (or at least a description) to the manifest",
+            "add `expert: {domains: [...], keywords: [...], examples: [...]}` (or at least a description) to the "
+            "manifest",
         )
-    golden = manifest.evaluation.golden if manifest.evaluation is not None and manifest.evaluation.golden else f"data/{manifest.job_id}/golden"
+    golden = (
+        manifest.evaluation.golden
+        if manifest.evaluation is not None and manifest.evaluation.golden
+        else f"data/{manifest.job_id}/golden"
+    )
     golden_path = loaded.project_root / golden
-    questions = [str(loaded.project_root / source.path) for source in (manifest.data.sources if manifest.data else [])
-                 if Path(source.path).suffix.lower() in DATASET_SUFFIXES and (loaded.project_root / source.path).is_file()]
+    questions = [
+        str(loaded.project_root / source.path)
+        for source in (manifest.data.sources if manifest.data else [])
+        if Path(source.path).suffix.lower() in DATASET_SUFFIXES
+        and (loaded.project_root / source.path).is_file()
+    ]
     from opensem.routing.registry import Expert
 
     return Expert(

@@ -6,8 +6,15 @@ import shutil
 from pathlib import Path
 
 
-def make_adapter(base: Path, out: Path, rank: int = 4, seed: int = 1, dora: bool = False, targets: tuple[str, ...] | str = ("q_proj", "v_proj", "up_proj"),
-                 random: bool = True) -> Path:
+def make_adapter(
+    base: Path,
+    out: Path,
+    rank: int = 4,
+    seed: int = 1,
+    dora: bool = False,
+    targets: tuple[str, ...] | str = ("q_proj", "v_proj", "up_proj"),
+    random: bool = True,
+) -> Path:
     """A LoRA adapter of the base with random (nonzero) weights, saved as training saves one; with
     random False, peft's own initialisation (B = 0: the base's answers, at an adapter's cost)."""
     import torch
@@ -18,7 +25,14 @@ def make_adapter(base: Path, out: Path, rank: int = 4, seed: int = 1, dora: bool
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets if isinstance(targets, str) else list(targets), init_lora_weights=not random, use_dora=dora, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        target_modules=targets if isinstance(targets, str) else list(targets),
+        init_lora_weights=not random,
+        use_dora=dora,
+        task_type="CAUSAL_LM",
+    )
     get_peft_model(model, config).save_pretrained(str(out))
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         if (base / name).is_file():

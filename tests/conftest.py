@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -35,16 +36,22 @@ def adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def releases(adapters: dict[str, Path], tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two release folders as `opensem build` publishes them: alpha (adapter a) and beta (adapter b) on the tiny base."""
+def releases(
+    adapters: dict[str, Path], tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Two release folders as `opensem build` publishes them: alpha (adapter a) and beta (adapter b) on
+    the tiny base."""
     from tests.serving.releases import release_folder
 
     root = tmp_path_factory.mktemp("releases")
-    return {name: release_folder(root / name, adapters[key], tiny_model_dir, name) for name, key in (("alpha", "a"), ("beta", "b"))}
+    return {
+        name: release_folder(root / name, adapters[key], tiny_model_dir, name)
+        for name, key in (("alpha", "a"), ("beta", "b"))
+    }
 
 
 @pytest.fixture
-def openai_server() -> "Iterator[OpenAICompatibleServer]":
+def openai_server() -> Iterator[OpenAICompatibleServer]:
     """A scriptable OpenAI-compatible HTTP server on 127.0.0.1 (tests/servers/openai_compatible.py)."""
     from tests.servers.openai_compatible import OpenAICompatibleServer
 
@@ -61,7 +68,11 @@ def s3_url() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     patch = pytest.MonkeyPatch()
     for key, value in env.items():
         patch.setenv(key, value)
@@ -73,7 +84,9 @@ def s3_url() -> Iterator[str]:
     patch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
     S3FileSystem.clear_instance_cache()
 
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="models")
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+        Bucket="models"
+    )
     yield "s3://models/prod"
     patch.undo()
     S3FileSystem.clear_instance_cache()
@@ -81,7 +94,7 @@ def s3_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def stoppable_s3() -> "Iterator[RestartableS3]":
+def stoppable_s3() -> Iterator[RestartableS3]:
     """An S3 bucket on a moto server at 127.0.0.1 that the test may stop and start again, at
     `.url`; s3:// URLs reach it through s3fs (tests/servers/s3.py). moto keeps buckets per process,
     so each test gets a bucket of its own."""
@@ -94,12 +107,18 @@ def stoppable_s3() -> "Iterator[RestartableS3]":
     server = RestartableS3()
     server.start()
     patch = pytest.MonkeyPatch()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         patch.setenv(key, value)
     patch.setitem(fsspec.config.conf, "s3", server.filesystem_options())
     S3FileSystem.clear_instance_cache()
     bucket = f"faults-{server.port}"
-    boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
     server.url = f"s3://{bucket}/prod"
     yield server
     patch.undo()

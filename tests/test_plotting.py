@@ -9,7 +9,15 @@ from opensem.curate.report import Panel, plot_histograms
 
 
 def test_threads_drawing_at_once_take_turns(tmp_path: Path) -> None:
-    panels = [Panel(title=f"similarity $x^{n}$", xlabel="$\\cos$", values=[0.1 * i for i in range(10)], threshold=0.95) for n in range(2)]
+    panels = [
+        Panel(
+            title=f"similarity $x^{n}$",
+            xlabel="$\\cos$",
+            values=[0.1 * i for i in range(10)],
+            threshold=0.95,
+        )
+        for n in range(2)
+    ]
 
     def draw(index: int) -> bytes:
         path = tmp_path / f"{index}.png"

@@ -16,7 +16,13 @@ import click
 from opensem.console import console
 from opensem.errors import GateFailed, ManifestError, OpensemError, UsageError, VerifyError
 
-EXIT_CODES: list[tuple[type[OpensemError], int]] = [(ManifestError, 2), (UsageError, 2), (GateFailed, 3), (VerifyError, 1), (OpensemError, 1)]
+EXIT_CODES: list[tuple[type[OpensemError], int]] = [
+    (ManifestError, 2),
+    (UsageError, 2),
+    (GateFailed, 3),
+    (VerifyError, 1),
+    (OpensemError, 1),
+]
 
 manifest_argument = click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
 
@@ -60,7 +66,10 @@ def session_for(manifest: Path, force: tuple[str, ...] = (), reporter: Any = Non
     graph = load_graph(manifest)
     unknown = [s for s in force if s not in graph.names]
     if unknown:
-        raise UsageError(f"no stage named {', '.join(unknown)} in {graph.job_id}", hint=f"stages: {', '.join(graph.names)}")
+        raise UsageError(
+            f"no stage named {', '.join(unknown)} in {graph.job_id}",
+            hint=f"stages: {', '.join(graph.names)}",
+        )
     return open_session(graph, frozenset(force), reporter=reporter)
 
 
@@ -83,6 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-
-
-from opensem.cli import build as _build, cache as _cache, feedback as _feedback, route as _route, serve as _serve, tools as _tools  # noqa: E402,F401  (commands register themselves on import)
+# The commands register themselves on import.
+from opensem.cli import build as _build  # noqa: E402,F401
+from opensem.cli import cache as _cache  # noqa: E402,F401
+from opensem.cli import feedback as _feedback  # noqa: E402,F401
+from opensem.cli import route as _route  # noqa: E402,F401
+from opensem.cli import serve as _serve  # noqa: E402,F401
+from opensem.cli import tools as _tools  # noqa: E402,F401

@@ -15,7 +15,9 @@ from opensem.errors import ManifestError, OpensemError, UsageError, VerifyError
 
 
 @cli.command()
-@click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument(
+    "manifests", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
+)
 def validate(manifests: tuple[Path, ...]) -> None:
     """Check manifests as `plan` would, without the store: schema, paths and every stage's settings.
 
@@ -28,7 +30,9 @@ def validate(manifests: tuple[Path, ...]) -> None:
     for manifest in manifests:
         try:
             graph = load_graph(manifest)
-            click.echo(f"ok  {manifest}  ({graph.job_id}: {len(graph.nodes)} stages: {', '.join(graph.names)})")
+            click.echo(
+                f"ok  {manifest}  ({graph.job_id}: {len(graph.nodes)} stages: {', '.join(graph.names)})"
+            )
         except ManifestError as exc:
             failures.append(exc)
     if failures:
@@ -37,26 +41,56 @@ def validate(manifests: tuple[Path, ...]) -> None:
 
 @cli.command()
 @manifest_argument
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON: each stage's lot, status and reasons (with stable codes).")
-@click.option("--force", multiple=True, metavar="STAGE", help="Show the plan as if STAGE were forced.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the plan as JSON: each stage's lot, status and reasons (with stable codes).",
+)
+@click.option(
+    "--force", multiple=True, metavar="STAGE", help="Show the plan as if STAGE were forced."
+)
 def plan(manifest: Path, as_json: bool, force: tuple[str, ...]) -> None:
     """Say for each stage whether it is up to date and, if not, why."""
     session = session_for(manifest, force)
     result = session.plan(session.force)
     session.digests.save()
-    cached = _in_cache(session, [s.lot for s in result.stages if s.status != "up-to-date" and s.lot])
+    cached = _in_cache(
+        session, [s.lot for s in result.stages if s.status != "up-to-date" and s.lot]
+    )
     if as_json:
-        stages = [{**s.as_json(), **({"in_cache": s.lot in cached} if session.remote is not None and s.status != "up-to-date" else {})} for s in result.stages]
+        stages = [
+            {
+                **s.as_json(),
+                **(
+                    {"in_cache": s.lot in cached}
+                    if session.remote is not None and s.status != "up-to-date"
+                    else {}
+                ),
+            }
+            for s in result.stages
+        ]
         click.echo(json.dumps({"job_id": session.graph.job_id, "stages": stages}, indent=2))
         return
     from rich.table import Table
 
-    table = Table(title=f"{session.graph.job_id}: {len(result.stale)} of {len(result.stages)} stages stale", title_justify="left")
+    table = Table(
+        title=f"{session.graph.job_id}: {len(result.stale)} of {len(result.stages)} stages stale",
+        title_justify="left",
+    )
     for column in ("stage", "status", "lot", "why"):
         table.add_column(column, overflow="fold")
     for stage in result.stages:
-        status = "[green]up to date[/]" if stage.status == "up-to-date" else "[cyan]in cache[/]" if stage.lot in cached else "[yellow]stale[/]"
-        table.add_row(stage.name, status, short(stage.lot), escape("\n".join(r.text for r in stage.reasons)))
+        status = (
+            "[green]up to date[/]"
+            if stage.status == "up-to-date"
+            else "[cyan]in cache[/]"
+            if stage.lot in cached
+            else "[yellow]stale[/]"
+        )
+        table.add_row(
+            stage.name, status, short(stage.lot), escape("\n".join(r.text for r in stage.reasons))
+        )
     console.print(table)
 
 
@@ -67,7 +101,10 @@ def _in_cache(session: Any, lots: list[str]) -> set[str]:
     try:
         return {lot for lot in lots if session.remote.has(lot)}
     except Exception as exc:  # unreachable: plan still answers, and says so
-        console.print(f"  [yellow]![/] the stage cache {escape(session.remote.url)} cannot be read: {escape(f'{type(exc).__name__}: {exc}')}")
+        console.print(
+            f"  [yellow]![/] the stage cache {escape(session.remote.url)} cannot be read: "
+            f"{escape(f'{type(exc).__name__}: {exc}')}"
+        )
         return set()
 
 
@@ -82,24 +119,68 @@ def lots(manifest: Path) -> None:
 
 
 @cli.command()
-@click.argument("manifests", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--force", multiple=True, metavar="STAGE", help="Rebuild STAGE even if the store holds its lot (repeatable).")
-@click.option("--until", metavar="STAGE", help="Build only up to and including STAGE (one manifest).")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Stages to run at once; independent stages of all the manifests overlap, stages that load a model take turns.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
-              help="Where stages run, over the manifest's `executor`: local (this process) or ray (tasks on the cluster at RAY_ADDRESS, through a read-write cache).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Report the build as JSON lines on stdout, one event per line (planned, started, progress, built, up-to-date, from-cache, waiting, failed, finished, ...).")
-def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None, jobs: int, executor: str | None, as_json: bool) -> None:
+@click.argument(
+    "manifests", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option(
+    "--force",
+    multiple=True,
+    metavar="STAGE",
+    help="Rebuild STAGE even if the store holds its lot (repeatable).",
+)
+@click.option(
+    "--until", metavar="STAGE", help="Build only up to and including STAGE (one manifest)."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Stages to run at once; independent stages of all the manifests overlap, stages that load a model take turns.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help=(
+        "Where stages run, over the manifest's `executor`: local (this process) or ray (tasks on "
+        "the cluster at RAY_ADDRESS, through a read-write cache)."
+    ),
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help=(
+        "Report the build as JSON lines on stdout, one event per line (planned, started, progress, "
+        "built, up-to-date, from-cache, waiting, failed, finished, ...)."
+    ),
+)
+def build(
+    manifests: tuple[Path, ...],
+    force: tuple[str, ...],
+    until: str | None,
+    jobs: int,
+    executor: str | None,
+    as_json: bool,
+) -> None:
     """Run the stale stages of one or more manifests and write their lock files."""
     from opensem.console import RichReporter
     from opensem.core.events import JsonReporter
 
     started = time.time()
     if len(manifests) > 1 and until is not None:
-        raise UsageError("--until names a stage of one manifest", hint="build one manifest with --until, or drop it")
-    if len(manifests) == 1 and not force and not as_json and _nothing_changed(manifests[0], until, started):
+        raise UsageError(
+            "--until names a stage of one manifest",
+            hint="build one manifest with --until, or drop it",
+        )
+    if (
+        len(manifests) == 1
+        and not force
+        and not as_json
+        and _nothing_changed(manifests[0], until, started)
+    ):
         return
     from opensem.core.doit_run import run_doit
     from opensem.project import choose_executor
@@ -108,17 +189,25 @@ def build(manifests: tuple[Path, ...], force: tuple[str, ...], until: str | None
     sessions = [session_for(manifest, force, reporter) for manifest in manifests]
     jobs_seen = [s.graph.job_id for s in sessions]
     if len(set(jobs_seen)) < len(jobs_seen):
-        raise UsageError(f"two manifests share a job_id ({', '.join(sorted(j for j in set(jobs_seen) if jobs_seen.count(j) > 1))})", hint="give each expert its own job_id")
+        raise UsageError(
+            f"two manifests share a job_id ({', '.join(sorted(j for j in set(jobs_seen) if jobs_seen.count(j) > 1))})",
+            hint="give each expert its own job_id",
+        )
     for session, manifest in zip(sessions, manifests):
         session.until = until
         if until is not None and until not in session.graph.names:
-            raise UsageError(f"no stage named {until} in {session.graph.job_id}", hint=f"stages: {', '.join(session.graph.names)}")
+            raise UsageError(
+                f"no stage named {until} in {session.graph.job_id}",
+                hint=f"stages: {', '.join(session.graph.names)}",
+            )
         choose_executor(session, executor)
         session.say("planned", None, None, f"{len(session.graph.nodes)} stages ({manifest})")
     code = run_doit(sessions, [sessions[0].task_name(until)] if until else jobs_seen, jobs)
     for session in sessions if not as_json else ():
         reporting = {node.name: node.kind for node in session.graph.nodes if node.reports}
-        _print_reports(session.store, dict(session.resolver.lots), reporting, session.graph.job_id)  # shown even when a gate failed: it says why
+        _print_reports(
+            session.store, dict(session.resolver.lots), reporting, session.graph.job_id
+        )  # shown even when a gate failed: it says why
     failed = next((s.error for s in sessions if s.error is not None), None)
     if failed is not None:
         raise failed
@@ -134,7 +223,10 @@ def _summary(session: Any, changed: bool, seconds: float) -> None:
     if not session.ran:
         text = f"Nothing to do: all {len(session.hits)} stages up to date{pulled} ({seconds:.2f} s). {lock_note}."
     else:
-        text = f"Built {len(session.ran)} stage(s), {len(session.hits)} up to date{pulled}, in {seconds:.1f} s. {lock_note}."
+        text = (
+            f"Built {len(session.ran)} stage(s), {len(session.hits)} up to date{pulled}, in "
+            f"{seconds:.1f} s. {lock_note}."
+        )
     session.say("finished", None, None, text, round(seconds, 3))
 
 
@@ -143,8 +235,9 @@ def _print_reports(store: Any, lots: dict[str, str], reporting: dict[str, str], 
     from opensem.stages import get_stage
 
     for name, kind in reporting.items():
-        if "/" not in name and lots.get(name) and store.has(lots[name]):  # this manifest's own, not a merged expert's
-            get_stage(kind).show(store.out_dir(lots[name]), title, console)
+        # This manifest's own, not a merged expert's.
+        if "/" not in name and lots.get(name) and store.has(lots[name]):
+            getattr(get_stage(kind), "show")(store.out_dir(lots[name]), title, console)  # noqa: B009
 
 
 def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
@@ -158,7 +251,12 @@ def _nothing_changed(manifest: Path, until: str | None, started: float) -> bool:
     lines = report_lines(stages, time.time() - started, manifest)
     for line in lines[:-1]:
         console.print(escape(line))
-    _print_reports(Layout(project_root_of(manifest)).store, dict(stages), reporting(manifest, until), manifest.stem)
+    _print_reports(
+        Layout(project_root_of(manifest)).store,
+        dict(stages),
+        reporting(manifest, until),
+        manifest.stem,
+    )
     console.print(escape(lines[-1]))
     return True
 
@@ -187,7 +285,14 @@ def verify(manifest: Path, no_registry: bool) -> None:
     if not no_registry and published and not report.mismatches and "publish" in graph.names:
         from opensem.release.registry import published_problems
 
-        report.mismatches.extend(published_problems(graph.node("publish").params["registry"], graph.project_root, graph.job_id, published))
+        report.mismatches.extend(
+            published_problems(
+                graph.node("publish").params["registry"],
+                graph.project_root,
+                graph.job_id,
+                published,
+            )
+        )
     digests.save()
     for name in report.checked:
         console.print(f"  [green]✓[/] {name}")

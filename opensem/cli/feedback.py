@@ -31,9 +31,19 @@ def _folder(manifest: Path) -> Path:
 @click.option("--rating", type=click.IntRange(1, 5), help="1 (bad) to 5 (good).")
 @click.option("--edited", help="The answer as it should have been.")
 @click.option("--tag", "tags", multiple=True, help="A label (repeatable).")
-@click.option("--lot", help="Lot number of the release that answered. Default: the manifest's latest published release (from its lock).")
-def feedback_add(manifest: Path, prompt: str | None, answer: str | None, rating: int | None, edited: str | None, tags: tuple[str, ...],
-                 lot: str | None) -> None:
+@click.option(
+    "--lot",
+    help="Lot number of the release that answered. Default: the manifest's latest published release (from its lock).",
+)
+def feedback_add(
+    manifest: Path,
+    prompt: str | None,
+    answer: str | None,
+    rating: int | None,
+    edited: str | None,
+    tags: tuple[str, ...],
+    lot: str | None,
+) -> None:
     """Record one piece of feedback; asks for what the flags leave out."""
     from opensem.feedback.records import append_feedback, parse_rows
 
@@ -42,11 +52,32 @@ def feedback_add(manifest: Path, prompt: str | None, answer: str | None, rating:
     prompt = prompt or click.prompt("Question asked")
     answer = answer if answer is not None else click.prompt("Answer given")
     if rating is None and edited is None:
-        rating = click.prompt("Rating, 1 (bad) to 5 (good); empty to skip", default="", show_default=False, value_proc=lambda v: int(v) if v else None)
-        edited = click.prompt("Better answer; empty to skip", default="", show_default=False) or None
-    record = parse_rows([{"prompt": prompt, "answer": answer, "rating": rating, "edited": edited, "tags": list(tags), "lot": lot}], "feedback add")[0]
+        rating = click.prompt(
+            "Rating, 1 (bad) to 5 (good); empty to skip",
+            default="",
+            show_default=False,
+            value_proc=lambda v: int(v) if v else None,
+        )
+        edited = (
+            click.prompt("Better answer; empty to skip", default="", show_default=False) or None
+        )
+    record = parse_rows(
+        [
+            {
+                "prompt": prompt,
+                "answer": answer,
+                "rating": rating,
+                "edited": edited,
+                "tags": list(tags),
+                "lot": lot,
+            }
+        ],
+        "feedback add",
+    )[0]
     path = append_feedback(folder, [record])
-    console.print(f"recorded in {path}{assumed}; `opensem build {manifest}` turns it into training data")
+    console.print(
+        f"recorded in {path}{assumed}; `opensem build {manifest}` turns it into training data"
+    )
 
 
 def _published_lot(manifest: Path) -> tuple[str | None, str]:
@@ -56,8 +87,15 @@ def _published_lot(manifest: Path) -> tuple[str | None, str]:
 
     published = (read_lock(lock_path(manifest)) or {}).get("published") or {}
     if not published.get("lot"):
-        return None, " (no published release of this manifest yet: recorded without a lot, so no build reviews it against one)"
-    return published["lot"], f" against release {published.get('tag')} (lot {published['lot'][:12]}, the latest published; --lot names another)"
+        return (
+            None,
+            " (no published release of this manifest yet: recorded without a lot, so no build reviews it against one)",
+        )
+    return (
+        published["lot"],
+        f" against release {published.get('tag')} (lot {published['lot'][:12]}, the latest published; --lot names "
+        "another)",
+    )
 
 
 @feedback_group.command("import")
@@ -74,7 +112,11 @@ def feedback_import(manifest: Path, file: Path) -> None:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise DataError(f"not JSON: {exc.msg}", Location(file=str(file), line=number), "each line is one JSON object") from None
+                raise DataError(
+                    f"not JSON: {exc.msg}",
+                    Location(file=str(file), line=number),
+                    "each line is one JSON object",
+                ) from None
     records = parse_rows(rows, str(file))
     path = append_feedback(_folder(manifest), records)
     console.print(f"imported {len(records)} records into {path}")
@@ -93,11 +135,20 @@ def feedback_list(manifest: Path) -> None:
         console.print(f"[yellow]{warning}[/]")
     ratings = Counter(r.rating for r in records if r.rating is not None)
     tags = Counter(tag for r in records for tag in r.tags)
-    console.print(f"{len(records)} records: {sum(r.edited is not None for r in records)} edits; ratings "
-                  + (", ".join(f"{k}: {ratings[k]}" for k in sorted(ratings)) or "none") + (f"; tags {dict(tags.most_common(5))}" if tags else ""))
+    console.print(
+        f"{len(records)} records: {sum(r.edited is not None for r in records)} edits; ratings "
+        + (", ".join(f"{k}: {ratings[k]}" for k in sorted(ratings)) or "none")
+        + (f"; tags {dict(tags.most_common(5))}" if tags else "")
+    )
     table = Table(title="latest", title_justify="left")
     for column in ("when", "rating", "prompt", "edited", "lot"):
         table.add_column(column)
     for r in sorted(records, key=lambda r: r.created)[-10:]:
-        table.add_row(r.created, str(r.rating or "-"), r.prompt[:50], "yes" if r.edited else "", (r.lot or "-")[:12])
+        table.add_row(
+            r.created,
+            str(r.rating or "-"),
+            r.prompt[:50],
+            "yes" if r.edited else "",
+            (r.lot or "-")[:12],
+        )
     console.print(table)

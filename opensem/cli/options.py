@@ -18,7 +18,9 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def options_for(model: Any, aliases: dict[str, tuple[str, ...]] | None = None) -> list[click.Option]:
+def options_for(
+    model: Any, aliases: dict[str, tuple[str, ...]] | None = None
+) -> list[click.Option]:
     """One --option per field of model whose type a command line can hold: its type (a choice for a
     Literal, repeatable for a list), default and description."""
     options = []
@@ -26,12 +28,21 @@ def options_for(model: Any, aliases: dict[str, tuple[str, ...]] | None = None) -
         kind, multiple = _click_type(field.annotation)
         if kind is None:
             continue
-        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        default = field.default_factory() if field.default_factory is not None else field.default
         flag = "--" + name.replace("_", "-")
         names = [flag, *(aliases or {}).get(name, ())]
         if kind is bool:
             names = [f"{flag}/--no-{name.replace('_', '-')}"]
-        options.append(click.Option([*names, name], type=kind, multiple=multiple, default=default, show_default=not multiple, help=field.description))
+        options.append(
+            click.Option(
+                [*names, name],
+                type=kind,
+                multiple=multiple,
+                default=default,
+                show_default=not multiple,
+                help=field.description,
+            )
+        )
     return options
 
 
@@ -53,13 +64,20 @@ def _click_type(annotation: Any) -> tuple[Any, bool]:
 class ModelOptionsCommand(click.Command):
     """A command whose options are the fields of a pydantic model, added on first use."""
 
-    def __init__(self, *args: Any, model: str, aliases: dict[str, tuple[str, ...]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        model: str,
+        aliases: dict[str, tuple[str, ...]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.model_path = model
         self.aliases = aliases
         self._derived = False
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        """The manifest's options, derived from its model on first use so `--help` stays fast."""
         if not self._derived:
             self.params.extend(options_for(_load(self.model_path), self.aliases))
             self._derived = True
@@ -75,5 +93,9 @@ def settings_from(model: Any, values: dict[str, Any], command: str) -> Any:
     try:
         return model(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()})
     except ValidationError as exc:
-        problems = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-') or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        problems = "; ".join(
+            f"--{'.'.join(map(str, e['loc'])).replace('_', '-') or 'settings'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
         raise UsageError(f"invalid settings: {problems}", hint=f"see `{command} --help`") from None

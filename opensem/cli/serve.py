@@ -14,8 +14,13 @@ from opensem.console import console
 
 @cli.command("serve", cls=ModelOptionsCommand, model="opensem.serving.config:ServeConfig")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("build/cache/releases"), show_default=True,
-              help="Where releases pulled from a registry are kept (checked against their digests before each use).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("build/cache/releases"),
+    show_default=True,
+    help="Where releases pulled from a registry are kept (checked against their digests before each use).",
+)
 def serve(sources: tuple[str, ...], cache_dir: Path, **settings: Any) -> None:
     """Serve releases behind an OpenAI-compatible API (/v1/chat/completions, /v1/completions).
 
@@ -34,5 +39,8 @@ def serve(sources: tuple[str, ...], cache_dir: Path, **settings: Any) -> None:
     _setup_logging(bool((click.get_current_context().find_root().obj or {}).get("verbose")))
     config = settings_from(ServeConfig, settings, "opensem serve")
     server = Server(list(sources), config, cache_dir)
-    console.print(f"serving {', '.join(r.name for r in server.releases)} with the {server.state.pool.backend} backend; Ctrl+C stops")
+    console.print(
+        f"serving {', '.join(r.name for r in server.releases)} with the {server.state.pool.backend} backend; Ctrl+C "
+        "stops"
+    )
     server.run()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from opensem.core.files import write_atomic
 
@@ -29,10 +30,13 @@ BATCH_BYTES = 8 << 20
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys, compact separators and no NaN: the same value, the same bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def sha256_text(text: str) -> str:
+    """SHA256 of text as UTF-8, in hex."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -40,7 +44,9 @@ def digest_file(path: Path | str) -> str:
     """sha256 of a file's bytes: read whole when small, else streamed in 1 MiB chunks."""
     with open(path, "rb", buffering=0) as handle:
         if os.fstat(handle.fileno()).st_size <= WHOLE_FILE_MAX_BYTES:
-            return hashlib.sha256(handle.readall()).hexdigest()  # readall reads to EOF, even if the file grew
+            return hashlib.sha256(
+                handle.readall()
+            ).hexdigest()  # readall reads to EOF, even if the file grew
         return _digest_stream(handle)
 
 
@@ -57,7 +63,9 @@ def _digest_stream(handle: Any) -> str:
 
 def listing_digest(entries: Iterable[tuple[str, str, int]]) -> str:
     """Digest of a directory listing of (relative posix path, file digest, size)."""
-    return sha256_text(canonical_json(sorted(tuple(e) for e in entries)))  # tuples encode as JSON arrays
+    return sha256_text(
+        canonical_json(sorted(tuple(e) for e in entries))
+    )  # tuples encode as JSON arrays
 
 
 def usable_cores() -> int:
@@ -120,6 +128,7 @@ class DigestCache:
                 self._entries = {}  # a corrupt cache is dropped, never trusted
 
     def file(self, path: Path) -> str:
+        """The digest of one file (from the cache while its size and mtime hold)."""
         return self.files([path])[0][0]
 
     def files(self, paths: list[Path]) -> list[tuple[str, int]]:
@@ -135,7 +144,12 @@ class DigestCache:
             stat = os.stat(key)
             size = stat.st_size
             cached = entries.get(key)
-            if cached is not None and cached[0] == size and cached[1] == stat.st_mtime_ns and cached[2] == stat.st_ino:
+            if (
+                cached is not None
+                and cached[0] == size
+                and cached[1] == stat.st_mtime_ns
+                and cached[2] == stat.st_ino
+            ):
                 results.append((cached[3], size))
             else:
                 results.append(("", size))
@@ -144,7 +158,9 @@ class DigestCache:
             self._hash_misses(openers, misses, results)
         return results
 
-    def _hash_misses(self, paths: list[Any], misses: list[tuple[int, str, list[Any]]], results: list[Any]) -> None:
+    def _hash_misses(
+        self, paths: list[Any], misses: list[tuple[int, str, list[Any]]], results: list[Any]
+    ) -> None:
         """Hash the files that missed the cache: on a thread pool when there is enough to read.
 
         Small files are grouped into batches of about BATCH_BYTES, each read sequentially on one
@@ -170,7 +186,9 @@ class DigestCache:
                     batch, batch_bytes = [], 0
             if batch:
                 tasks.append(batch)
-            tasks.sort(key=lambda task: -sum(misses[p][2][0] for p in task))  # largest first: threads finish together
+            tasks.sort(
+                key=lambda task: -sum(misses[p][2][0] for p in task)
+            )  # largest first: threads finish together
 
             def run(task: list[int]) -> list[str]:
                 return [digest_file(paths[misses[p][0]]) for p in task]
@@ -186,11 +204,14 @@ class DigestCache:
         self._dirty = True
 
     def directory(self, root: Path) -> str:
+        """The digest of a folder: every file's relative path, digest and size, in order."""
         base = str(Path(root))
         found = _scan(base)
         keys = [full for _, full in found]
         digests = self._lookup(keys, keys)
-        return listing_digest((rel, digest, size) for (rel, _), (digest, size) in zip(found, digests))
+        return listing_digest(
+            (rel, digest, size) for (rel, _), (digest, size) in zip(found, digests)
+        )
 
     def path(self, path: Path) -> str:
         """Digest of a file or a directory, read once per cache instance (one build's view).
@@ -207,11 +228,14 @@ class DigestCache:
         """Move cached digests of files under old_root to new_root after a directory rename."""
         prefix = old_root.rstrip(os.sep) + os.sep
         for key in [k for k in self._entries if k.startswith(prefix)]:
-            self._entries[new_root.rstrip(os.sep) + os.sep + key[len(prefix):]] = self._entries.pop(key)
+            self._entries[new_root.rstrip(os.sep) + os.sep + key[len(prefix) :]] = (
+                self._entries.pop(key)
+            )
         self._memo.clear()
         self._dirty = True
 
     def save(self) -> None:
+        """Write the cache back when something changed, atomically."""
         if not self._dirty or self.cache_file is None:
             return
         write_atomic(self.cache_file, json.dumps(self._entries, separators=(",", ":")))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from opensem.core.engine import BuildSession
 
@@ -27,15 +28,24 @@ def run_doit(sessions: list[BuildSession], targets: list[str], jobs: int = 1) ->
 
     namespace = {
         "task_opensem": task_opensem,
-        "DOIT_CONFIG": {"dep_file": str(dep_file), "backend": "json", "verbosity": 2, "reporter": QuietReporter},
+        "DOIT_CONFIG": {
+            "dep_file": str(dep_file),
+            "backend": "json",
+            "verbosity": 2,
+            "reporter": QuietReporter,
+        },
     }
     parallel = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
-    for session in sessions if jobs > 1 else []:  # libraries whose lazy imports must not race: imported here first
+    for session in (
+        sessions if jobs > 1 else []
+    ):  # libraries whose lazy imports must not race: imported here first
         prepare = getattr(session.runner, "prepare", None)
         if prepare is not None:
             prepare({node.kind for node in session.graph.nodes})
     try:
-        return DoitMain(ModuleTaskLoader(namespace), extra_config={"GLOBAL": {}}).run(["run", *parallel, *targets])
+        return DoitMain(ModuleTaskLoader(namespace), extra_config={"GLOBAL": {}}).run(
+            ["run", *parallel, *targets]
+        )
     finally:
         dep_file.unlink(missing_ok=True)
 
@@ -53,4 +63,5 @@ class QuietReporter:
         return lambda *args, **kwargs: None
 
     def runtime_error(self, msg: str) -> None:
+        """doit's own errors, one line each."""
         self.outstream.write(f"doit: {msg}\n")

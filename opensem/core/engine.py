@@ -12,10 +12,12 @@ import contextlib
 import errno
 import logging
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from opensem.core.digests import DigestCache
+from opensem.core.events import BuildEvent, EventName, LogReporter, Reporter
 from opensem.core.execute import Executor, LocalExecutor, StageJob
 from opensem.core.graph import SourceInput, StageGraph, UpstreamInput
 from opensem.core.layout import Layout, lock_path
@@ -25,7 +27,6 @@ from opensem.core.lots import LOCK_FORMAT
 from opensem.core.plan import Plan, Resolver, StagePlan, make_plan, stale_reasons
 from opensem.core.stage import StageRunner
 from opensem.core.stamp import write_stamp
-from opensem.core.events import BuildEvent, EventName, LogReporter, Reporter
 from opensem.errors import OpensemError, StageError
 
 if TYPE_CHECKING:
@@ -49,7 +50,9 @@ class BuildSession:
     pulled: list[str] = field(default_factory=list)  # hits that came from the shared cache
     executor: Executor | None = None  # where entries are made; this process unless told otherwise
     error: OpensemError | None = None
-    reporter: Reporter = field(default_factory=LogReporter)  # who hears what happens (the core never prints)
+    reporter: Reporter = field(
+        default_factory=LogReporter
+    )  # who hears what happens (the core never prints)
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.graph.project_root)
@@ -57,17 +60,38 @@ class BuildSession:
         self.resolver = Resolver(self.graph, self.digests)
         self.lock_file = lock_path(self.graph.manifest_path)
         if self.executor is None:
-            self.executor = LocalExecutor(self.store, self.digests, self.runner, self.graph.project_root, self.layout.build, self.reporter)
+            self.executor = LocalExecutor(
+                self.store,
+                self.digests,
+                self.runner,
+                self.graph.project_root,
+                self.layout.build,
+                self.reporter,
+            )
         try:
             self.previous_lock = read_lock(self.lock_file)
         except DamagedLock as exc:  # the build rewrites it from the store; nothing built is lost
-            self.say("lock-damaged", None, None, f"{exc.render()}; planning as if there were no lock, a build writes a sound one")
+            self.say(
+                "lock-damaged",
+                None,
+                None,
+                f"{exc.render()}; planning as if there were no lock, a build writes a sound one",
+            )
             self.previous_lock = None
 
-    def say(self, event: EventName, stage: str | None, lot: str | None, detail: str = "", seconds: float | None = None) -> None:
+    def say(
+        self,
+        event: EventName,
+        stage: str | None,
+        lot: str | None,
+        detail: str = "",
+        seconds: float | None = None,
+    ) -> None:
+        """Report one build event to the session's reporter."""
         self.reporter.report(BuildEvent(event, self.graph.job_id, stage, lot, detail, seconds))
 
     def task_name(self, stage: str) -> str:
+        """doit's name for a stage of this job."""
         return f"{self.graph.job_id}:{stage}"
 
     def tasks(self, with_lock_task: bool = False) -> Iterator[dict[str, Any]]:
@@ -94,10 +118,14 @@ class BuildSession:
             }
 
     def is_up_to_date(self, name: str) -> bool:
+        """Whether the stage's lot already has an entry (doit's uptodate check), noting where it came from."""
         node = self.graph.node(name)
         lot = self.resolver.resolve(node)
         if lot is None:
-            raise StageError(f"stage {name}: upstream output unknown", hint="this is a bug in the task order; please report it")
+            raise StageError(
+                f"stage {name}: upstream output unknown",
+                hint="this is a bug in the task order; please report it",
+            )
         if name in self.force:
             return False
         if self.store.has(lot) and not self.store.intact(lot, self.digests):
@@ -115,8 +143,15 @@ class BuildSession:
         lock, so no build of this machine stages the same lot at the same time)."""
         if self.remote is None or self.graph.node(name).side_effect:
             return False
-        with lot_lock(self.store.root / ".locks", lot, f"{self.graph.job_id}:{name} (pulling)", lambda holder: None):
-            fetched = None if self.store.has(lot) else self.remote.fetch(lot, self.store, self.digests)
+        with lot_lock(
+            self.store.root / ".locks",
+            lot,
+            f"{self.graph.job_id}:{name} (pulling)",
+            lambda holder: None,
+        ):
+            fetched = (
+                None if self.store.has(lot) else self.remote.fetch(lot, self.store, self.digests)
+            )
         if fetched is not None and fetched.status == "corrupt":
             self.say("cache-unusable", name, lot, f"{fetched.reason}; building it here")
         if fetched is not None and fetched.status != "hit":
@@ -150,8 +185,15 @@ class BuildSession:
             self.error = exc
         except Exception as exc:  # a library failure inside a stage: keep the traceback in a log
             self.error = self._library_failure(name, exc)
-        if name in self.resolver.lots:  # plan says why this lot is not built (a failed gate blocks the build)
-            failure = {"stage": name, "error": type(self.error).__name__, "message": self.error.message, "blocks": self.error.blocks}
+        if (
+            name in self.resolver.lots
+        ):  # plan says why this lot is not built (a failed gate blocks the build)
+            failure = {
+                "stage": name,
+                "error": type(self.error).__name__,
+                "message": self.error.message,
+                "blocks": self.error.blocks,
+            }
             with contextlib.suppress(OSError):  # a full disk must not hide the stage's own error
                 self.store.record_failure(self.resolver.lots[name], failure)
         self.say("failed", name, self.resolver.lots.get(name), self.error.message)
@@ -160,8 +202,13 @@ class BuildSession:
     def _library_failure(self, name: str, exc: Exception) -> StageError:
         """A stage's unexpected exception as an error with a hint; the traceback goes to a log file."""
         if disk_full(exc):
-            return StageError(f"stage {name} failed: no space left on the disk holding {self.layout.build}",
-                              hint="free space there (df -h); the half-made entry was removed, and the next build keeps everything already built")
+            return StageError(
+                f"stage {name} failed: no space left on the disk holding {self.layout.build}",
+                hint=(
+                    "free space there (df -h); the half-made entry was removed, and the next build "
+                    "keeps everything already built"
+                ),
+            )
         log_file = self.layout.build / "logs" / f"{self.graph.job_id}-{name}.log"
         try:
             log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -178,15 +225,25 @@ class BuildSession:
         def waiting(holder: dict[str, Any] | None) -> None:
             self.say("waiting", name, lot, f"{describe(holder)} is building this lot")
 
-        with lot_lock(self.store.root / ".locks", lot, f"{self.graph.job_id}:{name}", waiting) as abandoned:
-            self.store.discard_staging(lot)  # a killed attempt's half entry; holding the lock, none is live
-            if name not in self.force and self.store.has(lot) and self.store.intact(lot, self.digests):
+        with lot_lock(
+            self.store.root / ".locks", lot, f"{self.graph.job_id}:{name}", waiting
+        ) as abandoned:
+            self.store.discard_staging(
+                lot
+            )  # a killed attempt's half entry; holding the lock, none is live
+            if (
+                name not in self.force
+                and self.store.has(lot)
+                and self.store.intact(lot, self.digests)
+            ):
                 self.resolver.record_output(name, str(self.store.output_digest(lot)))
                 self.hits.append(name)
                 self.say("up-to-date", name, lot, "built by the build it waited for")
                 return
             if abandoned:
-                self.say("taking-over", name, lot, f"{describe(abandoned)} stopped before finishing it")
+                self.say(
+                    "taking-over", name, lot, f"{describe(abandoned)} stopped before finishing it"
+                )
             self._build(name, lot)
 
     def _build(self, name: str, lot: str) -> None:
@@ -194,10 +251,27 @@ class BuildSession:
         inputs = self.resolver.input_digests[name]
         locked = (self.previous_lock or {}).get("stages", {}).get(name)
         lock_format = (self.previous_lock or {}).get("format", LOCK_FORMAT)
-        why = "forced with --force" if name in self.force else "; ".join(r.text for r in stale_reasons(node, lot, inputs, locked, lock_format))
+        why = (
+            "forced with --force"
+            if name in self.force
+            else "; ".join(r.text for r in stale_reasons(node, lot, inputs, locked, lock_format))
+        )
         self.say("started", name, lot, why)
-        upstream = {slot: self.resolver.lots[source.stage] for slot, source in node.inputs.items() if isinstance(source, UpstreamInput)}
-        job = StageJob(node, lot, self.graph.job_id, inputs, upstream, self._lineage(name), replace=name in self.force)
+        upstream = {
+            slot: self.resolver.lots[source.stage]
+            for slot, source in node.inputs.items()
+            if isinstance(source, UpstreamInput)
+        }
+        job = StageJob(
+            node,
+            lot,
+            self.graph.job_id,
+            inputs,
+            upstream,
+            self._lineage(name),
+            replace=name in self.force,
+        )
+        assert self.executor is not None  # set in __post_init__
         built = self.executor.build(job)
         self.resolver.record_output(name, built.output)
         self.ran.append(name)
@@ -205,7 +279,10 @@ class BuildSession:
         self._push(name, lot)
 
     def _lineage(self, name: str) -> dict[str, dict[str, str]]:
-        return {up: {"lot": self.resolver.lots[up], "output": self.resolver.outputs[up]} for up in sorted(self.graph.ancestors(name))}
+        return {
+            up: {"lot": self.resolver.lots[up], "output": self.resolver.outputs[up]}
+            for up in sorted(self.graph.ancestors(name))
+        }
 
     def plan(self, force: frozenset[str] = frozenset()) -> Plan:
         """The plan as of now; `force` shows forced stages as stale (the lock never does)."""
@@ -222,7 +299,11 @@ class BuildSession:
             if stage.status == "up-to-date" and stage.lot is not None:
                 records.update(self.store.meta(stage.lot).get("lock") or {})
         changed = write_lock(self.lock_file, lock_from_plan(plan, records))
-        scope = self.graph.names if self.until is None else [*self.graph.ancestors(self.until), self.until]
+        scope = (
+            self.graph.names
+            if self.until is None
+            else [*self.graph.ancestors(self.until), self.until]
+        )
         in_scope = [s for s in plan.stages if s.name in scope]
         if all(s.status == "up-to-date" for s in in_scope):
             self._write_stamp(in_scope)
@@ -235,12 +316,27 @@ class BuildSession:
             return  # a URL source can change with no local file changing: every build must plan
         names = {s.name for s in stages}
         nodes = [n for n in self.graph.nodes if n.name in names]
-        roots = sorted({str(self.graph.project_root / i.path) for n in nodes for i in n.inputs.values() if isinstance(i, SourceInput)})
+        roots = sorted(
+            {
+                str(self.graph.project_root / i.path)
+                for n in nodes
+                for i in n.inputs.values()
+                if isinstance(i, SourceInput)
+            }
+        )
         roots += [str(path) for path in (*self.graph.included, *self.graph.watched)]
         roots += [str(self.store.entry(str(s.lot))) for s in stages]
         lots = [(s.name, str(s.lot)) for s in stages]
         reporting = {n.name: n.kind for n in nodes if n.reports}
-        write_stamp(self.graph.manifest_path, self.lock_file, self.layout.build, self.until, roots, lots, reporting)
+        write_stamp(
+            self.graph.manifest_path,
+            self.lock_file,
+            self.layout.build,
+            self.until,
+            roots,
+            lots,
+            reporting,
+        )
 
 
 def disk_full(exc: BaseException) -> bool:

@@ -50,11 +50,15 @@ class BuildEvent:
     at: float = field(default_factory=time.time)
 
     def as_json(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if value is not None and value != ""}
+        """The event as one JSON object, empty fields left out."""
+        return {
+            key: value for key, value in asdict(self).items() if value is not None and value != ""
+        }
 
 
 class Reporter(Protocol):
-    def report(self, event: BuildEvent) -> None: ...
+    def report(self, event: BuildEvent) -> None:
+        """Receive one build event."""
 
     def progress(self, job: str, stage: str, description: str, total: int | None) -> Progress:
         """A handle for long work inside a stage (training steps, records embedded)."""
@@ -67,10 +71,12 @@ class LogReporter:
     log = logging.getLogger("opensem.build")
 
     def report(self, event: BuildEvent) -> None:
+        """Log the event on one line."""
         where = f"{event.job}:{event.stage}" if event.stage else event.job
         self.log.info("%s %s %s %s", where, event.event, (event.lot or "")[:12], event.detail)
 
     def progress(self, job: str, stage: str, description: str, total: int | None) -> Progress:
+        """A handle that counts nothing: a log has no progress bar."""
         return silent_progress(description, total)
 
 
@@ -81,6 +87,7 @@ class CollectingReporter(LogReporter):
         self.events: list[BuildEvent] = []
 
     def report(self, event: BuildEvent) -> None:
+        """Keep the event."""
         self.events.append(event)
 
 
@@ -92,18 +99,28 @@ class JsonReporter:
         self.lock = threading.Lock()
 
     def report(self, event: BuildEvent) -> None:
+        """Write the event as one JSON line (thread-safe: `-j 2` stages report at once)."""
         line = json.dumps(event.as_json(), ensure_ascii=False, sort_keys=True)
         with self.lock:  # stages of `-j 2` report from two threads
             self.stream.write(line + "\n")
             self.stream.flush()
 
     def progress(self, job: str, stage: str, description: str, total: int | None) -> Progress:
+        """A handle that reports progress as JSON lines."""
         return _JsonProgress(self, job, stage, description, total)
 
 
 class _JsonProgress:
-    def __init__(self, reporter: JsonReporter, job: str, stage: str, description: str, total: int | None) -> None:
-        self.reporter, self.job, self.stage, self.description, self.total = reporter, job, stage, description, total
+    def __init__(
+        self, reporter: JsonReporter, job: str, stage: str, description: str, total: int | None
+    ) -> None:
+        self.reporter, self.job, self.stage, self.description, self.total = (
+            reporter,
+            job,
+            stage,
+            description,
+            total,
+        )
         self.done, self.last = 0, 0.0
 
     def advance(self, amount: int = 1) -> None:
@@ -116,4 +133,13 @@ class _JsonProgress:
 
     def _emit(self) -> None:
         self.last = time.monotonic()
-        self.reporter.report(BuildEvent("progress", self.job, self.stage, detail=self.description, done=self.done, total=self.total))
+        self.reporter.report(
+            BuildEvent(
+                "progress",
+                self.job,
+                self.stage,
+                detail=self.description,
+                done=self.done,
+                total=self.total,
+            )
+        )

@@ -24,7 +24,13 @@ from opensem.core.digests import DigestCache
 from opensem.core.events import LogReporter, Reporter
 from opensem.core.files import discard
 from opensem.core.graph import SourceInput, StageNode, UpstreamInput
-from opensem.core.stage import ProgressFactory, StageContext, StageResult, StageRunner, silent_progress
+from opensem.core.stage import (
+    ProgressFactory,
+    StageContext,
+    StageResult,
+    StageRunner,
+    silent_progress,
+)
 from opensem.core.store import Store
 
 HEAVY = threading.BoundedSemaphore(1)  # one heavy stage at a time in this process, whatever -j says
@@ -65,11 +71,19 @@ class Built:
 class Executor(Protocol):
     """Makes a lot's entry in the local store (in this process, or elsewhere and brought back)."""
 
-    def build(self, job: StageJob) -> Built: ...
+    def build(self, job: StageJob) -> Built:
+        """Make job's entry and return what was built."""
 
 
-def build_entry(store: Store, digests: DigestCache, runner: StageRunner, job: StageJob, project_root: Path,
-                scratch: Path, progress: ProgressFactory = silent_progress) -> Built:
+def build_entry(
+    store: Store,
+    digests: DigestCache,
+    runner: StageRunner,
+    job: StageJob,
+    project_root: Path,
+    scratch: Path,
+    progress: ProgressFactory = silent_progress,
+) -> Built:
     """Run job's stage into a staging folder of store and commit it; nothing half-made ever counts."""
     node = job.node
     tmp = store.begin(job.lot)
@@ -103,7 +117,11 @@ def build_entry(store: Store, digests: DigestCache, runner: StageRunner, job: St
             "lock": result.lock,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "seconds": seconds,
-            "versions": {"python": platform.python_version(), "opensem": __version__, **runner.library_versions()},
+            "versions": {
+                "python": platform.python_version(),
+                "opensem": __version__,
+                **runner.library_versions(),
+            },
         }
         if job.replace:
             store.drop(job.lot)
@@ -129,6 +147,15 @@ class LocalExecutor:
     reporter: Reporter = field(default_factory=LogReporter)  # where a stage's progress goes
 
     def build(self, job: StageJob) -> Built:
+        """Run the stage here (heavy stages one at a time) and commit its entry."""
         progress = functools.partial(self.reporter.progress, job.job_id, job.node.name)
         with HEAVY if job.node.heavy else contextlib.nullcontext():
-            return build_entry(self.store, self.digests, self.runner, job, self.project_root, self.scratch, progress)
+            return build_entry(
+                self.store,
+                self.digests,
+                self.runner,
+                job,
+                self.project_root,
+                self.scratch,
+                progress,
+            )

@@ -26,6 +26,7 @@ class Collection:
 
     @property
     def bytes(self) -> int:
+        """Bytes the collection would free."""
         return sum(size for _, size in self.entries)
 
 
@@ -60,7 +61,9 @@ def collect(store: Store, project_root: Path, work: Path, dry_run: bool) -> Coll
             store.clear_failure(lot)
     staging = store.root / ".tmp"
     if staging.is_dir():
-        found.staging = [p for p in sorted(staging.iterdir()) if time.time() - p.stat().st_mtime > STAGING_AGE_S]
+        found.staging = [
+            p for p in sorted(staging.iterdir()) if time.time() - p.stat().st_mtime > STAGING_AGE_S
+        ]
         if not dry_run:
             for path in found.staging:
                 discard(path)

@@ -7,7 +7,7 @@ Pure values: two graphs built from the same manifest are equal. The domain build
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,7 +28,7 @@ class UpstreamInput(Frozen):
     stage: str
 
 
-Input = Union[SourceInput, UpstreamInput]
+Input = SourceInput | UpstreamInput
 
 
 class StageNode(Frozen):
@@ -53,6 +53,7 @@ class StageNode(Frozen):
     reports: bool = False
 
     def upstream(self) -> list[str]:
+        """Names of the stages whose outputs this one reads."""
         return [i.stage for i in self.inputs.values() if isinstance(i, UpstreamInput)]
 
 
@@ -64,11 +65,18 @@ class StageGraph(Frozen):
     # Other manifests whose stages joined this graph (a merge of another expert's adapter): their
     # bytes shaped it too, so the no-op stamp watches them.
     included: list[Path] = []
-    watched: list[Path] = []  # paths planning looked for (conventional folders): one appearing can change the graph
-    cache: dict[str, str] | None = None  # {url, mode}: the shared stage cache the manifest names; how to build, not what
-    executor: str = "local"  # where stages run: this process, or a Ray cluster (opensem.core.ray_executor)
+    watched: list[
+        Path
+    ] = []  # paths planning looked for (conventional folders): one appearing can change the graph
+    cache: dict[str, str] | None = (
+        None  # {url, mode}: the shared stage cache the manifest names; how to build, not what
+    )
+    executor: str = (
+        "local"  # where stages run: this process, or a Ray cluster (opensem.core.ray_executor)
+    )
 
     def node(self, name: str) -> StageNode:
+        """The node called name; KeyError when there is none."""
         for node in self.nodes:
             if node.name == name:
                 return node
@@ -76,9 +84,11 @@ class StageGraph(Frozen):
 
     @property
     def names(self) -> list[str]:
+        """Every node's name, in graph order."""
         return [n.name for n in self.nodes]
 
     def ancestors(self, name: str) -> set[str]:
+        """Every stage this one depends on, directly or not."""
         found: set[str] = set()
         pending = self.node(name).upstream()
         while pending:

@@ -29,16 +29,19 @@ class Layout:
 
     @property
     def build(self) -> Path:
+        """The project's output folder."""
         return self.project_root / "build"
 
     @property
     def store(self) -> Store:
+        """The content-addressed store of stage outputs."""
         from opensem.core.store import Store
 
         return Store(self.build / "store")
 
     @property
     def digest_cache_file(self) -> Path:
+        """Where file digests are cached between builds."""
         return self.build / "cache" / "digests.json"
 
     def doit_db(self, pid: int) -> Path:

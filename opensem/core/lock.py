@@ -31,18 +31,32 @@ def read_lock(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DamagedLock(f"lock file is not valid JSON: {exc}", Location(file=str(path), line=getattr(exc, "lineno", None)), hint) from None
+        raise DamagedLock(
+            f"lock file is not valid JSON: {exc}",
+            Location(file=str(path), line=getattr(exc, "lineno", None)),
+            hint,
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
         raise DamagedLock("lock file has no `stages` mapping", Location(file=str(path)), hint)
-    broken = sorted(name for name, entry in data["stages"].items() if not isinstance(entry, dict) or not isinstance(entry.get("lot"), str))
+    broken = sorted(
+        name
+        for name, entry in data["stages"].items()
+        if not isinstance(entry, dict) or not isinstance(entry.get("lot"), str)
+    )
     if broken:
-        raise DamagedLock(f"lock entries without a lot: {', '.join(broken)}", Location(file=str(path)), hint)
+        raise DamagedLock(
+            f"lock entries without a lot: {', '.join(broken)}", Location(file=str(path)), hint
+        )
     return data
 
 
 def lots_of_lock(lock: dict[str, Any] | None) -> dict[str, str]:
     """{stage: lot} of every stage a lock records."""
-    return {name: str(entry["lot"]) for name, entry in ((lock or {}).get("stages") or {}).items() if entry.get("lot")}
+    return {
+        name: str(entry["lot"])
+        for name, entry in ((lock or {}).get("stages") or {}).items()
+        if entry.get("lot")
+    }
 
 
 def lock_from_plan(plan: Plan, records: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +86,7 @@ def lock_from_plan(plan: Plan, records: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_lock(data: dict[str, Any]) -> str:
+    """The lock as text: sorted keys, so equal locks are equal bytes."""
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -14,8 +14,9 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 
 def _read(fd: int) -> dict[str, Any] | None:
@@ -35,17 +36,25 @@ def _write(fd: int, record: dict[str, Any]) -> None:
 
 
 def describe(holder: dict[str, Any] | None) -> str:
+    """Who holds a lot, for a message: the build, its pid, host and start."""
     if not holder:
         return "another build"
-    return f"{holder.get('who', 'a build')} (pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')})"
+    return (
+        f"{holder.get('who', 'a build')} (pid {holder.get('pid')} on {holder.get('host')}, since "
+        f"{holder.get('since')})"
+    )
 
 
 @contextlib.contextmanager
-def lot_lock(folder: Path, lot: str, who: str, on_wait: Callable[[dict[str, Any] | None], None]) -> Iterator[dict[str, Any] | None]:
+def lot_lock(
+    folder: Path, lot: str, who: str, on_wait: Callable[[dict[str, Any] | None], None]
+) -> Iterator[dict[str, Any] | None]:
     """Hold lot's lock for the body; yields the record of an abandoned earlier holder, or None."""
     try:
         import fcntl
-    except ImportError:  # no flock on this platform: the store's atomic rename still keeps entries whole
+    except (
+        ImportError
+    ):  # no flock on this platform: the store's atomic rename still keeps entries whole
         yield None
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,10 +68,28 @@ def lot_lock(folder: Path, lot: str, who: str, on_wait: Callable[[dict[str, Any]
         previous = _read(fd)
         abandoned = previous if previous and previous.get("state") == "running" else None
         since = time.strftime("%H:%M:%S")
-        _write(fd, {"who": who, "pid": os.getpid(), "host": socket.gethostname(), "since": since, "state": "running"})
+        _write(
+            fd,
+            {
+                "who": who,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": since,
+                "state": "running",
+            },
+        )
         try:
             yield abandoned
         finally:
-            _write(fd, {"who": who, "pid": os.getpid(), "host": socket.gethostname(), "since": since, "state": "done"})
+            _write(
+                fd,
+                {
+                    "who": who,
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "since": since,
+                    "state": "done",
+                },
+            )
     finally:
         os.close(fd)  # closing drops the flock

@@ -15,7 +15,9 @@ LOCK_FORMAT = 2  # of the lock file (opensem.core.lock); 2: params nested by man
 
 def lot_number(stage: str, version: str, params: dict[str, Any], inputs: dict[str, str]) -> str:
     """The lot number of one stage run: what ran, with which settings, on which bytes."""
-    return sha256_text(canonical_json({"stage": stage, "version": version, "params": params, "inputs": inputs}))
+    return sha256_text(
+        canonical_json({"stage": stage, "version": version, "params": params, "inputs": inputs})
+    )
 
 
 def flat_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -33,4 +35,8 @@ def flat_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def changed_params(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(dotted key, old value, new value) for every leaf that differs, sorted by key."""
     before, after = flat_params(old), flat_params(new)
-    return [(key, before.get(key), after.get(key)) for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+    return [
+        (key, before.get(key), after.get(key))
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]

@@ -49,6 +49,7 @@ class Reason:
         return self.text
 
     def as_json(self) -> dict[str, Any]:
+        """The reason as JSON: its code, its text and its details."""
         return {"code": self.code, "text": self.text, **self.detail}
 
 
@@ -63,7 +64,14 @@ class StagePlan:
     output: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "lot": self.lot, "status": self.status, "reasons": [r.as_json() for r in self.reasons]}
+        """The stage's plan as JSON."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "lot": self.lot,
+            "status": self.status,
+            "reasons": [r.as_json() for r in self.reasons],
+        }
 
 
 @dataclass
@@ -72,10 +80,12 @@ class Plan:
     stages: list[StagePlan]
 
     def stage(self, name: str) -> StagePlan:
+        """The plan of the stage called name."""
         return next(s for s in self.stages if s.name == name)
 
     @property
     def stale(self) -> list[StagePlan]:
+        """The stages that will run."""
         return [s for s in self.stages if s.status == "stale"]
 
 
@@ -104,10 +114,17 @@ class Resolver:
         return self.lots[node.name]
 
     def record_output(self, name: str, digest: str) -> None:
+        """Remember a built stage's output digest: later lots are computed from it."""
         self.outputs[name] = digest
 
 
-def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[str, Any] | None, force: frozenset[str] = frozenset()) -> Plan:
+def make_plan(
+    graph: StageGraph,
+    store: Store,
+    digests: DigestCache,
+    lock: dict[str, Any] | None,
+    force: frozenset[str] = frozenset(),
+) -> Plan:
     """Every stage of the graph, up to date or stale with the reasons."""
     resolver = Resolver(graph, digests)
     locked = (lock or {}).get("stages", {})
@@ -117,12 +134,22 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
     for node in graph.nodes:
         lot = resolver.resolve(node)
         if lot is None:
-            waiting = list(dict.fromkeys(up for up in node.upstream() if up not in resolver.outputs))  # two slots may wait on one stage
+            waiting = list(
+                dict.fromkeys(up for up in node.upstream() if up not in resolver.outputs)
+            )  # two slots may wait on one stage
             held = bool(blocked & set(waiting))
             if held:
                 blocked.add(node.name)
             text = f"waits for {', '.join(waiting)} ({'blocked by a failed quality gate' if held else 'stale'})"
-            stages.append(StagePlan(node.name, node.kind, None, "stale", [Reason("blocked" if held else "waits-for", text, {"stages": waiting})]))
+            stages.append(
+                StagePlan(
+                    node.name,
+                    node.kind,
+                    None,
+                    "stale",
+                    [Reason("blocked" if held else "waits-for", text, {"stages": waiting})],
+                )
+            )
             continue
         inputs = resolver.input_digests[node.name]
         stored = store.output_digest(lot) if store.has(lot) else None
@@ -136,7 +163,12 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
         if failure is not None:  # the last build stopped here; say so first
             held = bool(failure.get("blocks"))
             code, prefix = ("blocked", "blocked") if held else ("failed", "failed last time")
-            reasons.insert(0, Reason(code, f"{prefix}: {failure.get('message', '')}", {"error": failure.get("error")}))
+            reasons.insert(
+                0,
+                Reason(
+                    code, f"{prefix}: {failure.get('message', '')}", {"error": failure.get("error")}
+                ),
+            )
             if held:
                 blocked.add(node.name)
         if stored is not None:
@@ -145,7 +177,13 @@ def make_plan(graph: StageGraph, store: Store, digests: DigestCache, lock: dict[
     return Plan(graph, stages)
 
 
-def stale_reasons(node: StageNode, lot: str, inputs: dict[str, str], locked: dict[str, Any] | None, lock_format: int = LOCK_FORMAT) -> list[Reason]:
+def stale_reasons(
+    node: StageNode,
+    lot: str,
+    inputs: dict[str, str],
+    locked: dict[str, Any] | None,
+    lock_format: int = LOCK_FORMAT,
+) -> list[Reason]:
     """Why a stage whose lot is not in the store must run, compared with the lock (written in lock_format)."""
     if locked is None:
         return [Reason("not-built", "not built yet (no entry in the lock)")]
@@ -154,12 +192,29 @@ def stale_reasons(node: StageNode, lot: str, inputs: dict[str, str], locked: dic
     reasons: list[Reason] = []
     if locked.get("version") != node.version:
         old = locked.get("version")
-        reasons.append(Reason("version-changed", f"stage code changed (version {old} -> {node.version})", {"old": old, "new": node.version}))
+        reasons.append(
+            Reason(
+                "version-changed",
+                f"stage code changed (version {old} -> {node.version})",
+                {"old": old, "new": node.version},
+            )
+        )
     if lock_format != LOCK_FORMAT and locked.get("params") != node.params:
-        text = f"params: the lock was written by another opensem (lock format {lock_format}, now {LOCK_FORMAT}), which recorded them differently"
+        text = (
+            f"params: the lock was written by another opensem (lock format {lock_format}, now "
+            f"{LOCK_FORMAT}), which recorded them differently"
+        )
         reasons.append(Reason("params-changed", text, {"lock_format": lock_format}))
-    for key, old, new in changed_params(locked.get("params", {}), node.params) if lock_format == LOCK_FORMAT else ():
-        reasons.append(Reason("params-changed", f"params changed: {key} {_brief(old)} -> {_brief(new)}", {"key": key, "old": old, "new": new}))
+    for key, old, new in (
+        changed_params(locked.get("params", {}), node.params) if lock_format == LOCK_FORMAT else ()
+    ):
+        reasons.append(
+            Reason(
+                "params-changed",
+                f"params changed: {key} {_brief(old)} -> {_brief(new)}",
+                {"key": key, "old": old, "new": new},
+            )
+        )
     old_inputs = locked.get("inputs", {})
     for slot, digest in sorted(inputs.items()):
         if old_inputs.get(slot) != digest:
@@ -167,13 +222,25 @@ def stale_reasons(node: StageNode, lot: str, inputs: dict[str, str], locked: dic
             before = str(old_inputs.get(slot))[:12]
             detail = {"slot": slot, "old": old_inputs.get(slot), "new": digest}
             if isinstance(origin, SourceInput):
-                reasons.append(Reason("source-changed", f"input {slot}: {origin.path} changed ({before} -> {digest[:12]})", {**detail, "path": origin.path}))
+                reasons.append(
+                    Reason(
+                        "source-changed",
+                        f"input {slot}: {origin.path} changed ({before} -> {digest[:12]})",
+                        {**detail, "path": origin.path},
+                    )
+                )
             else:
-                reasons.append(Reason("upstream-changed", f"input {slot}: new output of {origin.stage} ({before} -> {digest[:12]})", {**detail, "stage": origin.stage}))
+                reasons.append(
+                    Reason(
+                        "upstream-changed",
+                        f"input {slot}: new output of {origin.stage} ({before} -> {digest[:12]})",
+                        {**detail, "stage": origin.stage},
+                    )
+                )
     return reasons or [Reason("lot-differs", "lot differs from the lock")]
 
 
 def _brief(value: Any, limit: int = 48) -> str:
     """A param value short enough for a plan line (a rubric or a source list is not)."""
     text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."

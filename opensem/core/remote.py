@@ -14,9 +14,10 @@ import io
 import json
 import posixpath
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 from opensem.core.digests import DigestCache
 from opensem.core.files import discard
@@ -36,7 +37,9 @@ class Fetched:
 
 
 class RemoteCache:
-    def __init__(self, url: str, mode: CacheMode, project_root: Path, location: str | None = None) -> None:
+    def __init__(
+        self, url: str, mode: CacheMode, project_root: Path, location: str | None = None
+    ) -> None:
         """location: where url points, resolved already (a folder named relative to another machine's project)."""
         import fsspec
 
@@ -47,12 +50,14 @@ class RemoteCache:
 
     @property
     def writable(self) -> bool:
+        """Whether this build may upload to the cache."""
         return self.mode == "read-write"
 
     def _key(self, lot: str, suffix: str) -> str:
         return posixpath.join(self.root, lot[:2], f"{lot}{suffix}")
 
     def has(self, lot: str) -> bool:
+        """Whether the cache holds the lot's entry."""
         return bool(self.fs.exists(self._key(lot, ".json")))
 
     def fetch(self, lot: str, store: Store, digests: DigestCache) -> Fetched:
@@ -62,7 +67,9 @@ class RemoteCache:
                 return Fetched("miss")
             meta = json.loads(self.fs.cat_file(self._key(lot, ".json")))
             payload = self.fs.cat_file(self._key(lot, ".tar"))
-        except Exception as exc:  # unreachable, no credentials, half an entry: build it here instead
+        except (
+            Exception
+        ) as exc:  # unreachable, no credentials, half an entry: build it here instead
             return Fetched("corrupt", f"{type(exc).__name__}: {exc}")
         if not isinstance(meta, dict) or meta.get("lot") != lot or "output" not in meta:
             return Fetched("corrupt", "its meta.json does not describe this lot")
@@ -72,7 +79,10 @@ class RemoteCache:
             found = digests.directory(tmp / "out")
             if found != meta["output"]:
                 discard(tmp)
-                return Fetched("corrupt", f"its files digest to {found[:12]}, its meta says {str(meta['output'])[:12]}")
+                return Fetched(
+                    "corrupt",
+                    f"its files digest to {found[:12]}, its meta says {str(meta['output'])[:12]}",
+                )
             store.commit(tmp, lot, {**meta, "pulled_from": self.url})
         except (tarfile.TarError, OSError, ValueError) as exc:
             discard(tmp)
@@ -88,9 +98,13 @@ class RemoteCache:
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             tar.add(store.out_dir(lot), arcname=".", filter=_portable)
         meta = {key: value for key, value in store.meta(lot).items() if key != "pulled_from"}
-        self.fs.makedirs(posixpath.dirname(self._key(lot, ".tar")), exist_ok=True)  # a folder cache needs it; object stores ignore it
+        self.fs.makedirs(
+            posixpath.dirname(self._key(lot, ".tar")), exist_ok=True
+        )  # a folder cache needs it; object stores ignore it
         self.fs.pipe_file(self._key(lot, ".tar"), buffer.getvalue())
-        self.fs.pipe_file(self._key(lot, ".json"), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+        self.fs.pipe_file(
+            self._key(lot, ".json"), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
+        )
         return True
 
 
@@ -107,7 +121,9 @@ def _extract(payload: bytes, destination: Path) -> None:
         tar.extractall(destination, filter="data")
 
 
-def cache_from(config: dict[str, str] | None, project_root: Path, environ: Mapping[str, str]) -> RemoteCache | None:
+def cache_from(
+    config: dict[str, str] | None, project_root: Path, environ: Mapping[str, str]
+) -> RemoteCache | None:
     """The cache a build uses: OPENSEM_CACHE (and OPENSEM_CACHE_MODE) over the manifest's `cache:`."""
     config = config or {}
     url = environ.get(ENV_URL) or config.get("url")
@@ -115,11 +131,15 @@ def cache_from(config: dict[str, str] | None, project_root: Path, environ: Mappi
         return None
     mode = environ.get(ENV_MODE) or config.get("mode") or "read"
     if mode not in ("read", "read-write"):
-        raise UsageError(f"{ENV_MODE} is {mode!r}", hint="use read (developer machines) or read-write (CI)")
-    return RemoteCache(url, mode, project_root)
+        raise UsageError(
+            f"{ENV_MODE} is {mode!r}", hint="use read (developer machines) or read-write (CI)"
+        )
+    return RemoteCache(url, mode, project_root)  # type: ignore[arg-type]  # checked above
 
 
-def push_lots(remote: RemoteCache, store: Store, lots: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
+def push_lots(
+    remote: RemoteCache, store: Store, lots: dict[str, str]
+) -> tuple[list[str], list[str], list[str]]:
     """Upload what the local store holds of lots: (uploaded, already there, missing locally) stage names."""
     uploaded, present, missing = [], [], []
     for name, lot in lots.items():
@@ -132,6 +152,11 @@ def push_lots(remote: RemoteCache, store: Store, lots: dict[str, str]) -> tuple[
     return uploaded, present, missing
 
 
-def pull_lots(remote: RemoteCache, store: Store, digests: DigestCache, lots: dict[str, str]) -> dict[str, Fetched]:
+def pull_lots(
+    remote: RemoteCache, store: Store, digests: DigestCache, lots: dict[str, str]
+) -> dict[str, Fetched]:
     """Download the lots the local store lacks; {stage: what the lookup found} (local ones are hits)."""
-    return {name: Fetched("hit", "local") if store.has(lot) else remote.fetch(lot, store, digests) for name, lot in lots.items()}
+    return {
+        name: Fetched("hit", "local") if store.has(lot) else remote.fetch(lot, store, digests)
+        for name, lot in lots.items()
+    }

@@ -18,13 +18,16 @@ from opensem.core.graph import StageNode
 class Progress(Protocol):
     """A progress handle for long work (training steps, records embedded)."""
 
-    def advance(self, amount: int = 1) -> None: ...
+    def advance(self, amount: int = 1) -> None:
+        """Count amount more units of work done."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """The work is over (done, or stopped)."""
 
 
 class ProgressFactory(Protocol):
-    def __call__(self, description: str, total: int | None) -> Progress: ...
+    def __call__(self, description: str, total: int | None) -> Progress:
+        """A progress handle for description, with total units when known."""
 
 
 class _SilentProgress:
@@ -36,6 +39,7 @@ class _SilentProgress:
 
 
 def silent_progress(description: str, total: int | None) -> Progress:
+    """A progress handle that shows nothing (tests, library use)."""
     return _SilentProgress()
 
 
@@ -68,7 +72,10 @@ class StageResult:
 class StageRunner(Protocol):
     """Runs one node of a graph; implemented by the domain (opensem.stages.runner)."""
 
-    def run(self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult: ...
+    def run(
+        self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
+        """Run node's stage kind with its inputs, writing into out_dir."""
 
     def library_versions(self) -> dict[str, str]:
         """Versions of whatever shaped a result, recorded in the store entry's meta.json."""

@@ -18,7 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the opensem package: any code change voids the stamp
+PACKAGE_ROOT = (
+    Path(__file__).resolve().parents[1]
+)  # the opensem package: any code change voids the stamp
 
 
 def stamp_file(manifest: Path, build_dir: Path, until: str | None) -> Path:
@@ -47,7 +49,9 @@ def _feed_tree(sha: Any, root: str, with_inode: bool) -> None:
         sha.update(b"missing\0")
         return
     if not os.path.isdir(root):
-        sha.update(f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino if with_inode else 0}\0".encode())
+        sha.update(
+            f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino if with_inode else 0}\0".encode()
+        )
         return
     pending = [root]
     lines: list[str] = []
@@ -66,17 +70,31 @@ def _feed_tree(sha: Any, root: str, with_inode: bool) -> None:
     sha.update("\n".join(lines).encode())
 
 
-def write_stamp(manifest: Path, lock: Path, build_dir: Path, until: str | None, roots: list[str], stages: list[tuple[str, str]],
-                reporting: dict[str, str] | None = None) -> None:
+def write_stamp(
+    manifest: Path,
+    lock: Path,
+    build_dir: Path,
+    until: str | None,
+    roots: list[str],
+    stages: list[tuple[str, str]],
+    reporting: dict[str, str] | None = None,
+) -> None:
     """Record the signature of an up-to-date build scope; `stages` is [(name, lot)] for the report,
     `reporting` {name: kind} of the stages that show one after a build."""
     from opensem.core.files import write_atomic
 
-    data = {"roots": roots, "stages": stages, "reporting": reporting or {}, "signature": signature(manifest, lock, roots)}
+    data = {
+        "roots": roots,
+        "stages": stages,
+        "reporting": reporting or {},
+        "signature": signature(manifest, lock, roots),
+    }
     write_atomic(stamp_file(manifest, build_dir, until), json.dumps(data))
 
 
-def unchanged_stages(manifest: Path, lock: Path, build_dir: Path, until: str | None) -> list[tuple[str, str]] | None:
+def unchanged_stages(
+    manifest: Path, lock: Path, build_dir: Path, until: str | None
+) -> list[tuple[str, str]] | None:
     """The stages of the stamped build when nothing changed since; None when anything did."""
     try:
         data = json.loads(stamp_file(manifest, build_dir, until).read_text())
@@ -84,12 +102,14 @@ def unchanged_stages(manifest: Path, lock: Path, build_dir: Path, until: str | N
         return None
     if signature(manifest, lock, data["roots"]) != data["signature"]:
         return None
-    return [tuple(stage) for stage in data["stages"]]  # type: ignore[misc]
+    return [tuple(stage) for stage in data["stages"]]
 
 
 def stamped_reporting(manifest: Path, build_dir: Path, until: str | None) -> dict[str, str]:
     """{name: kind} of the stamped stages that show a report after a build."""
     try:
-        return dict(json.loads(stamp_file(manifest, build_dir, until).read_text()).get("reporting") or {})
+        return dict(
+            json.loads(stamp_file(manifest, build_dir, until).read_text()).get("reporting") or {}
+        )
     except (OSError, ValueError):
         return {}

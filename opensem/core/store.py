@@ -26,18 +26,23 @@ class Store:
         self.root = root
 
     def entry(self, lot: str) -> Path:
+        """The folder of a lot's entry (sharded by its first two characters)."""
         return self.root / lot[:2] / lot
 
     def out_dir(self, lot: str) -> Path:
+        """Where a lot's stage wrote its output."""
         return self.entry(lot) / "out"
 
     def has(self, lot: str) -> bool:
+        """Whether the lot has a finished entry (meta.json is written last)."""
         return (self.entry(lot) / META).is_file()
 
     def meta(self, lot: str) -> dict[str, Any]:
+        """The entry's meta.json: lot, output digest, versions, timings."""
         return json.loads((self.entry(lot) / META).read_text())
 
     def output_digest(self, lot: str) -> str | None:
+        """The digest of the entry's output, or None when it is missing or unreadable."""
         try:
             return str(self.meta(lot)["output"])
         except (OSError, ValueError, KeyError):
@@ -79,6 +84,7 @@ class Store:
         return final
 
     def drop(self, lot: str) -> None:
+        """Remove the lot's entry."""
         discard(self.entry(lot))
 
     def _failure_file(self, lot: str) -> Path:
@@ -97,9 +103,14 @@ class Store:
         return record if isinstance(record, dict) else None
 
     def clear_failure(self, lot: str) -> None:
+        """Forget a recorded failure of the lot (it built since)."""
         self._failure_file(lot).unlink(missing_ok=True)
 
     def intact(self, lot: str, cache: DigestCache) -> bool:
         """Whether the stored out/ still has the digest recorded when it was built."""
         expected = self.output_digest(lot)
-        return expected is not None and self.out_dir(lot).is_dir() and cache.directory(self.out_dir(lot)) == expected
+        return (
+            expected is not None
+            and self.out_dir(lot).is_dir()
+            and cache.directory(self.out_dir(lot)) == expected
+        )

@@ -8,8 +8,8 @@ or a row of the wrong size, is dropped and recomputed, never trusted.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -28,7 +28,10 @@ class EmbeddingCache:
         for attempt in range(2):
             conn = sqlite3.connect(self.path, timeout=60.0)
             try:
-                conn.execute("CREATE TABLE IF NOT EXISTS vectors (digest TEXT PRIMARY KEY, dim INTEGER NOT NULL, vector BLOB NOT NULL)")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS vectors (digest TEXT PRIMARY KEY, dim INTEGER NOT NULL, vector BLOB "
+                    "NOT NULL)"
+                )
                 conn.execute("SELECT count(*) FROM vectors").fetchone()
                 return conn
             except sqlite3.DatabaseError:
@@ -50,7 +53,9 @@ class EmbeddingCache:
         for start in range(0, len(wanted), _QUERY_CHUNK):
             chunk = wanted[start : start + _QUERY_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for digest, dim, blob in self._conn.execute(f"SELECT digest, dim, vector FROM vectors WHERE digest IN ({marks})", chunk):
+            for digest, dim, blob in self._conn.execute(
+                f"SELECT digest, dim, vector FROM vectors WHERE digest IN ({marks})", chunk
+            ):
                 if dim <= 0 or len(blob) != 4 * dim:
                     bad.append(digest)
                     continue
@@ -62,17 +67,23 @@ class EmbeddingCache:
 
     def put_many(self, digests: list[str], vectors: np.ndarray) -> None:
         """Store one batch in one transaction: all of it lands, or none of it."""
-        rows = [(d, int(v.shape[0]), np.asarray(v, dtype="<f4").tobytes()) for d, v in zip(digests, vectors)]
+        rows = [
+            (d, int(v.shape[0]), np.asarray(v, dtype="<f4").tobytes())
+            for d, v in zip(digests, vectors)
+        ]
         with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO vectors (digest, dim, vector) VALUES (?, ?, ?)", rows)
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO vectors (digest, dim, vector) VALUES (?, ?, ?)", rows
+            )
 
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
 
     def close(self) -> None:
+        """Close the database."""
         self._conn.close()
 
-    def __enter__(self) -> "EmbeddingCache":
+    def __enter__(self) -> EmbeddingCache:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from opensem.core.stage import StageContext
 from opensem.curate.embed import EmbedStats, embed_texts
 from opensem.curate.ngrams import NgramIndex, Overlap, Reference
 from opensem.curate.text import full_text, instruction_of
-from opensem.core.stage import StageContext
 
 BLOCK = 4096
 
@@ -25,7 +25,9 @@ BLOCK = 4096
 @dataclass
 class Findings:
     overlaps: list[Overlap | None]  # per training record
-    similarity: list[tuple[float, int]] = field(default_factory=list)  # per training record: (cosine, reference), when embedding
+    similarity: list[tuple[float, int]] = field(
+        default_factory=list
+    )  # per training record: (cosine, reference), when embedding
     stats: EmbedStats | None = None
     model_digest: str | None = None
     unchecked: int = 0  # references too short for the n-gram check
@@ -35,10 +37,14 @@ def golden_references(root: Path) -> list[Reference]:
     """Golden items as references: question and answer are the text, the question is what paraphrases match."""
     from opensem.evaluation.items import load_golden
 
-    return [Reference("golden", item.id, f"{item.question}\n{item.reference or ''}", item.question) for item in load_golden(root)]
+    return [
+        Reference("golden", item.id, f"{item.question}\n{item.reference or ''}", item.question)
+        for item in load_golden(root)
+    ]
 
 
 def test_references(records: list[dict[str, Any]]) -> list[Reference]:
+    """The test split's records as references to check training records against."""
     return [Reference("test", str(r["id"]), full_text(r), instruction_of(r)) for r in records]
 
 
@@ -62,9 +68,12 @@ def find(
     embedding: tuple[str, Path | None, int] | None,
     ctx: StageContext,
 ) -> Findings:
-    """N-gram overlaps of every training record, and with embedding=(model, local dir, batch size) its nearest reference."""
+    """N-gram overlaps of every training record, and with embedding=(model, local dir, batch size) its
+    nearest reference."""
     index = NgramIndex(references, n)
-    findings = Findings(overlaps=index.overlaps([full_text(record) for record in train]), unchecked=index.unchecked)
+    findings = Findings(
+        overlaps=index.overlaps([full_text(record) for record in train]), unchecked=index.unchecked
+    )
     if embedding is None or not train or not references:
         return findings
     from opensem.curate.dedup import open_embedder
@@ -74,7 +83,9 @@ def find(
     findings.model_digest = embedder.ref.digest
     with cache:
         texts = [instruction_of(record) for record in train] + [r.question for r in references]
-        vectors, findings.stats = embed_texts(texts, embedder, cache, ctx.progress, "embedding for decontamination")
+        vectors, findings.stats = embed_texts(
+            texts, embedder, cache, ctx.progress, "embedding for decontamination"
+        )
     best, which = nearest_reference(vectors[: len(train)], vectors[len(train) :])
     findings.similarity = [(float(s), int(w)) for s, w in zip(best, which)]
     return findings

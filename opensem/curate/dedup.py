@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from opensem.core.digests import DigestCache
+from opensem.core.stage import StageContext
+from opensem.curate.cache import EmbeddingCache
+from opensem.curate.config import DedupConfig
 from opensem.curate.embed import EmbedStats, embed_texts
 from opensem.curate.embedder import DEFAULT_MODEL, Embedder, ModelRef, resolve_model
-from opensem.curate.cache import EmbeddingCache
 from opensem.curate.search import semantic_dedup
 from opensem.curate.text import normalized_digest
 from opensem.data.formats import record_kind
-from opensem.core.digests import DigestCache
-from opensem.core.stage import StageContext
 
 SEARCH_SEED = 0  # k-means seed: fixed, so the same records give the same clusters
 
@@ -34,15 +35,14 @@ class Duplicate:
 @dataclass
 class SemanticOutcome:
     removed: dict[int, Duplicate] = field(default_factory=dict)
-    nearest: dict[int, tuple[float, int]] = field(default_factory=dict)  # record -> (similarity, closest earlier kept record)
+    nearest: dict[int, tuple[float, int]] = field(
+        default_factory=dict
+    )  # record -> (similarity, closest earlier kept record)
     stats: EmbedStats = EmbedStats(0, 0, 0, 0)
     model: ModelRef | None = None
-    searches: dict[str, dict[str, Any]] = field(default_factory=dict)  # per kind: how it was searched
-
-
-class SemanticParams(Protocol):
-    model: str | None
-    threshold: float
+    searches: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # per kind: how it was searched
 
 
 def _priority(records: list[dict[str, Any]], indices: list[int]) -> np.ndarray:
@@ -54,6 +54,7 @@ def _priority(records: list[dict[str, Any]], indices: list[int]) -> np.ndarray:
 
 
 def by_kind(records: list[dict[str, Any]], indices: list[int]) -> dict[str, list[int]]:
+    """Indices grouped by record kind: duplicates are only looked for within a kind."""
     groups: dict[str, list[int]] = {}
     for index in indices:
         groups.setdefault(record_kind(records[index]), []).append(index)
@@ -74,7 +75,9 @@ def exact_duplicates(records: list[dict[str, Any]], texts: list[str]) -> dict[in
     return removed
 
 
-def open_embedder(model: str, local_dir: Path | None, batch_size: int, ctx: StageContext) -> tuple[Embedder, EmbeddingCache]:
+def open_embedder(
+    model: str, local_dir: Path | None, batch_size: int, ctx: StageContext
+) -> tuple[Embedder, EmbeddingCache]:
     """The model (resolved, digested) and its embedding cache under ctx.cache_dir/embeddings."""
     root = ctx.cache_dir / "embeddings"
     digests = DigestCache(root / "model-digests.json")
@@ -87,7 +90,7 @@ def semantic_duplicates(
     records: list[dict[str, Any]],
     texts: list[str],
     indices: list[int],
-    params: SemanticParams,
+    params: DedupConfig,
     batch_size: int,
     local_dir: Path | None,
     ctx: StageContext,
@@ -100,7 +103,9 @@ def semantic_duplicates(
     embedder, cache = open_embedder(params.model or DEFAULT_MODEL, local_dir, batch_size, ctx)
     outcome.model = embedder.ref
     with cache:
-        vectors, outcome.stats = embed_texts([texts[i] for i in indices], embedder, cache, ctx.progress, "embedding records")
+        vectors, outcome.stats = embed_texts(
+            [texts[i] for i in indices], embedder, cache, ctx.progress, "embedding records"
+        )
     row_of = {index: row for row, index in enumerate(indices)}
     for kind, members in sorted(groups.items()):
         if len(members) < 2:
@@ -108,7 +113,13 @@ def semantic_duplicates(
         bar = ctx.progress(f"searching {kind} records", len(members))
         try:
             rows = vectors[[row_of[i] for i in members]]
-            result = semantic_dedup(rows, _priority(records, members), params.threshold, seed=SEARCH_SEED, on_block=bar.advance)
+            result = semantic_dedup(
+                rows,
+                _priority(records, members),
+                params.threshold,
+                seed=SEARCH_SEED,
+                on_block=bar.advance,
+            )
         finally:
             bar.close()
         for position, member in enumerate(members):
@@ -116,7 +127,19 @@ def semantic_duplicates(
             if match >= 0:
                 outcome.nearest[member] = (float(result.similarity[position]), members[match])
             if result.removed[position]:
-                outcome.removed[member] = Duplicate("semantic", members[match], float(result.similarity[position]))
-        outcome.searches[kind] = {"records": len(members), "method": result.method, "clusters": result.clusters}
-        ctx.log.debug("dedup %s: %s search, %d clusters, %d products", kind, result.method, result.clusters, result.products)
+                outcome.removed[member] = Duplicate(
+                    "semantic", members[match], float(result.similarity[position])
+                )
+        outcome.searches[kind] = {
+            "records": len(members),
+            "method": result.method,
+            "clusters": result.clusters,
+        }
+        ctx.log.debug(
+            "dedup %s: %s search, %d clusters, %d products",
+            kind,
+            result.method,
+            result.clusters,
+            result.products,
+        )
     return outcome

@@ -7,10 +7,18 @@ same bytes); how many embeddings came from the cache goes to the stage's metrics
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from opensem.curate.config import DedupConfig
 from opensem.curate.dedup import Duplicate, SemanticOutcome
-from opensem.curate.report import Panel, markdown_table, plot_histograms, quantiles, rounded, write_report
+from opensem.curate.report import (
+    Panel,
+    markdown_table,
+    plot_histograms,
+    quantiles,
+    rounded,
+    write_report,
+)
 from opensem.curate.text import snippet
 from opensem.data.formats import record_kind
 
@@ -18,15 +26,9 @@ SHOWN_PAIRS = 20  # closest removed pairs listed
 SHOWN_EDGE = 10  # borderline removals and near misses listed
 
 
-class ReportParams(Protocol):
-    model: str | None
-    threshold: float
-    field: str
-    exact: bool
-    semantic: bool
-
-
-def removed_rows(records: list[dict[str, Any]], texts: list[str], removed: dict[int, Duplicate]) -> list[dict[str, Any]]:
+def removed_rows(
+    records: list[dict[str, Any]], texts: list[str], removed: dict[int, Duplicate]
+) -> list[dict[str, Any]]:
     """One row per removed record, in input order: its id, why, and the kept record it duplicates."""
     return [
         {
@@ -41,7 +43,9 @@ def removed_rows(records: list[dict[str, Any]], texts: list[str], removed: dict[
     ]
 
 
-def _pair(records: list[dict[str, Any]], texts: list[str], a: int, b: int, similarity: float) -> dict[str, Any]:
+def _pair(
+    records: list[dict[str, Any]], texts: list[str], a: int, b: int, similarity: float
+) -> dict[str, Any]:
     return {
         "similarity": rounded(similarity),
         "removed": {"id": records[a]["id"], "text": snippet(texts[a])},
@@ -54,43 +58,69 @@ def dedup_report(
     texts: list[str],
     exact: dict[int, Duplicate],
     semantic: SemanticOutcome | None,
-    params: ReportParams,
+    params: DedupConfig,
     out_dir: Path,
 ) -> dict[str, Any]:
     """Write report.json, report.md and (with semantic search) similarity.png; return the stage metrics."""
     removed = dict(semantic.removed) if semantic else {}
     kinds: dict[str, dict[str, int]] = {}
     for index, record in enumerate(records):
-        row = kinds.setdefault(record_kind(record), {"records": 0, "exact": 0, "semantic": 0, "kept": 0})
+        row = kinds.setdefault(
+            record_kind(record), {"records": 0, "exact": 0, "semantic": 0, "kept": 0}
+        )
         row["records"] += 1
         row["exact" if index in exact else "semantic" if index in removed else "kept"] += 1
-    by_similarity = sorted(removed.items(), key=lambda item: (-item[1].similarity, records[item[0]]["id"]))
+    by_similarity = sorted(
+        removed.items(), key=lambda item: (-item[1].similarity, records[item[0]]["id"])
+    )
     closest = [_pair(records, texts, i, d.of, d.similarity) for i, d in by_similarity[:SHOWN_PAIRS]]
     rest = by_similarity[SHOWN_PAIRS:]  # those not listed among the closest
-    borderline = [_pair(records, texts, i, d.of, d.similarity) for i, d in reversed(rest[-SHOWN_EDGE:])]
+    borderline = [
+        _pair(records, texts, i, d.of, d.similarity) for i, d in reversed(rest[-SHOWN_EDGE:])
+    ]
     nearest = semantic.nearest if semantic else {}
-    misses = sorted(((sim, i, j) for i, (sim, j) in nearest.items() if i not in removed), key=lambda t: (-t[0], records[t[1]]["id"]))
+    misses = sorted(
+        ((sim, i, j) for i, (sim, j) in nearest.items() if i not in removed),
+        key=lambda t: (-t[0], records[t[1]]["id"]),
+    )
     misses = misses[:SHOWN_EDGE]
     report: dict[str, Any] = {
         "records": len(records),
         "kept": len(records) - len(exact) - len(removed),
-        "removed": {"exact": len(exact), "semantic": len(removed), "total": len(exact) + len(removed)},
+        "removed": {
+            "exact": len(exact),
+            "semantic": len(removed),
+            "total": len(exact) + len(removed),
+        },
         "kinds": kinds,
-        "settings": {"field": params.field, "exact": params.exact, "semantic": params.semantic, "threshold": params.threshold, "model": params.model},
+        "settings": {
+            "field": params.field,
+            "exact": params.exact,
+            "semantic": params.semantic,
+            "threshold": params.threshold,
+            "model": params.model,
+        },
         "model_digest": semantic.model.digest if semantic and semantic.model else None,
         "search": semantic.searches if semantic else {},
         "closest_kept_similarity": quantiles([sim for sim, _ in nearest.values()]),
         "closest_pairs": closest,
         "borderline_pairs": borderline,
         "near_misses": [
-            {"similarity": rounded(sim), "kept": {"id": records[i]["id"], "text": snippet(texts[i])}, "closest": {"id": records[j]["id"], "text": snippet(texts[j])}}
+            {
+                "similarity": rounded(sim),
+                "kept": {"id": records[i]["id"], "text": snippet(texts[i])},
+                "closest": {"id": records[j]["id"], "text": snippet(texts[j])},
+            }
             for sim, i, j in misses
         ],
     }
     if nearest:
         values = [sim for sim, _ in nearest.values()]
         title = "each record vs the closest kept record before it"
-        plot_histograms([Panel(title, "cosine similarity", values, params.threshold)], out_dir / "similarity.png")
+        plot_histograms(
+            [Panel(title, "cosine similarity", values, params.threshold)],
+            out_dir / "similarity.png",
+        )
     write_report(out_dir, report, _markdown(report, bool(nearest)))
     return {
         "records": report["records"],
@@ -110,26 +140,47 @@ def _markdown(report: dict[str, Any], plotted: bool) -> str:
         f"and {report['removed']['semantic']} near-duplicates removed.",
         "",
         f"Compared text: `{s['field']}`. Exact pass: {'on' if s['exact'] else 'off'}. Semantic pass: "
-        + (f"on, `{s['model']}`, cosine similarity > {s['threshold']:g}." if s["semantic"] else "off."),
+        + (
+            f"on, `{s['model']}`, cosine similarity > {s['threshold']:g}."
+            if s["semantic"]
+            else "off."
+        ),
         "",
-        markdown_table(["kind", "records", "exact", "semantic", "kept"], [[k, *v.values()] for k, v in sorted(report["kinds"].items())]),
+        markdown_table(
+            ["kind", "records", "exact", "semantic", "kept"],
+            [[k, *v.values()] for k, v in sorted(report["kinds"].items())],
+        ),
     ]
     sections = (
         ("Closest removed pairs", report["closest_pairs"], "removed", "kept"),
-        ("Borderline removals (just above the threshold)", report["borderline_pairs"], "removed", "kept"),
+        (
+            "Borderline removals (just above the threshold)",
+            report["borderline_pairs"],
+            "removed",
+            "kept",
+        ),
         ("Near misses (kept, just below the threshold)", report["near_misses"], "kept", "closest"),
     )
     for title, rows, left, right in sections:
         if rows:
-            table = [[r["similarity"], r[left]["id"], r[left]["text"], r[right]["id"], r[right]["text"]] for r in rows]
-            lines += ["", f"## {title}", "", markdown_table(["similarity", left, "text", right, "text"], table)]
+            table = [
+                [r["similarity"], r[left]["id"], r[left]["text"], r[right]["id"], r[right]["text"]]
+                for r in rows
+            ]
+            lines += [
+                "",
+                f"## {title}",
+                "",
+                markdown_table(["similarity", left, "text", right, "text"], table),
+            ]
     if plotted:
         q = report["closest_kept_similarity"]
         lines += [
             "",
             "## Nearest-neighbour similarity",
             "",
-            "Records are visited by id; each is compared with the records kept before it (in its cluster and the clusters it borders),",
+            "Records are visited by id; each is compared with the records kept before it (in its cluster and the "
+            "clusters it borders),",
             "and removed when the closest of them is above the threshold. That similarity, per record:",
             f"median {q['median']}, 95th percentile {q['p95']}, max {q['max']}.",
             "",

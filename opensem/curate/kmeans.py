@@ -13,7 +13,9 @@ SAMPLE_PER_CLUSTER = 256
 BLOCK = 8192
 
 
-def assign(x: np.ndarray, centroids: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
+def assign(
+    x: np.ndarray, centroids: np.ndarray, block: int = BLOCK
+) -> tuple[np.ndarray, np.ndarray]:
     """Index of the most similar centroid for each row, and that similarity (blockwise, bounded memory)."""
     labels = np.empty(len(x), dtype=np.int64)
     best = np.empty(len(x), dtype=np.float32)
@@ -29,7 +31,9 @@ def _normalized(rows: np.ndarray) -> np.ndarray:
     return (rows / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def spherical_kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 12, block: int = BLOCK) -> np.ndarray:
+def spherical_kmeans(
+    x: np.ndarray, k: int, seed: int = 0, iterations: int = 12, block: int = BLOCK
+) -> np.ndarray:
     """k unit centroids for the unit rows of x; stops early once no sample point changes cluster."""
     n = len(x)
     if not 1 <= k <= n:

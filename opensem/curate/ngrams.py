@@ -56,7 +56,9 @@ class NgramIndex:
     references: list[Reference]
     n: int = 13
     vocabulary: dict[str, int] = field(default_factory=dict)
-    grams: dict[tuple[int, ...], list[int]] = field(default_factory=dict)  # gram -> references holding it
+    grams: dict[tuple[int, ...], list[int]] = field(
+        default_factory=dict
+    )  # gram -> references holding it
     gram_counts: list[int] = field(default_factory=list)  # distinct grams per reference
     unchecked: int = 0  # references too short to check
 
@@ -65,7 +67,10 @@ class NgramIndex:
             raise ValueError(f"n must be at least 1, got {self.n}")
         shortest = (self.n + 1) // 2
         for index, reference in enumerate(self.references):
-            ids = [self.vocabulary.setdefault(word, len(self.vocabulary) + 1) for word in words(reference.text)]
+            ids = [
+                self.vocabulary.setdefault(word, len(self.vocabulary) + 1)
+                for word in words(reference.text)
+            ]
             if len(ids) >= self.n:
                 own = {tuple(ids[i : i + self.n]) for i in range(len(ids) - self.n + 1)}
             elif len(ids) >= shortest:
@@ -84,10 +89,15 @@ class NgramIndex:
     def overlaps(self, texts: list[str]) -> list[Overlap | None]:
         """For each text, its largest overlap with a reference (None when it shares no gram)."""
         vocab = self.vocabulary
-        encoded = [np.array([vocab.get(word, 0) for word in words(text)], dtype=np.uint64) for text in texts]
+        encoded = [
+            np.array([vocab.get(word, 0) for word in words(text)], dtype=np.uint64)
+            for text in texts
+        ]
         starts = np.cumsum([0] + [len(ids) for ids in encoded])
         flat = np.concatenate(encoded) if encoded else np.zeros(0, dtype=np.uint64)
-        found: list[dict[int, dict[tuple[int, ...], int]]] = [{} for _ in texts]  # record -> reference -> gram -> first position
+        found: list[dict[int, dict[tuple[int, ...], int]]] = [
+            {} for _ in texts
+        ]  # record -> reference -> gram -> first position
         for length, table in sorted(self._by_length.items()):
             hashes = _hash(flat, length)
             keys = np.fromiter(table, dtype=np.uint64, count=len(table))
@@ -103,12 +113,18 @@ class NgramIndex:
         words_of = {index: word for word, index in vocab.items()}
         return [self._best(hits, words_of) for hits in found]
 
-    def _best(self, hits: dict[int, dict[tuple[int, ...], int]], words_of: dict[int, str]) -> Overlap | None:
+    def _best(
+        self, hits: dict[int, dict[tuple[int, ...], int]], words_of: dict[int, str]
+    ) -> Overlap | None:
         if not hits:
             return None
-        ranked = sorted(hits.items(), key=lambda item: (-len(item[1]) / self.gram_counts[item[0]], item[0]))
+        ranked = sorted(
+            hits.items(), key=lambda item: (-len(item[1]) / self.gram_counts[item[0]], item[0])
+        )
         reference, grams = ranked[0]
-        gram = min(grams, key=lambda g: (grams[g], len(g)))  # the first shared words in the training text
+        gram = min(
+            grams, key=lambda g: (grams[g], len(g))
+        )  # the first shared words in the training text
         return Overlap(
             reference=reference,
             shared=len(grams),

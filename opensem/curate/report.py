@@ -7,9 +7,10 @@ not change a report's bytes; the PNG is drawn on a bare Agg figure without a tim
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from opensem.plotting import agg_figure
 
@@ -19,6 +20,7 @@ DIGITS = 4
 @dataclass(frozen=True)
 class Panel:
     """One histogram: the values, the threshold line, and what they are."""
+
     title: str
     xlabel: str
     values: Sequence[float]
@@ -26,6 +28,7 @@ class Panel:
 
 
 def rounded(value: float) -> float:
+    """A float rounded for reports, so equal runs write equal bytes."""
     return round(float(value), DIGITS)
 
 
@@ -41,7 +44,13 @@ def plot_histograms(panels: list[Panel], path: Path) -> None:
             else:
                 axes.text(0.5, 0.5, "no values", ha="center", va="center", transform=axes.transAxes)
             if panel.threshold is not None:
-                axes.axvline(panel.threshold, color="#c44e52", linestyle="--", linewidth=1.2, label=f"threshold {panel.threshold:g}")
+                axes.axvline(
+                    panel.threshold,
+                    color="#c44e52",
+                    linestyle="--",
+                    linewidth=1.2,
+                    label=f"threshold {panel.threshold:g}",
+                )
                 axes.legend(loc="upper left", fontsize=8)
             axes.set_title(panel.title, fontsize=10)
             axes.set_xlabel(panel.xlabel)
@@ -60,6 +69,7 @@ def write_report(out_dir: Path, report: dict[str, Any], markdown: str) -> None:
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A Markdown table; pipes and newlines in cells are escaped so a row stays one row."""
+
     def cell(value: Any) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 

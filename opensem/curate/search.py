@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable, ContextManager
 
 import numpy as np
 
@@ -41,7 +42,9 @@ BOUNDARY_SIGMAS = 5.0
 class DedupResult:
     removed: np.ndarray  # (N,) bool
     match: np.ndarray  # (N,) int64: the closest kept vector ranked before it (-1: none compared)
-    similarity: np.ndarray  # (N,) float32: its cosine similarity (> threshold exactly when removed; -1: none)
+    similarity: (
+        np.ndarray
+    )  # (N,) float32: its cosine similarity (> threshold exactly when removed; -1: none)
     method: str  # "exact" or "clustered"
     clusters: int = 1
     products: int = 0  # dot products computed, the work done
@@ -96,7 +99,7 @@ def semantic_dedup(
     )
 
 
-def _single_threaded_blas(wanted: bool) -> ContextManager[object]:
+def _single_threaded_blas(wanted: bool) -> AbstractContextManager[object]:
     """BLAS on one thread: cluster tiles are small, and a threaded BLAS spends more time syncing
     its threads on them than multiplying (ten times slower on two busy cores, measured)."""
     if not wanted:
@@ -108,9 +111,13 @@ def _single_threaded_blas(wanted: bool) -> ContextManager[object]:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _boundary(x: np.ndarray, labels: np.ndarray, centroids: np.ndarray, threshold: float, slack: float) -> tuple[np.ndarray, np.ndarray]:
+def _boundary(
+    x: np.ndarray, labels: np.ndarray, centroids: np.ndarray, threshold: float, slack: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(vector, other cluster) for every vector within slack * r of the bisector of its cluster and the other."""
-    radius = slack * math.sqrt(max(0.0, 2.0 - 2.0 * threshold)) + 1e-3  # 1e-3: float32 rounding of the dots
+    radius = (
+        slack * math.sqrt(max(0.0, 2.0 - 2.0 * threshold)) + 1e-3
+    )  # 1e-3: float32 rounding of the dots
     gram = np.clip(centroids @ centroids.T, -1.0, 1.0)
     distance = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * gram)).astype(np.float32)  # |cA - cB|
     points, others = [], []
@@ -126,7 +133,9 @@ def _boundary(x: np.ndarray, labels: np.ndarray, centroids: np.ndarray, threshol
     return np.concatenate(points).astype(np.int64), np.concatenate(others).astype(np.int64)
 
 
-def _search_sets(labels: np.ndarray, near: tuple[np.ndarray, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+def _search_sets(
+    labels: np.ndarray, near: tuple[np.ndarray, np.ndarray], n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """CSR (starts, clusters): the clusters each vector is compared in, its own first."""
     points = np.concatenate([np.arange(n, dtype=np.int64), near[0]])
     clusters = np.concatenate([labels, near[1]])
@@ -164,7 +173,11 @@ class _State:
         starts, clusters = searched
         counts = starts[ids + 1] - starts[ids]
         rows = np.repeat(np.arange(len(ids)), counts)
-        wanted = clusters[np.concatenate([np.arange(starts[i], starts[i + 1]) for i in ids])] if len(ids) else rows
+        wanted = (
+            clusters[np.concatenate([np.arange(starts[i], starts[i + 1]) for i in ids])]
+            if len(ids)
+            else rows
+        )
         for cluster in np.unique(wanted):
             have = int(self.filled[cluster])
             if not have:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from opensem.data.formats import record_kind
 from opensem.core.digests import sha256_text
+from opensem.data.formats import record_kind
 
 Field = Literal["instruction", "instruction_and_answer"]
 _SPACE = re.compile(r"\s+")
@@ -72,6 +73,7 @@ def normalize(text: str) -> str:
 
 
 def normalized_digest(text: str) -> str:
+    """Digest of the text with whitespace and case normalized: the exact-duplicate key."""
     return sha256_text(normalize(text))
 
 

@@ -18,11 +18,23 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 class ChunkingConfig(Section):
-    size: int = Field(2000, ge=100, le=1_000_000, description="Most characters per document chunk; cut on paragraphs, then sentences, then words.")
-    overlap: int = Field(0, ge=0, description="Characters of a chunk's end repeated at the start of the next (whole sentences or words); below size / 2.")
+    size: int = Field(
+        2000,
+        ge=100,
+        le=1_000_000,
+        description="Most characters per document chunk; cut on paragraphs, then sentences, then words.",
+    )
+    overlap: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Characters of a chunk's end repeated at the start of the next (whole sentences or "
+            "words); below size / 2."
+        ),
+    )
 
     @model_validator(mode="after")
-    def _overlap_below_half(self) -> "ChunkingConfig":
+    def _overlap_below_half(self) -> ChunkingConfig:
         if self.overlap * 2 >= self.size:
             raise invalid(f"overlap ({self.overlap}) must be less than half of size ({self.size})")
         return self
@@ -30,7 +42,9 @@ class ChunkingConfig(Section):
 
 def normalize_text(text: str) -> str:
     """Strip trailing spaces per line, collapse runs of blank lines to one, strip the ends."""
-    joined = "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    joined = "\n".join(
+        line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    )
     if "\n\n\n" in joined:  # the regex scans every character; most texts have no run to collapse
         joined = re.sub(r"\n{3,}", "\n\n", joined)
     return joined.strip()
@@ -52,7 +66,8 @@ def chunk_text(text: str, limit: int, overlap: int = 0) -> list[str]:
 
 
 def _pack(text: str, limit: int) -> list[str]:
-    """Pack paragraphs greedily into chunks of at most limit characters; oversized ones are cut at sentences, then words."""
+    """Pack paragraphs greedily into chunks of at most limit characters; oversized ones are cut at
+    sentences, then words."""
     if len(text) <= limit:
         return [text] if text else []
     pieces = [piece for paragraph in text.split("\n\n") for piece in _split_long(paragraph, limit)]

@@ -9,9 +9,10 @@ however many workers read it, and memory holds a few batches' ids, never the cor
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from opensem.core.digests import sha256_text
 from opensem.data.chunking import ChunkingConfig, chunk_text, normalize_text
@@ -48,7 +49,11 @@ def _read_text(file: Path, source: str) -> str:
         return file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         where = Location(file=source)
-        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where, hint="re-save the file as UTF-8") from exc
+        raise DataError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+            where,
+            hint="re-save the file as UTF-8",
+        ) from exc
 
 
 def _read_pdf(file: Path, source: str) -> str:
@@ -59,18 +64,28 @@ def _read_pdf(file: Path, source: str) -> str:
     try:
         reader = PdfReader(file)
         if reader.is_encrypted and not reader.decrypt(""):
-            raise DataError("the PDF is encrypted", Location(file=source), hint="save an unencrypted copy of it")
+            raise DataError(
+                "the PDF is encrypted", Location(file=source), hint="save an unencrypted copy of it"
+            )
         pages = [page.extract_text() or "" for page in reader.pages]
     except DataError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise DataError(f"cannot read PDF: {exc}", Location(file=source), hint="check that the file is a valid PDF") from exc
-    pages, _ = drop_running_lines(pages)  # running headers and footers, page numbers: noise inside chunks
+        raise DataError(
+            f"cannot read PDF: {exc}",
+            Location(file=source),
+            hint="check that the file is a valid PDF",
+        ) from exc
+    pages, _ = drop_running_lines(
+        pages
+    )  # running headers and footers, page numbers: noise inside chunks
     return "\n\n".join(normalize_text(page) for page in pages)
 
 
 def _chunks(file: Path, source: str, chunking: ChunkingConfig) -> list[str]:
-    text = _read_pdf(file, source) if file.suffix.lower() in PDF_SUFFIXES else _read_text(file, source)
+    text = (
+        _read_pdf(file, source) if file.suffix.lower() in PDF_SUFFIXES else _read_text(file, source)
+    )
     return chunk_text(normalize_text(text), chunking.size, chunking.overlap)
 
 
@@ -82,7 +97,13 @@ def document_lines(source: str, chunks: list[str]) -> list[tuple[str, str, bytes
     for chunk in chunks:
         text = json.dumps(chunk, ensure_ascii=False)
         record_id = sha256_text(f'{{"text":{text}}}')[:16]  # canonical_json({"text": chunk})
-        found.append((record_id, "document", f'{{"id": "{record_id}", "source": {name}, "text": {text}}}\n'.encode()))
+        found.append(
+            (
+                record_id,
+                "document",
+                f'{{"id": "{record_id}", "source": {name}, "text": {text}}}\n'.encode(),
+            )
+        )
     return found
 
 
@@ -97,7 +118,11 @@ def _raw_records(file: Path, source: str) -> Iterator[tuple[Any, Location]]:
             try:
                 yield json.loads(line), where
             except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg}", where, hint="each line of a .jsonl file must be one JSON object") from exc
+                raise DataError(
+                    f"invalid JSON: {exc.msg}",
+                    where,
+                    hint="each line of a .jsonl file must be one JSON object",
+                ) from exc
         return
     try:
         data = json.loads(text)
@@ -120,15 +145,20 @@ def _dataset(file: Path, source: str, fmt: str) -> list[dict[str, Any]]:
 
 def _rendered(records: list[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
     """(id, kind, jsonl line) of each record, the line exactly as write_records writes it."""
-    return [(record["id"], record_kind(record), render_records([record]).encode()) for record in records]
+    return [
+        (record["id"], record_kind(record), render_records([record]).encode()) for record in records
+    ]
 
 
 def record_lines(records: list[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
     """(id, kind, jsonl line) of each record, the line exactly as write_records writes it."""
-    return [(record["id"], record_kind(record), render_records([record]).encode()) for record in records]
+    return [
+        (record["id"], record_kind(record), render_records([record]).encode()) for record in records
+    ]
 
 
 def file_lines(chunking: ChunkingConfig, file: SourceFile) -> list[tuple[str, str, bytes]]:
+    """The records of one source file as (id, kind, JSON line) rows."""
     if file.path.suffix.lower() in DOCUMENT_SUFFIXES:
         return document_lines(file.source, _chunks(file.path, file.source, chunking))
     return record_lines(_dataset(file.path, file.source, file.format))
@@ -159,14 +189,14 @@ def read_batch(chunking: ChunkingConfig, task: tuple[Path, list[SourceFile]]) ->
     return read
 
 
-
 def user_turns(file: Path) -> list[str]:
     """The first user turn (or prompt) of every record in a dataset file, whatever its format."""
     turns = []
     for record in _dataset(file, str(file), "auto"):
         messages = record.get("messages") or []
-        first = next((m["content"] for m in messages if m.get("role") == "user"), record.get("prompt"))
+        first = next(
+            (m["content"] for m in messages if m.get("role") == "user"), record.get("prompt")
+        )
         if isinstance(first, str) and first.strip():
             turns.append(first)
     return turns
-

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opensem.errors import DataError, Location, UsageError
 from opensem.data.formats import EXPORT_FORMATS, export_record, record_kind
 from opensem.data.records import read_records, write_records
+from opensem.errors import DataError, Location, UsageError
 
 
 @dataclass
@@ -23,6 +23,7 @@ class ExportReport:
     skipped: dict[str, int] = field(default_factory=dict)  # record kind -> count
 
     def describe(self, fmt: str, output: Path) -> str:
+        """One line for the terminal: what was written where, and what was skipped."""
         text = f"wrote {self.written} records as {fmt} to {output} (from {self.file})"
         if self.skipped:
             kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self.skipped.items()))
@@ -30,17 +31,24 @@ class ExportReport:
         return text
 
 
-def export_dataset(session: Any, stage: str, fmt: str, output: Path, file: str | None = None) -> ExportReport:
+def export_dataset(
+    session: Any, stage: str, fmt: str, output: Path, file: str | None = None
+) -> ExportReport:
     """Export the records file of a built stage of session's graph (BuildSession) to output (jsonl)."""
     if fmt not in EXPORT_FORMATS:
-        raise UsageError(f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
+        raise UsageError(
+            f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}"
+        )
     graph = session.graph
     if stage not in graph.names:
-        raise UsageError(f"no stage named {stage} in {graph.job_id}", hint=f"stages: {', '.join(graph.names)}")
+        raise UsageError(
+            f"no stage named {stage} in {graph.job_id}", hint=f"stages: {', '.join(graph.names)}"
+        )
     planned = session.plan().stage(stage)
     if planned.status != "up-to-date" or planned.lot is None:
         raise UsageError(
-            f"stage {stage} is not built for the current manifest and data ({'; '.join(r.text for r in planned.reasons)})",
+            f"stage {stage} is not built for the current manifest and data "
+            f"({'; '.join(r.text for r in planned.reasons)})",
             hint=f"run `opensem build {graph.manifest_path} --until {stage}` first",
         )
     out_dir = session.store.out_dir(planned.lot)

@@ -13,10 +13,11 @@ comes from, and an id never changes because some other record changed.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from opensem.errors import DataError, Location
 from opensem.core.digests import canonical_json, sha256_text
+from opensem.errors import DataError, Location
 
 FORMATS: tuple[str, ...] = ("text", "alpaca", "sharegpt", "messages", "kto", "dpo")
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
@@ -86,18 +87,26 @@ def make_record(source: str, **content: Any) -> dict[str, Any]:
 
 
 def normalize(
-    record: Mapping[str, Any], fmt: str, source: str, line: int | None = None, key: str | None = None
+    record: Mapping[str, Any],
+    fmt: str,
+    source: str,
+    line: int | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """Turn one raw record of format fmt into a normalized record; DataError says what is missing where."""
     where = Location(file=source, line=line, key=key)
     if fmt not in FORMATS:
-        raise DataError(f"unknown format {fmt!r}", where, hint=f"use one of: auto, {', '.join(FORMATS)}")
+        raise DataError(
+            f"unknown format {fmt!r}", where, hint=f"use one of: auto, {', '.join(FORMATS)}"
+        )
     try:
         return _normalize(record, fmt, source, where)
     except DataError as exc:
         # Formats are detected from a file's first record, so say which format a later record was read as.
         hint = f"read as {fmt} (named on the source, or detected from the file's first record)"
-        raise DataError(exc.message, exc.location, hint=f"{exc.hint}; {hint}" if exc.hint else hint) from None
+        raise DataError(
+            exc.message, exc.location, hint=f"{exc.hint}; {hint}" if exc.hint else hint
+        ) from None
 
 
 def _normalize(record: Mapping[str, Any], fmt: str, source: str, where: Location) -> dict[str, Any]:
@@ -111,13 +120,23 @@ def _normalize(record: Mapping[str, Any], fmt: str, source: str, where: Location
     if fmt == "sharegpt":
         return make_record(source, messages=_from_sharegpt(record, where))
     if fmt == "messages":
-        return make_record(source, messages=_check_messages(_list(record, "messages", where), "messages", where))
+        return make_record(
+            source, messages=_check_messages(_list(record, "messages", where), "messages", where)
+        )
     if fmt == "kto":
         label = record.get("label")
         if not isinstance(label, bool):
-            raise DataError(f"field 'label' must be true (a good completion) or false (a bad one), got {label!r}", where)
+            raise DataError(
+                f"field 'label' must be true (a good completion) or false (a bad one), got {label!r}",
+                where,
+            )
         completion = _side(record, "completion", "assistant", where)
-        return make_record(source, prompt=_side(record, "prompt", "user", where), completion=completion, label=label)
+        return make_record(
+            source,
+            prompt=_side(record, "prompt", "user", where),
+            completion=completion,
+            label=label,
+        )
     return make_record(  # dpo, the last of FORMATS
         source,
         prompt=_side(record, "prompt", "user", where),
@@ -126,7 +145,9 @@ def _normalize(record: Mapping[str, Any], fmt: str, source: str, where: Location
     )
 
 
-def _string(record: Mapping[str, Any], field: str, where: Location, allow_empty: bool = False) -> str:
+def _string(
+    record: Mapping[str, Any], field: str, where: Location, allow_empty: bool = False
+) -> str:
     if field not in record:
         raise DataError(f"record has no field {field!r}", where)
     value = record[field]
@@ -149,9 +170,15 @@ def _list(record: Mapping[str, Any], field: str, where: Location) -> list[Any]:
 def _from_alpaca(record: Mapping[str, Any], where: Location) -> list[dict[str, str]]:
     """Alpaca: instruction and optional input become the user turn, output the assistant turn."""
     instruction = _string(record, "instruction", where)
-    extra = _string(record, "input", where, allow_empty=True) if record.get("input") is not None else ""
+    extra = (
+        _string(record, "input", where, allow_empty=True) if record.get("input") is not None else ""
+    )
     output = _string(record, "output", where)
-    system = _string(record, "system", where, allow_empty=True) if record.get("system") is not None else ""
+    system = (
+        _string(record, "system", where, allow_empty=True)
+        if record.get("system") is not None
+        else ""
+    )
     user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
     messages = [{"role": "system", "content": system}] if system.strip() else []
     return [*messages, {"role": "user", "content": user}, {"role": "assistant", "content": output}]
@@ -169,7 +196,11 @@ def _from_sharegpt(record: Mapping[str, Any], where: Location) -> list[dict[str,
             raise DataError(f"{path} must be an object with 'from' and 'value'", where)
         role = SHAREGPT_ROLES.get(str(turn["from"]).lower())
         if role is None:
-            raise DataError(f"{path}.from is {turn['from']!r}", where, f"use one of: {', '.join(SHAREGPT_ROLES)}")
+            raise DataError(
+                f"{path}.from is {turn['from']!r}",
+                where,
+                f"use one of: {', '.join(SHAREGPT_ROLES)}",
+            )
         messages.append({"role": role, "content": turn["value"]})
     return _check_messages(messages, "conversations", where)
 
@@ -182,12 +213,20 @@ def _check_messages(messages: list[Any], field: str, where: Location) -> list[di
         if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
             raise DataError(f"{path} must be an object with 'role' and 'content'", where)
         if message["role"] not in ROLES:
-            raise DataError(f"{path}.role is {message['role']!r}", where, f"use one of: {', '.join(ROLES)}")
+            raise DataError(
+                f"{path}.role is {message['role']!r}", where, f"use one of: {', '.join(ROLES)}"
+            )
         if not isinstance(message["content"], str):
-            raise DataError(f"{path}.content must be a string, got {type(message['content']).__name__}", where)
+            raise DataError(
+                f"{path}.content must be a string, got {type(message['content']).__name__}", where
+            )
         checked.append({"role": message["role"], "content": message["content"]})
     if not any(m["role"] == "assistant" and m["content"].strip() for m in checked):
-        raise DataError(f"field {field!r} has no non-empty assistant message", where, "a chat needs an answer to learn from")
+        raise DataError(
+            f"field {field!r} has no non-empty assistant message",
+            where,
+            "a chat needs an answer to learn from",
+        )
     return checked
 
 
@@ -205,9 +244,16 @@ def _side(record: Mapping[str, Any], field: str, role: str, where: Location) -> 
 
 def _check_any_messages(messages: list[Any], field: str, where: Location) -> list[dict[str, str]]:
     for index, message in enumerate(messages):
-        ok = isinstance(message, Mapping) and message.get("role") in ROLES and isinstance(message.get("content"), str)
+        ok = (
+            isinstance(message, Mapping)
+            and message.get("role") in ROLES
+            and isinstance(message.get("content"), str)
+        )
         if not ok:
-            raise DataError(f"{field}[{index}] must be an object with a known 'role' and a string 'content'", where)
+            raise DataError(
+                f"{field}[{index}] must be an object with a known 'role' and a string 'content'",
+                where,
+            )
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
@@ -217,13 +263,23 @@ def to_messages(record: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "instruction":
         return {"messages": [dict(m) for m in record["messages"]]}
     if kind == "preference":
-        return {"messages": [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["chosen"]}]}
-    raise DataError("a document record has no conversation to export", hint="export documents as text records")
+        return {
+            "messages": [
+                {"role": "user", "content": record["prompt"]},
+                {"role": "assistant", "content": record["chosen"]},
+            ]
+        }
+    raise DataError(
+        "a document record has no conversation to export", hint="export documents as text records"
+    )
 
 
 def to_sharegpt(record: Mapping[str, Any]) -> dict[str, Any]:
     """Export as {"conversations": [{"from", "value"}]}."""
-    turns = [{"from": _SHAREGPT_NAMES[m["role"]], "value": m["content"]} for m in to_messages(record)["messages"]]
+    turns = [
+        {"from": _SHAREGPT_NAMES[m["role"]], "value": m["content"]}
+        for m in to_messages(record)["messages"]
+    ]
     return {"conversations": turns}
 
 
@@ -233,7 +289,10 @@ def to_alpaca(record: Mapping[str, Any]) -> dict[str, Any]:
     system = messages[0]["content"] if messages[0]["role"] == "system" else ""
     rest = messages[1:] if messages[0]["role"] == "system" else messages
     if [m["role"] for m in rest] != ["user", "assistant"]:
-        raise DataError("only a single user/assistant exchange can be written as alpaca", hint="export as messages or sharegpt")
+        raise DataError(
+            "only a single user/assistant exchange can be written as alpaca",
+            hint="export as messages or sharegpt",
+        )
     out = {"instruction": rest[0]["content"], "input": "", "output": rest[1]["content"]}
     return {**out, "system": system} if system else out
 
@@ -257,7 +316,9 @@ _EXPORTERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 def export_record(record: Mapping[str, Any], fmt: str) -> dict[str, Any]:
     """A normalized record written in one of EXPORT_FORMATS; DataError when it cannot hold it."""
     if fmt not in _EXPORTERS:
-        raise DataError(f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
+        raise DataError(
+            f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}"
+        )
     return _EXPORTERS[fmt](record)
 
 

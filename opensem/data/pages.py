@@ -42,7 +42,11 @@ def drop_running_lines(pages: list[str]) -> tuple[list[str], int]:
     kept_pages, dropped = [], 0
     for lines in split:
         edges = _edges(lines)
-        kept = [line for i, line in enumerate(lines) if not (i in edges and _key(line, edges[i]) in running)]
+        kept = [
+            line
+            for i, line in enumerate(lines)
+            if not (i in edges and _key(line, edges[i]) in running)
+        ]
         dropped += len(lines) - len(kept)
         kept_pages.append("\n".join(kept))
     return kept_pages, dropped

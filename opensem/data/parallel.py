@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 from opensem.core.digests import usable_cores
 
-PARALLEL_BYTES = 32 << 20  # input this large is worth worker processes; less is done in-process, as starting them costs more
+PARALLEL_BYTES = (
+    32 << 20
+)  # input this large is worth worker processes; less is done in-process, as starting them costs more
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -25,14 +28,21 @@ def workers_for(size: int) -> int:
     return usable_cores() if size >= PARALLEL_BYTES else 1
 
 
-def ordered_map(function: Callable[[Item], Result], items: Iterable[Item], workers: int | None = None, window: int = 32) -> Iterator[Result]:
+def ordered_map(
+    function: Callable[[Item], Result],
+    items: Iterable[Item],
+    workers: int | None = None,
+    window: int = 32,
+) -> Iterator[Result]:
     """function over items, in order: in this process for one worker, else in a process pool with
     at most window items submitted ahead of the one being yielded (function must be picklable)."""
     workers = usable_cores() if workers is None else workers
     if workers <= 1:
         yield from map(function, items)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
+    )
     pending: deque[Future[Result]] = deque()
     try:
         for item in items:

@@ -8,9 +8,10 @@ editing the inline text is. The trained adapter carries it (system_prompt.txt) t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -21,25 +22,35 @@ SYSTEM_PROMPT_FILE = "system_prompt.txt"
 
 class Persona(Section):
     system: str | None = Field(None, min_length=1, description="The system message itself.")
-    file: str | None = Field(None, description="A text file holding it, relative to the project root.")
+    file: str | None = Field(
+        None, description="A text file holding it, relative to the project root."
+    )
 
     @model_validator(mode="after")
-    def _one(self) -> "Persona":
+    def _one(self) -> Persona:
         if (self.system is None) == (self.file is None):
-            raise invalid("give the persona as `system: <text>` or as `file: <path>`, one of the two")
+            raise invalid(
+                "give the persona as `system: <text>` or as `file: <path>`, one of the two"
+            )
         return self
 
 
 def persona_field() -> Any:
     """The resolved system message as a stage param: out of the lot while there is none."""
-    return unset_keeps_lots(description="System message before every example and question (the manifest's persona, resolved).")
+    return unset_keeps_lots(
+        description="System message before every example and question (the manifest's persona, resolved)."
+    )
 
 
 def resolve_persona(persona: Persona | None, project_root: Path) -> str | None:
     """The persona's text (read from its file when it has one); None without a persona."""
     if persona is None:
         return None
-    text = persona.system if persona.system is not None else (project_root / str(persona.file)).read_text(encoding="utf-8")
+    text = (
+        persona.system
+        if persona.system is not None
+        else (project_root / str(persona.file)).read_text(encoding="utf-8")
+    )
     return text.strip() or None
 
 
@@ -68,4 +79,8 @@ def records_with_persona(records: list[dict[str, Any]], system: str | None) -> l
 
 def items_with_persona(items: Sequence[Any], system: str | None) -> list[Any]:
     """Evaluation items asked under the persona (opensem.evaluation.items.Item)."""
-    return [replace(item, messages=tuple(with_system(item.messages, system))) for item in items] if system else list(items)
+    return (
+        [replace(item, messages=tuple(with_system(item.messages, system))) for item in items]
+        if system
+        else list(items)
+    )

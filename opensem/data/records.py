@@ -8,9 +8,10 @@ bytes for the same records (sorted keys, UTF-8, one trailing newline per record)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from opensem.core.files import write_atomic
 from opensem.errors import DataError, Location
@@ -37,17 +38,24 @@ class RecordSet:
         return RecordSet(self.path, self.records[:count], self.lines[:count])
 
     def where(self, index: int) -> Location:
+        """The file and line of the record at index, for error messages."""
         return Location(file=str(self.path), line=self.lines[index])
 
 
-def read_records(path: Path, check: RowCheck | None = None, hint: str = "", allow_empty: bool = True) -> RecordSet:
+def read_records(
+    path: Path, check: RowCheck | None = None, hint: str = "", allow_empty: bool = True
+) -> RecordSet:
     """Every JSON object of a jsonl file; DataError naming file and line for anything malformed.
 
     check, when given, is asked about each record; the first complaint fails the read with hint.
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"no such records file: {path.name}", Location(file=str(path)), hint=hint or "check the upstream stage's output")
+        raise DataError(
+            f"no such records file: {path.name}",
+            Location(file=str(path)),
+            hint=hint or "check the upstream stage's output",
+        )
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     with path.open(encoding="utf-8") as handle:
@@ -58,16 +66,26 @@ def read_records(path: Path, check: RowCheck | None = None, hint: str = "", allo
             try:
                 record = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise DataError(f"not valid JSON: {exc.msg}", where, hint="each line of a .jsonl file must be one JSON object") from None
+                raise DataError(
+                    f"not valid JSON: {exc.msg}",
+                    where,
+                    hint="each line of a .jsonl file must be one JSON object",
+                ) from None
             if not isinstance(record, dict):
-                raise DataError(f"a record must be a JSON object, got {type(record).__name__}", where, hint=hint)
+                raise DataError(
+                    f"a record must be a JSON object, got {type(record).__name__}", where, hint=hint
+                )
             problem = check(record) if check is not None else None
             if problem:
                 raise DataError(problem, where, hint=hint)
             records.append(record)
             lines.append(number)
     if not records and not allow_empty:
-        raise DataError("the records file is empty", Location(file=str(path)), hint=hint or "check the upstream stages")
+        raise DataError(
+            "the records file is empty",
+            Location(file=str(path)),
+            hint=hint or "check the upstream stages",
+        )
     return RecordSet(path, records, lines)
 
 
@@ -77,7 +95,10 @@ def has_string_id(record: dict[str, Any]) -> str | None:
 
 
 def render_records(records: Iterable[dict[str, Any]], sort_keys: bool = True) -> str:
-    return "".join(json.dumps(record, sort_keys=sort_keys, ensure_ascii=False) + "\n" for record in records)
+    """Records as JSONL text (sorted keys by default, so equal records are equal bytes)."""
+    return "".join(
+        json.dumps(record, sort_keys=sort_keys, ensure_ascii=False) + "\n" for record in records
+    )
 
 
 def write_records(path: Path, records: Iterable[dict[str, Any]], sort_keys: bool = True) -> None:

@@ -34,8 +34,15 @@ DatasetFormat = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
 class DataSource(Section):
     """One entry of `data.sources`."""
 
-    path: str = Field(description="File, directory or glob (data/**/*.md) relative to the project root, or an fsspec URL (s3://bucket/docs/).")
-    format: DatasetFormat = Field("auto", description="Dataset format of .jsonl/.json files; auto detects it.")  # type: ignore[valid-type]
+    path: str = Field(
+        description=(
+            "File, directory or glob (data/**/*.md) relative to the project root, or an fsspec URL "
+            "(s3://bucket/docs/)."
+        )
+    )
+    format: DatasetFormat = Field(
+        "auto", description="Dataset format of .jsonl/.json files; auto detects it."
+    )
 
 
 class SourceSpec(DataSource):
@@ -47,10 +54,12 @@ class SourceSpec(DataSource):
 
 
 def is_url(path: str) -> bool:
+    """Whether a source is a URL (fsspec) rather than a project path."""
     return bool(_URL.match(path))
 
 
 def is_glob(path: str) -> bool:
+    """Whether a project path is a glob pattern."""
     return not is_url(path) and any(c in GLOB_CHARS for c in path)
 
 
@@ -119,9 +128,18 @@ def remote_listing(url: str) -> list[tuple[str, int, str]]:
     info = fs.info(root)
     if info.get("type") == "directory":
         found = fs.find(root, detail=True)
-        files = sorted((name, entry) for name, entry in found.items() if entry.get("type") != "directory")
+        files = sorted(
+            (name, entry) for name, entry in found.items() if entry.get("type") != "directory"
+        )
         base = root.rstrip("/") + "/"
-        return [(name[len(base) :] if name.startswith(base) else name, int(entry.get("size") or 0), str(fs.ukey(name))) for name, entry in files]
+        return [
+            (
+                name[len(base) :] if name.startswith(base) else name,
+                int(entry.get("size") or 0),
+                str(fs.ukey(name)),
+            )
+            for name, entry in files
+        ]
     return [(PurePosixPath(root).name, int(info.get("size") or 0), str(fs.ukey(root)))]
 
 

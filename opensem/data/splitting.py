@@ -19,7 +19,9 @@ from opensem.core.digests import sha256_text
 from opensem.data.parallel import ordered_map, workers_for
 from opensem.errors import DataError, Location
 
-Extreme = tuple[float, str, str, int]  # (score, id, side, index of the line on its side within its range)
+Extreme = tuple[
+    float, str, str, int
+]  # (score, id, side, index of the line on its side within its range)
 
 
 def split_score(record_id: str, seed: int) -> float:
@@ -45,10 +47,16 @@ class SplitOutcome:
     moved: str = ""  # "to test" or "to train" when one side would otherwise be empty
 
 
-def _split_range(path: Path, seed: int, test_fraction: float, task: tuple[int, int, Path]) -> RangeResult:
+def _split_range(
+    path: Path, seed: int, test_fraction: float, task: tuple[int, int, Path]
+) -> RangeResult:
     start, end, parts = task
     result = RangeResult()
-    with path.open("rb") as source, (parts / "train").open("wb") as train, (parts / "test").open("wb") as test:
+    with (
+        path.open("rb") as source,
+        (parts / "train").open("wb") as train,
+        (parts / "test").open("wb") as test,
+    ):
         source.seek(start)
         outputs = {"train": train, "test": test}
         position = start
@@ -88,36 +96,64 @@ def _ranges(path: Path, pieces: int) -> list[tuple[int, int]]:
             handle.seek(max(k * size // pieces - 1, 0))
             handle.readline()
             starts.append(max(handle.tell(), starts[-1]))
-    return [(start, end) for start, end in zip(starts, [*starts[1:], size]) if end > start] or [(0, 0)]
+    return [(start, end) for start, end in zip(starts, [*starts[1:], size]) if end > start] or [
+        (0, 0)
+    ]
 
 
-def split_file(path: Path, seed: int, test_fraction: float, out_dir: Path, scratch: Path, hint: str) -> SplitOutcome:
+def split_file(
+    path: Path, seed: int, test_fraction: float, out_dir: Path, scratch: Path, hint: str
+) -> SplitOutcome:
     """Write out_dir/train.jsonl and test.jsonl; DataError naming the line of a bad record."""
     workers = workers_for(path.stat().st_size)
     ranges = _ranges(path, workers * 4 if workers > 1 else 1)
     folders = [scratch / f"range-{index}" for index in range(len(ranges))]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-    results = list(ordered_map(partial(_split_range, path, seed, test_fraction), [(s, e, f) for (s, e), f in zip(ranges, folders)], workers))
+    results = list(
+        ordered_map(
+            partial(_split_range, path, seed, test_fraction),
+            [(s, e, f) for (s, e), f in zip(ranges, folders)],
+            workers,
+        )
+    )
     before = 0
     for result in results:
         if result.problem is not None:
-            raise DataError(result.problem[1], Location(file=str(path), line=before + result.problem[0]), hint=hint)
+            raise DataError(
+                result.problem[1],
+                Location(file=str(path), line=before + result.problem[0]),
+                hint=hint,
+            )
         before += result.lines_read
     train = sum(r.counts["train"] for r in results)
     test = sum(r.counts["test"] for r in results)
     if train + test == 0:
-        raise DataError("no records to split", Location(file=str(path)), hint="check that the sources hold data")
-    skip: tuple[int, str, int] | None = None  # (range, side, index) of the one line that changes side
+        raise DataError(
+            "no records to split", Location(file=str(path)), hint="check that the sources hold data"
+        )
+    skip: tuple[int, str, int] | None = (
+        None  # (range, side, index) of the one line that changes side
+    )
     outcome = SplitOutcome(train, test)
-    if train + test >= 2 and test == 0:  # evaluation needs data: the record closest to the test side goes there
-        index, mark = min(((i, r.lowest) for i, r in enumerate(results) if r.lowest), key=lambda item: item[1][:2])
+    if (
+        train + test >= 2 and test == 0
+    ):  # evaluation needs data: the record closest to the test side goes there
+        index, mark = min(
+            ((i, r.lowest) for i, r in enumerate(results) if r.lowest), key=lambda item: item[1][:2]
+        )
         skip, outcome = (index, "train", mark[3]), SplitOutcome(train - 1, 1, "to test")
     elif train + test >= 2 and train == 0:
-        index, mark = max(((i, r.highest) for i, r in enumerate(results) if r.highest), key=lambda item: item[1][:2])
+        index, mark = max(
+            ((i, r.highest) for i, r in enumerate(results) if r.highest),
+            key=lambda item: item[1][:2],
+        )
         skip, outcome = (index, "test", mark[3]), SplitOutcome(1, test - 1, "to train")
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "train.jsonl").open("wb") as train_out, (out_dir / "test.jsonl").open("wb") as test_out:
+    with (
+        (out_dir / "train.jsonl").open("wb") as train_out,
+        (out_dir / "test.jsonl").open("wb") as test_out,
+    ):
         outputs = {"train": train_out, "test": test_out}
         for index, folder in enumerate(folders):
             for side in ("train", "test"):

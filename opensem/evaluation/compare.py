@@ -13,18 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from opensem.core.stage import Progress
-from opensem.training.generation import GenerationSettings
 from opensem.evaluation.items import Item
 from opensem.evaluation.metrics import CATALOGUE
 from opensem.evaluation.report import fmt
 from opensem.plotting import agg_figure
+from opensem.training.generation import GenerationSettings
 
 SHOWN = ("golden.token_f1", "golden.rouge_l", "golden.judge_score", "golden.perplexity")
 BASE = "base"
 
 
 def compare_models(
-    base: Any, tokenizer: Any, models: dict[str, tuple[str, Path]], sets: dict[str, list[Item]], settings: GenerationSettings, judge: Any, bar: Progress
+    base: Any,
+    tokenizer: Any,
+    models: dict[str, tuple[str, Path]],
+    sets: dict[str, list[Item]],
+    settings: GenerationSettings,
+    judge: Any,
+    bar: Progress,
 ) -> dict[str, Any]:
     """{"sets", "models", "scores": {set: {model: {metric: value}}}} for the base and each model.
 
@@ -42,7 +48,9 @@ def compare_models(
             side = run_side(model, tokenizer, EvalSets(golden=items), settings, bar)
             if judge is not None:
                 judge_side(side, items, judge)
-            scores[expert][name] = {metric: side.metrics[metric] for metric in SHOWN if metric in side.metrics}
+            scores[expert][name] = {
+                metric: side.metrics[metric] for metric in SHOWN if metric in side.metrics
+            }
 
     measure(BASE, base)  # first: loading an adapter wraps the base in place
     wrapped: Any = None
@@ -67,20 +75,36 @@ def work(sets: dict[str, list[Item]], models: int, batch_size: int) -> int:
 
 
 def markdown(comparison: dict[str, Any], title: str) -> str:
+    """The comparison as a Markdown table, for the report and the model card."""
     models = comparison["models"]
-    lines = [f"# {title}: the merge beside its sources", "", f"| golden set | metric | {' | '.join(models)} |", f"| --- | --- |{' --- |' * len(models)}"]
+    lines = [
+        f"# {title}: the merge beside its sources",
+        "",
+        f"| golden set | metric | {' | '.join(models)} |",
+        f"| --- | --- |{' --- |' * len(models)}",
+    ]
     for expert in comparison["sets"]:
         for metric in SHOWN:
             row = comparison["scores"][expert]
             if any(metric in row.get(model, {}) for model in models):
                 cells = [fmt(metric, row.get(model, {}).get(metric)) for model in models]
-                lines.append(f"| {expert or 'own'} | {metric.split('.', 1)[1]} | {' | '.join(cells)} |")
+                lines.append(
+                    f"| {expert or 'own'} | {metric.split('.', 1)[1]} | {' | '.join(cells)} |"
+                )
     return "\n".join([*lines, "", "Higher is better for every metric but perplexity.", ""])
 
 
 def plot(comparison: dict[str, Any], path: Path, title: str) -> None:
     """Grouped bars per golden set: one bar per model, a panel per metric."""
-    metrics = [m for m in SHOWN if any(m in row.get(model, {}) for row in comparison["scores"].values() for model in comparison["models"])]
+    metrics = [
+        m
+        for m in SHOWN
+        if any(
+            m in row.get(model, {})
+            for row in comparison["scores"].values()
+            for model in comparison["models"]
+        )
+    ]
     with agg_figure(figsize=(4.2 * max(1, len(metrics)), 3.2), dpi=100) as figure:
         figure.suptitle(f"{title}: the merge beside its sources, per golden set")
         models, sets = comparison["models"], comparison["sets"]
@@ -90,7 +114,11 @@ def plot(comparison: dict[str, Any], path: Path, title: str) -> None:
             for offset, model in enumerate(models):
                 values = [comparison["scores"][s].get(model, {}).get(metric) or 0.0 for s in sets]
                 axes.bar([i + offset * width for i in range(len(sets))], values, width, label=model)
-            axes.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(sets))], [s or "own" for s in sets], fontsize=8)
+            axes.set_xticks(
+                [i + width * (len(models) - 1) / 2 for i in range(len(sets))],
+                [s or "own" for s in sets],
+                fontsize=8,
+            )
             arrow = "higher is better" if CATALOGUE[metric].higher_is_better else "lower is better"
             axes.set_title(f"{metric}\n({arrow})", fontsize=9)
             axes.tick_params(labelsize=8)
@@ -101,7 +129,10 @@ def plot(comparison: dict[str, Any], path: Path, title: str) -> None:
 
 
 def write(comparison: dict[str, Any], out_dir: Path, title: str) -> None:
-    (out_dir / "compare.json").write_text(json.dumps(comparison, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """compare.json, compare.md and the plot into out_dir."""
+    (out_dir / "compare.json").write_text(
+        json.dumps(comparison, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     (out_dir / "compare.md").write_text(markdown(comparison, title), encoding="utf-8")
     plot(comparison, out_dir / "compare.png", title)
 
@@ -123,6 +154,11 @@ def rich_table(comparison: dict[str, Any], title: str) -> Any:
                 continue
             known = [v for v in values if v is not None]
             best = (max if CATALOGUE[metric].higher_is_better else min)(known)
-            cells = [f"[bold]{fmt(metric, v)}[/]" if v == best and len(set(known)) > 1 else fmt(metric, v) for v in values]
+            cells = [
+                f"[bold]{fmt(metric, v)}[/]"
+                if v == best and len(set(known)) > 1
+                else fmt(metric, v)
+                for v in values
+            ]
             table.add_row(expert or "own", metric.split(".", 1)[1], *cells)
     return table

@@ -18,7 +18,6 @@ from opensem.evaluation.metrics import improvement
 from opensem.evaluation.report import fmt
 
 
-
 @dataclass(frozen=True)
 class GateOutcome:
     metric: str
@@ -30,6 +29,7 @@ class GateOutcome:
     detail: str
 
     def as_json(self) -> dict[str, Any]:
+        """The outcome as JSON."""
         return asdict(self)
 
 
@@ -41,11 +41,17 @@ def check(gate: QualityGate, report: dict[str, Any]) -> GateOutcome:
     if tuned is None or (rule == "min_delta_vs_baseline" and base is None):
         return GateOutcome(name, rule, threshold, base, tuned, False, "not measured")
     if rule == "min":
-        passed, detail = tuned >= threshold, f"{fmt(name, tuned)} {'>=' if tuned >= threshold else '<'} {threshold:g}"
+        passed, detail = (
+            tuned >= threshold,
+            f"{fmt(name, tuned)} {'>=' if tuned >= threshold else '<'} {threshold:g}",
+        )
     elif rule == "max":
-        passed, detail = tuned <= threshold, f"{fmt(name, tuned)} {'<=' if tuned <= threshold else '>'} {threshold:g}"
+        passed, detail = (
+            tuned <= threshold,
+            f"{fmt(name, tuned)} {'<=' if tuned <= threshold else '>'} {threshold:g}",
+        )
     else:
-        gain = round(improvement(name, float(base), tuned), 6)  # type: ignore[arg-type]
+        gain = round(improvement(name, float(base), tuned), 6)
         passed = gain >= threshold
         change = f"improved by {fmt(name, gain)}" if gain >= 0 else f"worse by {fmt(name, -gain)}"
         detail = f"{change} vs baseline, needs an improvement of at least {threshold:g}"
@@ -53,6 +59,7 @@ def check(gate: QualityGate, report: dict[str, Any]) -> GateOutcome:
 
 
 def check_all(gates: list[QualityGate], report: dict[str, Any]) -> list[GateOutcome]:
+    """Every gate's outcome on the report."""
     return [check(gate, report) for gate in gates]
 
 
@@ -60,11 +67,20 @@ def table(outcomes: list[GateOutcome]) -> list[str]:
     """A plain-text table of gate outcomes (errors are rendered without markup)."""
     header = ("metric", "rule", "baseline", "fine-tuned", "result")
     rows = [
-        (o.metric, f"{o.rule} {o.threshold:g}", fmt(o.metric, o.base), fmt(o.metric, o.tuned), f"{'pass' if o.passed else 'FAIL'}: {o.detail}")
+        (
+            o.metric,
+            f"{o.rule} {o.threshold:g}",
+            fmt(o.metric, o.base),
+            fmt(o.metric, o.tuned),
+            f"{'pass' if o.passed else 'FAIL'}: {o.detail}",
+        )
         for o in outcomes
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (header, *rows)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in (header, *rows)
+    ]
 
 
 class GatesFailed(GateFailed):
@@ -75,12 +91,20 @@ class GatesFailed(GateFailed):
         summary = "; ".join(f"{o.metric} {o.detail}" for o in failed)
         super().__init__(
             f"quality gate failed: {summary}",
-            hint="nothing was published; improve the model, or change evaluation.gates in the manifest (training and evaluation stay cached)",
+            hint=(
+                "nothing was published; improve the model, or change evaluation.gates in the "
+                "manifest (training and evaluation stay cached)"
+            ),
         )
         self.outcomes = outcomes
 
     def render(self) -> str:
+        """Which gates failed and by how much, with what to do."""
         failed = sum(not o.passed for o in self.outcomes)
-        head = f"quality gate failed: {failed} of {len(self.outcomes)} gate{'s' if len(self.outcomes) != 1 else ''} did not pass"
-        return "\n".join([head, *(f"  {line}" for line in table(self.outcomes)), f"  hint: {self.hint}"])
-
+        head = (
+            f"quality gate failed: {failed} of {len(self.outcomes)} "
+            f"gate{'s' if len(self.outcomes) != 1 else ''} did not pass"
+        )
+        return "\n".join(
+            [head, *(f"  {line}" for line in table(self.outcomes)), f"  hint: {self.hint}"]
+        )

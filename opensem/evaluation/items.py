@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from opensem.errors import DataError, Location
 from opensem.core.digests import sha256_text
 from opensem.data.records import read_records
+from opensem.errors import DataError, Location
 
 GOLDEN_KEYS = {"question", "answer", "tags", "id"}
 GOLDEN_HINT = 'each line is {"question": "...", "answer": "...", "tags": ["..."]} (tags optional)'
@@ -31,6 +31,7 @@ class Item:
 
     @property
     def question(self) -> str:
+        """The last user turn: what the model is asked."""
         return self.messages[-1]["content"]
 
 
@@ -59,17 +60,32 @@ def load_golden(root: Path, expert: str = "") -> list[Item]:
     seen: set[str] = set()
     for path in _files(Path(root), (".jsonl",)):
         rows = read_records(path, hint=GOLDEN_HINT)
-        items.extend(_golden_item(row, rows.where(index), seen) for index, row in enumerate(rows.records))
+        items.extend(
+            _golden_item(row, rows.where(index), seen) for index, row in enumerate(rows.records)
+        )
     if not items:
-        raise DataError("the golden set holds no items", Location(file=str(root)), hint="add jsonl lines of {\"question\": ..., \"answer\": ...}")
+        raise DataError(
+            "the golden set holds no items",
+            Location(file=str(root)),
+            hint='add jsonl lines of {"question": ..., "answer": ...}',
+        )
     if not expert:
         return items
-    return [replace(item, id=f"{expert}/{item.id}", tags=tuple(sorted({*item.tags, f"expert:{expert}"}))) for item in items]
+    return [
+        replace(
+            item, id=f"{expert}/{item.id}", tags=tuple(sorted({*item.tags, f"expert:{expert}"}))
+        )
+        for item in items
+    ]
 
 
 def golden_slots(inputs: dict[str, Any]) -> list[tuple[str, Any]]:
     """(source name, path) of every golden set among a stage's inputs; "" for the manifest's own."""
-    return [(slot.partition(":")[2], path) for slot, path in sorted(inputs.items()) if slot == "golden" or slot.startswith("golden:")]
+    return [
+        (slot.partition(":")[2], path)
+        for slot, path in sorted(inputs.items())
+        if slot == "golden" or slot.startswith("golden:")
+    ]
 
 
 def load_golden_sets(inputs: dict[str, Path]) -> list[Item]:
@@ -81,15 +97,30 @@ def _golden_item(row: dict[str, Any], where: Location, seen: set[str]) -> Item:
     hint = GOLDEN_HINT
     unknown = sorted(set(row) - GOLDEN_KEYS)
     if unknown:
-        raise DataError(f"golden set: unknown key {', '.join(map(repr, unknown))}", where, hint=hint)
+        raise DataError(
+            f"golden set: unknown key {', '.join(map(repr, unknown))}", where, hint=hint
+        )
     question, answer, tags = row.get("question"), row.get("answer"), row.get("tags", [])
-    if not isinstance(question, str) or not question.strip() or not isinstance(answer, str) or not answer.strip():
-        raise DataError("golden set: question and answer must be non-empty strings", where, hint=hint)
+    if (
+        not isinstance(question, str)
+        or not question.strip()
+        or not isinstance(answer, str)
+        or not answer.strip()
+    ):
+        raise DataError(
+            "golden set: question and answer must be non-empty strings", where, hint=hint
+        )
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise DataError("golden set: tags must be a list of strings", where, hint=hint)
     given = row.get("id")
     ident = _unique(str(given) if given is not None else sha256_text(question.strip())[:12], seen)
-    return Item(ident, "golden", ({"role": "user", "content": question.strip()},), answer.strip(), tuple(sorted(set(tags))))
+    return Item(
+        ident,
+        "golden",
+        ({"role": "user", "content": question.strip()},),
+        answer.strip(),
+        tuple(sorted(set(tags))),
+    )
 
 
 def load_refusal_prompts(root: Path) -> list[Item]:
@@ -97,20 +128,33 @@ def load_refusal_prompts(root: Path) -> list[Item]:
     prompts: list[str] = []
     for path in _files(Path(root), (".txt", ".jsonl")):
         if path.suffix == ".jsonl":
-            rows = read_records(path, check=_has_prompt, hint='each jsonl line is {"prompt": "..."}')
+            rows = read_records(
+                path, check=_has_prompt, hint='each jsonl line is {"prompt": "..."}'
+            )
             prompts.extend(row["prompt"].strip() for row in rows.records)
             continue
         lines = (raw.strip() for raw in path.read_text(encoding="utf-8").splitlines())
         prompts.extend(text for text in lines if text and not text.startswith("#"))
     if not prompts:
-        raise DataError("no refusal prompts found", Location(file=str(root)), hint="one prompt per line in a .txt file, or {\"prompt\": ...} jsonl")
+        raise DataError(
+            "no refusal prompts found",
+            Location(file=str(root)),
+            hint='one prompt per line in a .txt file, or {"prompt": ...} jsonl',
+        )
     seen: set[str] = set()
-    return [Item(_unique(sha256_text(text)[:12], seen), "safety", ({"role": "user", "content": text},)) for text in prompts]
+    return [
+        Item(_unique(sha256_text(text)[:12], seen), "safety", ({"role": "user", "content": text},))
+        for text in prompts
+    ]
 
 
 def _has_prompt(row: dict[str, Any]) -> str | None:
     prompt = row.get("prompt")
-    return None if isinstance(prompt, str) and prompt.strip() else 'refusal prompts: each jsonl line needs a non-empty string "prompt"'
+    return (
+        None
+        if isinstance(prompt, str) and prompt.strip()
+        else 'refusal prompts: each jsonl line needs a non-empty string "prompt"'
+    )
 
 
 def split_items(records: list[dict[str, Any]]) -> list[Item]:
@@ -124,9 +168,10 @@ def split_items(records: list[dict[str, Any]]) -> list[Item]:
         if last.get("role") != "assistant" or prompt[-1].get("role") != "user":
             continue
         turns = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in prompt)
-        items.append(Item(str(record.get("id", len(items))), "test", turns, str(last["content"]).strip()))
+        items.append(
+            Item(str(record.get("id", len(items))), "test", turns, str(last["content"]).strip())
+        )
     return items
-
 
 
 def scorable(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -134,7 +179,13 @@ def scorable(record: dict[str, Any]) -> dict[str, Any] | None:
     as its prompt and chosen answer, a feedback record (KTO) only when its answer is labelled good."""
     if "messages" in record or "text" in record:
         return record
-    answer = record.get("chosen") if "chosen" in record else record.get("completion") if record.get("label") is True else None
+    answer = (
+        record.get("chosen")
+        if "chosen" in record
+        else record.get("completion")
+        if record.get("label") is True
+        else None
+    )
     prompt = record.get("prompt")
     if not isinstance(answer, str) or not isinstance(prompt, (str, list)):
         return None

@@ -13,8 +13,9 @@ onto 1-5), not a language model; the report says so.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from opensem.core.stage import Progress, silent_progress
 from opensem.evaluation.metrics import token_f1
@@ -57,14 +58,29 @@ def parse_verdict(text: str) -> int:
 
 def render_rubric(rubric: str, question: str, reference: str, answer: str) -> str:
     """The judging prompt; plain replacement, so braces elsewhere in the rubric (JSON examples) stay."""
-    text = rubric.replace("{question}", "\0q\0").replace("{reference}", "\0r\0").replace("{answer}", "\0a\0")
-    return text.replace("\0q\0", question).replace("\0r\0", reference).replace("\0a\0", answer or "(no answer)")
+    text = (
+        rubric.replace("{question}", "\0q\0")
+        .replace("{reference}", "\0r\0")
+        .replace("{answer}", "\0a\0")
+    )
+    return (
+        text.replace("\0q\0", question)
+        .replace("\0r\0", reference)
+        .replace("\0a\0", answer or "(no answer)")
+    )
 
 
 class Judge:
     """Scores (question, reference, answer) triples through a teacher provider; keeps counts."""
 
-    def __init__(self, config: Any, cache_dir: Path | None, progress: Any = silent_progress, backoff_s: float = 1.0, project_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Any,
+        cache_dir: Path | None,
+        progress: Any = silent_progress,
+        backoff_s: float = 1.0,
+        project_root: Path | None = None,
+    ) -> None:
         """config is the manifest's evaluation.judge section (opensem.evaluation.config.JudgeConfig)."""
         from opensem.teachers import provider_from_config
 
@@ -74,16 +90,27 @@ class Judge:
             register_offline_judge()
         self.provider = provider_from_config(config, cache_dir, backoff_s, project_root)
         self.progress = progress
-        self.stats = {"verdicts": 0, "invalid": 0, "rejected_answers": 0, "requests": 0, "cache_hits": 0}
+        self.stats = {
+            "verdicts": 0,
+            "invalid": 0,
+            "rejected_answers": 0,
+            "requests": 0,
+            "cache_hits": 0,
+        }
 
     def describe(self) -> str:
+        """What judges, in words, for the report."""
         if not self.provider.language_model:
             return "offline heuristic judge: token F1 with the reference mapped to 1-5 (not a language model)"
         if self.provider.name == "local":
-            return f"{self.provider.describe()} (a small local model is a weak judge: invalid verdicts are counted, and token F1 is the firmer measure)"
+            return (
+                f"{self.provider.describe()} (a small local model is a weak judge: invalid "
+                "verdicts are counted, and token F1 is the firmer measure)"
+            )
         return f"{self.config.model} via {self.provider.describe()}"
 
     def __call__(self, triples: list[tuple[str, str, str]]) -> list[int | None]:
+        """A 1-5 score per (question, reference, answer), None where no valid verdict came back."""
         from opensem.teachers import ChatRequest
 
         if not triples:
@@ -97,7 +124,9 @@ class Judge:
         ]
         bar: Progress = self.progress("judging", len(requests))
         try:
-            results = self.provider.complete_many(requests, validate=parse_verdict, on_result=lambda _: bar.advance())
+            results = self.provider.complete_many(
+                requests, validate=parse_verdict, on_result=lambda _: bar.advance()
+            )
         finally:
             bar.close()
         for result in results:
@@ -112,7 +141,10 @@ class Judge:
 def offline_verdict(context: Mapping[str, Any]) -> dict[str, Any]:
     """The offline judge's verdict: 1 + 4 x token F1, rounded; deterministic and honest about it."""
     f1 = token_f1(str(context.get("answer", "")), str(context.get("reference", "")))
-    return {"score": 1 + round(4 * f1), "reason": f"offline heuristic (not a language model): token F1 {f1:.2f} with the reference"}
+    return {
+        "score": 1 + round(4 * f1),
+        "reason": f"offline heuristic (not a language model): token F1 {f1:.2f} with the reference",
+    }
 
 
 def register_offline_judge() -> None:

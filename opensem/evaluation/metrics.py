@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 Needs = Literal["golden", "judge", "refusals", "quantized", "weights"]
 DIGITS = 6  # rounding of reported floats, so reports are byte-stable
@@ -30,6 +31,7 @@ class MetricSpec:
 
     @property
     def set(self) -> str:
+        """The set the metric is measured on: test, golden or safety."""
         return self.name.split(".", 1)[0]
 
 
@@ -50,8 +52,18 @@ CATALOGUE: dict[str, MetricSpec] = {
         MetricSpec("golden.judge_score", "golden judge score (1-5)", True, ("golden", "judge")),
         MetricSpec("safety.refusal_rate", "safety rate (share refused)", True, ("refusals",)),
         # Of the quantize stage, the worst format: perplexity change (quantized - unquantized) / unquantized.
-        MetricSpec("quantized.perplexity_change", "perplexity change by quantizing (worst format)", False, ("quantized",)),
-        MetricSpec("quantized.compression_ratio", "compression ratio of quantizing (worst format)", True, ("quantized",)),
+        MetricSpec(
+            "quantized.perplexity_change",
+            "perplexity change by quantizing (worst format)",
+            False,
+            ("quantized",),
+        ),
+        MetricSpec(
+            "quantized.compression_ratio",
+            "compression ratio of quantizing (worst format)",
+            True,
+            ("quantized",),
+        ),
     )
 }
 
@@ -114,7 +126,11 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 def text_scores(prediction: str, reference: str) -> dict[str, float]:
     """Exact match, token F1 and ROUGE-L of one answer."""
-    return {"exact_match": exact_match(prediction, reference), "token_f1": token_f1(prediction, reference), "rouge_l": rouge_l(prediction, reference)}
+    return {
+        "exact_match": exact_match(prediction, reference),
+        "token_f1": token_f1(prediction, reference),
+        "rouge_l": rouge_l(prediction, reference),
+    }
 
 
 def mean(values: Iterable[float | None]) -> float | None:

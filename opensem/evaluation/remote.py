@@ -3,28 +3,47 @@ questions, the same generation settings, through the teacher provider layer (ret
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from opensem.errors import StageError
-from opensem.training.generation import GenerationSettings
 from opensem.evaluation.items import Item
+from opensem.training.generation import GenerationSettings
 
 
-def provider_answers(endpoint: Any, model: str, settings: GenerationSettings, cache_dir: Path | None, advance: Callable[[int], None]) -> Callable[[Sequence[Item]], list[str]]:
+def provider_answers(
+    endpoint: Any,
+    model: str,
+    settings: GenerationSettings,
+    cache_dir: Path | None,
+    advance: Callable[[int], None],
+) -> Callable[[Sequence[Item]], list[str]]:
     """A function answering items with `model` at the endpoint (base_url, api_key_env)."""
     from opensem.evaluation.config import judge_config
     from opensem.teachers import ChatRequest, provider_from_config
 
-    config = judge_config(provider="openai", model=model, base_url=endpoint.base_url, api_key_env=endpoint.api_key_env,
-                          temperature=settings.temperature, max_tokens=settings.max_new_tokens)
+    config = judge_config(
+        provider="openai",
+        model=model,
+        base_url=endpoint.base_url,
+        api_key_env=endpoint.api_key_env,
+        temperature=settings.temperature,
+        max_tokens=settings.max_new_tokens,
+    )
     provider = provider_from_config(config, cache_dir)
 
     def answer(items: Sequence[Item]) -> list[str]:
-        results = provider.complete_many([ChatRequest(messages=list(item.messages)) for item in items], on_result=lambda _: advance(1))
+        results = provider.complete_many(
+            [ChatRequest(messages=list(item.messages)) for item in items],
+            on_result=lambda _: advance(1),
+        )
         missing = [item.id for item, result in zip(items, results) if result.text is None]
         if missing:
-            raise StageError(f"{model} gave no answer for {len(missing)} questions ({', '.join(missing[:3])}...)", hint="check the provider's status and retry")
+            raise StageError(
+                f"{model} gave no answer for {len(missing)} questions ({', '.join(missing[:3])}...)",
+                hint="check the provider's status and retry",
+            )
         return [str(result.text).strip() for result in results]
 
     return answer

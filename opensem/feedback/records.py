@@ -25,24 +25,33 @@ FEEDBACK_FILE = "feedback.jsonl"
 
 
 def now() -> str:
+    """The current UTC time, to the second, in ISO format."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 class FeedbackRecord(Section):
     """One piece of feedback on one answer."""
 
-    prompt: str = Field(min_length=1, description="The question the expert was asked (the last user message).")
+    prompt: str = Field(
+        min_length=1, description="The question the expert was asked (the last user message)."
+    )
     answer: str = Field(description="The answer the expert gave.")
-    rating: int | None = Field(None, ge=1, le=5, description="How good the answer was, 1 (bad) to 5 (good).")
+    rating: int | None = Field(
+        None, ge=1, le=5, description="How good the answer was, 1 (bad) to 5 (good)."
+    )
     edited: str | None = Field(None, min_length=1, description="The answer as it should have been.")
-    tags: list[str] = Field(default_factory=list, description="Free labels (tone, wrong-fact, ...).")
+    tags: list[str] = Field(
+        default_factory=list, description="Free labels (tone, wrong-fact, ...)."
+    )
     model: str | None = Field(None, description="The model name that answered.")
     lot: str | None = Field(None, description="Lot number of the release that answered.")
     completion_id: str | None = Field(None, description="The id the server gave the answer.")
-    created: str = Field(default_factory=now, description="When the feedback was given (ISO 8601, UTC).")
+    created: str = Field(
+        default_factory=now, description="When the feedback was given (ISO 8601, UTC)."
+    )
 
     @model_validator(mode="after")
-    def _says_something(self) -> "FeedbackRecord":
+    def _says_something(self) -> FeedbackRecord:
         if self.rating is None and self.edited is None:
             raise invalid("feedback needs a rating (1-5), an edited answer, or both")
         if self.edited is not None and self.edited.strip() == self.answer.strip():
@@ -51,10 +60,12 @@ class FeedbackRecord(Section):
 
     @property
     def id(self) -> str:
+        """A short digest of the record's content: equal feedback has one id."""
         return sha256_text(canonical_json(self.model_dump(mode="json")))[:16]
 
 
 def feedback_file(folder: Path) -> Path:
+    """The file feedback is appended to in folder."""
     return folder / FEEDBACK_FILE
 
 
@@ -67,7 +78,17 @@ def append_feedback(folder: Path, records: list[FeedbackRecord]) -> Path:
         if os.fstat(fd).st_size and not _ends_with_newline(path):
             os.write(fd, b"\n")  # a line torn by a crash stays alone on its line
         for record in records:
-            os.write(fd, (json.dumps(record.model_dump(mode="json", exclude_none=True), ensure_ascii=False, sort_keys=True) + "\n").encode())
+            os.write(
+                fd,
+                (
+                    json.dumps(
+                        record.model_dump(mode="json", exclude_none=True),
+                        ensure_ascii=False,
+                        sort_keys=True,
+                    )
+                    + "\n"
+                ).encode(),
+            )
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -90,8 +111,12 @@ def read_feedback(path: Path, strict: bool = True) -> tuple[list[FeedbackRecord]
         try:
             records.append(FeedbackRecord.model_validate(json.loads(line)))
         except json.JSONDecodeError as exc:
-            if line.lstrip().startswith("{") and not line.rstrip().endswith("}"):  # an object that stops short: a write cut by a crash
-                warnings.append(f"{path}:{number}: an unfinished line (a write cut short) is skipped")
+            if line.lstrip().startswith("{") and not line.rstrip().endswith(
+                "}"
+            ):  # an object that stops short: a write cut by a crash
+                warnings.append(
+                    f"{path}:{number}: an unfinished line (a write cut short) is skipped"
+                )
                 continue
             _bad(f"not JSON: {exc.msg}", path, number, strict, warnings)
         except ValidationError as exc:
@@ -101,7 +126,9 @@ def read_feedback(path: Path, strict: bool = True) -> tuple[list[FeedbackRecord]
     return records, warnings
 
 
-def _bad(message: str, path: Path, line: int, strict: bool, warnings: list[str], key: str | None = None) -> None:
+def _bad(
+    message: str, path: Path, line: int, strict: bool, warnings: list[str], key: str | None = None
+) -> None:
     hint = 'each line is {"prompt": ..., "answer": ..., "rating": 1-5, "edited": ...} (rating or edited, or both)'
     if strict:
         raise DataError(message, Location(file=str(path), line=line, key=key), hint)
@@ -111,7 +138,9 @@ def _bad(message: str, path: Path, line: int, strict: bool, warnings: list[str],
 def read_folder(folder: Path) -> tuple[list[FeedbackRecord], list[str]]:
     """Every record under a feedback folder (all *.jsonl files, in name order)."""
     records, warnings = [], []
-    for path in sorted(folder.rglob("*.jsonl")) if folder.is_dir() else [folder] if folder.is_file() else []:
+    for path in (
+        sorted(folder.rglob("*.jsonl")) if folder.is_dir() else [folder] if folder.is_file() else []
+    ):
         found, said = read_feedback(path)
         records.extend(found)
         warnings.extend(said)
@@ -120,13 +149,22 @@ def read_folder(folder: Path) -> tuple[list[FeedbackRecord], list[str]]:
 
 def parse_rows(rows: list[dict[str, Any]], source: str) -> list[FeedbackRecord]:
     """Records from dicts (an import, a request body); every problem at once, by row."""
-    records, problems = [], []
+    records: list[Any] = []
+    problems: list[Any] = []
     for index, row in enumerate(rows, start=1):
         try:
             records.append(FeedbackRecord.model_validate(row))
         except ValidationError as exc:
-            problems.extend(f"{source}:{index}: {'.'.join(map(str, e['loc'])) or 'record'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            problems.extend(
+                f"{source}:{index}: {'.'.join(map(str, e['loc'])) or 'record'}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
     if problems:
-        raise DataError("; ".join(problems[:10]) + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""), Location(file=source),
-                        'each record is {"prompt": ..., "answer": ..., "rating": 1-5, "edited": ...}')
+        raise DataError(
+            "; ".join(problems[:10])
+            + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""),
+            Location(file=source),
+            'each record is {"prompt": ..., "answer": ..., "rating": 1-5, "edited": ...}',
+        )
     return records

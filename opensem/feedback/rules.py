@@ -26,19 +26,37 @@ Use = Literal["sft", "preference", "kto"]
 
 
 class FeedbackConfig(Section):
-    path: str | None = Field(None, description="Folder (or file) of feedback records; defaults to data/<job_id>/feedback/ when it exists.")
-    use: Literal["auto", "sft", "preference", "kto"] = Field(
-        "auto", description="What feedback becomes: sft examples, preference pairs or kto labels; auto: what the training method trains on."
+    path: str | None = Field(
+        None,
+        description="Folder (or file) of feedback records; defaults to data/<job_id>/feedback/ when it exists.",
     )
-    min_good_rating: int = Field(4, ge=1, le=5, description="A rating at or above this makes an answer good.")
-    max_bad_rating: int = Field(2, ge=1, le=5, description="A rating at or below this makes an answer bad.")
-    edits: Literal["newest", "all"] = Field("newest", description="Several edits of one answer to one prompt: keep the newest, or all of them.")
-    dedupe: bool = Field(True, description="The same prompt, answer and verdict given twice counts once.")
+    use: Literal["auto", "sft", "preference", "kto"] = Field(
+        "auto",
+        description=(
+            "What feedback becomes: sft examples, preference pairs or kto labels; auto: what the "
+            "training method trains on."
+        ),
+    )
+    min_good_rating: int = Field(
+        4, ge=1, le=5, description="A rating at or above this makes an answer good."
+    )
+    max_bad_rating: int = Field(
+        2, ge=1, le=5, description="A rating at or below this makes an answer bad."
+    )
+    edits: Literal["newest", "all"] = Field(
+        "newest",
+        description="Several edits of one answer to one prompt: keep the newest, or all of them.",
+    )
+    dedupe: bool = Field(
+        True, description="The same prompt, answer and verdict given twice counts once."
+    )
 
     @model_validator(mode="after")
-    def _bands(self) -> "FeedbackConfig":
+    def _bands(self) -> FeedbackConfig:
         if self.max_bad_rating >= self.min_good_rating:
-            raise invalid(f"max_bad_rating ({self.max_bad_rating}) must be below min_good_rating ({self.min_good_rating})")
+            raise invalid(
+                f"max_bad_rating ({self.max_bad_rating}) must be below min_good_rating ({self.min_good_rating})"
+            )
         return self
 
 
@@ -50,26 +68,51 @@ def use_for(config: FeedbackConfig, method_shapes: tuple[tuple[str, ...], ...]) 
     return "kto" if "label" in fields else "preference" if "chosen" in fields else "sft"
 
 
-def to_training_records(feedback: list[FeedbackRecord], config: FeedbackConfig, use: Use, source: str) -> list[dict[str, Any]]:
+def to_training_records(
+    feedback: list[FeedbackRecord], config: FeedbackConfig, use: Use, source: str
+) -> list[dict[str, Any]]:
     """Normalized records (ids from content, in a stable order) from feedback, by the section's rules."""
     edits: dict[tuple[str, str], list[FeedbackRecord]] = {}
     for record in sorted(feedback, key=lambda r: r.created):
         if record.edited is not None:
             edits.setdefault((record.prompt, record.answer), []).append(record)
-    kept_edits = [(prompt, answer, r.edited) for (prompt, answer), found in edits.items() for r in (found[-1:] if config.edits == "newest" else found)]
-    rated = [r for r in feedback if r.rating is not None and r.edited is None]
-    good = [(r.prompt, r.answer) for r in rated if r.rating >= config.min_good_rating]
-    bad = [(r.prompt, r.answer) for r in rated if r.rating <= config.max_bad_rating]
+    kept_edits = [
+        (prompt, answer, r.edited)
+        for (prompt, answer), found in edits.items()
+        for r in (found[-1:] if config.edits == "newest" else found)
+    ]
+    rated = [(r, r.rating) for r in feedback if r.rating is not None and r.edited is None]
+    good = [(r.prompt, r.answer) for r, rating in rated if rating >= config.min_good_rating]
+    bad = [(r.prompt, r.answer) for r, rating in rated if rating <= config.max_bad_rating]
 
     out: list[dict[str, Any]] = []
     if use == "sft":
-        out += [make_record(source, messages=[{"role": "user", "content": p}, {"role": "assistant", "content": str(e)}]) for p, _, e in kept_edits]
-        out += [make_record(source, messages=[{"role": "user", "content": p}, {"role": "assistant", "content": a}]) for p, a in good]
+        out += [
+            make_record(
+                source,
+                messages=[{"role": "user", "content": p}, {"role": "assistant", "content": str(e)}],
+            )
+            for p, _, e in kept_edits
+        ]
+        out += [
+            make_record(
+                source,
+                messages=[{"role": "user", "content": p}, {"role": "assistant", "content": a}],
+            )
+            for p, a in good
+        ]
     elif use == "preference":
         out += [make_record(source, prompt=p, chosen=str(e), rejected=a) for p, a, e in kept_edits]
-        out += [make_record(source, prompt=p, chosen=g, rejected=b) for p, g in good for q, b in bad if q == p and g != b]
+        out += [
+            make_record(source, prompt=p, chosen=g, rejected=b)
+            for p, g in good
+            for q, b in bad
+            if q == p and g != b
+        ]
     else:
-        out += [make_record(source, prompt=p, completion=str(e), label=True) for p, _, e in kept_edits]
+        out += [
+            make_record(source, prompt=p, completion=str(e), label=True) for p, _, e in kept_edits
+        ]
         out += [make_record(source, prompt=p, completion=a, label=False) for p, a, _ in kept_edits]
         out += [make_record(source, prompt=p, completion=a, label=True) for p, a in good]
         out += [make_record(source, prompt=p, completion=a, label=False) for p, a in bad]
@@ -82,4 +125,8 @@ def to_training_records(feedback: list[FeedbackRecord], config: FeedbackConfig, 
 def feedback_folder(loaded: Any) -> Any:
     """Where a manifest's feedback is kept: its `feedback.path`, else data/<job_id>/feedback/."""
     config = loaded.manifest.feedback
-    return loaded.project_root / (config.path if config is not None and config.path else f"data/{loaded.manifest.job_id}/feedback")
+    return loaded.project_root / (
+        config.path
+        if config is not None and config.path
+        else f"data/{loaded.manifest.job_id}/feedback"
+    )

@@ -22,6 +22,7 @@ class Estimate:
     cost: float  # upper bound, in the manifest's currency; 0 when no price is set
 
     def describe(self) -> str:
+        """What synthesis will send and cost, in one line."""
         text = f"{self.requests} requests to send ({self.cached} answered from the cache)"
         if self.requests:
             text += f", about {self.input_tokens:,} prompt tokens, at most {self.max_output_tokens:,} answer tokens"
@@ -35,8 +36,17 @@ def estimate(plans: list[RequestPlan], budget: BudgetConfig) -> Estimate:
     requests = sum(p.to_send for p in plans)
     input_tokens = sum(p.input_tokens for p in plans)
     output_tokens = sum(p.max_output_tokens for p in plans)
-    cost = input_tokens / 1000 * budget.price_per_1k_input_tokens + output_tokens / 1000 * budget.price_per_1k_output_tokens
-    return Estimate(requests, sum(p.total - p.to_send for p in plans), input_tokens, output_tokens, round(cost, 6))
+    cost = (
+        input_tokens / 1000 * budget.price_per_1k_input_tokens
+        + output_tokens / 1000 * budget.price_per_1k_output_tokens
+    )
+    return Estimate(
+        requests,
+        sum(p.total - p.to_send for p in plans),
+        input_tokens,
+        output_tokens,
+        round(cost, 6),
+    )
 
 
 def check(found: Estimate, budget: BudgetConfig, already_sent: int = 0) -> None:
@@ -45,11 +55,17 @@ def check(found: Estimate, budget: BudgetConfig, already_sent: int = 0) -> None:
         raise BudgetExceeded(
             f"the teacher budget is exceeded before spending: {already_sent + found.requests} requests needed, "
             f"synthesis.budget.max_requests is {budget.max_requests} ({found.describe()})",
-            hint="raise synthesis.budget.max_requests, lower pairs_per_chunk or chunk fewer documents; nothing was sent",
+            hint=(
+                "raise synthesis.budget.max_requests, lower pairs_per_chunk or chunk fewer "
+                "documents; nothing was sent"
+            ),
         )
     if budget.max_cost is not None and found.cost > budget.max_cost:
         raise BudgetExceeded(
             f"the teacher budget is exceeded before spending: estimated cost up to {found.cost:.4f}, "
             f"synthesis.budget.max_cost is {budget.max_cost:g} ({found.describe()})",
-            hint="raise synthesis.budget.max_cost or lower max_tokens (answers are priced at max_tokens); nothing was sent",
+            hint=(
+                "raise synthesis.budget.max_cost or lower max_tokens (answers are priced at "
+                "max_tokens); nothing was sent"
+            ),
         )

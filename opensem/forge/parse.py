@@ -7,7 +7,8 @@ asked; an answer with none is invalid. Invalid answers are re-asked, then skippe
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from opensem.teachers.base import InvalidAnswer, validate_json_object
 
@@ -28,7 +29,9 @@ def items_validator(mode: str, limit: int) -> Callable[[str], list[dict[str, str
         data = validate_json_object(text)
         items = data.get(key)
         if not isinstance(items, list) or not items:
-            raise InvalidAnswer(f"expected {example} with at least one item; got keys {sorted(data)}")
+            raise InvalidAnswer(
+                f"expected {example} with at least one item; got keys {sorted(data)}"
+            )
         parsed: list[dict[str, str]] = []
         for index, item in enumerate(items[:limit]):
             if not isinstance(item, dict):

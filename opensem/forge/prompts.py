@@ -7,7 +7,8 @@ The defaults are part of the synthesize stage's code: changing one must bump its
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from opensem.teachers.base import ChatRequest
 
@@ -80,7 +81,9 @@ def render(text: str, values: Mapping[str, Any]) -> str:
     return text
 
 
-def chunk_request(overrides: Mapping[str, str | None], mode: str, chunk: str, source: str, n: int) -> ChatRequest:
+def chunk_request(
+    overrides: Mapping[str, str | None], mode: str, chunk: str, source: str, n: int
+) -> ChatRequest:
     """The request asking the teacher for n records of mode from one chunk."""
     values = {"chunk": chunk, "n": n, "source": source}
     messages = [
@@ -94,6 +97,11 @@ def rejected_request(overrides: Mapping[str, str | None], question: str, model: 
     """The request asking the weaker model to answer a question (its answer becomes `rejected`)."""
     messages = [
         {"role": "system", "content": template(overrides, "system")},
-        {"role": "user", "content": render(template(overrides, "rejected"), {"question": question})},
+        {
+            "role": "user",
+            "content": render(template(overrides, "rejected"), {"question": question}),
+        },
     ]
-    return ChatRequest(messages=messages, model=model, context={"task": "answer", "question": question})
+    return ChatRequest(
+        messages=messages, model=model, context={"task": "answer", "question": question}
+    )

@@ -16,5 +16,7 @@ from opensem.stages.loaded import LoadedManifest
 
 def load_manifest(path: Path) -> LoadedManifest:
     """Parse, validate and check a manifest file; raise ManifestError listing every problem."""
-    manifest, lines = load_yaml_model(Path(path), manifest_model(), "manifest", "start with `job_id: my-expert`")
+    manifest, lines = load_yaml_model(
+        Path(path), manifest_model(), "manifest", "start with `job_id: my-expert`"
+    )
     return LoadedManifest(manifest, Path(path), project_root_of(Path(path)), lines, load_manifest)

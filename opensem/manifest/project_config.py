@@ -15,14 +15,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from opensem.errors import Location, ManifestError, Problem
-from opensem.settings.fields import pick
 from opensem.manifest.models import ManifestCore
+from opensem.settings.fields import pick
 
 TABLE = "[tool.opensem]"
 
 
 @lru_cache(maxsize=1)
 def project_config_model() -> type[BaseModel]:
+    """The keys [tool.opensem] may set: the manifest's own cache and executor fields."""
     return pick(ManifestCore, "cache", "executor", name="ProjectConfig")
 
 
@@ -39,13 +40,24 @@ def read_project_config(project_root: Path) -> Any:
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("opensem", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ManifestError([Problem(f"cannot read {path.name}: {exc}", Location(file=str(path)), "fix the TOML syntax")]) from None
+        raise ManifestError(
+            [
+                Problem(
+                    f"cannot read {path.name}: {exc}",
+                    Location(file=str(path)),
+                    "fix the TOML syntax",
+                )
+            ]
+        ) from None
     try:
         return model.model_validate(table)
     except ValidationError as exc:
         problems = [
-            Problem(err["msg"], Location(file=str(path), key=".".join(["tool", "opensem", *map(str, err["loc"])])),
-                    f"{TABLE} takes {', '.join(model.model_fields)}; see the manifest reference for each")
+            Problem(
+                err["msg"],
+                Location(file=str(path), key=".".join(["tool", "opensem", *map(str, err["loc"])])),
+                f"{TABLE} takes {', '.join(model.model_fields)}; see the manifest reference for each",
+            )
             for err in exc.errors()
         ]
         raise ManifestError(problems) from None

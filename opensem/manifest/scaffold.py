@@ -81,14 +81,20 @@ def scaffold(project_root: Path, name: str, filled: dict[str, str] | None = None
     """Create the folders and manifest of expert name under project_root; returns what was made.
     filled replaces parts of the template (DEFAULTS' keys), as the guided flow answers them."""
     if not re.match(JOB_ID_PATTERN, name):
-        raise UsageError(f"invalid expert name {name!r}", hint="use letters, digits, '.', '_' and '-', starting with a letter or digit")
+        raise UsageError(
+            f"invalid expert name {name!r}",
+            hint="use letters, digits, '.', '_' and '-', starting with a letter or digit",
+        )
     root = Path(project_root)
     manifest = root / "manifests" / f"{name}.yaml"
     data = root / "data" / name
     existing = [p for p in (manifest, data) if p.exists()]
     if existing:
         shown = ", ".join(str(p.relative_to(root)) for p in existing)
-        raise UsageError(f"expert {name!r} already exists here: {shown}", hint="pick another name, or edit the existing files; init never overwrites")
+        raise UsageError(
+            f"expert {name!r} already exists here: {shown}",
+            hint="pick another name, or edit the existing files; init never overwrites",
+        )
     made: list[Path] = []
     for folder in (data / "raw", data / "golden"):
         folder.mkdir(parents=True)

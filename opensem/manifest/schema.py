@@ -11,6 +11,7 @@ SCHEMA_ID = "https://opensem.dev/schemas/training-manifest.schema.json"
 
 
 def manifest_schema() -> dict[str, Any]:
+    """The manifest's JSON Schema, from the assembled pydantic model."""
     schema = manifest_model().model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 

@@ -27,6 +27,7 @@ class Release:
 
 
 def model_card(release: Release) -> str:
+    """The release's README.md: lineage, metrics, gates and how to load it."""
     r = release
     shipped = r.base_model.startswith("base_model/")
     base_ref = f'f"{{release}}/{r.base_model}"' if shipped else f'"{r.base_model}"'
@@ -50,8 +51,16 @@ def model_card(release: Release) -> str:
     ]
     if r.merged_from:
         lines += ["## Merged from", ""]
-        lines += [f"- {s['name']} (weight {s['weight']:g})" + (f", release lot `{s['release']['lot']}`" if s.get("release") else "") for s in r.merged_from]
-        lines += ["", "Stages named `<expert>/<stage>` above are the sources' own, with their lot numbers.", ""]
+        lines += [
+            f"- {s['name']} (weight {s['weight']:g})"
+            + (f", release lot `{s['release']['lot']}`" if s.get("release") else "")
+            for s in r.merged_from
+        ]
+        lines += [
+            "",
+            "Stages named `<expert>/<stage>` above are the sources' own, with their lot numbers.",
+            "",
+        ]
     lines += [
         "## Evaluation: baseline (base model) vs fine-tuned",
         "",
@@ -59,27 +68,56 @@ def model_card(release: Release) -> str:
         "",
         *comparison_lines(r.report),
         "",
-        *(f"- quality gate passed: `{g['metric']}` {g['rule']} {g['threshold']:g} ({g['detail']})" for g in r.gates),
+        *(
+            f"- quality gate passed: `{g['metric']}` {g['rule']} {g['threshold']:g} ({g['detail']})"
+            for g in r.gates
+        ),
         *([""] if r.gates else []),
         "Details: report.md, report.png and predictions.jsonl.",
         "",
     ]
     if r.comparison:
-        lines += [line.replace("# ", "## ", 1) if line.startswith("# ") else line for line in r.comparison.splitlines()] + [""]
-    lines += ["## Use", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", 'release = "path/to/this/folder"']
+        lines += [
+            line.replace("# ", "## ", 1) if line.startswith("# ") else line
+            for line in r.comparison.splitlines()
+        ] + [""]
+    lines += [
+        "## Use",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        'release = "path/to/this/folder"',
+    ]
     if r.full_model:
-        lines += ['model = AutoModelForCausalLM.from_pretrained(f"{release}/model")', 'tokenizer = AutoTokenizer.from_pretrained(f"{release}/model")']
+        lines += [
+            'model = AutoModelForCausalLM.from_pretrained(f"{release}/model")',
+            'tokenizer = AutoTokenizer.from_pretrained(f"{release}/model")',
+        ]
     else:
-        lines += ["from peft import PeftModel", f"base = AutoModelForCausalLM.from_pretrained({base_ref})",
-                  'model = PeftModel.from_pretrained(base, f"{release}/adapter")', 'tokenizer = AutoTokenizer.from_pretrained(f"{release}/adapter")']
+        lines += [
+            "from peft import PeftModel",
+            f"base = AutoModelForCausalLM.from_pretrained({base_ref})",
+            'model = PeftModel.from_pretrained(base, f"{release}/adapter")',
+            'tokenizer = AutoTokenizer.from_pretrained(f"{release}/adapter")',
+        ]
     if r.folded:
-        lines += ["# or, folded into the base (no peft needed):", 'model = AutoModelForCausalLM.from_pretrained(f"{release}/folded")']
+        lines += [
+            "# or, folded into the base (no peft needed):",
+            'model = AutoModelForCausalLM.from_pretrained(f"{release}/folded")',
+        ]
     lines += ["```", ""]
     for q in r.quantized:
         fmt, change = q["format"], q["perplexity_change"]
-        lines += [f"- quantized/{fmt['format']}/{q['artifact'].removeprefix('quantized/')}: {q['compression_ratio']:.2f}x smaller than the unquantized weights, "
-                  f"perplexity {q['perplexity']['unquantized']:.2f} -> {q['perplexity']['quantized']:.2f} ({change:+.2%}) on {q['perplexity']['measured_on']}"]
+        lines += [
+            f"- quantized/{fmt['format']}/{q['artifact'].removeprefix('quantized/')}: {q['compression_ratio']:.2f}x "
+            "smaller than the unquantized weights, "
+            f"perplexity {q['perplexity']['unquantized']:.2f} -> {q['perplexity']['quantized']:.2f} ({change:+.2%}) "
+            f"on {q['perplexity']['measured_on']}"
+        ]
     if any(q["format"]["format"] == "gguf" for q in r.quantized):
-        lines += ["", "GGUF loads in llama.cpp, Ollama and LM Studio, or in transformers with "
-                  '`AutoModelForCausalLM.from_pretrained(f"{release}/quantized/gguf", gguf_file=...)`.']
+        lines += [
+            "",
+            "GGUF loads in llama.cpp, Ollama and LM Studio, or in transformers with "
+            '`AutoModelForCausalLM.from_pretrained(f"{release}/quantized/gguf", gguf_file=...)`.',
+        ]
     return "\n".join([*lines, ""])

@@ -43,9 +43,15 @@ def fold(base_path: str, trained: Path, out_dir: Path, dtype: FoldDtype) -> dict
         return {"folded": False, "dtype": checkpoint_dtype(str(part.path))}
     target = checkpoint_dtype(base_path) if dtype == "auto" else dtype
     with quiet_libraries():
-        model = PeftModel.from_pretrained(load_causal_lm(base_path, "fold"), str(part.path)).merge_and_unload()
+        model = PeftModel.from_pretrained(
+            load_causal_lm(base_path, "fold"), str(part.path)
+        ).merge_and_unload()
         model = model.to(getattr(torch, target))
         model.save_pretrained(str(out_dir), safe_serialization=True)
     copy_tokenizer(part.path, out_dir)
     (out_dir / "README.md").unlink(missing_ok=True)
-    return {"folded": True, "dtype": target, "parameters": sum(p.numel() for p in model.parameters())}
+    return {
+        "folded": True,
+        "dtype": target,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }

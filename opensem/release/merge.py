@@ -24,8 +24,19 @@ SAME_RANK: tuple[str, ...] = ("linear", "ties", "dare_ties", "dare_linear", "mag
 USES_DENSITY: tuple[str, ...] = ("ties", "dare_ties", "dare_linear", "magnitude_prune")
 USES_SIGN: tuple[str, ...] = ("ties", "dare_ties")
 # Methods for whole models, as mergekit names them.
-FULL_MODEL_METHODS: dict[str, str] = {"linear": "linear", "ties": "ties", "dare_ties": "dare_ties", "dare_linear": "dare_linear"}
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
+FULL_MODEL_METHODS: dict[str, str] = {
+    "linear": "linear",
+    "ties": "ties",
+    "dare_ties": "dare_ties",
+    "dare_linear": "dare_linear",
+}
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,13 @@ def find_part(name: str, root: Path, weight: float) -> Part:
         return Part(name, found[1], weight, "model")
     if found is not None:
         config = json.loads((found[1] / "adapter_config.json").read_text(encoding="utf-8"))
-        return Part(name, found[1], weight, "adapter", int(config.get("r", 0)), bool(config.get("use_dora")))
-    raise DataError(f"merge source {name}: no adapter (adapter_config.json) and no model (config.json)", Location(file=str(root)))
+        return Part(
+            name, found[1], weight, "adapter", int(config.get("r", 0)), bool(config.get("use_dora"))
+        )
+    raise DataError(
+        f"merge source {name}: no adapter (adapter_config.json) and no model (config.json)",
+        Location(file=str(root)),
+    )
 
 
 def refusals(parts: list[Part], method: str) -> list[str]:
@@ -62,18 +78,35 @@ def refusals(parts: list[Part], method: str) -> list[str]:
         problems.append(f"adapters and whole models cannot be merged together: {shown}")
     dora = [p.name for p in parts if p.dora]
     if dora:
-        problems.append(f"DoRA adapters cannot go through peft's weighted merge (it gives wrong results for them, peft issue 3761): {', '.join(dora)}")
+        problems.append(
+            "DoRA adapters cannot go through peft's weighted merge (it gives wrong results for them, peft issue "
+            f"3761): {', '.join(dora)}"
+        )
     ranks = {p.rank for p in parts if p.kind == "adapter"}
     if kinds == {"adapter"} and method in SAME_RANK and len(ranks) > 1:
         shown = ", ".join(f"{p.name} r={p.rank}" for p in parts)
-        problems.append(f"{method} combines adapters of one rank, and these differ ({shown}); cat and svd combine any ranks")
+        problems.append(
+            f"{method} combines adapters of one rank, and these differ ({shown}); cat and svd combine any ranks"
+        )
     if kinds == {"model"} and method not in FULL_MODEL_METHODS:
-        problems.append(f"{method} merges adapters; whole models merge with {', '.join(FULL_MODEL_METHODS)}")
+        problems.append(
+            f"{method} merges adapters; whole models merge with {', '.join(FULL_MODEL_METHODS)}"
+        )
     return problems
 
 
-def merge_adapters(base_path: str, parts: list[Part], method: str, density: float, sign: str, rank: int | None, seed: int, out_dir: Path) -> dict[str, Any]:
-    """peft's add_weighted_adapter over the parts; the merged adapter (with the first part's tokenizer) goes to out_dir."""
+def merge_adapters(
+    base_path: str,
+    parts: list[Part],
+    method: str,
+    density: float,
+    sign: str,
+    rank: int | None,
+    seed: int,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """peft's add_weighted_adapter over the parts; the merged adapter (with the first part's tokenizer)
+    goes to out_dir."""
     import torch
     from peft import PeftModel
 
@@ -81,7 +114,9 @@ def merge_adapters(base_path: str, parts: list[Part], method: str, density: floa
 
     names = [f"source{index}" for index in range(len(parts))]
     with quiet_libraries():
-        model = PeftModel.from_pretrained(load_causal_lm(base_path, "merge"), str(parts[0].path), adapter_name=names[0])
+        model = PeftModel.from_pretrained(
+            load_causal_lm(base_path, "merge"), str(parts[0].path), adapter_name=names[0]
+        )
         for name, part in zip(names[1:], parts[1:]):
             model.load_adapter(str(part.path), adapter_name=name)
         extra: dict[str, Any] = {}
@@ -93,9 +128,13 @@ def merge_adapters(base_path: str, parts: list[Part], method: str, density: floa
             extra["svd_rank"] = rank
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # DARE prunes at random
-            model.add_weighted_adapter(names, [p.weight for p in parts], "merged", combination_type=method, **extra)
+            model.add_weighted_adapter(
+                names, [p.weight for p in parts], "merged", combination_type=method, **extra
+            )
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*was active which is now deleted")  # merged is the one kept
+            warnings.filterwarnings(
+                "ignore", message=".*was active which is now deleted"
+            )  # merged is the one kept
             for name in names:
                 model.delete_adapter(name)
         staging = out_dir.parent / f".{out_dir.name}-saving"
@@ -109,7 +148,9 @@ def merge_adapters(base_path: str, parts: list[Part], method: str, density: floa
     return {"rank": config.get("r"), "target_modules": config.get("target_modules")}
 
 
-def merge_models(base_path: str, parts: list[Part], method: str, density: float, seed: int, out_dir: Path) -> dict[str, Any]:
+def merge_models(
+    base_path: str, parts: list[Part], method: str, density: float, seed: int, out_dir: Path
+) -> dict[str, Any]:
     """mergekit over whole models, with the base as the reference the task vectors are taken against."""
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
@@ -119,11 +160,20 @@ def merge_models(base_path: str, parts: list[Part], method: str, density: float,
         {
             "merge_method": FULL_MODEL_METHODS[method],
             "base_model": str(Path(base_path).resolve()),
-            "models": [{"model": str(p.path.resolve()), "parameters": {"weight": p.weight, **parameters}} for p in parts],
+            "models": [
+                {"model": str(p.path.resolve()), "parameters": {"weight": p.weight, **parameters}}
+                for p in parts
+            ],
             "dtype": "float32",
         }
     )
-    run_merge(config, str(out_dir), options=MergeOptions(copy_tokenizer=False, lazy_unpickle=False, random_seed=seed, quiet=True))
+    run_merge(
+        config,
+        str(out_dir),
+        options=MergeOptions(
+            copy_tokenizer=False, lazy_unpickle=False, random_seed=seed, quiet=True
+        ),
+    )
     for machine_specific in ("README.md", "mergekit_config.yml"):  # they name this machine's paths
         (out_dir / machine_specific).unlink(missing_ok=True)
     copy_tokenizer(parts[0].path, out_dir)

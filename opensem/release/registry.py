@@ -13,8 +13,8 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from opensem.errors import Location, RegistryError
 from opensem.core.digests import digest_file, listing_digest
+from opensem.errors import Location, RegistryError
 
 INDEX = "index.json"
 FILES = "files.json"
@@ -29,12 +29,16 @@ def open_registry(url: str, project_root: Path) -> tuple[Any, str]:
     try:
         fs, root = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:
-        raise RegistryError(f"cannot open registry {url!r}: {exc}", Location(key="publish_target.registry"),
-                            "install the fsspec backend for this URL (for s3://: pip install 'opensem[s3]')") from None
+        raise RegistryError(
+            f"cannot open registry {url!r}: {exc}",
+            Location(key="publish_target.registry"),
+            "install the fsspec backend for this URL (for s3://: pip install 'opensem[s3]')",
+        ) from None
     return fs, root.rstrip("/")
 
 
 def read_index(fs: Any, root: str, job_id: str) -> dict[str, Any]:
+    """The registry's index of a job: its tags and their lots (empty when new)."""
     path = posixpath.join(root, job_id, INDEX)
     if not fs.exists(path):
         return {"job_id": job_id, "tags": {}}
@@ -42,7 +46,15 @@ def read_index(fs: Any, root: str, job_id: str) -> dict[str, Any]:
         return json.loads(handle.read())
 
 
-def publish_files(fs: Any, root: str, job_id: str, tag: str, lot: str, files: dict[str, Path], extra: dict[str, Any]) -> dict[str, Any]:
+def publish_files(
+    fs: Any,
+    root: str,
+    job_id: str,
+    tag: str,
+    lot: str,
+    files: dict[str, Path],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     """Upload files under <job_id>/<tag>/ and record the tag; returns the receipt (digests)."""
     index = read_index(fs, root, job_id)
     digests = {name: digest_file(path) for name, path in sorted(files.items())}
@@ -50,7 +62,8 @@ def publish_files(fs: Any, root: str, job_id: str, tag: str, lot: str, files: di
     existing = index["tags"].get(tag)
     if existing is not None and existing["lot"] != lot:
         raise RegistryError(
-            f"tag {tag!r} of {job_id} is already published with lot {existing['lot'][:12]}; this build is lot {lot[:12]}",
+            f"tag {tag!r} of {job_id} is already published with lot {existing['lot'][:12]}; this build is lot "
+            f"{lot[:12]}",
             Location(key="publish_target.tag"),
             "tags are immutable: bump publish_target.tag, or use a tag with `{lot}` in it for development builds",
         )
@@ -78,7 +91,9 @@ def check_published(fs: Any, root: str, job_id: str, tag: str, lot: str, digest:
         return [f"registry has no tag {tag!r} for {job_id}"]
     problems = []
     if entry.get("lot") != lot:
-        problems.append(f"registry tag {tag!r} holds lot {str(entry.get('lot'))[:12]}, the lock says {lot[:12]}")
+        problems.append(
+            f"registry tag {tag!r} holds lot {str(entry.get('lot'))[:12]}, the lock says {lot[:12]}"
+        )
     folder = posixpath.join(root, job_id, tag)
     recorded = json.loads(fs.cat_file(posixpath.join(folder, FILES)))["files"]
     sizes = []
@@ -91,7 +106,9 @@ def check_published(fs: Any, root: str, job_id: str, tag: str, lot: str, digest:
         got = hashlib.sha256(data).hexdigest()
         sizes.append((name, got, len(data)))
         if got != want:
-            problems.append(f"registry file {name} was modified (sha256 {got[:12]}, expected {want[:12]})")
+            problems.append(
+                f"registry file {name} was modified (sha256 {got[:12]}, expected {want[:12]})"
+            )
     if not problems and listing_digest(sizes) != digest:
         problems.append(f"registry tag {tag!r} content digest differs from the lock")
     return problems
@@ -101,7 +118,9 @@ def pull(fs: Any, root: str, job_id: str, tag: str, dest: Path) -> dict[str, Any
     """Download a published tag into dest, checking every file's digest."""
     entry = read_index(fs, root, job_id)["tags"].get(tag)
     if entry is None:
-        raise RegistryError(f"registry has no tag {tag!r} for {job_id}", hint="list tags with `opensem pull --list`")
+        raise RegistryError(
+            f"registry has no tag {tag!r} for {job_id}", hint="list tags with `opensem pull --list`"
+        )
     folder = posixpath.join(root, job_id, tag)
     recorded = json.loads(fs.cat_file(posixpath.join(folder, FILES)))["files"]
     for name, want in sorted(recorded.items()):
@@ -109,8 +128,12 @@ def pull(fs: Any, root: str, job_id: str, tag: str, dest: Path) -> dict[str, Any
         target.parent.mkdir(parents=True, exist_ok=True)
         fs.get_file(posixpath.join(folder, name), str(target))
         if digest_file(target) != want:
-            raise RegistryError(f"pulled file {name} does not match its recorded digest", hint="the registry copy is damaged; republish it")
+            raise RegistryError(
+                f"pulled file {name} does not match its recorded digest",
+                hint="the registry copy is damaged; republish it",
+            )
     return entry
+
 
 def point_at_shipped_base(dest: Path) -> bool:
     """Make a pulled adapter name the base it ships with (base_model/model) by absolute path, so
@@ -125,7 +148,9 @@ def point_at_shipped_base(dest: Path) -> bool:
     return True
 
 
-def pull_checked(registry: str, project_root: Path, tag: str, digest: str, dest: Path, who: str) -> Path:
+def pull_checked(
+    registry: str, project_root: Path, tag: str, digest: str, dest: Path, who: str
+) -> Path:
     """Pull a release (registry = the expert's folder) into dest and check it is, byte for byte, the
     release whose digest was read from the index while planning; DataError otherwise."""
     import shutil
@@ -137,20 +162,25 @@ def pull_checked(registry: str, project_root: Path, tag: str, digest: str, dest:
     entry = pull(fs, posixpath.dirname(folder), posixpath.basename(folder), tag, dest)
     if entry.get("digest") != digest or local_release_digest(dest) != digest:
         raise DataError(
-            f"{who}: release {posixpath.basename(folder)}:{tag} does not match its index (planned digest {digest[:12]})",
+            f"{who}: release {posixpath.basename(folder)}:{tag} does not match its index (planned digest "
+            f"{digest[:12]})",
             Location(file=f"{registry}/{tag}"),
             hint="the registry copy changed or is damaged; plan again, or republish the release",
         )
     return dest
 
 
-def published_problems(registry: str, project_root: Path, job_id: str, published: dict[str, Any]) -> list[str]:
+def published_problems(
+    registry: str, project_root: Path, job_id: str, published: dict[str, Any]
+) -> list[str]:
     """What `verify` finds wrong with a tag the lock says was published (empty when it agrees)."""
     from opensem.errors import OpensemError
 
     try:
         fs, root = open_registry(registry, project_root)
-        problems = check_published(fs, root, job_id, published["tag"], published["lot"], published["digest"])
+        problems = check_published(
+            fs, root, job_id, published["tag"], published["lot"], published["digest"]
+        )
     except (OSError, OpensemError, ValueError, KeyError) as exc:
         return [f"publish: registry {registry} cannot be checked: {exc}"]
     return [f"publish: {p}" for p in problems]
@@ -161,4 +191,6 @@ def local_release_digest(folder: Path) -> str:
     from opensem.core.digests import walk_files
 
     files = [f for f in walk_files(folder) if f != folder / FILES]
-    return listing_digest((f.relative_to(folder).as_posix(), digest_file(f), f.stat().st_size) for f in files)
+    return listing_digest(
+        (f.relative_to(folder).as_posix(), digest_file(f), f.stat().st_size) for f in files
+    )

@@ -29,13 +29,22 @@ class Endpoint:
     last_error: str | None = None
 
     def available(self, now: float) -> bool:
+        """Whether the endpoint may take a request now (an open circuit half-opens after its pause)."""
         if self.state == "open" and now - self.opened_at >= self.open_for_s:
             self.state = "half_open"  # one probe may go
             return True
         return self.state == "closed" or (self.state == "half_open" and self.in_flight == 0)
 
     def health(self) -> dict[str, object]:
-        return {"url": self.url, "state": self.state, "in_flight": self.in_flight, "requests": self.requests, "errors": self.errors, "last_error": self.last_error}
+        """The endpoint's state for /health."""
+        return {
+            "url": self.url,
+            "state": self.state,
+            "in_flight": self.in_flight,
+            "requests": self.requests,
+            "errors": self.errors,
+            "last_error": self.last_error,
+        }
 
 
 @dataclass
@@ -47,11 +56,13 @@ class Replicas:
     turn: itertools.count = field(default_factory=itertools.count)
 
     @classmethod
-    def of(cls, urls: list[str], failures_to_open: int, open_for_s: float) -> "Replicas":
+    def of(cls, urls: list[str], failures_to_open: int, open_for_s: float) -> Replicas:
+        """Replicas at urls, each with its own circuit."""
         return cls([Endpoint(url, failures_to_open, open_for_s) for url in urls])
 
     def take(self, tried: set[str]) -> Endpoint | None:
-        """An endpoint for the next request (not one already tried for it), marked in flight; None if none may take it."""
+        """An endpoint for the next request (not one already tried for it), marked in flight; None if
+        none may take it."""
         with self.lock:
             now = time.monotonic()
             ready = [e for e in self.endpoints if e.url not in tried and e.available(now)]
@@ -78,7 +89,9 @@ class Replicas:
                 endpoint.state, endpoint.opened_at = "open", time.monotonic()
 
     def up(self) -> bool:
+        """Whether any replica's circuit is not open."""
         return any(e.state != "open" for e in self.endpoints)
 
     def in_flight(self) -> int:
+        """Requests in flight over every replica."""
         return sum(e.in_flight for e in self.endpoints)

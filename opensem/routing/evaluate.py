@@ -24,17 +24,24 @@ OFF_TOPIC = "(off-topic)"
 
 
 def golden_questions(expert: Expert) -> list[str]:
+    """An expert's golden questions, where its manifest has a golden set."""
     from opensem.evaluation.items import load_golden
 
     if not expert.golden:
-        raise UsageError(f"expert {expert.name!r} has no golden set", Location(key=f"experts.{expert.name}.golden"),
-                         "set `golden:` to its golden jsonl (expert add fills it from the manifest)")
+        raise UsageError(
+            f"expert {expert.name!r} has no golden set",
+            Location(key=f"experts.{expert.name}.golden"),
+            "set `golden:` to its golden jsonl (expert add fills it from the manifest)",
+        )
     return [item.question for item in load_golden(Path(expert.golden))]
 
 
-def held_out_split(experts: list[Expert], train_share: float = 0.5) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def held_out_split(
+    experts: list[Expert], train_share: float = 0.5
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(train, test) lists of (question, expert): a question lands in train when its digest says so."""
-    train, test = [], []
+    train: list[Any] = []
+    test: list[Any] = []
     for expert in experts:
         for question in golden_questions(expert):
             bucket = int(sha256_text(question)[:8], 16) / 0xFFFFFFFF
@@ -46,16 +53,30 @@ def load_questions(path: Path, experts: list[Expert]) -> list[tuple[str, str | N
     """(question, expert name or None) of a held-out question file; a label may be an expert's name or job_id."""
     from opensem.data.records import read_records
 
-    names = {expert.name: expert.name for expert in experts} | {expert.job_id: expert.name for expert in experts if expert.job_id}
+    names = {expert.name: expert.name for expert in experts} | {
+        expert.job_id: expert.name for expert in experts if expert.job_id
+    }
 
     def problem(item: dict[str, Any]) -> str | None:
         if not isinstance(item.get("question"), str) or not item["question"].strip():
-            return "a line needs a non-empty \"question\""
+            return 'a line needs a non-empty "question"'
         label = item.get("expert")
-        return f"expert {label!r} is not in the registry (experts: {', '.join(sorted(names))})" if label is not None and label not in names else None
+        return (
+            f"expert {label!r} is not in the registry (experts: {', '.join(sorted(names))})"
+            if label is not None and label not in names
+            else None
+        )
 
-    records = read_records(path, problem, 'each line is {"question": ..., "expert": NAME, or null for an off-topic question}', allow_empty=False)
-    return [(item["question"], None if item.get("expert") is None else names[item["expert"]]) for item in records.records]
+    records = read_records(
+        path,
+        problem,
+        'each line is {"question": ..., "expert": NAME, or null for an off-topic question}',
+        allow_empty=False,
+    )
+    return [
+        (item["question"], None if item.get("expert") is None else names[item["expert"]])
+        for item in records.records
+    ]
 
 
 @dataclass
@@ -76,20 +97,36 @@ class Scores:
 
     @property
     def in_domain(self) -> tuple[int, int]:
+        """(right, total) over the in-domain questions."""
         rows = [row for truth, row in self.confusion.items() if truth != OFF_TOPIC]
-        return sum(row.get(truth, 0) for truth, row in self.confusion.items() if truth != OFF_TOPIC), sum(sum(row.values()) for row in rows)
+        return sum(
+            row.get(truth, 0) for truth, row in self.confusion.items() if truth != OFF_TOPIC
+        ), sum(sum(row.values()) for row in rows)
 
     @property
     def accuracy(self) -> float:
+        """Share of in-domain questions routed to the right expert."""
         right, total = self.in_domain
         return right / total if total else 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The scores as JSON."""
         right, total = self.in_domain
-        return {"classifier": self.classifier, "accuracy": round(self.accuracy, 4), "correct": right, "total": total,
-                "per_expert": {truth: round(self.rate(truth), 4) for truth in self.confusion if truth != OFF_TOPIC},
-                "off_topic_rejected": round(self.rate(OFF_TOPIC), 4) if OFF_TOPIC in self.confusion else None, "p50_ms": round(self.p50_ms, 2),
-                "confusion": self.confusion, "misses": [{"question": q, "expert": t, "routed_to": p} for q, t, p in self.misses]}
+        return {
+            "classifier": self.classifier,
+            "accuracy": round(self.accuracy, 4),
+            "correct": right,
+            "total": total,
+            "per_expert": {
+                truth: round(self.rate(truth), 4) for truth in self.confusion if truth != OFF_TOPIC
+            },
+            "off_topic_rejected": round(self.rate(OFF_TOPIC), 4)
+            if OFF_TOPIC in self.confusion
+            else None,
+            "p50_ms": round(self.p50_ms, 2),
+            "confusion": self.confusion,
+            "misses": [{"question": q, "expert": t, "routed_to": p} for q, t, p in self.misses],
+        }
 
 
 def score(classifier: Any, test: list[tuple[str, str | None]]) -> Scores:
@@ -122,7 +159,10 @@ def confusion_table(scores: Scores, experts: list[str]) -> Any:
 
     columns = [*experts, NONE]
     right, total = scores.in_domain
-    table = Table(title=f"{scores.classifier}: {right}/{total} = {scores.accuracy:.1%} in domain", title_justify="left")
+    table = Table(
+        title=f"{scores.classifier}: {right}/{total} = {scores.accuracy:.1%} in domain",
+        title_justify="left",
+    )
     table.add_column("expert \\ routed to")
     for column in columns:
         table.add_column(column, justify="right")
@@ -131,7 +171,15 @@ def confusion_table(scores: Scores, experts: list[str]) -> Any:
         if truth == OFF_TOPIC and not row:
             continue
         right_column = NONE if truth == OFF_TOPIC else truth
-        table.add_row(truth, *[f"[bold]{row.get(c, 0)}[/]" if c == right_column else (str(row.get(c, 0)) if row.get(c, 0) else "·") for c in columns])
+        table.add_row(
+            truth,
+            *[
+                f"[bold]{row.get(c, 0)}[/]"
+                if c == right_column
+                else (str(row.get(c, 0)) if row.get(c, 0) else "·")
+                for c in columns
+            ],
+        )
     return table
 
 
@@ -141,8 +189,20 @@ def summary_table(results: list[Scores], experts: list[str]) -> Any:
 
     off_topic = any(OFF_TOPIC in r.confusion for r in results)
     table = Table(title="routing accuracy", title_justify="left")
-    for column in ("classifier", *experts, "in domain", *(["off-topic rejected"] if off_topic else []), "p50 ms"):
+    for column in (
+        "classifier",
+        *experts,
+        "in domain",
+        *(["off-topic rejected"] if off_topic else []),
+        "p50 ms",
+    ):
         table.add_column(column, justify="left" if column == "classifier" else "right")
     for r in results:
-        table.add_row(r.classifier, *[f"{r.rate(e):.0%}" for e in experts], f"{r.accuracy:.1%}", *([f"{r.rate(OFF_TOPIC):.0%}"] if off_topic else []), f"{r.p50_ms:.1f}")
+        table.add_row(
+            r.classifier,
+            *[f"{r.rate(e):.0%}" for e in experts],
+            f"{r.accuracy:.1%}",
+            *([f"{r.rate(OFF_TOPIC):.0%}"] if off_topic else []),
+            f"{r.p50_ms:.1f}",
+        )
     return table

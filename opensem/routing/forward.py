@@ -8,8 +8,9 @@ goes to the next replica; a 4xx is the request's own fault and comes back to the
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 from opensem.routing.breaker import Endpoint, Replicas
 from opensem.routing.registry import ExpertRegistry
@@ -26,13 +27,16 @@ class Upstream:
     response: Any
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The upstream's body as it arrives."""
         async for chunk in self.response.iter_bytes():
             yield chunk
 
     async def body(self) -> bytes:
+        """The upstream's whole body."""
         return bytes(await self.response.read())
 
     async def close(self, error: str | None = None) -> None:
+        """Close the upstream response, counting a failure against its circuit when error is set."""
         try:
             await self.manager.__aexit__(None, None, None)
         finally:
@@ -40,12 +44,22 @@ class Upstream:
 
 
 class Forwarder:
-    def __init__(self, registry: ExpertRegistry, timeout_s: float, local_url: str | None = None, local_key: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: ExpertRegistry,
+        timeout_s: float,
+        local_url: str | None = None,
+        local_key: str | None = None,
+    ) -> None:
         settings = registry.router
         self.key = os.environ.get(settings.expert_api_key_env or "", "") or "none"
         self.local_url, self.local_key, self.timeout_s = local_url, local_key, timeout_s
         self.replicas = {
-            expert.name: Replicas.of(expert.endpoints() or ([local_url] if local_url else []), settings.failures_to_open, settings.open_for_s)
+            expert.name: Replicas.of(
+                expert.endpoints() or ([local_url] if local_url else []),
+                settings.failures_to_open,
+                settings.open_for_s,
+            )
             for expert in registry.experts
         }
         self.clients: dict[str, Any] = {}
@@ -56,7 +70,9 @@ class Forwarder:
             import openai
 
             key = self.local_key if url == self.local_url and self.local_key else self.key
-            self.clients[url] = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=self.timeout_s)
+            self.clients[url] = openai.AsyncOpenAI(
+                base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=self.timeout_s
+            )
         return self.clients[url]
 
     async def open(self, expert: str, body: dict[str, Any]) -> Upstream:
@@ -69,11 +85,19 @@ class Forwarder:
         while True:
             endpoint = replicas.take(tried)
             if endpoint is None:
-                states = ", ".join(f"{e.url} {e.state}" for e in replicas.endpoints) or "no endpoints"
+                states = (
+                    ", ".join(f"{e.url} {e.state}" for e in replicas.endpoints) or "no endpoints"
+                )
                 detail = f" ({'; '.join(problems)})" if problems else ""
-                raise ApiError(503, f"expert {expert!r} has no endpoint answering now: {states}{detail}", code="expert_unavailable")
+                raise ApiError(
+                    503,
+                    f"expert {expert!r} has no endpoint answering now: {states}{detail}",
+                    code="expert_unavailable",
+                )
             tried.add(endpoint.url)
-            manager = self.client(endpoint.url).chat.completions.with_streaming_response.create(**body)
+            manager = self.client(endpoint.url).chat.completions.with_streaming_response.create(
+                **body
+            )
             try:
                 response = await manager.__aenter__()
             except openai.APIStatusError as exc:
@@ -90,6 +114,7 @@ class Forwarder:
             return Upstream(replicas, endpoint, manager, response)
 
     async def close(self) -> None:
+        """Close every pooled HTTP client."""
         for client in self.clients.values():
             await client.close()
 
@@ -97,4 +122,9 @@ class Forwarder:
 def _api_error(exc: Any) -> ApiError:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
-    return ApiError(exc.status_code, str(error.get("message") or exc.message), param=error.get("param"), code=error.get("code"))
+    return ApiError(
+        exc.status_code,
+        str(error.get("message") or exc.message),
+        param=error.get("param"),
+        code=error.get("code"),
+    )

@@ -14,10 +14,15 @@ from opensem.settings.fields import Section, invalid
 
 
 class Keyword(Section):
-    pattern: str = Field(min_length=1, description="A word or phrase (matched on word boundaries), or a regular expression when regex is true.")
+    pattern: str = Field(
+        min_length=1,
+        description="A word or phrase (matched on word boundaries), or a regular expression when regex is true.",
+    )
     weight: float = Field(1.0, gt=0, description="How much one match counts toward this expert.")
     regex: bool = Field(False, description="Treat pattern as a Python regular expression.")
-    case_sensitive: bool = Field(False, description="Match case exactly (case-insensitive by default).")
+    case_sensitive: bool = Field(
+        False, description="Match case exactly (case-insensitive by default)."
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -29,6 +34,7 @@ class Keyword(Section):
         return pattern
 
     def compiled(self) -> re.Pattern[str]:
+        """The keyword as a regex: whole words, unless it is a regex itself."""
         text = self.pattern if self.regex else r"(?<!\w)" + re.escape(self.pattern) + r"(?!\w)"
         return re.compile(text, 0 if self.case_sensitive else re.IGNORECASE)
 
@@ -36,9 +42,19 @@ class Keyword(Section):
 class ExpertProfile(Section):
     """Who should be asked what: read by the router's classifiers."""
 
-    domains: list[str] = Field(default_factory=list, description="Domains this expert covers (shown in /experts; also part of its neural description).")
-    keywords: list[Keyword | str] = Field(default_factory=list, description="Words or patterns that point to this expert; a plain string is a keyword of weight 1.")
-    examples: list[str] = Field(default_factory=list, description="Example queries this expert should get (the neural classifier's references).")
+    domains: list[str] = Field(
+        default_factory=list,
+        description="Domains this expert covers (shown in /experts; also part of its neural description).",
+    )
+    keywords: list[Keyword | str] = Field(
+        default_factory=list,
+        description="Words or patterns that point to this expert; a plain string is a keyword of weight 1.",
+    )
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Example queries this expert should get (the neural classifier's references).",
+    )
 
     def keyword_rules(self) -> list[Keyword]:
+        """Every keyword as a rule (a plain string is a phrase)."""
         return [Keyword(pattern=k) if isinstance(k, str) else k for k in self.keywords]

@@ -19,10 +19,10 @@ from opensem.routing.classifiers.base import Classifier, Decision
 from opensem.routing.config import RouteServeConfig
 from opensem.routing.forward import Forwarder
 from opensem.routing.registry import ExpertRegistry, describe
-from opensem.settings.fields import pick
+from opensem.serving.http import common_app
 from opensem.serving.openai_api import ApiError, ChatMessage, ChatRequest, Settings, Text
 from opensem.serving.ops import RateLimiter
-from opensem.serving.http import common_app
+from opensem.settings.fields import pick
 
 AUTO = "auto"
 
@@ -34,6 +34,7 @@ class RouteRequest(BaseModel):
     messages: list[ChatMessage] | None = Field(None, min_length=1)
 
     def text(self) -> str:
+        """The text to route: the query, or the last user message."""
         if self.query:
             return self.query
         users = [m.content for m in self.messages or [] if m.role == "user"]
@@ -42,7 +43,9 @@ class RouteRequest(BaseModel):
         return users[-1]
 
 
-class GenerateRequest(pick(Settings, "max_tokens", "temperature", "top_p", "seed", name="GenerateSampling")):  # type: ignore[misc]
+class GenerateRequest(
+    pick(Settings, "max_tokens", "temperature", "top_p", "seed", name="GenerateSampling")  # type: ignore[misc]
+):
     """The sampling fields are the model server's own (the same bounds: a seed torch cannot take is a 400 here too)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -55,10 +58,25 @@ class RouterMetrics:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()
-        self.decisions = Counter("routing_decisions_total", "Queries routed, by expert and by what decided.", ["expert", "decided_by"], registry=self.registry)
-        self.requests = Counter("router_requests_total", "Router requests answered, by endpoint and status.", ["endpoint", "status"], registry=self.registry)
-        self.classify = Histogram("routing_classification_seconds", "Seconds to classify one query.", ["classifier"],
-                                  buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25), registry=self.registry)
+        self.decisions = Counter(
+            "routing_decisions_total",
+            "Queries routed, by expert and by what decided.",
+            ["expert", "decided_by"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "router_requests_total",
+            "Router requests answered, by endpoint and status.",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.classify = Histogram(
+            "routing_classification_seconds",
+            "Seconds to classify one query.",
+            ["classifier"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+            registry=self.registry,
+        )
         self.registry.register(_ExpertCollector(state))
 
 
@@ -69,8 +87,12 @@ class _ExpertCollector:
     def collect(self) -> Any:
         from prometheus_client.core import GaugeMetricFamily
 
-        up = GaugeMetricFamily("expert_up", "1 while some endpoint of the expert may take requests.", labels=["expert"])
-        busy = GaugeMetricFamily("expert_in_flight", "Requests being answered by the expert now.", labels=["expert"])
+        up = GaugeMetricFamily(
+            "expert_up", "1 while some endpoint of the expert may take requests.", labels=["expert"]
+        )
+        busy = GaugeMetricFamily(
+            "expert_in_flight", "Requests being answered by the expert now.", labels=["expert"]
+        )
         for name, replicas in self.state.forwarder.replicas.items():
             up.add_metric([name], 1.0 if replicas.up() else 0.0)
             busy.add_metric([name], float(replicas.in_flight()))
@@ -105,20 +127,35 @@ class RouterState:
         if expert is None:
             self.metrics.decisions.labels("none", decided_by).inc()
             best = max(decision.scores, key=decision.scores.__getitem__, default="-")
-            raise ApiError(404, f"no expert is confident enough for this query (best: {best} at {decision.confidence:.2f}) and the router has no fallback",
-                           param="messages", code="no_expert")
+            raise ApiError(
+                404,
+                f"no expert is confident enough for this query (best: {best} at {decision.confidence:.2f}) and the "
+                "router has no fallback",
+                param="messages",
+                code="no_expert",
+            )
         self.metrics.decisions.labels(expert, decided_by).inc()
         self.routed[expert] = self.routed.get(expert, 0) + 1
         return expert, decision, decided_by
 
 
 def create_router_app(state: RouterState) -> Any:
-    app, protected = common_app("opensem router", state, on_error=lambda path, status: state.metrics.requests.labels(path, str(status)).inc())
+    """The router's FastAPI app: routes, health, metrics and the OpenAI endpoints."""
+    app, protected = common_app(
+        "opensem router",
+        state,
+        on_error=lambda path, status: state.metrics.requests.labels(path, str(status)).inc(),
+    )
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         experts = {name: replicas.up() for name, replicas in state.forwarder.replicas.items()}
-        return {"status": "alive", "ready": state.ready, "classifier": state.classifier.name, "experts": experts}
+        return {
+            "status": "alive",
+            "ready": state.ready,
+            "classifier": state.classifier.name,
+            "experts": experts,
+        }
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -132,20 +169,56 @@ def create_router_app(state: RouterState) -> Any:
         listed = []
         for expert in state.registry.experts:
             replicas = state.forwarder.replicas[expert.name]
-            usage = {"routed": state.routed.get(expert.name, 0), "share": round(state.routed.get(expert.name, 0) / total, 4), "in_flight": replicas.in_flight()}
-            listed.append({**describe(expert), "healthy": replicas.up(), "endpoints": [e.health() for e in replicas.endpoints], "utilization": usage})
-        return {"classifier": state.classifier.name, "fallback": state.registry.router.fallback, "experts": listed}
+            usage = {
+                "routed": state.routed.get(expert.name, 0),
+                "share": round(state.routed.get(expert.name, 0) / total, 4),
+                "in_flight": replicas.in_flight(),
+            }
+            listed.append(
+                {
+                    **describe(expert),
+                    "healthy": replicas.up(),
+                    "endpoints": [e.health() for e in replicas.endpoints],
+                    "utilization": usage,
+                }
+            )
+        return {
+            "classifier": state.classifier.name,
+            "fallback": state.registry.router.fallback,
+            "experts": listed,
+        }
 
     @app.post("/route", dependencies=protected)
     async def route(body: RouteRequest) -> dict[str, Any]:
         expert, decision, decided_by = state.route(body.text())
         state.metrics.requests.labels("/route", "200").inc()
-        return {"expert": expert, "decided_by": decided_by, **{k: v for k, v in decision.as_dict().items() if k != "expert"}}
+        return {
+            "expert": expert,
+            "decided_by": decided_by,
+            **{k: v for k, v in decision.as_dict().items() if k != "expert"},
+        }
 
     @app.get("/v1/models", dependencies=protected)
     async def models() -> dict[str, Any]:
-        cards = [{"id": AUTO, "object": "model", "owned_by": "opensem-router", "description": "routes each query to the best expert"}]
-        cards += [{"id": e.name, "object": "model", "owned_by": "opensem", "lot": e.lot, "tag": e.tag, "description": e.description} for e in state.registry.experts]
+        cards: list[dict[str, Any]] = [
+            {
+                "id": AUTO,
+                "object": "model",
+                "owned_by": "opensem-router",
+                "description": "routes each query to the best expert",
+            }
+        ]
+        cards += [
+            {
+                "id": e.name,
+                "object": "model",
+                "owned_by": "opensem",
+                "lot": e.lot,
+                "tag": e.tag,
+                "description": e.description,
+            }
+            for e in state.registry.experts
+        ]
         return {"object": "list", "data": cards}
 
     @app.post("/v1/chat/completions", response_model=None, dependencies=protected)
@@ -153,29 +226,67 @@ def create_router_app(state: RouterState) -> Any:
         if body.model == AUTO:
             expert, decision, decided_by = state.route(RouteRequest(messages=body.messages).text())
         elif state.registry.get(body.model) is not None:
-            expert, decision, decided_by = body.model, Decision(body.model, 1.0, {}, None, "direct"), "direct"
+            expert, decision, decided_by = (
+                body.model,
+                Decision(body.model, 1.0, {}, None, "direct"),
+                "direct",
+            )
             state.metrics.decisions.labels(expert, decided_by).inc()
         else:
-            raise ApiError(404, f"the model {body.model!r} does not exist; this router serves: auto, {', '.join(e.name for e in state.registry.experts)}",
-                           param="model", code="model_not_found")
-        return await _forward(state, expert, decision, decided_by, body.model_dump(exclude_none=True) | {"model": expert}, "/v1/chat/completions")
+            raise ApiError(
+                404,
+                f"the model {body.model!r} does not exist; this router serves: auto, "
+                f"{', '.join(e.name for e in state.registry.experts)}",
+                param="model",
+                code="model_not_found",
+            )
+        return await _forward(
+            state,
+            expert,
+            decision,
+            decided_by,
+            body.model_dump(exclude_none=True) | {"model": expert},
+            "/v1/chat/completions",
+        )
 
     @app.post("/generate", response_model=None, dependencies=protected)
     async def generate(body: GenerateRequest) -> Any:
         expert, decision, decided_by = state.route(body.prompt)
-        chat_body = {"model": expert, "messages": [{"role": "user", "content": body.prompt}], **body.model_dump(exclude_none=True, exclude={"prompt"})}
+        chat_body = {
+            "model": expert,
+            "messages": [{"role": "user", "content": body.prompt}],
+            **body.model_dump(exclude_none=True, exclude={"prompt"}),
+        }
         answer = await _forward(state, expert, decision, decided_by, chat_body, "/generate")
         choice = answer["choices"][0]
-        return {"expert": expert, "confidence": answer["routing"]["confidence"], "decided_by": decided_by, "text": choice["message"]["content"],
-                "finish_reason": choice["finish_reason"], "usage": answer.get("usage")}
+        return {
+            "expert": expert,
+            "confidence": answer["routing"]["confidence"],
+            "decided_by": decided_by,
+            "text": choice["message"]["content"],
+            "finish_reason": choice["finish_reason"],
+            "usage": answer.get("usage"),
+        }
 
     return app
 
 
-async def _forward(state: RouterState, expert: str, decision: Decision, decided_by: str, body: dict[str, Any], path: str) -> Any:
+async def _forward(
+    state: RouterState,
+    expert: str,
+    decision: Decision,
+    decided_by: str,
+    body: dict[str, Any],
+    path: str,
+) -> Any:
     import json
 
-    routing = {"expert": expert, "confidence": round(decision.confidence, 4), "decided_by": decided_by, "runner_up": decision.runner_up}
+    routing = {
+        "expert": expert,
+        "confidence": round(decision.confidence, 4),
+        "decided_by": decided_by,
+        "runner_up": decision.runner_up,
+    }
     headers = {"x-opensem-expert": expert, "x-opensem-confidence": f"{decision.confidence:.4f}"}
     upstream = await state.forwarder.open(expert, body)
     if not body.get("stream"):
@@ -183,7 +294,9 @@ async def _forward(state: RouterState, expert: str, decision: Decision, decided_
             answer = json.loads(await upstream.body())
         except Exception as exc:
             await upstream.close(f"unreadable answer: {exc}")
-            raise ApiError(502, f"expert {expert!r} sent an unreadable answer", code="bad_gateway") from None
+            raise ApiError(
+                502, f"expert {expert!r} sent an unreadable answer", code="bad_gateway"
+            ) from None
         await upstream.close()
         state.metrics.requests.labels(path, "200").inc()
         answer["routing"] = routing
@@ -200,4 +313,8 @@ async def _forward(state: RouterState, expert: str, decision: Decision, decided_
             await upstream.close(error)
             state.metrics.requests.labels(path, "200" if error is None else "502").inc()
 
-    return StreamingResponse(passthrough(), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"})
+    return StreamingResponse(
+        passthrough(),
+        media_type="text/event-stream",
+        headers={**headers, "Cache-Control": "no-cache"},
+    )

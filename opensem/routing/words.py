@@ -18,12 +18,27 @@ _SPELLING = [
     (re.compile(r"^(\w{3,})our(s|ed|ing|ful|ite|ites)?$"), r"\1or\2"),
     (re.compile(r"^(\w{2,})tre(s|d)?$"), r"\1ter\2"),
 ]
-_VARIANTS = {"tyre": "tire", "tyres": "tires", "grey": "gray", "mould": "mold", "mouldy": "moldy", "aluminium": "aluminum", "plough": "plow",
-             "programme": "program", "leaves": "leaf", "shelves": "shelf", "knives": "knife", "mice": "mouse", "cheque": "check", "whisky": "whiskey", "pyjamas": "pajamas"}
+_VARIANTS = {
+    "tyre": "tire",
+    "tyres": "tires",
+    "grey": "gray",
+    "mould": "mold",
+    "mouldy": "moldy",
+    "aluminium": "aluminum",
+    "plough": "plow",
+    "programme": "program",
+    "leaves": "leaf",
+    "shelves": "shelf",
+    "knives": "knife",
+    "mice": "mouse",
+    "cheque": "check",
+    "whisky": "whiskey",
+    "pyjamas": "pajamas",
+}
 
 
 @lru_cache(maxsize=1)
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer():
     import snowballstemmer
 
     return snowballstemmer.stemmer("english")
@@ -44,4 +59,5 @@ def raw_words(text: str) -> list[str]:
 
 
 def normal_words(text: str) -> list[str]:
+    """The text's words in normal form (stemmed, American spelling)."""
     return [normal_word(word) for word in raw_words(text)]

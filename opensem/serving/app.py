@@ -19,11 +19,19 @@ from typing import Any
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from opensem.serving.completions import Outcome, generation_for, new_id, prompt_of, streamed, submit, whole
+from opensem.serving.completions import (
+    Outcome,
+    generation_for,
+    new_id,
+    prompt_of,
+    streamed,
+    submit,
+    whole,
+)
 from opensem.serving.config import ServeConfig
+from opensem.serving.http import common_app
 from opensem.serving.openai_api import ApiError, ChatRequest, CompletionRequest
 from opensem.serving.ops import Metrics, RateLimiter, log_request
-from opensem.serving.http import common_app
 from opensem.serving.pool import ModelPool
 
 RECENT = 10_000  # completions remembered for feedback
@@ -47,25 +55,46 @@ class ServerState:
         self.limiter = RateLimiter(self.config.rate_limit)
 
     def remember(self, outcome: Outcome, lot: str | None) -> None:
+        """Keep a served answer for feedback, with the lot that gave it."""
         question = outcome.prompt
-        if outcome.endpoint == "chat":  # the prompt is the messages as JSON: feedback is about the last question
-            question = next((m["content"] for m in reversed(json.loads(outcome.prompt)) if m["role"] == "user"), question)
-        self.recent[outcome.id] = {"model": outcome.model, "lot": lot, "prompt": question, "answer": outcome.text}
+        if (
+            outcome.endpoint == "chat"
+        ):  # the prompt is the messages as JSON: feedback is about the last question
+            question = next(
+                (m["content"] for m in reversed(json.loads(outcome.prompt)) if m["role"] == "user"),
+                question,
+            )
+        self.recent[outcome.id] = {
+            "model": outcome.model,
+            "lot": lot,
+            "prompt": question,
+            "answer": outcome.text,
+        }
         while len(self.recent) > RECENT:
             self.recent.popitem(last=False)
 
 
 def create_app(state: ServerState) -> Any:
+    """The model server's FastAPI app: the OpenAI endpoints, health and metrics."""
     app, protected = common_app("opensem", state)
     app.state.opensem = state
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "alive", "ready": state.ready, "backend": state.pool.backend, "models": state.pool.names(), "uptime_s": round(time.time() - state.started, 1)}
+        return {
+            "status": "alive",
+            "ready": state.ready,
+            "backend": state.pool.backend,
+            "models": state.pool.names(),
+            "uptime_s": round(time.time() - state.started, 1),
+        }
 
     @app.get("/health/ready")
     async def ready() -> JSONResponse:
-        return JSONResponse({"ready": state.ready, "models": state.pool.names()}, status_code=200 if state.ready else 503)
+        return JSONResponse(
+            {"ready": state.ready, "models": state.pool.names()},
+            status_code=200 if state.ready else 503,
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -79,7 +108,9 @@ def create_app(state: ServerState) -> Any:
     @app.get("/v1/models/{name}", dependencies=protected)
     async def model(name: str) -> dict[str, Any]:
         if name not in state.pool.names():
-            raise ApiError(404, f"the model {name!r} does not exist", param="model", code="model_not_found")
+            raise ApiError(
+                404, f"the model {name!r} does not exist", param="model", code="model_not_found"
+            )
         return _model_card(state, name)
 
     @app.post("/v1/chat/completions", response_model=None, dependencies=protected)
@@ -115,32 +146,68 @@ def _record_feedback(state: ServerState, body: FeedbackRequest) -> dict[str, Any
 
     completion = state.recent.get(body.completion_id)
     if completion is None:
-        raise ApiError(404, f"no recent completion {body.completion_id!r} on this server (it keeps the last {RECENT})", param="completion_id", code="completion_not_found")
+        raise ApiError(
+            404,
+            f"no recent completion {body.completion_id!r} on this server (it keeps the last {RECENT})",
+            param="completion_id",
+            code="completion_not_found",
+        )
     served = state.pool.served.get(completion["model"])
     folder = served.release.feedback_dir if served is not None else None
     if folder is None:
-        raise ApiError(400, f"{completion['model']!r} was not served from a manifest, so its feedback has no expert folder to go to", param="completion_id",
-                       code="feedback_unsupported")
-    row = {**body.model_dump(exclude={"completion_id"}), "prompt": completion["prompt"], "answer": completion["answer"], "model": completion["model"],
-           "lot": completion["lot"], "completion_id": body.completion_id}
+        raise ApiError(
+            400,
+            f"{completion['model']!r} was not served from a manifest, so its feedback has no expert folder to go to",
+            param="completion_id",
+            code="feedback_unsupported",
+        )
+    row = {
+        **body.model_dump(exclude={"completion_id"}),
+        "prompt": completion["prompt"],
+        "answer": completion["answer"],
+        "model": completion["model"],
+        "lot": completion["lot"],
+        "completion_id": body.completion_id,
+    }
     try:
         record = parse_rows([row], "feedback")[0]
         append_feedback(folder, [record])
     except OpensemError as exc:
         raise ApiError(400, exc.message, code="invalid_feedback") from None
-    return {"object": "feedback", "id": record.id, "completion_id": body.completion_id, "model": completion["model"], "stored": True}
+    return {
+        "object": "feedback",
+        "id": record.id,
+        "completion_id": body.completion_id,
+        "model": completion["model"],
+        "stored": True,
+    }
 
 
 def _model_card(state: ServerState, name: str) -> dict[str, Any]:
     served = state.pool.served[name]
-    return {"id": name, "object": "model", "created": int(state.started), "owned_by": "opensem", **served.release.describe()}
+    return {
+        "id": name,
+        "object": "model",
+        "created": int(state.started),
+        "owned_by": "opensem",
+        **served.release.describe(),
+    }
 
 
-async def _complete(state: ServerState, body: ChatRequest | CompletionRequest, endpoint: str, streaming: Any) -> Any:
+async def _complete(
+    state: ServerState, body: ChatRequest | CompletionRequest, endpoint: str, streaming: Any
+) -> Any:
     served = state.pool.acquire(body.model)
     if served is None:
-        state.metrics.requests.labels("unknown", endpoint, "404").inc()  # labels stay bounded whatever clients send
-        raise ApiError(404, f"the model {body.model!r} does not exist; this server serves: {', '.join(state.pool.names())}", param="model", code="model_not_found")
+        state.metrics.requests.labels(
+            "unknown", endpoint, "404"
+        ).inc()  # labels stay bounded whatever clients send
+        raise ApiError(
+            404,
+            f"the model {body.model!r} does not exist; this server serves: {', '.join(state.pool.names())}",
+            param="model",
+            code="model_not_found",
+        )
     try:  # a tokenizer is slow on a long prompt: off the event loop, so other requests go on meanwhile
         ids, text = await asyncio.to_thread(prompt_of, body, served, state.config.max_prompt_tokens)
     except BaseException:
@@ -159,7 +226,9 @@ async def _complete(state: ServerState, body: ChatRequest | CompletionRequest, e
         _account(state, outcome, served.release.lot)
 
     try:
-        generation = generation_for(body, served, ids, state.config.default_max_tokens, state.config.max_tokens_limit)
+        generation = generation_for(
+            body, served, ids, state.config.default_max_tokens, state.config.max_tokens_limit
+        )
         bridge = submit(served, generation)
         if not body.stream:
             answer = await whole(body, outcome, generation, bridge, state.config.request_timeout_s)
@@ -178,7 +247,9 @@ async def _complete(state: ServerState, body: ChatRequest | CompletionRequest, e
     async def events() -> Any:
         ended = False
         try:
-            async for chunk in streamed(body, outcome, generation, bridge, state.config.request_timeout_s):
+            async for chunk in streamed(
+                body, outcome, generation, bridge, state.config.request_timeout_s
+            ):
                 yield chunk
             ended = True
             if outcome.status == 200:
@@ -189,7 +260,11 @@ async def _complete(state: ServerState, body: ChatRequest | CompletionRequest, e
             generation.cancelled.set()  # a client that went away stops its generation
             finish()
 
-    return streaming(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return streaming(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _account(state: ServerState, outcome: Outcome, lot: str | None) -> None:
@@ -204,7 +279,12 @@ def _account(state: ServerState, outcome: Outcome, lot: str | None) -> None:
         if outcome.first_token_s is not None:
             m.first_token.labels(outcome.model).observe(outcome.first_token_s)
     record = {k: v for k, v in asdict(outcome).items() if k not in ("prompt", "text", "started")}
-    record.update(event="request", lot=lot, latency_s=round(seconds, 4), first_token_s=None if outcome.first_token_s is None else round(outcome.first_token_s, 4))
+    record.update(
+        event="request",
+        lot=lot,
+        latency_s=round(seconds, 4),
+        first_token_s=None if outcome.first_token_s is None else round(outcome.first_token_s, 4),
+    )
     if state.config.log_prompts:
         record.update(prompt=outcome.prompt, answer=outcome.text)
     log_request(state.log, record)

@@ -23,7 +23,9 @@ class Sampler:
     def __post_init__(self) -> None:
         import torch
 
-        self.generator = torch.Generator().manual_seed(self.seed if self.seed is not None else random.getrandbits(63))
+        self.generator = torch.Generator().manual_seed(
+            self.seed if self.seed is not None else random.getrandbits(63)
+        )
 
     def pick(self, logits: Any) -> int:
         """The next token id from one row of logits."""
@@ -34,7 +36,9 @@ class Sampler:
         probs = torch.softmax(logits.float() / self.temperature, dim=-1)
         if self.top_p < 1.0:
             ordered, order = probs.sort(descending=True)
-            keep = ordered.cumsum(-1) - ordered < self.top_p  # the smallest set whose mass reaches top_p
+            keep = (
+                ordered.cumsum(-1) - ordered < self.top_p
+            )  # the smallest set whose mass reaches top_p
             probs = torch.zeros_like(probs).scatter(0, order[keep], ordered[keep])
         return int(torch.multinomial(probs / probs.sum(), 1, generator=self.generator))
 

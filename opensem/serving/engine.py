@@ -16,15 +16,18 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from opensem.serving.decoding import Sampler, TextTracker
 from opensem.serving.request import Generation, Overloaded
 from opensem.training.generation import stop_token_ids
 
 BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
-LONG_PROMPTS = 1024  # prompt tokens in a batch past which its activations are handed back to the system
+LONG_PROMPTS = (
+    1024  # prompt tokens in a batch past which its activations are handed back to the system
+)
 
 
 def give_memory_back() -> None:
@@ -35,7 +38,7 @@ def give_memory_back() -> None:
 
     name = ctypes.util.find_library("c")
     try:
-        ctypes.CDLL(name).malloc_trim(0)  # type: ignore[union-attr]
+        ctypes.CDLL(name).malloc_trim(0)
     except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl): nothing to trim
         pass
 
@@ -45,7 +48,14 @@ class TransformersEngine:
 
     name = "transformers"
 
-    def __init__(self, model_path: str, max_batch: int, max_queue: int, batch_wait_s: float, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        max_batch: int,
+        max_queue: int,
+        batch_wait_s: float,
+        log: logging.Logger,
+    ) -> None:
         import torch
 
         from opensem.training.methods.base import load_causal_lm, load_tokenizer, quiet_libraries
@@ -63,16 +73,21 @@ class TransformersEngine:
         self.commands: queue.Queue[Callable[[], None]] = queue.Queue()
         self.running = True
         self.batches = self.batched = 0  # batches run and requests in them, for /metrics
-        self.worker = threading.Thread(target=self._loop, name=f"opensem-engine-{Path(model_path).name}", daemon=True)
+        self.worker = threading.Thread(
+            target=self._loop, name=f"opensem-engine-{Path(model_path).name}", daemon=True
+        )
         self.worker.start()
 
     # -- called from the API's threads -----------------------------------------------------------
 
     def submit(self, generation: Generation) -> None:
+        """Queue a generation; Overloaded when the queue is full."""
         try:
             self.queue.put_nowait(generation)
         except queue.Full:
-            raise Overloaded(f"{self.queue.maxsize} requests are already waiting for this model") from None
+            raise Overloaded(
+                f"{self.queue.maxsize} requests are already waiting for this model"
+            ) from None
 
     def load_adapter(self, adapter_id: str, folder: Path) -> None:
         """Load an adapter between two batches; returns once it is ready."""
@@ -93,6 +108,7 @@ class TransformersEngine:
                 generation.on_done()
 
     def waiting(self) -> int:
+        """Generations waiting for a batch."""
         return self.queue.qsize()
 
     # -- the worker ------------------------------------------------------------------------------
@@ -122,7 +138,11 @@ class TransformersEngine:
 
         with quiet_libraries():
             if not self.peft:
-                self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=adapter_id).to(self.device).eval()
+                self.model = (
+                    PeftModel.from_pretrained(self.model, str(folder), adapter_name=adapter_id)
+                    .to(self.device)
+                    .eval()
+                )
                 self.peft = True
             else:
                 self.model.load_adapter(str(folder), adapter_name=adapter_id)
@@ -133,7 +153,9 @@ class TransformersEngine:
         if self.peft and adapter_id in self.model.peft_config and len(self.model.peft_config) > 1:
             import warnings
 
-            with warnings.catch_warnings():  # "was active, now deleted": batches name their adapters per row
+            with (
+                warnings.catch_warnings()
+            ):  # "was active, now deleted": batches name their adapters per row
                 warnings.simplefilter("ignore", UserWarning)
                 self.model.delete_adapter(adapter_id)
         self.dora.discard(adapter_id)
@@ -163,9 +185,16 @@ class TransformersEngine:
         if len(batch) == 1 or self._out_of_memory(exc):
             self._fail(batch, exc)
             return
-        self.log.warning("serve: a batch of %d failed (%s: %s); running its requests one by one", len(batch), type(exc).__name__, exc)
+        self.log.warning(
+            "serve: a batch of %d failed (%s: %s); running its requests one by one",
+            len(batch),
+            type(exc).__name__,
+            exc,
+        )
         for generation in batch:
-            if generation.first_token_at is not None:  # its text was already streamed: it cannot start again
+            if (
+                generation.first_token_at is not None
+            ):  # its text was already streamed: it cannot start again
                 self._fail([generation], exc)
                 continue
             try:
@@ -175,7 +204,8 @@ class TransformersEngine:
 
     def _gather(self, first: Generation) -> list[Generation]:
         """The first request and what else is waiting that can run beside it, up to a batch."""
-        batch, held = [first], []
+        batch = [first]
+        held: list[Generation] = []
         deadline = time.monotonic() + self.batch_wait_s
         while len(batch) < self.max_batch:
             try:
@@ -212,14 +242,22 @@ class TransformersEngine:
             torch.cuda.empty_cache()
         self.log.error("serve: a batch of %d failed: %s: %s", len(batch), type(exc).__name__, exc)
         for generation in batch:
-            generation.error = Overloaded(f"the device ran out of memory for this batch ({exc})") if out_of_memory else exc
+            generation.error = (
+                Overloaded(f"the device ran out of memory for this batch ({exc})")
+                if out_of_memory
+                else exc
+            )
             if generation.on_done:
                 generation.on_done()
 
     def _generate(self, batch: list[Generation]) -> None:
         import torch
 
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        pad = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
         width = max(len(g.prompt_ids) for g in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -232,8 +270,16 @@ class TransformersEngine:
         texts = [TextTracker(self.tokenizer, g.stop) for g in batch]
         live = [True] * len(batch)
         with torch.inference_mode(), context:
-            # Only the last position's logits are read: a 49k vocabulary over every prompt token would cost more than the prompt.
-            output = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device), use_cache=True, logits_to_keep=1, **extra)
+            # Only the last position's logits are read: a 49k vocabulary over every prompt token
+            # would cost more than the prompt.
+            output = self.model(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+                use_cache=True,
+                logits_to_keep=1,
+                **extra,
+            )
             for _ in range(max(g.max_tokens for g in batch)):
                 logits = output.logits[:, -1].float().cpu()
                 chosen = []
@@ -247,8 +293,12 @@ class TransformersEngine:
                 mask = torch.cat([mask, torch.ones((len(batch), 1), dtype=torch.long)], dim=1)
                 positions = positions[:, -1:] + 1
                 output = self.model(
-                    input_ids=torch.tensor(chosen)[:, None].to(self.device), attention_mask=mask.to(self.device),
-                    position_ids=positions.to(self.device), past_key_values=output.past_key_values, use_cache=True, **extra,
+                    input_ids=torch.tensor(chosen)[:, None].to(self.device),
+                    attention_mask=mask.to(self.device),
+                    position_ids=positions.to(self.device),
+                    past_key_values=output.past_key_values,
+                    use_cache=True,
+                    **extra,
                 )
         for row, generation in enumerate(batch):
             if live[row]:

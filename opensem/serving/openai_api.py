@@ -12,8 +12,17 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # status -> OpenAI's error type
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error", 405: "invalid_request_error", 413: "invalid_request_error",
-               429: "rate_limit_error", 500: "server_error", 503: "server_overloaded", 504: "timeout"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "server_overloaded",
+    504: "timeout",
+}
 SEEDS = (-(2**63), 2**64 - 1)  # what torch's generators take
 
 
@@ -22,7 +31,9 @@ def _encodable(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"not valid Unicode text: a lone surrogate at character {exc.start}") from None
+        raise ValueError(
+            f"not valid Unicode text: a lone surrogate at character {exc.start}"
+        ) from None
     return text
 
 
@@ -32,12 +43,33 @@ Text = Annotated[str, AfterValidator(_encodable)]
 class ApiError(Exception):
     """An error the API answers with its status and an OpenAI-shaped body."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers or {}
+        self.status, self.message, self.param, self.code, self.headers = (
+            status,
+            message,
+            param,
+            code,
+            headers or {},
+        )
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": ERROR_TYPES.get(self.status, "server_error"), "param": self.param, "code": self.code}}
+        """The error as OpenAI's JSON body."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": ERROR_TYPES.get(self.status, "server_error"),
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
 
 class ChatMessage(BaseModel):
@@ -72,9 +104,14 @@ class Settings(BaseModel):
     user: str | None = None
 
     @model_validator(mode="after")
-    def _supported(self) -> "Settings":
+    def _supported(self) -> Settings:
         unsupported = [
-            name for name, value, default in (("n", self.n, 1), ("presence_penalty", self.presence_penalty, 0.0), ("frequency_penalty", self.frequency_penalty, 0.0))
+            name
+            for name, value, default in (
+                ("n", self.n, 1),
+                ("presence_penalty", self.presence_penalty, 0.0),
+                ("frequency_penalty", self.frequency_penalty, 0.0),
+            )
             if value != default
         ] + [name for name in ("logprobs", "tools") if getattr(self, name)]
         if unsupported:
@@ -84,9 +121,11 @@ class Settings(BaseModel):
         return self
 
     def stops(self) -> tuple[str, ...]:
+        """The stop sequences as a tuple."""
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
     def usage_in_stream(self) -> bool:
+        """Whether a stream ends with a usage chunk."""
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
@@ -95,12 +134,15 @@ class ChatRequest(Settings):
     max_completion_tokens: int | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _ends_with_a_question(self) -> "ChatRequest":
+    def _ends_with_a_question(self) -> ChatRequest:
         if self.messages[-1].role == "assistant":
-            raise ValueError("the last message must be from the user (or system), not the assistant")
+            raise ValueError(
+                "the last message must be from the user (or system), not the assistant"
+            )
         return self
 
     def asked_tokens(self) -> int | None:
+        """The tokens the request asks for (max_completion_tokens wins), or None."""
         return self.max_completion_tokens or self.max_tokens
 
 
@@ -108,17 +150,24 @@ class CompletionRequest(Settings):
     prompt: Text | list[Text]
 
     @model_validator(mode="after")
-    def _one_prompt(self) -> "CompletionRequest":
+    def _one_prompt(self) -> CompletionRequest:
         if isinstance(self.prompt, list) and len(self.prompt) != 1:
             raise ValueError("prompt: one prompt per request (a list of exactly one string)")
         return self
 
     def text(self) -> str:
+        """The prompt (the first, when a list of one is sent)."""
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
 
     def asked_tokens(self) -> int | None:
+        """The tokens the request asks for, or None."""
         return self.max_tokens
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+    """OpenAI's usage object."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }

@@ -14,7 +14,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from opensem.errors import Location, UsageError
 from opensem.serving.config import MIN_KEY_CHARS, HttpConfig
@@ -29,18 +30,43 @@ class Metrics:
 
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("inference_requests_total", "Requests answered, by model, endpoint and HTTP status.", ["model", "endpoint", "status"], registry=r)
-        self.latency = Histogram("inference_latency_seconds", "Seconds from request to last token.", ["model", "endpoint"], buckets=LATENCY_BUCKETS, registry=r)
-        self.first_token = Histogram("inference_time_to_first_token_seconds", "Seconds from request to first token.", ["model"], buckets=LATENCY_BUCKETS, registry=r)
-        self.tokens = Counter("tokens_generated_total", "Completion tokens generated.", ["model"], registry=r)
-        self.prompt_tokens = Counter("prompt_tokens_total", "Prompt tokens read.", ["model"], registry=r)
-        self.active = Gauge("active_requests", "Requests being answered now.", ["model"], registry=r)
+        self.requests = Counter(
+            "inference_requests_total",
+            "Requests answered, by model, endpoint and HTTP status.",
+            ["model", "endpoint", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "inference_latency_seconds",
+            "Seconds from request to last token.",
+            ["model", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.first_token = Histogram(
+            "inference_time_to_first_token_seconds",
+            "Seconds from request to first token.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "tokens_generated_total", "Completion tokens generated.", ["model"], registry=r
+        )
+        self.prompt_tokens = Counter(
+            "prompt_tokens_total", "Prompt tokens read.", ["model"], registry=r
+        )
+        self.active = Gauge(
+            "active_requests", "Requests being answered now.", ["model"], registry=r
+        )
         r.register(_EngineCollector(engines))
         self.extra: dict[str, Any] = {}
         if _cuda():
             import torch
 
-            Gauge("gpu_memory_used_bytes", "GPU memory allocated by this server.", registry=r).set_function(lambda: float(torch.cuda.memory_allocated()))
+            Gauge(
+                "gpu_memory_used_bytes", "GPU memory allocated by this server.", registry=r
+            ).set_function(lambda: float(torch.cuda.memory_allocated()))
 
     def counter(self, name: str, documentation: str, labels: list[str]) -> Any:
         """A further counter on this server's registry (the router's routing decisions)."""
@@ -51,6 +77,7 @@ class Metrics:
         return self.extra[name]
 
     def render(self) -> tuple[bytes, str]:
+        """The Prometheus exposition and its content type."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -66,9 +93,21 @@ class _EngineCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         engines = self.engines()
-        yield GaugeMetricFamily("queued_requests", "Requests waiting for a batch.", value=sum(e.waiting() for e in engines))
-        yield CounterMetricFamily("inference_batches", "Batches decoded together (requests_batched / batches = mean batch size).", value=sum(getattr(e, "batches", 0) for e in engines))
-        yield CounterMetricFamily("inference_requests_batched", "Requests that went through a batch.", value=sum(getattr(e, "batched", 0) for e in engines))
+        yield GaugeMetricFamily(
+            "queued_requests",
+            "Requests waiting for a batch.",
+            value=sum(e.waiting() for e in engines),
+        )
+        yield CounterMetricFamily(
+            "inference_batches",
+            "Batches decoded together (requests_batched / batches = mean batch size).",
+            value=sum(getattr(e, "batches", 0) for e in engines),
+        )
+        yield CounterMetricFamily(
+            "inference_requests_batched",
+            "Requests that went through a batch.",
+            value=sum(getattr(e, "batched", 0) for e in engines),
+        )
 
 
 def _cuda() -> bool:
@@ -88,7 +127,10 @@ def api_key(config: HttpConfig) -> str | None:
         raise UsageError(
             f"the API key variable {name} {what}; a key needs at least {MIN_KEY_CHARS} characters",
             Location(key=f"${name}"),
-            hint=f"export {name}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))'), or --insecure-no-auth on a loopback address",
+            hint=(
+                f"export {name}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+                "or --insecure-no-auth on a loopback address"
+            ),
         )
     return key
 
@@ -99,7 +141,9 @@ def check_key(expected: str | None, authorization: str | None) -> str:
         return "anonymous"
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise ApiError(401, "missing API key: send it as 'Authorization: Bearer <key>'", code="invalid_api_key")
+        raise ApiError(
+            401, "missing API key: send it as 'Authorization: Bearer <key>'", code="invalid_api_key"
+        )
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(401, "incorrect API key", code="invalid_api_key")
     return given
@@ -114,6 +158,7 @@ class RateLimiter:
         self.lock = threading.Lock()
 
     def take(self, key: str) -> None:
+        """Count a request for key; ApiError 429 past the per-minute limit."""
         if self.per_minute is None:
             return
         now, rate = time.monotonic(), self.per_minute / 60.0
@@ -123,7 +168,12 @@ class RateLimiter:
             if tokens < 1.0:
                 wait = (1.0 - tokens) / rate
                 self.buckets[key] = (tokens, now)
-                raise ApiError(429, f"rate limit of {self.per_minute} requests per minute reached", code="rate_limit_exceeded", headers={"Retry-After": f"{wait:.0f}" if wait >= 1 else "1"})
+                raise ApiError(
+                    429,
+                    f"rate limit of {self.per_minute} requests per minute reached",
+                    code="rate_limit_exceeded",
+                    headers={"Retry-After": f"{wait:.0f}" if wait >= 1 else "1"},
+                )
             self.buckets[key] = (tokens - 1.0, now)
 
 
@@ -136,7 +186,9 @@ def uvicorn_server(app: Any, host: str, port: int) -> Any:
     """A quiet uvicorn server for an app: warnings only, no access log (requests are logged here)."""
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    return uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    )
 
 
 def serve_in_thread(server: Any, name: str) -> int:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 class Overloaded(Exception):
@@ -22,8 +22,8 @@ class Generation:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
-    on_delta: Callable[[str], None] | None = None  # streamed text, called on the worker thread
-    on_done: Callable[[], None] | None = None  # called on the worker thread when finished
+    on_delta: Callable[[str], object] | None = None  # streamed text, called on the worker thread
+    on_done: Callable[[], object] | None = None  # called on the worker thread when finished
     cancelled: threading.Event = field(default_factory=threading.Event)
     text: str = ""
     finish_reason: str = ""

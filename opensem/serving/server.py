@@ -19,7 +19,13 @@ from opensem.serving.releases import Release, resolve
 
 
 class Server:
-    def __init__(self, sources: list[str], config: ServeConfig, cache_dir: Path, log: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        sources: list[str],
+        config: ServeConfig,
+        cache_dir: Path,
+        log: logging.Logger | None = None,
+    ) -> None:
         self.sources, self.config, self.cache_dir = list(sources), config, cache_dir
         self.log = log or logging.getLogger("opensem.serve")
         key = api_key(config)  # refused here, before any model loads, when missing or too short
@@ -42,10 +48,18 @@ class Server:
                 raise
             except Exception as exc:
                 raise ServeError(
-                    f"cannot load {release.name}: {type(exc).__name__}: {exc}", Location(file=str(release.artifact)),
+                    f"cannot load {release.name}: {type(exc).__name__}: {exc}",
+                    Location(file=str(release.artifact)),
                     "check the release is whole (`opensem pull` checks its digests) and its base model can be loaded",
                 ) from exc
-            self.log.info("serve: %s <- %s (%s, lot %s) in %.1f s", release.name, release.origin, release.kind, (release.lot or "-")[:12], time.monotonic() - started)
+            self.log.info(
+                "serve: %s <- %s (%s, lot %s) in %.1f s",
+                release.name,
+                release.origin,
+                release.kind,
+                (release.lot or "-")[:12],
+                time.monotonic() - started,
+            )
         self.state.ready = True
         self.log.info("serve: ready: %s", ", ".join(self.state.pool.names()))
 
@@ -56,16 +70,30 @@ class Server:
             for index, source in enumerate(self.sources):
                 try:
                     fresh = resolve(source, self.cache_dir)
-                except Exception as exc:  # a registry that is briefly unreachable keeps the old release
+                except (
+                    Exception
+                ) as exc:  # a registry that is briefly unreachable keeps the old release
                     self.log.warning("serve: cannot look at %s: %s", source, exc)
                     continue
                 current = self.releases[index]
-                if (fresh.tag, fresh.lot, fresh.artifact) != (current.tag, current.lot, current.artifact) and fresh not in refused:
+                if (fresh.tag, fresh.lot, fresh.artifact) != (
+                    current.tag,
+                    current.lot,
+                    current.artifact,
+                ) and fresh not in refused:
                     try:
                         self.state.pool.add(fresh)
-                    except Exception as exc:  # a broken new release leaves the old one serving; not tried again
+                    except (
+                        Exception
+                    ) as exc:  # a broken new release leaves the old one serving; not tried again
                         refused.add(fresh)
-                        self.log.error("serve: cannot load %s %s, still serving %s: %s", fresh.name, fresh.tag, current.tag, exc)
+                        self.log.error(
+                            "serve: cannot load %s %s, still serving %s: %s",
+                            fresh.name,
+                            fresh.tag,
+                            current.tag,
+                            exc,
+                        )
                         continue
                     self.releases[index] = fresh
 
@@ -73,11 +101,20 @@ class Server:
         """Load the models, then watch (when asked), off the serving thread."""
 
         def run() -> None:
-            while self.uvicorn is not None and not self.uvicorn.started and not self.uvicorn.should_exit:
+            while (
+                self.uvicorn is not None
+                and not self.uvicorn.started
+                and not self.uvicorn.should_exit
+            ):
                 time.sleep(0.02)
             if self.uvicorn is not None and self.uvicorn.started:
-                self.url = self.url or f"http://{self.config.host}:{self.uvicorn.servers[0].sockets[0].getsockname()[1]}"
-                self.log.info("serve: listening on %s/v1; loading %d release(s)", self.url, len(self.releases))
+                self.url = (
+                    self.url
+                    or f"http://{self.config.host}:{self.uvicorn.servers[0].sockets[0].getsockname()[1]}"
+                )
+                self.log.info(
+                    "serve: listening on %s/v1; loading %d release(s)", self.url, len(self.releases)
+                )
             try:
                 self.load()
             except Exception as exc:
@@ -113,6 +150,7 @@ class Server:
         return self.url
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Block until the models are loaded; StageError after timeout_s."""
         deadline = time.monotonic() + timeout_s
         while not self.state.ready:
             if self.failure is not None:
@@ -122,6 +160,7 @@ class Server:
             time.sleep(0.05)
 
     def close(self) -> None:
+        """Stop accepting requests, finish what is running and stop the engines."""
         self.stopping.set()
         if self.uvicorn is not None:
             self.uvicorn.should_exit = True

@@ -14,7 +14,8 @@ alternatives is the union.
 
 from __future__ import annotations
 
-from typing import Any, Annotated, Callable, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 from pydantic.fields import FieldInfo
@@ -48,6 +49,7 @@ def run_setting(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
 
 
 def is_run_setting(field: FieldInfo) -> bool:
+    """Whether a field is a run setting (never part of a lot)."""
     extra = field.json_schema_extra
     return isinstance(extra, dict) and bool(extra.get(RUN_SETTING))
 
@@ -98,7 +100,11 @@ def merge_views(lot: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     """The model's values again, from its lot view and its run view (the stage gets them all)."""
     merged = dict(lot)
     for key, value in run.items():
-        merged[key] = merge_views(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged[key] = (
+            merge_views(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
     return merged
 
 
@@ -107,7 +113,9 @@ def pick(model: type[BaseModel], *names: str, name: str | None = None) -> type[B
     missing = [n for n in names if n not in model.model_fields]
     if missing:
         raise KeyError(f"{model.__name__} has no field {', '.join(missing)}")
-    fields: dict[str, Any] = {n: (model.model_fields[n].annotation, model.model_fields[n]) for n in names}
+    fields: dict[str, Any] = {
+        n: (model.model_fields[n].annotation, model.model_fields[n]) for n in names
+    }
     return create_model(name or f"{model.__name__}View", __base__=Section, **fields)
 
 
@@ -121,7 +129,9 @@ def tag_of(field: str, default: str) -> Callable[[Any], str]:
     """The discriminator of a tagged union: `<field>=<value>`, the default value when it is left out."""
 
     def discriminate(value: Any) -> str:
-        chosen = value.get(field, default) if isinstance(value, dict) else getattr(value, field, default)
+        chosen = (
+            value.get(field, default) if isinstance(value, dict) else getattr(value, field, default)
+        )
         return f"{field}={chosen}"
 
     return discriminate
@@ -151,14 +161,17 @@ def tagged_union(members: Sequence[type[BaseModel]], field: str, default: str) -
     if default not in [value for _, value in tags]:
         raise ValueError(f"default {field} {default!r} is none of {[value for _, value in tags]}")
     options = tuple(Annotated[member, Tag(f"{field}={value}")] for member, value in tags)
-    return Annotated[Union[options], Discriminator(tag_of(field, default)), _TagRequiredOutsideDefault(field, default)]  # type: ignore[valid-type]
+    union = Union[options]  # type: ignore[valid-type]  # noqa: UP007 (a runtime tuple)
+    return Annotated[
+        union, Discriminator(tag_of(field, default)), _TagRequiredOutsideDefault(field, default)
+    ]
 
 
 def union_members(annotation: Any) -> list[type[BaseModel]]:
     """The model classes a (possibly Annotated, possibly Optional) union annotation can hold."""
     if isinstance(annotation, FieldInfo):
         annotation = annotation.annotation
-    args = getattr(annotation, "__args__", ())
+    args: tuple[Any, ...] = getattr(annotation, "__args__", ())
     origin = getattr(annotation, "__origin__", None)
     if origin is Annotated:
         return union_members(args[0])
@@ -173,7 +186,10 @@ def union_members(annotation: Any) -> list[type[BaseModel]]:
 def union_tag(annotation: Any) -> tuple[str, str] | None:
     """(field, default) of a tagged union, or None: for an annotation, or a pydantic FieldInfo
     (which keeps an Annotated's metadata apart from its annotation)."""
-    metadata = [*getattr(annotation, "__metadata__", ()), *(annotation.metadata if isinstance(annotation, FieldInfo) else ())]
+    metadata = [
+        *getattr(annotation, "__metadata__", ()),
+        *(annotation.metadata if isinstance(annotation, FieldInfo) else ()),
+    ]
     for meta in metadata:
         if isinstance(meta, _TagRequiredOutsideDefault):
             return meta.field, meta.default

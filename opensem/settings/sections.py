@@ -29,15 +29,24 @@ class ManifestSection:
     field: FieldInfo
 
 
-def section(key: str, annotation: Any, default: Any = PydanticUndefined, *, description: str, **kwargs: Any) -> ManifestSection:
+def section(
+    key: str, annotation: Any, default: Any = PydanticUndefined, *, description: str, **kwargs: Any
+) -> ManifestSection:
     """Declare a manifest section: its key, its type and the Field arguments (default, text, ...)."""
     return ManifestSection(key, annotation, Field(default, description=description, **kwargs))
 
 
-def sections_from(model: type[BaseModel], *names: str, under: str = "") -> tuple[ManifestSection, ...]:
+def sections_from(
+    model: type[BaseModel], *names: str, under: str = ""
+) -> tuple[ManifestSection, ...]:
     """Sections that are fields of a stage's Params, as they are: a stage that takes a section whole
     declares it from its own field, so the section's type, default and text are written once."""
-    return tuple(ManifestSection(f"{under}{name}", model.model_fields[name].annotation, model.model_fields[name]) for name in names)
+    return tuple(
+        ManifestSection(
+            f"{under}{name}", model.model_fields[name].annotation, model.model_fields[name]
+        )
+        for name in names
+    )
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,9 @@ class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
 
 
-def assemble(base: type[BaseModel], sections: list[ManifestSection], groups: dict[str, Group], title: str) -> type[BaseModel]:
+def assemble(
+    base: type[BaseModel], sections: list[ManifestSection], groups: dict[str, Group], title: str
+) -> type[BaseModel]:
     """The manifest model: base's fields, then each section, nested by its dotted key."""
     root = _Node()
     for declared in sections:
@@ -77,23 +88,34 @@ def assemble(base: type[BaseModel], sections: list[ManifestSection], groups: dic
     clash = sorted(set(fields) & set(base.model_fields))
     if clash:
         raise ValueError(f"manifest sections {clash} collide with the manifest's own keys")
-    return create_model(title, __base__=base, **fields)  # type: ignore[call-overload,no-any-return]
+    return create_model(title, __base__=base, **fields)  # type: ignore[call-overload]
 
 
 def _field(key: str, node: _Node, groups: dict[str, Group]) -> tuple[Any, FieldInfo]:
-    children = {name: _field(f"{key}.{name}", child, groups) for name, child in node.children.items()}
+    children = {
+        name: _field(f"{key}.{name}", child, groups) for name, child in node.children.items()
+    }
     if node.section is None:
         if key not in groups:
-            raise ValueError(f"manifest group {key!r} has no title and description (opensem.manifest.models.GROUPS)")
+            raise ValueError(
+                f"manifest group {key!r} has no title and description (opensem.manifest.models.GROUPS)"
+            )
         group = groups[key]
-        model = create_model(group.title, __base__=GroupSection, **children)  # type: ignore[call-overload]
-        return model, Field(default_factory=model, description=group.description)
+        grouped: Any = create_model(group.title, __base__=GroupSection, **children)  # type: ignore[call-overload]
+        made: Any = Field(default_factory=grouped, description=group.description)
+        return grouped, made
     declared = node.section
     if not children:
         return declared.annotation, declared.field
     if not (isinstance(declared.annotation, type) and issubclass(declared.annotation, BaseModel)):
         raise ValueError(f"manifest section {key!r} has sections below it, so it must be a model")
-    model = create_model(declared.annotation.__name__, __base__=declared.annotation, **children)  # type: ignore[call-overload]
+    model = create_model(  # type: ignore[call-overload]
+        declared.annotation.__name__, __base__=declared.annotation, **children
+    )
     info = declared.field
-    default: dict[str, Any] = {"default_factory": model} if info.default_factory is not None else {"default": info.default}
+    default: dict[str, Any] = (
+        {"default_factory": model}
+        if info.default_factory is not None
+        else {"default": info.default}
+    )
     return model, Field(**default, description=info.description)

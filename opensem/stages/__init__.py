@@ -11,11 +11,30 @@ from opensem.plugins import Registry
 from opensem.stages.base import StageKind
 
 PIPELINE = (
-    "tiny_model", "gguf_model", "ingest", "synthesize", "dedup", "split", "decontaminate", "pretrain", "tokenize", "train", "merge",
-    "baseline", "evaluate", "review", "compare", "fold", "quantize", "gate", "publish",
+    "tiny_model",
+    "gguf_model",
+    "ingest",
+    "synthesize",
+    "dedup",
+    "split",
+    "decontaminate",
+    "pretrain",
+    "tokenize",
+    "train",
+    "merge",
+    "baseline",
+    "evaluate",
+    "review",
+    "compare",
+    "fold",
+    "quantize",
+    "gate",
+    "publish",
 )
 # A stage kind from elsewhere joins before publish, so what it adds to a release is published.
-STAGES: Registry[StageKind] = Registry("stage kind", "opensem.stages", PIPELINE, outside_before="publish")
+STAGES: Registry[StageKind] = Registry(
+    "stage kind", "opensem.stages", PIPELINE, outside_before="publish"
+)
 register = STAGES.register
 
 

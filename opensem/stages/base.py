@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -23,7 +23,16 @@ from opensem.settings.sections import ManifestSection
 if TYPE_CHECKING:
     from opensem.stages.wiring import Wiring
 
-__all__ = ["Progress", "ReleasePart", "folder_files", "StageContext", "StageKind", "StageParams", "StageResult", "silent_progress"]
+__all__ = [
+    "Progress",
+    "ReleasePart",
+    "folder_files",
+    "StageContext",
+    "StageKind",
+    "StageParams",
+    "StageResult",
+    "silent_progress",
+]
 
 
 # What a stage kind imports before a parallel build starts (`libraries`), so two threads never
@@ -48,10 +57,24 @@ def folder_files(folder: Path, prefix: str = "") -> dict[str, Path]:
 
 
 class StageKind(Protocol):
-    name: ClassVar[str]
-    version: ClassVar[str]  # bump when the same params and inputs would now give other bytes
-    Params: ClassVar[type[BaseModel]]
-    sections: ClassVar[tuple[ManifestSection, ...]]  # manifest sections this kind declares
+    """Read-only members, so a kind's narrower Params (or empty sections) still fits."""
+
+    @property
+    def name(self) -> str:
+        """The kind's name, as the manifest and the lock write it."""
+
+    @property
+    def version(self) -> str:  # bump when the same params and inputs would now give other bytes
+        """The code version: bump it when the same params and inputs would now give other bytes."""
+
+    @property
+    def Params(self) -> type[BaseModel]:  # noqa: N802
+        """The pydantic model of what the stage is given."""
+
+    @property
+    def sections(self) -> tuple[ManifestSection, ...]:  # manifest sections this kind declares
+        """The manifest sections this kind declares."""
+
     # Optional `heavy = True`: the kind loads a model (needs most of the machine), so under
     # `opensem build -j N` no two heavy stages run at once, and a cluster gives it most of a machine.
     # Optional `local = True`: the kind reads or writes a registry, which may be a folder of this
@@ -67,4 +90,7 @@ class StageKind(Protocol):
         """Add this stage to the graph (or not) from the manifest; pure: reads nothing but the project layout."""
         ...
 
-    def run(self, params: Any, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult: ...
+    def run(
+        self, params: Any, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
+        """Run the stage: read only inputs, write only into out_dir."""

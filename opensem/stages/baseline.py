@@ -10,16 +10,15 @@ comparison (metrics, counts and every answer with its scores).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from opensem.core.files import write_json
 from opensem.data.persona import items_with_persona
 from opensem.errors import StageError
 from opensem.evaluation.items import load_golden_sets, load_refusal_prompts
 from opensem.evaluation.params import EvalParams
-from opensem.stages.eval_wiring import eval_params, eval_sources
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
+from opensem.stages.eval_wiring import eval_params, eval_sources
 from opensem.stages.wiring import Wiring
 
 BASELINE_FILE = "baseline.json"
@@ -39,18 +38,32 @@ class Baseline:
         sources = eval_sources(wiring)
         params = eval_params(wiring, EvalParams)
         if sources and params is not None:
-            wiring.add(self, params, {**wiring.original_base_inputs(), **sources}, provides=("baseline",))
+            wiring.add(
+                self, params, {**wiring.original_base_inputs(), **sources}, provides=("baseline",)
+            )
 
-    def run(self, params: EvalParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, params: EvalParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
         """Generate and score the base model's answers; judge them when a judge is configured."""
         from opensem.evaluation.judge import judge_for
         from opensem.evaluation.suite import EvalSets, judge_side, run_side
-        from opensem.training.methods.base import load_model, load_tokenizer, quiet_libraries, resolve_base_model
+        from opensem.training.methods.base import (
+            load_model,
+            load_tokenizer,
+            quiet_libraries,
+            resolve_base_model,
+        )
 
         golden = items_with_persona(load_golden_sets(inputs), params.persona)
-        safety = items_with_persona(load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else [], params.persona)
+        safety = items_with_persona(
+            load_refusal_prompts(inputs["refusals"]) if "refusals" in inputs else [], params.persona
+        )
         if not golden and not safety:
-            raise StageError("baseline: neither a golden set nor refusal prompts to evaluate", hint="wire a 'golden' or 'refusals' input")
+            raise StageError(
+                "baseline: neither a golden set nor refusal prompts to evaluate",
+                hint="wire a 'golden' or 'refusals' input",
+            )
         sets = EvalSets(golden=golden, safety=safety)
         if params.provider is not None:  # the base model answers through the provider
             from opensem.evaluation.remote import provider_answers
@@ -58,7 +71,16 @@ class Baseline:
 
             bar = ctx.progress("evaluating base model", len(golden) + len(safety))
             try:
-                side = remote_side(provider_answers(params.provider, str(params.base_model), params.generation(), ctx.cache_dir, bar.advance), sets)
+                side = remote_side(
+                    provider_answers(
+                        params.provider,
+                        str(params.base_model),
+                        params.generation(),
+                        ctx.cache_dir,
+                        bar.advance,
+                    ),
+                    sets,
+                )
             finally:
                 bar.close()
         else:
@@ -67,7 +89,9 @@ class Baseline:
                 tokenizer = load_tokenizer(model_path, self.name)
                 bar = ctx.progress("evaluating base model", sets.work(params.evaluation.batch_size))
                 try:
-                    side = run_side(load_model(model_path, self.name), tokenizer, sets, params.generation(), bar)
+                    side = run_side(
+                        load_model(model_path, self.name), tokenizer, sets, params.generation(), bar
+                    )
                 finally:
                     bar.close()
         judge = None
@@ -76,5 +100,12 @@ class Baseline:
             judge_side(side, golden, judge)
         data = {**side.as_json(), "judge": judge.describe() if judge else None}
         write_json(out_dir / BASELINE_FILE, data)
-        shown = [f"{name} {value:.3f}" for name, value in side.metrics.items() if name.endswith(("token_f1", "judge_score", "refusal_rate"))]
-        return StageResult(summary="base model: " + (", ".join(shown) or "measured"), metrics={"base": side.metrics, "counts": side.counts})
+        shown = [
+            f"{name} {value:.3f}"
+            for name, value in side.metrics.items()
+            if name.endswith(("token_f1", "judge_score", "refusal_rate"))
+        ]
+        return StageResult(
+            summary="base model: " + (", ".join(shown) or "measured"),
+            metrics={"base": side.metrics, "counts": side.counts},
+        )

@@ -32,9 +32,17 @@ class Dedup:
     libraries = EMBEDDING_LIBRARIES
     version = "2"  # 2: params are the curation.dedup section as written (batch_size a run setting)
     Params = DedupConfig
-    sections = (section("curation.dedup", DedupConfig | None, None, description="Remove exact and near-duplicate records after ingest (and synthesis); omit to keep them."),)
+    sections = (
+        section(
+            "curation.dedup",
+            DedupConfig | None,
+            None,
+            description="Remove exact and near-duplicate records after ingest (and synthesis); omit to keep them.",
+        ),
+    )
 
     def wire(self, wiring: Wiring) -> None:
+        """The dedup stage, when curation.dedup is set."""
         config = wiring.section("curation.dedup")
         if config is None:
             return
@@ -43,7 +51,9 @@ class Dedup:
             inputs.update(wiring.model_inputs(config.model, ("curation", "dedup", "model")))
         wiring.add(self, config, inputs, provides=("records",))
 
-    def run(self, params: DedupConfig, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, params: DedupConfig, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
         """Remove exact and near duplicates; write the kept records, the removed ones and the report."""
         from opensem.curate.dedup import exact_duplicates, semantic_duplicates
         from opensem.curate.dedup_report import dedup_report, removed_rows
@@ -51,13 +61,19 @@ class Dedup:
 
         path, records = input_records(inputs, self.name)
         if not records:
-            raise DataError("no records to deduplicate", Location(file=str(path)), hint="check that the sources hold data")
+            raise DataError(
+                "no records to deduplicate",
+                Location(file=str(path)),
+                hint="check that the sources hold data",
+            )
         texts = [field_text(record, params.field) for record in records]
         exact = exact_duplicates(records, texts) if params.exact else {}
         semantic = None
         if params.semantic:
             remaining = [i for i in range(len(records)) if i not in exact]
-            semantic = semantic_duplicates(records, texts, remaining, params, params.batch_size, inputs.get("model"), ctx)
+            semantic = semantic_duplicates(
+                records, texts, remaining, params, params.batch_size, inputs.get("model"), ctx
+            )
         removed = {**exact, **(semantic.removed if semantic else {})}
         kept = [record for i, record in enumerate(records) if i not in removed]
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -66,8 +82,14 @@ class Dedup:
         metrics = dedup_report(records, texts, exact, semantic, params, out_dir)
         how = "exact only"
         if semantic:
-            how = f"cosine > {params.threshold:g}, {params.model}; {semantic.stats.encoded} embedded, {semantic.stats.cached} cached"
-        summary = f"{len(records)} -> {len(kept)} records: {len(exact)} exact and {metrics['semantic']} semantic duplicates removed ({how})"
+            how = (
+                f"cosine > {params.threshold:g}, {params.model}; {semantic.stats.encoded} "
+                f"embedded, {semantic.stats.cached} cached"
+            )
+        summary = (
+            f"{len(records)} -> {len(kept)} records: {len(exact)} exact and {metrics['semantic']} "
+            f"semantic duplicates removed ({how})"
+        )
         if semantic:
             metrics.update(embedded=semantic.stats.encoded, cached=semantic.stats.cached)
         return StageResult(summary=summary, metrics=metrics)

@@ -35,10 +35,23 @@ def _conventional(wiring: Wiring, key: str, folder: str) -> SourceInput | None:
 def eval_sources(wiring: Wiring) -> dict[str, Input]:
     """The golden sets (this manifest's as `golden`, each one a merge inherits as `golden:<job_id>`)
     and the refusal prompts, as input slots (those the graph has); a local judge's model folder too."""
-    found = {"golden": golden_input(wiring), **wiring.collection("golden"), "refusals": refusals_input(wiring)}
+    found = {
+        "golden": golden_input(wiring),
+        **wiring.collection("golden"),
+        "refusals": refusals_input(wiring),
+    }
     judge = wiring.section(EVALUATION).judge
-    if judge is not None and judge.provider == "local":  # a local judge's folder keys the lots of what it scores
-        found.update({f"judge_{slot}": value for slot, value in wiring.model_inputs(judge.model, (EVALUATION, "judge", "model")).items()})
+    if (
+        judge is not None and judge.provider == "local"
+    ):  # a local judge's folder keys the lots of what it scores
+        found.update(
+            {
+                f"judge_{slot}": value
+                for slot, value in wiring.model_inputs(
+                    judge.model, (EVALUATION, "judge", "model")
+                ).items()
+            }
+        )
     return {slot: value for slot, value in found.items() if value is not None}
 
 
@@ -49,8 +62,13 @@ def eval_params(wiring: Wiring, params: type[Any]) -> Any:
     fields = params.model_fields["evaluation"].annotation.model_fields
     view = {name: getattr(evaluation, name) for name in fields}
     seed = wiring.manifest.seed if evaluation.temperature > 0 else 0
-    values = {"evaluation": view, "training": {"max_seq_length": wiring.manifest.training.max_seq_length}, "seed": seed, "base_model": wiring.hub_model,
-              "persona": wiring.persona()}
+    values = {
+        "evaluation": view,
+        "training": {"max_seq_length": wiring.manifest.training.max_seq_length},
+        "seed": seed,
+        "base_model": wiring.hub_model,
+        "persona": wiring.persona(),
+    }
     if wiring.manifest.compute.backend == "openai":  # both models answer through the provider
         provider = wiring.manifest.compute.provider or ProviderTuning()
         values["provider"] = {"base_url": provider.base_url, "api_key_env": provider.api_key_env}

@@ -19,19 +19,25 @@ from opensem.errors import StageError
 from opensem.evaluation.config import QualityGate
 from opensem.evaluation.gates import GatesFailed, check_all
 from opensem.evaluation.metrics import CATALOGUE
-from opensem.stages.eval_wiring import golden_input, refusals_input
 from opensem.settings.sections import section
 from opensem.stages import register
 from opensem.stages.base import ReleasePart, StageContext, StageParams, StageResult
+from opensem.stages.eval_wiring import golden_input, refusals_input
 from opensem.stages.wiring import Wiring
 
 NEEDS = {
     "golden": ("golden set", "add a golden set (evaluation.golden, or data/{job}/golden/)"),
     "judge": ("judge", "configure evaluation.judge"),
-    "refusals": ("refusal prompts", "add refusal prompts (evaluation.refusal_prompts, or data/{job}/refusals/)"),
+    "refusals": (
+        "refusal prompts",
+        "add refusal prompts (evaluation.refusal_prompts, or data/{job}/refusals/)",
+    ),
     "quantized": ("quantization", "add a quantize section"),
-    "weights": ("model weights (compute.backend openai answers only through the provider, so loss and perplexity are not measured)",
-                "gate on a text metric such as golden.token_f1, or train locally (compute.backend auto)"),
+    "weights": (
+        "model weights (compute.backend openai answers only through the provider, so loss and perplexity are not "
+        "measured)",
+        "gate on a text metric such as golden.token_f1, or train locally (compute.backend auto)",
+    ),
 }
 
 
@@ -46,7 +52,9 @@ class Gate:
     Params = GateParams
     sections = (
         section(
-            "evaluation.gates", list[QualityGate], default_factory=list,
+            "evaluation.gates",
+            list[QualityGate],
+            default_factory=list,
             description="Quality gates; any failing one fails the build (exit 3) and blocks publishing.",
         ),
     )
@@ -56,42 +64,85 @@ class Gate:
         gates = wiring.section("evaluation.gates")
         if not gates:
             return
-        golden = golden_input(wiring) is not None or bool(wiring.collection("golden"))  # its own, or those a merge inherits
+        golden = golden_input(wiring) is not None or bool(
+            wiring.collection("golden")
+        )  # its own, or those a merge inherits
         quantized = wiring.collection("quantized")
-        available = {"golden": golden, "judge": wiring.section("evaluation").judge is not None, "refusals": refusals_input(wiring) is not None, "quantized": bool(quantized) or wiring.has_failed("quantized"),
-                     "weights": wiring.manifest.compute.backend != "openai"}
+        available = {
+            "golden": golden,
+            "judge": wiring.section("evaluation").judge is not None,
+            "refusals": refusals_input(wiring) is not None,
+            "quantized": bool(quantized) or wiring.has_failed("quantized"),
+            "weights": wiring.manifest.compute.backend != "openai",
+        }
         for index, gate in enumerate(gates):
             for need in CATALOGUE[gate.metric].needs:
                 if not available[need]:
                     what, hint = NEEDS[need]
-                    wiring.problem(("evaluation", "gates", index, "metric"), f"{gate.metric} cannot be measured: this manifest has no {what}", hint.format(job=wiring.manifest.job_id))
+                    wiring.problem(
+                        ("evaluation", "gates", index, "metric"),
+                        f"{gate.metric} cannot be measured: this manifest has no {what}",
+                        hint.format(job=wiring.manifest.job_id),
+                    )
         wants_quantized = any("quantized" in CATALOGUE[gate.metric].needs for gate in gates)
-        wiring.add(self, GateParams(gates=gates), {"report": wiring.channel("report"), **(quantized if wants_quantized else {})}, provides=("gate",))
+        wiring.add(
+            self,
+            GateParams(gates=gates),
+            {"report": wiring.channel("report"), **(quantized if wants_quantized else {})},
+            provides=("gate",),
+        )
 
     def release(self, out_dir: Path, slot: str) -> ReleasePart:
         """The gates a release passed, with the values they compared."""
-        return ReleasePart({"gates.json": out_dir / "gates.json"}, {"gates": json.loads((out_dir / "gates.json").read_text())["gates"]})
+        return ReleasePart(
+            {"gates.json": out_dir / "gates.json"},
+            {"gates": json.loads((out_dir / "gates.json").read_text())["gates"]},
+        )
 
-    def run(self, params: GateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, params: GateParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
         """Check every gate; raise GatesFailed when any fails, else record what passed."""
         path = Path(inputs["report"]) / "report.json"
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise StageError(f"gate: cannot read the evaluation report: {exc}", hint="rebuild with --force evaluate") from None
+            raise StageError(
+                f"gate: cannot read the evaluation report: {exc}",
+                hint="rebuild with --force evaluate",
+            ) from None
         report["metrics"].update(_quantized_metrics(inputs))
         outcomes = check_all(params.gates, report)
         if not all(outcome.passed for outcome in outcomes):
             raise GatesFailed(outcomes)
         record = {"passed": True, "gates": [outcome.as_json() for outcome in outcomes]}
         write_json(out_dir / "gates.json", record)
-        return StageResult(summary=f"{len(outcomes)} of {len(outcomes)} quality gates passed", metrics={"gates": record["gates"]})
+        return StageResult(
+            summary=f"{len(outcomes)} of {len(outcomes)} quality gates passed",
+            metrics={"gates": record["gates"]},
+        )
 
 
 def _quantized_metrics(inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
     """The worst quantized format's perplexity change and compression ratio, as report rows."""
-    reports = [json.loads((Path(path) / "quantize.json").read_text(encoding="utf-8")) for slot, path in sorted(inputs.items()) if slot.startswith("quantize-")]
+    reports = [
+        json.loads((Path(path) / "quantize.json").read_text(encoding="utf-8"))
+        for slot, path in sorted(inputs.items())
+        if slot.startswith("quantize-")
+    ]
     if not reports:
         return {}
-    worst = {"quantized.perplexity_change": max(r["perplexity_change"] for r in reports), "quantized.compression_ratio": min(r["compression_ratio"] for r in reports)}
-    return {name: {"base": None, "tuned": value, "higher_is_better": CATALOGUE[name].higher_is_better, "delta": None, "change": None} for name, value in worst.items()}
+    worst = {
+        "quantized.perplexity_change": max(r["perplexity_change"] for r in reports),
+        "quantized.compression_ratio": min(r["compression_ratio"] for r in reports),
+    }
+    return {
+        name: {
+            "base": None,
+            "tuned": value,
+            "higher_is_better": CATALOGUE[name].higher_is_better,
+            "delta": None,
+            "change": None,
+        }
+        for name, value in worst.items()
+    }

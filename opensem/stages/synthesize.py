@@ -26,14 +26,24 @@ from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 from opensem.stages.split import input_records
 from opensem.stages.wiring import Wiring
-from opensem.teachers.base import ChatResult, RequestPlan, TeacherProvider, provider_from_config, request_tokens
+from opensem.teachers.base import (
+    ChatResult,
+    RequestPlan,
+    TeacherProvider,
+    provider_from_config,
+    request_tokens,
+)
 
 TYPICAL_QUESTION_CHARS = 120  # for the budget of a weaker model's questions, before they exist
 
 
 class SynthesizeParams(StageParams):
-    synthesis: SynthesisConfig | None = Field(  # type: ignore[valid-type]
-        None, description="Data Forge: a teacher turns document chunks into training records; omit to train on the data as it is."
+    synthesis: SynthesisConfig | None = Field(
+        None,
+        description=(
+            "Data Forge: a teacher turns document chunks into training records; omit to train on "
+            "the data as it is."
+        ),
     )
 
 
@@ -47,12 +57,25 @@ class Synthesize:
     sections = sections_from(SynthesizeParams, "synthesis")
 
     def wire(self, wiring: Wiring) -> None:
+        """The synthesize stage, when synthesis is configured."""
         config = wiring.section("synthesis")
         if config is not None:
-            teacher = wiring.model_inputs(config.model, ("synthesis", "model")) if config.provider == "local" else {}
-            wiring.add(self, SynthesizeParams(synthesis=config), {"records": wiring.channel("records"), **teacher}, provides=("records",))
+            teacher = (
+                wiring.model_inputs(config.model, ("synthesis", "model"))
+                if config.provider == "local"
+                else {}
+            )
+            wiring.add(
+                self,
+                SynthesizeParams(synthesis=config),
+                {"records": wiring.channel("records"), **teacher},
+                provides=("records",),
+            )
 
-    def run(self, wrapped: SynthesizeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, wrapped: SynthesizeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
+        """Ask the teacher for records from each document chunk, within the budget."""
         params: Any = wrapped.synthesis
         _, records = input_records(inputs, self.name)
         provider = provider_from_config(params, ctx.cache_dir, project_root=ctx.project_root)
@@ -66,7 +89,9 @@ class Synthesize:
 
         plan = provider.plan(requests)
         plans = [plan]
-        if weak and plan.to_send:  # the weaker model's questions are unknown yet: n per new chunk, typical length
+        if (
+            weak and plan.to_send
+        ):  # the weaker model's questions are unknown yet: n per new chunk, typical length
             asks = plan.to_send * n
             per = request_tokens(rejected_request(prompts, "q" * TYPICAL_QUESTION_CHARS, weak))
             plans.append(RequestPlan(asks, asks, asks * per, asks * params.max_tokens))
@@ -75,7 +100,14 @@ class Synthesize:
             ctx.log.info("synthesize: %d chunks; %s", len(docs), found.describe())
         budgets.check(found, params.budget)
 
-        results = self._ask(provider, requests, items_validator(params.mode, n), ctx, f"teacher: {params.mode}", params.budget.max_requests)
+        results = self._ask(
+            provider,
+            requests,
+            items_validator(params.mode, n),
+            ctx,
+            f"teacher: {params.mode}",
+            params.budget.max_requests,
+        )
         weak_answers: dict[str, ChatResult] = {}
         if weak:
             sent = sum(r.requests for r in results)
@@ -83,15 +115,28 @@ class Synthesize:
             asks = [rejected_request(prompts, q, weak) for q in questions]
             second = budgets.estimate([provider.plan(asks)], params.budget)
             budgets.check(second, params.budget, already_sent=sent)
-            limit = None if params.budget.max_requests is None else params.budget.max_requests - sent
-            weak_answers = dict(zip(questions, self._ask(provider, asks, answer_validator, ctx, "rejected model", limit)))
+            limit = (
+                None if params.budget.max_requests is None else params.budget.max_requests - sent
+            )
+            weak_answers = dict(
+                zip(
+                    questions,
+                    self._ask(provider, asks, answer_validator, ctx, "rejected model", limit),
+                )
+            )
 
         by_doc = dict(zip((d["id"] for d in docs), results))
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
         counts = {"duplicates": 0, "identical_pairs": 0, "unanswered_questions": 0}
         for record in records:
-            made = [record] if record_kind(record) != "document" else self._records(record, by_doc[record["id"]], params, label, weak_answers, counts)
+            made = (
+                [record]
+                if record_kind(record) != "document"
+                else self._records(
+                    record, by_doc[record["id"]], params, label, weak_answers, counts
+                )
+            )
             for item in made:
                 if item["id"] in seen:
                     counts["duplicates"] += 1
@@ -106,19 +151,41 @@ class Synthesize:
             )
         out_dir.mkdir(parents=True, exist_ok=True)
         write_records(out_dir / "records.jsonl", out)
-        return self._result(params, provider, results + list(weak_answers.values()), docs, records, generated, counts)
+        return self._result(
+            params,
+            provider,
+            results + list(weak_answers.values()),
+            docs,
+            records,
+            generated,
+            counts,
+        )
 
     @staticmethod
-    def _ask(provider: TeacherProvider, requests: list[Any], validate: Any, ctx: StageContext, what: str, limit: int | None) -> list[ChatResult]:
+    def _ask(
+        provider: TeacherProvider,
+        requests: list[Any],
+        validate: Any,
+        ctx: StageContext,
+        what: str,
+        limit: int | None,
+    ) -> list[ChatResult]:
         bar = ctx.progress(what, len(requests))
         try:
-            return provider.complete_many(requests, validate=validate, on_result=lambda _: bar.advance(), request_limit=limit)
+            return provider.complete_many(
+                requests, validate=validate, on_result=lambda _: bar.advance(), request_limit=limit
+            )
         finally:
             bar.close()
 
     @staticmethod
     def _records(
-        doc: dict[str, Any], result: ChatResult, params: Any, label: str, weak: dict[str, ChatResult], counts: dict[str, int]
+        doc: dict[str, Any],
+        result: ChatResult,
+        params: Any,
+        label: str,
+        weak: dict[str, ChatResult],
+        counts: dict[str, int],
     ) -> list[dict[str, Any]]:
         """The records one chunk's answer yields (none when the answer stayed invalid)."""
         if not result.ok:
@@ -127,24 +194,48 @@ class Synthesize:
         made: list[dict[str, Any]] = []
         for item in result.value:
             if params.mode == "instructions":
-                messages = [{"role": "user", "content": item["question"]}, {"role": "assistant", "content": item["answer"]}]
-                made.append({**make_record(doc["source"], messages=messages), "provenance": provenance})
+                messages = [
+                    {"role": "user", "content": item["question"]},
+                    {"role": "assistant", "content": item["answer"]},
+                ]
+                made.append(
+                    {**make_record(doc["source"], messages=messages), "provenance": provenance}
+                )
                 continue
             if params.mode == "refusals":
-                prompt, chosen, rejected, extra = item["prompt"], item["refusal"], item["compliance"], {}
+                prompt, chosen, rejected, extra = (
+                    item["prompt"],
+                    item["refusal"],
+                    item["compliance"],
+                    {},
+                )
             elif params.rejected_model:
                 answer = weak.get(item["question"])
                 if answer is None or not answer.ok:
                     counts["unanswered_questions"] += 1
                     continue
                 prompt, chosen, rejected = item["question"], item["answer"], answer.value
-                extra = {"rejected_by": label if label == "offline-template" else f"{label.split(':')[0]}:{params.rejected_model}"}
+                extra = {
+                    "rejected_by": label
+                    if label == "offline-template"
+                    else f"{label.split(':')[0]}:{params.rejected_model}"
+                }
             else:
-                prompt, chosen, rejected, extra = item["question"], item["answer"], item["flawed_answer"], {}
+                prompt, chosen, rejected, extra = (
+                    item["question"],
+                    item["answer"],
+                    item["flawed_answer"],
+                    {},
+                )
             if chosen.strip() == rejected.strip():
                 counts["identical_pairs"] += 1
                 continue
-            made.append({**make_record(doc["source"], prompt=prompt, chosen=chosen, rejected=rejected), "provenance": {**provenance, **extra}})
+            made.append(
+                {
+                    **make_record(doc["source"], prompt=prompt, chosen=chosen, rejected=rejected),
+                    "provenance": {**provenance, **extra},
+                }
+            )
         return made
 
     @staticmethod
@@ -166,7 +257,10 @@ class Synthesize:
             "output_tokens": sum(r.output_tokens for r in results),
         }
         b = params.budget
-        cost = usage["input_tokens"] / 1000 * b.price_per_1k_input_tokens + usage["output_tokens"] / 1000 * b.price_per_1k_output_tokens
+        cost = (
+            usage["input_tokens"] / 1000 * b.price_per_1k_input_tokens
+            + usage["output_tokens"] / 1000 * b.price_per_1k_output_tokens
+        )
         skipped = sum(1 for r in chunk_results if not r.ok)
         metrics = {
             "teacher": provider.describe(),
@@ -181,7 +275,9 @@ class Synthesize:
             **usage,
             **counts,
         }
-        kind = {"instructions": "instruction", "preferences": "preference", "refusals": "refusal"}[params.mode]
+        kind = {"instructions": "instruction", "preferences": "preference", "refusals": "refusal"}[
+            params.mode
+        ]
         summary = f"{generated} {kind} records from {len(docs)} chunks by {provider.describe()}"
         if provider.language_model:
             summary += f"; {usage['requests_sent']} requests sent, {usage['cache_hits']} answers from the cache"
@@ -190,4 +286,3 @@ class Synthesize:
         if len(records) > len(docs):
             summary += f"; {len(records) - len(docs)} records passed through"
         return StageResult(summary=summary, metrics=metrics)
-

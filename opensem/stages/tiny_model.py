@@ -24,16 +24,22 @@ class TinyModel:
     sections = ()  # base_model is one of the manifest's own keys
 
     def wire(self, wiring: Wiring) -> None:
+        """The base model stage, when the base is a tiny random model."""
         spec = getattr(wiring.manifest.base_model, "tiny", None)
         if spec is not None:
             wiring.add(self, spec, {}, provides=("base",), name="base_model")
 
-    def run(self, params: TinyModelSpec, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, params: TinyModelSpec, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
         """Write the model, tokenizer and generation config into out_dir/model."""
         from opensem.training.tiny import count_parameters, make_tiny_model
 
         parameters = count_parameters(make_tiny_model(out_dir / "model", params))
         return StageResult(
-            summary=f"tiny llama: {parameters / 1e6:.2f}M parameters, {params.num_layers} layers x {params.hidden_size}",
+            summary=(
+                f"tiny llama: {parameters / 1e6:.2f}M parameters, {params.num_layers} layers x "
+                f"{params.hidden_size}"
+            ),
             metrics={"parameters": parameters},
         )

@@ -13,7 +13,7 @@ splits them (opensem.training.paired_tokens), so trl's own tokenization is skipp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import Field
 
@@ -27,14 +27,24 @@ from opensem.training.methods.base import FEEDBACK_SHAPES, PREFERENCE_SHAPES, SF
 
 SHAPES = {"sft": SFT_SHAPES, "preference": PREFERENCE_SHAPES, "feedback": FEEDBACK_SHAPES}
 VALIDATION_SEED = 7919  # fixed, and not the split's seed: which records validate is independent of which went to test
-TokenSettings = pick(TrainingConfig, "max_seq_length", "packing", "loss_on", name="TokenSettings")
+if TYPE_CHECKING:  # a view of some of its fields, with their types
+    TokenSettings: TypeAlias = TrainingConfig
+else:
+    TokenSettings = pick(
+        TrainingConfig, "max_seq_length", "packing", "loss_on", name="TokenSettings"
+    )
 
 
 class TokenizeParams(StageParams):
-    training: TokenSettings = Field(default_factory=TokenSettings)  # type: ignore[valid-type]
-    validation_fraction: float | None = unset_keeps_lots(description="Share of the train split kept apart as validation (set when training evaluates).")
+    training: TokenSettings = Field(default_factory=TokenSettings)
+    validation_fraction: float | None = unset_keeps_lots(
+        description="Share of the train split kept apart as validation (set when training evaluates)."
+    )
     shape: Literal["sft", "preference", "feedback"] = "sft"  # the record shape the method trains on
-    method: str = run_setting("lora", description="The training method, for messages about its data; dpo and orpo share one result.")
+    method: str = run_setting(
+        "lora",
+        description="The training method, for messages about its data; dpo and orpo share one result.",
+    )
     persona: str | None = persona_field()
     base_model: str | None = None  # a hub id, used only without a 'base' input
 
@@ -48,6 +58,7 @@ class Tokenize:
     sections = ()  # reads training.max_seq_length, packing and loss_on
 
     def wire(self, wiring: Wiring) -> None:
+        """The tokenize stage, for methods that train on token ids."""
         from opensem.training.methods import get_method
 
         m = wiring.manifest
@@ -59,45 +70,101 @@ class Tokenize:
         names = TokenSettings.model_fields if shape == "sft" else ("max_seq_length",)
         training = {name: getattr(m.training, name) for name in names}
         validation = m.training.validation_fraction if m.training.eval_steps is not None else None
-        params = wiring.params(TokenizeParams, {"training": training, "shape": shape, "method": method.name, "persona": wiring.persona(), "base_model": wiring.hub_model, "validation_fraction": validation})
+        params = wiring.params(
+            TokenizeParams,
+            {
+                "training": training,
+                "shape": shape,
+                "method": method.name,
+                "persona": wiring.persona(),
+                "base_model": wiring.hub_model,
+                "validation_fraction": validation,
+            },
+        )
         if params is None:
             return
         test = wiring.channel("test")
-        inputs = {"train": wiring.channel("train"), **({"test": test} if test is not None else {}), **wiring.original_base_inputs()}  # pretraining keeps the tokenizer
+        inputs = {
+            "train": wiring.channel("train"),
+            **({"test": test} if test is not None else {}),
+            **wiring.original_base_inputs(),
+        }  # pretraining keeps the tokenizer
         wiring.add(self, params, inputs, provides=("tokens",))
 
-    def run(self, params: TokenizeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, params: TokenizeParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
+        """Tokenize the train and test records once, for training and evaluation."""
         from opensem.stages.train import _train_file
         from opensem.training.data import check_shapes, load_records
-        from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
+        from opensem.training.methods.base import (
+            load_tokenizer,
+            quiet_libraries,
+            resolve_base_model,
+        )
         from opensem.training.tokenized import pack, padding_fraction, tokenize, write_sequences
 
         settings = params.training
         records = load_records(_train_file(inputs))
         check_shapes(records, SHAPES[params.shape], params.method)  # before a tokenizer loads
         with quiet_libraries():
-            tokenizer = load_tokenizer(resolve_base_model(inputs, params.base_model, self.name), self.name)
+            tokenizer = load_tokenizer(
+                resolve_base_model(inputs, params.base_model, self.name), self.name
+            )
         if params.shape != "sft":
             return _paired(params, records.records, tokenizer, inputs, out_dir, ctx)
         bar = ctx.progress("tokenizing", len(records))
         train_records, held = _hold_out(records.records, params.validation_fraction)
-        sequences = tokenize(records_with_persona(train_records, params.persona), tokenizer, settings.max_seq_length, settings.loss_on)
+        sequences = tokenize(
+            records_with_persona(train_records, params.persona),
+            tokenizer,
+            settings.max_seq_length,
+            settings.loss_on,
+        )
         bar.advance(len(records))
         bar.close()
         if held:
-            write_sequences(out_dir, "validation", tokenize(records_with_persona(held, params.persona), tokenizer, settings.max_seq_length, settings.loss_on), {"records": len(held)})
+            write_sequences(
+                out_dir,
+                "validation",
+                tokenize(
+                    records_with_persona(held, params.persona),
+                    tokenizer,
+                    settings.max_seq_length,
+                    settings.loss_on,
+                ),
+                {"records": len(held)},
+            )
         unpacked = padding_fraction(sequences, 8)
         laid = pack(sequences, settings.max_seq_length) if settings.packing else sequences
-        write_sequences(out_dir, "train", laid, {"records": len(records), "packing": settings.packing, "loss_on": settings.loss_on})
+        write_sequences(
+            out_dir,
+            "train",
+            laid,
+            {"records": len(records), "packing": settings.packing, "loss_on": settings.loss_on},
+        )
         tested = _test_split(params, inputs, tokenizer, out_dir)
         tokens = sum(len(s.ids) for s in laid)
         held_note = f"{len(held)} held out for validation; " if held else ""
-        packed = f", packed into {len(laid)} sequences (padding {padding_fraction(laid, 8):.0%}, {unpacked:.0%} unpacked)" if settings.packing else ""
-        return StageResult(summary=f"{len(train_records)} records -> {tokens:,} tokens{packed}; {held_note}{tested} test sequences",
-                           metrics={"records": len(records), "sequences": len(laid), "tokens": tokens, "padding_fraction": round(padding_fraction(laid, 8), 4)})
+        packed = (
+            f", packed into {len(laid)} sequences (padding {padding_fraction(laid, 8):.0%}, {unpacked:.0%} unpacked)"
+            if settings.packing
+            else ""
+        )
+        return StageResult(
+            summary=f"{len(train_records)} records -> {tokens:,} tokens{packed}; {held_note}{tested} test sequences",
+            metrics={
+                "records": len(records),
+                "sequences": len(laid),
+                "tokens": tokens,
+                "padding_fraction": round(padding_fraction(laid, 8), 4),
+            },
+        )
 
 
-def _test_split(params: TokenizeParams, inputs: dict[str, Path], tokenizer: Any, out_dir: Path) -> int:
+def _test_split(
+    params: TokenizeParams, inputs: dict[str, Path], tokenizer: Any, out_dir: Path
+) -> int:
     """The test split as evaluate scores its perplexity: one sequence per scorable record, in order."""
     from opensem.evaluation.items import scorable
     from opensem.training.data import load_records
@@ -105,14 +172,31 @@ def _test_split(params: TokenizeParams, inputs: dict[str, Path], tokenizer: Any,
 
     if "test" not in inputs:
         return 0
-    test = load_records(Path(inputs["test"]) / "test.jsonl" if Path(inputs["test"]).is_dir() else Path(inputs["test"]))
+    test = load_records(
+        Path(inputs["test"]) / "test.jsonl"
+        if Path(inputs["test"]).is_dir()
+        else Path(inputs["test"])
+    )
     kept = [record for raw in test.records if (record := scorable(raw)) is not None]
-    sequences = tokenize(records_with_persona(kept, params.persona), tokenizer, params.training.max_seq_length, "all", keep_short=True)
+    sequences = tokenize(
+        records_with_persona(kept, params.persona),
+        tokenizer,
+        params.training.max_seq_length,
+        "all",
+        keep_short=True,
+    )
     write_sequences(out_dir, "test", sequences, {"records": len(kept)})
     return len(sequences)
 
 
-def _paired(params: TokenizeParams, records: list[dict[str, Any]], tokenizer: Any, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+def _paired(
+    params: TokenizeParams,
+    records: list[dict[str, Any]],
+    tokenizer: Any,
+    inputs: dict[str, Path],
+    out_dir: Path,
+    ctx: StageContext,
+) -> StageResult:
     """Preference or feedback records as prompt and answer ids, split where trl splits them."""
     from opensem.training.paired_tokens import paired_rows, write_rows
 
@@ -123,11 +207,18 @@ def _paired(params: TokenizeParams, records: list[dict[str, Any]], tokenizer: An
     write_rows(out_dir, "train", rows, params.shape, {"records": len(records)})
     tokens = sum(len(value) for row in rows for key, value in row.items() if key.endswith("_ids"))
     tested = _test_split(params, inputs, tokenizer, out_dir)
-    return StageResult(summary=f"{len(records)} {params.shape} records -> {len(rows)} rows, {tokens:,} tokens; {tested} test sequences",
-                       metrics={"records": len(records), "sequences": len(rows), "tokens": tokens})
+    return StageResult(
+        summary=(
+            f"{len(records)} {params.shape} records -> {len(rows)} rows, {tokens:,} tokens; "
+            f"{tested} test sequences"
+        ),
+        metrics={"records": len(records), "sequences": len(rows), "tokens": tokens},
+    )
 
 
-def _hold_out(records: list[dict[str, Any]], fraction: float | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _hold_out(
+    records: list[dict[str, Any]], fraction: float | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, validation): a record is held out when a digest of its id falls below the fraction, so
     adding records never moves the others (as the split stage decides train and test)."""
     if not fraction:

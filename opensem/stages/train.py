@@ -48,6 +48,7 @@ class Train:
     sections = sections_from(TrainParams, "method_config", "training", "compute")
 
     def wire(self, wiring: Wiring) -> None:
+        """The train stage, locally or by a provider, with its teacher when it distills."""
         from opensem.training.methods import get_method
 
         m = wiring.manifest
@@ -55,46 +56,91 @@ class Train:
         if m.compute.batch_size < method.min_batch_size:
             wiring.problem(
                 ("compute", "batch_size"),
-                f"{method.name} needs a batch of {method.min_batch_size} or more records per device, got {m.compute.batch_size}",
+                f"{method.name} needs a batch of {method.min_batch_size} or more records per device, got "
+                f"{m.compute.batch_size}",
                 f"raise compute.batch_size to {method.min_batch_size}",
             )
         if m.compute.backend == "openai":
             self._wire_provider(wiring, method)
         if m.training.eval_steps is not None and method.token_shape != "sft":
-            wiring.problem(("training", "eval_steps"), f"validation during training is for the supervised methods (sft, lora, dora, qlora, distill), not {method.name}",
-                           "remove eval_steps, or train with lora")
-        for key, on in (("packing", m.training.packing), ("loss_on", m.training.loss_on == "assistant")):
+            wiring.problem(
+                ("training", "eval_steps"),
+                "validation during training is for the supervised methods (sft, lora, dora, qlora, distill), not "
+                f"{method.name}",
+                "remove eval_steps, or train with lora",
+            )
+        for key, on in (
+            ("packing", m.training.packing),
+            ("loss_on", m.training.loss_on == "assistant"),
+        ):
             if on and method.token_shape != "sft":
-                wiring.problem(("training", key), f"{method.name} trains on prompt/answer pairs: training.{key} is for the supervised methods", f"remove training.{key}")
+                wiring.problem(
+                    ("training", key),
+                    f"{method.name} trains on prompt/answer pairs: training.{key} is for the supervised methods",
+                    f"remove training.{key}",
+                )
         tokens = wiring.channel("tokens") if m.compute.backend != "openai" else None
-        data = {"tokens": tokens} if tokens is not None else {"train": wiring.channel("train")}  # token ids when the tokenize stage made them
+        data = (
+            {"tokens": tokens} if tokens is not None else {"train": wiring.channel("train")}
+        )  # token ids when the tokenize stage made them
         inputs = {**data, **({} if m.compute.backend == "openai" else wiring.base_inputs())}
         if getattr(m.method_config, "teacher", None) is not None:
             inputs.update(_teacher_inputs(wiring, m.method_config.teacher))
-        if m.compute.accelerate_config is not None:  # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
-            inputs["accelerate_config"] = wiring.source(m.compute.accelerate_config, ("compute", "accelerate_config"))
-        params = TrainParams(method_config=m.method_config, training=m.training, compute=m.compute, seed=m.seed, base_model=wiring.hub_model, persona=wiring.persona())
+        if (
+            m.compute.accelerate_config is not None
+        ):  # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
+            inputs["accelerate_config"] = wiring.source(
+                m.compute.accelerate_config, ("compute", "accelerate_config")
+            )
+        params = TrainParams(
+            method_config=m.method_config,
+            training=m.training,
+            compute=m.compute,
+            seed=m.seed,
+            base_model=wiring.hub_model,
+            persona=wiring.persona(),
+        )
         wiring.add(self, params, inputs, provides=("adapter",))
 
     @staticmethod
     def _wire_provider(wiring: Wiring, method: Any) -> None:
-        """What a provider can fine-tune: its own model (a name, not a local one), on chats or preference pairs, and nothing after it needs weights."""
+        """What a provider can fine-tune: its own model (a name, not a local one), on chats or
+        preference pairs, and nothing after it needs weights."""
         from opensem.training.methods.base import PREFERENCE_SHAPES, SFT_SHAPES
 
         if wiring.hub_model is None:
-            wiring.problem(("base_model",), "compute.backend openai fine-tunes the provider's model: base_model must be its name (gpt-4o-mini-2024-07-18)",
-                           "name the provider's model, or train locally (backend auto)")
+            wiring.problem(
+                ("base_model",),
+                "compute.backend openai fine-tunes the provider's model: base_model must be its name "
+                "(gpt-4o-mini-2024-07-18)",
+                "name the provider's model, or train locally (backend auto)",
+            )
         if method.shapes not in (SFT_SHAPES, PREFERENCE_SHAPES) or method.name == "orpo":
-            wiring.problem(("method_config", "type"), f"the provider fine-tunes supervised (sft, lora) or dpo; not {method.name}", "use lora, sft or dpo")
+            wiring.problem(
+                ("method_config", "type"),
+                f"the provider fine-tunes supervised (sft, lora) or dpo; not {method.name}",
+                "use lora, sft or dpo",
+            )
         for key in ("merge", "fold", "quantize"):
             if getattr(wiring.manifest, key, None) is not None:
-                wiring.problem((key,), f"{key} needs the weights, and a provider-tuned model stays with the provider", f"remove `{key}:` or train locally")
+                wiring.problem(
+                    (key,),
+                    f"{key} needs the weights, and a provider-tuned model stays with the provider",
+                    f"remove `{key}:` or train locally",
+                )
 
-    def run(self, params: TrainParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, params: TrainParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
         """Check the data and the hardware, train, and write the artifact, metrics.jsonl and loss.png into out_dir."""
         from opensem.training.data import check_shapes, load_records
         from opensem.training.methods import get_method
-        from opensem.training.methods.base import Runtime, TrainHooks, TrainRequest, resolve_base_model
+        from opensem.training.methods.base import (
+            Runtime,
+            TrainHooks,
+            TrainRequest,
+            resolve_base_model,
+        )
 
         method = get_method(params.method_config.type)
         validation: list[dict[str, Any]] | None = None
@@ -103,12 +149,20 @@ class Train:
             from opensem.training.tokenized import training_rows
 
             rows, validation = training_rows(Path(inputs["tokens"]))
-            records = RecordSet(Path(inputs["tokens"]) / "train.npz", rows, list(range(1, len(rows) + 1)))
+            records = RecordSet(
+                Path(inputs["tokens"]) / "train.npz", rows, list(range(1, len(rows) + 1))
+            )
         else:
             records = load_records(_train_file(inputs))
             check_shapes(records, method.shapes, method.name)  # before any model is loaded
         if params.compute.backend == "openai":
-            return _provider_train(params, records_with_persona(records.records, params.persona), method.name, out_dir, ctx)
+            return _provider_train(
+                params,
+                records_with_persona(records.records, params.persona),
+                method.name,
+                out_dir,
+                ctx,
+            )
         model_path = resolve_base_model(inputs, params.base_model, self.name)
         _check_tracker(params.training.report_to)
         report, processes = preflight(method, params, model_path, ctx)
@@ -142,7 +196,9 @@ class Train:
         )
         request = TrainRequest(
             model_path=model_path,
-            records=records.records if "tokens" in inputs else records_with_persona(records.records, params.persona),
+            records=records.records
+            if "tokens" in inputs
+            else records_with_persona(records.records, params.persona),
             out_dir=out_dir / method.artifact,
             work_dir=ctx.work_dir,
             params=params,
@@ -151,26 +207,39 @@ class Train:
             hooks=TrainHooks(on_start=start, on_step=step, on_log=log, on_end=end),
             runtime=runtime,
             log=ctx.log,
-            models={role: str(inputs[role]) for role in ("teacher", "teacher_base") if role in inputs},
+            models={
+                role: str(inputs[role]) for role in ("teacher", "teacher_base") if role in inputs
+            },
         )
         try:
             if params.compute.launcher == "accelerate":
                 from opensem.training.launch import train_launched
 
-                outcome = train_launched(method.name, request, processes, inputs.get("accelerate_config"))
+                outcome = train_launched(
+                    method.name, request, processes, inputs.get("accelerate_config")
+                )
             else:
                 outcome = method.train(request)
         finally:
             end()
         if params.persona:  # the server asks under the same persona the adapter was trained with
-            (out_dir / method.artifact / SYSTEM_PROMPT_FILE).write_text(params.persona + "\n", encoding="utf-8")
+            (out_dir / method.artifact / SYSTEM_PROMPT_FILE).write_text(
+                params.persona + "\n", encoding="utf-8"
+            )
         write_metrics(outcome.log, out_dir / "metrics.jsonl")
         plot_loss(outcome.log, out_dir / "loss.png", f"{method.name}, {len(records)} records")
-        return _result(method.name, len(records), outcome, report.gradient_checkpointing, "packed sequences" if params.training.packing else "records")
+        return _result(
+            method.name,
+            len(records),
+            outcome,
+            report.gradient_checkpointing,
+            "packed sequences" if params.training.packing else "records",
+        )
 
 
 def _teacher_inputs(wiring: Wiring, teacher: Any) -> dict[str, Any]:
-    """A distillation teacher as inputs, so its bytes key the lot: a local folder, or another manifest's model and base."""
+    """A distillation teacher as inputs, so its bytes key the lot: a local folder, or another
+    manifest's model and base."""
     key = ("method_config", "teacher")
     if isinstance(teacher, str):
         found = wiring.model_inputs(teacher, key)
@@ -179,21 +248,38 @@ def _teacher_inputs(wiring: Wiring, teacher: Any) -> dict[str, Any]:
     if other is None:
         return {}
     if other.channel("adapter") is None:
-        wiring.problem((*key, "manifest"), f"{teacher.manifest} trains no model to teach with", "point at a manifest with data and training")
+        wiring.problem(
+            (*key, "manifest"),
+            f"{teacher.manifest} trains no model to teach with",
+            "point at a manifest with data and training",
+        )
         return {}
-    return {"teacher": other.channel("adapter"), **({"teacher_base": other.base_inputs()["base"]} if other.base_inputs() else {})}
+    return {
+        "teacher": other.channel("adapter"),
+        **({"teacher_base": other.base_inputs()["base"]} if other.base_inputs() else {}),
+    }
 
 
-def preflight(method: Method, params: TrainParams, model_path: str, ctx: StageContext) -> tuple[HardwareReport, int]:
+def preflight(
+    method: Method, params: TrainParams, model_path: str, ctx: StageContext
+) -> tuple[HardwareReport, int]:
     """Judge the run against this machine before any model loads; log the verdict. Returns (report, processes)."""
-    from opensem.training.hardware import HardwarePlan, MethodProfile, check_hardware, model_shape, query_devices
+    from opensem.training.hardware import (
+        HardwarePlan,
+        MethodProfile,
+        check_hardware,
+        model_shape,
+        query_devices,
+    )
 
     devices = query_devices()
     compute = params.compute
     processes = 1
     if compute.launcher == "accelerate":
         processes = compute.num_processes or max(1, len(devices))
-    profile = MethodProfile(method.name, method.full, method.quantized, method.paired, method.vram_floor_gb)
+    profile = MethodProfile(
+        method.name, method.full, method.quantized, method.paired, method.vram_floor_gb
+    )
     plan = HardwarePlan(
         method=profile,
         shape=model_shape(model_path),
@@ -213,14 +299,17 @@ def preflight(method: Method, params: TrainParams, model_path: str, ctx: StageCo
     return report, processes
 
 
-def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool, what: str = "records") -> StageResult:
+def _result(
+    method: str, count: int, outcome: TrainOutcome, checkpointing: bool, what: str = "records"
+) -> StageResult:
     trained = [row for row in outcome.log if "loss" in row]
     first = trained[0]["loss"] if trained else outcome.train_loss
     resumed = f", resumed at step {outcome.resumed_from}" if outcome.resumed_from else ""
     evals = [row for row in outcome.log if "eval_loss" in row]
     if evals:
         best = min(evals, key=lambda row: row["eval_loss"])
-        resumed += f"; validation loss {evals[0]['eval_loss']:.3f} -> best {best['eval_loss']:.3f} at step {best['step']} (kept)"
+        first = evals[0]["eval_loss"]
+        resumed += f"; validation loss {first:.3f} -> best {best['eval_loss']:.3f} at step {best['step']} (kept)"
     metrics: dict[str, Any] = {
         "train_loss": round(outcome.train_loss, 6),
         "steps": outcome.steps,
@@ -230,11 +319,17 @@ def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool,
         "device": outcome.device,
         "gradient_checkpointing": checkpointing,
         "tokens": outcome.tokens,
-        "tokens_per_s": round(outcome.tokens / outcome.runtime_s, 1) if outcome.runtime_s > 0 else None,
+        "tokens_per_s": round(outcome.tokens / outcome.runtime_s, 1)
+        if outcome.runtime_s > 0
+        else None,
         "peak_memory_mb": outcome.peak_memory_mb,
         "resumed_from_step": outcome.resumed_from,
         "processes": outcome.processes,
-        **({"best_eval_loss": min(row["eval_loss"] for row in evals), "eval_points": len(evals)} if evals else {}),
+        **(
+            {"best_eval_loss": min(row["eval_loss"] for row in evals), "eval_points": len(evals)}
+            if evals
+            else {}
+        ),
     }
     return StageResult(
         summary=f"{method} ({outcome.backend}, {outcome.device}): {outcome.steps} steps on {count} {what}, "
@@ -243,14 +338,37 @@ def _result(method: str, count: int, outcome: TrainOutcome, checkpointing: bool,
     )
 
 
-def _provider_train(params: TrainParams, records: list[dict[str, Any]], method: str, out_dir: Path, ctx: StageContext) -> StageResult:
+def _provider_train(
+    params: TrainParams,
+    records: list[dict[str, Any]],
+    method: str,
+    out_dir: Path,
+    ctx: StageContext,
+) -> StageResult:
     from opensem.training.provider import ProviderTuning, chat_rows, fine_tune
 
     config = params.compute.provider or ProviderTuning()
     rows = chat_rows(records, method)
-    model = fine_tune(rows, str(params.base_model), method, params.seed, config, ctx.work_dir, out_dir, lambda line: ctx.log.info("train: %s", line), ctx.lot)
-    return StageResult(summary=f"{method} through {config.base_url}: {model['model']} (job {model['job_id']}, {len(rows)} examples)",
-                       metrics={"provider_model": model["model"], "job_id": model["job_id"], "train_records": len(rows), "trained_tokens": model["trained_tokens"]})
+    model = fine_tune(
+        rows,
+        str(params.base_model),
+        method,
+        params.seed,
+        config,
+        ctx.work_dir,
+        out_dir,
+        lambda line: ctx.log.info("train: %s", line),
+        ctx.lot,
+    )
+    return StageResult(
+        summary=f"{method} through {config.base_url}: {model['model']} (job {model['job_id']}, {len(rows)} examples)",
+        metrics={
+            "provider_model": model["model"],
+            "job_id": model["job_id"],
+            "train_records": len(rows),
+            "trained_tokens": model["trained_tokens"],
+        },
+    )
 
 
 def _check_tracker(report_to: str) -> None:
@@ -259,15 +377,24 @@ def _check_tracker(report_to: str) -> None:
 
     package = {"wandb": "wandb", "tensorboard": "tensorboard"}.get(report_to)
     if package and importlib.util.find_spec(package) is None:
-        raise StageError(f"training.report_to is {report_to}, and the {package} package is not installed", hint=f"pip install {package}")
+        raise StageError(
+            f"training.report_to is {report_to}, and the {package} package is not installed",
+            hint=f"pip install {package}",
+        )
 
 
 def _train_file(inputs: dict[str, Path]) -> Path:
     if "train" not in inputs:
-        raise DataError("train: no 'train' input", hint="wire the split stage's output into the 'train' slot")
+        raise DataError(
+            "train: no 'train' input", hint="wire the split stage's output into the 'train' slot"
+        )
     path = Path(inputs["train"])
     if path.is_dir():
         path = path / "train.jsonl"
     if not path.is_file():
-        raise DataError("train: the train input has no train.jsonl", Location(file=str(path)), hint="check the split stage")
+        raise DataError(
+            "train: the train input has no train.jsonl",
+            Location(file=str(path)),
+            hint="check the split stage",
+        )
     return path

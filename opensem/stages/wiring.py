@@ -38,11 +38,15 @@ class Wiring:
     loaded: LoadedManifest
     nodes: list[StageNode] = field(default_factory=list)
     channels: dict[str, Input] = field(default_factory=dict)
-    collections: dict[str, dict[str, Input]] = field(default_factory=dict)  # name -> {slot: input}, in order added
+    collections: dict[str, dict[str, Input]] = field(
+        default_factory=dict
+    )  # name -> {slot: input}, in order added
     problems: list[Problem] = field(default_factory=list)
     hub_model: str | None = None  # the base model when it is a hub id (no input slot to key it)
     included: list[Path] = field(default_factory=list)  # other manifests whose stages joined
-    watched: list[Path] = field(default_factory=list)  # conventional paths looked for, present or not
+    watched: list[Path] = field(
+        default_factory=list
+    )  # conventional paths looked for, present or not
     visiting: tuple[Path, ...] = ()  # manifests being wired around this one, for cycles
     # Problems that count only if nothing ever provides a channel (no data, but a merge provides the adapter).
     deferred: dict[str, list[Problem]] = field(default_factory=dict)
@@ -63,10 +67,12 @@ class Wiring:
 
     @property
     def manifest(self) -> Any:
+        """The validated manifest."""
         return self.loaded.manifest
 
     @property
     def names(self) -> list[str]:
+        """Names of the stages added so far."""
         return [node.name for node in self.nodes]
 
     def section(self, key: str) -> Any:
@@ -82,6 +88,7 @@ class Wiring:
         self.failed.update(channels)
 
     def has_failed(self, *channels: str) -> bool:
+        """Whether a stage meant to provide any of channels could not be wired."""
         return any(channel in self.failed for channel in channels)
 
     def exists(self, relative: str) -> bool:
@@ -99,11 +106,16 @@ class Wiring:
         try:
             return resolve_persona(self.manifest.persona, self.loaded.project_root)
         except OSError as exc:
-            self.problem(("persona", "file"), f"cannot read the persona file: {exc.strerror or exc}", "check the path (relative to the project root)")
+            self.problem(
+                ("persona", "file"),
+                f"cannot read the persona file: {exc.strerror or exc}",
+                "check the path (relative to the project root)",
+            )
             return None
 
     def base_inputs(self) -> dict[str, Input]:
-        """{"base": ...} when the base model is a local folder or a tiny model stage (or was pretrained here), else nothing."""
+        """{"base": ...} when the base model is a local folder or a tiny model stage (or was pretrained
+        here), else nothing."""
         return {"base": self.channels["base"]} if "base" in self.channels else {}
 
     def original_base_inputs(self) -> dict[str, Input]:
@@ -117,16 +129,23 @@ class Wiring:
             self.channels["original_base"] = self.channels["base"]
 
     def base_identity(self) -> str:
-        """What the base model is, to compare two manifests' bases: a hub id, a project path, a GGUF file or a tiny spec."""
+        """What the base model is, to compare two manifests' bases: a hub id, a project path, a GGUF
+        file or a tiny spec."""
         base = self.manifest.base_model
         if (gguf := gguf_source(base)) is not None:
-            return f"gguf {self.relative(gguf.path)}" if gguf.path else f"gguf {gguf.package} {gguf.file} {gguf.sha256 or ''}".rstrip()
+            return (
+                f"gguf {self.relative(gguf.path)}"
+                if gguf.path
+                else f"gguf {gguf.package} {gguf.file} {gguf.sha256 or ''}".rstrip()
+            )
         if isinstance(base, str):
             identity = base if not is_local_model_path(base) else f"path {self.relative(base)}"
         else:
             identity = f"tiny {base.tiny.model_dump()}"
         trained_on = self.channels.get("base")
-        if getattr(self.manifest, "pretrain", None) is not None and isinstance(trained_on, UpstreamInput):
+        if getattr(self.manifest, "pretrain", None) is not None and isinstance(
+            trained_on, UpstreamInput
+        ):
             identity += f", continued by {trained_on.stage}"  # the adapters were trained on what pretraining made
         return identity
 
@@ -135,6 +154,7 @@ class Wiring:
         self.collections.setdefault(name, {})[slot] = value
 
     def collection(self, name: str) -> dict[str, Input]:
+        """A collection's inputs by slot, in the order added."""
         return dict(self.collections.get(name, {}))
 
     def unless_provided(self, channel: str, key: KeyPath, message: str, hint: str) -> None:
@@ -154,7 +174,11 @@ class Wiring:
         here = self.loaded.path.resolve()
         if path in (*self.visiting, here):
             cycle = " -> ".join(p.name for p in (*self.visiting, here, path))
-            self.problem(key, f"manifests include each other in a cycle: {cycle}", "a merge can use another expert's adapter, not its own (through others)")
+            self.problem(
+                key,
+                f"manifests include each other in a cycle: {cycle}",
+                "a merge can use another expert's adapter, not its own (through others)",
+            )
             return None
         try:
             other = wire(self.loaded.load(path), (*self.visiting, here))
@@ -162,20 +186,35 @@ class Wiring:
             self.problems.extend(p for p in exc.problems if p not in self.problems)
             return None
         if other.loaded.project_root != self.loaded.project_root:
-            self.problem(key, f"{manifest} belongs to another project ({other.loaded.project_root})", "keep the manifests of a merge in one project")
+            self.problem(
+                key,
+                f"{manifest} belongs to another project ({other.loaded.project_root})",
+                "keep the manifests of a merge in one project",
+            )
             return None
         prefix = f"{other.manifest.job_id}/"
         renamed = {node.name: f"{prefix}{node.name}" for node in other.nodes}
         for node in other.nodes:
             if renamed[node.name] not in self.names:
-                inputs = {slot: UpstreamInput(stage=renamed[i.stage]) if isinstance(i, UpstreamInput) else i for slot, i in node.inputs.items()}
-                self.nodes.append(node.model_copy(update={"name": renamed[node.name], "inputs": inputs}))
-        other.channels = {name: UpstreamInput(stage=renamed[i.stage]) if isinstance(i, UpstreamInput) else i for name, i in other.channels.items()}
+                inputs = {
+                    slot: UpstreamInput(stage=renamed[i.stage])
+                    if isinstance(i, UpstreamInput)
+                    else i
+                    for slot, i in node.inputs.items()
+                }
+                self.nodes.append(
+                    node.model_copy(update={"name": renamed[node.name], "inputs": inputs})
+                )
+        other.channels = {
+            name: UpstreamInput(stage=renamed[i.stage]) if isinstance(i, UpstreamInput) else i
+            for name, i in other.channels.items()
+        }
         self.included.extend(p for p in (path, *other.included) if p not in self.included)
         self.watched.extend(p for p in other.watched if p not in self.watched)
         return other
 
     def where(self, key: KeyPath) -> Location:
+        """The location of a manifest key: file, line and key path."""
         return Location(str(self.loaded.path), self.loaded.line_of(key), dotted(key))
 
     def problem(self, key: KeyPath, message: str, hint: str = "") -> None:
@@ -196,10 +235,18 @@ class Wiring:
         root = self.loaded.project_root
         target = (root / Path(raw).expanduser()).resolve()
         if not target.is_relative_to(root):
-            self.problem(key, f"path {raw!r} points outside the project ({root})", "keep data inside the project folder so builds are reproducible")
+            self.problem(
+                key,
+                f"path {raw!r} points outside the project ({root})",
+                "keep data inside the project folder so builds are reproducible",
+            )
             return None
         if must_exist and not target.exists():
-            self.problem(key, f"path {raw!r} does not exist", f"create {target} or fix the path; paths are relative to {root}")
+            self.problem(
+                key,
+                f"path {raw!r} does not exist",
+                f"create {target} or fix the path; paths are relative to {root}",
+            )
             return None
         return SourceInput(path=self.relative(raw))
 
@@ -216,8 +263,15 @@ class Wiring:
             return model.model_validate(values)
         except ValidationError as exc:
             for err in exc.errors():
-                path = (*key, *(part for part in err["loc"] if not (isinstance(part, str) and "=" in part)))
-                self.problem(path, err["msg"].removeprefix("Value error, "), f"the {model.__name__} settings cannot take this value")
+                path = (
+                    *key,
+                    *(part for part in err["loc"] if not (isinstance(part, str) and "=" in part)),
+                )
+                self.problem(
+                    path,
+                    err["msg"].removeprefix("Value error, "),
+                    f"the {model.__name__} settings cannot take this value",
+                )
             return None
 
     def add(
@@ -248,7 +302,9 @@ class Wiring:
         )
         self.nodes.append(node)
         if callable(getattr(kind, "release", None)):  # publish takes what it adds to a release
-            self.collect("release", getattr(kind, "release_slot", node.name), UpstreamInput(stage=node.name))
+            self.collect(
+                "release", getattr(kind, "release_slot", node.name), UpstreamInput(stage=node.name)
+            )
         for channel in provides:
             self.channels[channel] = UpstreamInput(stage=node.name)
         return UpstreamInput(stage=node.name)
@@ -263,7 +319,9 @@ def wire(loaded: LoadedManifest, visiting: tuple[Path, ...] = ()) -> Wiring:
     for kind in STAGES.all():
         kind.wire(wiring)
     for channel, problems in wiring.deferred.items():
-        if channel not in wiring.channels and not wiring.problems:  # another problem explains the missing channel better
+        if (
+            channel not in wiring.channels and not wiring.problems
+        ):  # another problem explains the missing channel better
             wiring.problems.extend(problems)
     if wiring.problems:
         raise ManifestError(wiring.problems)
@@ -276,8 +334,16 @@ def build_graph(loaded: LoadedManifest, project: Any = None) -> StageGraph:
     wiring = wire(loaded)
     m = loaded.manifest
     cache = m.cache or getattr(project, "cache", None)
-    graph = StageGraph(job_id=m.job_id, manifest_path=loaded.path.resolve(), project_root=loaded.project_root, nodes=wiring.nodes, included=wiring.included, watched=wiring.watched,
-                       cache=cache.model_dump() if cache is not None else None, executor=m.executor or getattr(project, "executor", None) or "local")
+    graph = StageGraph(
+        job_id=m.job_id,
+        manifest_path=loaded.path.resolve(),
+        project_root=loaded.project_root,
+        nodes=wiring.nodes,
+        included=wiring.included,
+        watched=wiring.watched,
+        cache=cache.model_dump() if cache is not None else None,
+        executor=m.executor or getattr(project, "executor", None) or "local",
+    )
     own = [node.name for node in graph.nodes if "/" not in node.name]
     needed = set(own).union(*(graph.ancestors(name) for name in own))
     return graph.model_copy(update={"nodes": [node for node in graph.nodes if node.name in needed]})

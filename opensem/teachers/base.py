@@ -8,15 +8,16 @@ this interface, so a caller only decides what to ask and how to check an answer.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Protocol
 
 from pydantic import create_model, model_validator
 
 from opensem.errors import StageError
-from opensem.settings.fields import Section, invalid, tagged_union
 from opensem.plugins import Registry
+from opensem.settings.fields import Section, invalid, tagged_union
 
 Message = dict[str, str]
 # A validator turns an answer's text into a value, or raises InvalidAnswer saying what is wrong.
@@ -48,7 +49,10 @@ class ProviderOptions(Section):
     @classmethod
     def _no_keys_in_manifests(cls, data: Any) -> Any:
         if isinstance(data, dict) and any(k in data for k in ("api_key", "key", "token")):
-            raise invalid("an API key never goes in the manifest: put it in an environment variable and name that variable in api_key_env")
+            raise invalid(
+                "an API key never goes in the manifest: put it in an environment variable and name that variable in "
+                "api_key_env"
+            )
         return data
 
 
@@ -90,6 +94,7 @@ class ChatResult:
 
     @property
     def ok(self) -> bool:
+        """Whether an answer was accepted."""
         return self.text is not None
 
 
@@ -106,7 +111,9 @@ class RequestPlan:
 class TeacherProvider(Protocol):
     name: ClassVar[str]
     language_model: ClassVar[bool]  # False for the offline template generator
-    Options: ClassVar[type[ProviderOptions]]  # its manifest options, merged into each section it serves
+    Options: ClassVar[
+        type[ProviderOptions]
+    ]  # its manifest options, merged into each section it serves
     config: Any  # the section it serves (ChatSettings plus its Options)
 
     def describe(self) -> str:
@@ -117,7 +124,8 @@ class TeacherProvider(Protocol):
         """Short provenance label for records it wrote: "offline-template", "openai:gpt-4o-mini"."""
         ...
 
-    def plan(self, requests: Sequence[ChatRequest]) -> RequestPlan: ...
+    def plan(self, requests: Sequence[ChatRequest]) -> RequestPlan:
+        """What completing requests would send and cost, before sending anything."""
 
     def complete_many(
         self,
@@ -132,10 +140,17 @@ class TeacherProvider(Protocol):
         ...
 
 
-def cached_plan(requests: Sequence[ChatRequest], missing: Callable[[ChatRequest], bool], max_tokens: int) -> RequestPlan:
+def cached_plan(
+    requests: Sequence[ChatRequest], missing: Callable[[ChatRequest], bool], max_tokens: int
+) -> RequestPlan:
     """What a batch costs when only the requests the cache misses are sent (missing(request) says which)."""
     misses = [r for r in requests if missing(r)]
-    return RequestPlan(total=len(requests), to_send=len(misses), input_tokens=sum(request_tokens(r) for r in misses), max_output_tokens=len(misses) * max_tokens)
+    return RequestPlan(
+        total=len(requests),
+        to_send=len(misses),
+        input_tokens=sum(request_tokens(r) for r in misses),
+        max_output_tokens=len(misses) * max_tokens,
+    )
 
 
 def estimate_tokens(text: str) -> int:
@@ -144,6 +159,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def request_tokens(request: ChatRequest) -> int:
+    """An estimate of a request's input tokens."""
     return sum(estimate_tokens(m["content"]) + 4 for m in request.messages)
 
 
@@ -164,11 +180,14 @@ def validate_json_object(text: str) -> dict[str, Any]:
     return value
 
 
-PROVIDERS: Registry[type] = Registry("teacher provider", "opensem.teachers", ("openai", "offline", "local"), instantiate=False)
+PROVIDERS: Registry[type] = Registry(
+    "teacher provider", "opensem.teachers", ("openai", "offline", "local"), instantiate=False
+)
 register_provider = PROVIDERS.register
 
 
 def provider_names() -> list[str]:
+    """Names of the registered teacher providers."""
     return sorted(PROVIDERS.names())
 
 
@@ -177,14 +196,21 @@ def provider_union(settings: type[Section], default: str) -> Any:
     as a union tagged by `provider` (default when left out). A new provider adds its options here."""
     members = []
     for provider in PROVIDERS.all():
-        options: type[ProviderOptions] = provider.Options
+        options: type[ProviderOptions] = provider.Options  # type: ignore[attr-defined]
         name = f"{settings.__name__.removesuffix('Settings')}{options.__name__.removesuffix('Options')}"
-        members.append(create_model(name, __base__=(options, settings), __module__=settings.__module__))
+        members.append(
+            create_model(name, __base__=(options, settings), __module__=settings.__module__)
+        )
     return tagged_union(members, "provider", default)
 
 
-def provider_from_config(config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 1.0, project_root: Path | None = None) -> TeacherProvider:
+def provider_from_config(
+    config: ChatSettings,
+    cache_dir: Path | None = None,
+    backoff_s: float = 1.0,
+    project_root: Path | None = None,
+) -> TeacherProvider:
     """The provider a section names. cache_dir is the shared cache root (ctx.cache_dir): answers
     go under cache_dir/teacher/; None disables the cache. backoff_s is the first retry's delay;
     project_root is where a provider finds a model folder the manifest names."""
-    return PROVIDERS.get(config.provider)(config, cache_dir, backoff_s, project_root)  # type: ignore[no-any-return]
+    return PROVIDERS.get(config.provider)(config, cache_dir, backoff_s, project_root)

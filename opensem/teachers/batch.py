@@ -9,11 +9,19 @@ resumed build replays the whole exchange without paying for any of it again.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from opensem.teachers.base import BudgetExceeded, ChatRequest, ChatResult, InvalidAnswer, Message, Validator
+from opensem.teachers.base import (
+    BudgetExceeded,
+    ChatRequest,
+    ChatResult,
+    InvalidAnswer,
+    Message,
+    Validator,
+)
 from opensem.teachers.cache import TeacherCache
 
 CORRECTION = (
@@ -41,6 +49,7 @@ class Meter:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self) -> None:
+        """Count a request; BudgetExceeded past the limit."""
         with self._lock:
             if self.limit is not None and self.sent >= self.limit:
                 raise BudgetExceeded(
@@ -78,7 +87,14 @@ def run_batch(
 
     def one(request: ChatRequest) -> ChatResult:
         messages = list(request.messages)
-        totals = {"answers": 0, "invalid": 0, "requests": 0, "cache_hits": 0, "input_tokens": 0, "output_tokens": 0}
+        totals: dict[str, Any] = {
+            "answers": 0,
+            "invalid": 0,
+            "requests": 0,
+            "cache_hits": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+        }
         error = ""
         for _ in range(max_retries + 1):
             if stop.is_set():
@@ -102,13 +118,20 @@ def run_batch(
             except InvalidAnswer as exc:
                 totals["invalid"] += 1
                 error = str(exc)
-                messages = [*request.messages, {"role": "assistant", "content": text}, {"role": "user", "content": CORRECTION.format(error=error)}]
+                messages = [
+                    *request.messages,
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": CORRECTION.format(error=error)},
+                ]
                 continue
             return ChatResult(text=text, value=value, **totals)
         return ChatResult(text=None, error=error, **totals)
 
     # Identical requests in one batch are asked once: the second would pay for the same answer.
-    keys = [key_of(r, list(r.messages)) if key_of is not None else str(i) for i, r in enumerate(requests)]
+    keys = [
+        key_of(r, list(r.messages)) if key_of is not None else str(i)
+        for i, r in enumerate(requests)
+    ]
     unique: dict[str, int] = {}
     copies: dict[str, int] = {}
     for index, key in enumerate(keys):
@@ -116,8 +139,12 @@ def run_batch(
         copies[key] = copies.get(key, 0) + 1
     answered: dict[int, ChatResult] = {}
     failure: BaseException | None = None
-    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(unique) or 1)), thread_name_prefix="teacher")
-    pending: dict[Future[ChatResult], int] = {pool.submit(one, requests[index]): index for index in unique.values()}
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(concurrency, len(unique) or 1)), thread_name_prefix="teacher"
+    )
+    pending: dict[Future[ChatResult], int] = {
+        pool.submit(one, requests[index]): index for index in unique.values()
+    }
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

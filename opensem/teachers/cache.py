@@ -9,8 +9,9 @@ and a half-written entry can never be read. An entry that does not parse is drop
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from opensem.core.digests import canonical_json, sha256_text
 from opensem.core.files import write_atomic
@@ -18,7 +19,13 @@ from opensem.core.files import write_atomic
 CACHE_VERSION = 1
 
 
-def answer_key(provider: str, model: str, base_url: str | None, messages: Sequence[Mapping[str, str]], parameters: Mapping[str, Any]) -> str:
+def answer_key(
+    provider: str,
+    model: str,
+    base_url: str | None,
+    messages: Sequence[Mapping[str, str]],
+    parameters: Mapping[str, Any],
+) -> str:
     """The digest an answer is filed under. The API key is not part of it, and never stored."""
     payload = {
         "v": CACHE_VERSION,
@@ -58,7 +65,9 @@ class TeacherCache:
     def put(self, key: str, text: str, input_tokens: int, output_tokens: int) -> None:
         """File one answer atomically (temporary file, fsync, rename)."""
         entry = {"text": text, "input_tokens": input_tokens, "output_tokens": output_tokens}
-        write_atomic(self._file(key), json.dumps(entry, sort_keys=True, ensure_ascii=False), fsync=True)
+        write_atomic(
+            self._file(key), json.dumps(entry, sort_keys=True, ensure_ascii=False), fsync=True
+        )
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.exists() else 0

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -30,8 +31,8 @@ from opensem.teachers.base import (
     RequestPlan,
     TeacherError,
     Validator,
-    estimate_tokens,
     cached_plan,
+    estimate_tokens,
     register_provider,
 )
 from opensem.teachers.batch import Answer, Meter, run_batch
@@ -42,11 +43,24 @@ log = logging.getLogger("opensem.teacher")
 
 class LocalOptions(ProviderOptions):
     provider: Literal["local"] = Field(
-        "local", description="local: a model run in this process through transformers (vLLM where CUDA allows): a model folder or release of the project, or a hub id."
+        "local",
+        description=(
+            "local: a model run in this process through transformers (vLLM where CUDA allows): a "
+            "model folder or release of the project, or a hub id."
+        ),
     )
-    model: str = Field(min_length=1, description="A model folder (./models/teacher, relative to the project root), a release folder of this project (an adapter with the base it ships, e.g. ./build/registry/espresso/v1), or a hub id.")
+    model: str = Field(
+        min_length=1,
+        description=(
+            "A model folder (./models/teacher, relative to the project root), a release folder of "
+            "this project (an adapter with the base it ships, e.g. ./build/registry/espresso/v1), "
+            "or a hub id."
+        ),
+    )
     batch_size: int = run_setting(8, gt=0, description="Chats generated at once.")
-    seed: int = Field(0, description="Seed of sampling when temperature is above 0 (greedy decoding ignores it).")
+    seed: int = Field(
+        0, description="Seed of sampling when temperature is above 0 (greedy decoding ignores it)."
+    )
 
 
 @register_provider
@@ -55,7 +69,13 @@ class LocalProvider:
     language_model: ClassVar[bool] = True
     Options = LocalOptions
 
-    def __init__(self, config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 0.0, project_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: ChatSettings,
+        cache_dir: Path | None = None,
+        backoff_s: float = 0.0,
+        project_root: Path | None = None,
+    ) -> None:
         self.config: Any = config
         self.cache = TeacherCache(Path(cache_dir) / "teacher") if cache_dir is not None else None
         self.root = project_root or Path.cwd()
@@ -65,15 +85,21 @@ class LocalProvider:
         self._lock = threading.Lock()
 
     def describe(self) -> str:
+        """The teacher, in words."""
         return f"local model {self.config.model}, in this process"
 
     def label(self) -> str:
+        """The teacher's short name, for records."""
         return f"{self.name}:{self.config.model}"
 
     def path(self) -> str:
         """The folder to load, or the hub id as written."""
         model = str(self.config.model)
-        return str((self.root / Path(model).expanduser()).resolve()) if model.startswith(("./", "../", "/", "~")) else model
+        return (
+            str((self.root / Path(model).expanduser()).resolve())
+            if model.startswith(("./", "../", "/", "~"))
+            else model
+        )
 
     def identity(self) -> str:
         """What the cache keys answers by: a folder's content digest (so a retrained model is asked
@@ -89,12 +115,18 @@ class LocalProvider:
         return self._identity
 
     def key(self, request: ChatRequest, messages: list[Message]) -> str:
+        """The cache key of a request's answer: model, messages and sampling."""
         c = self.config
         parameters = {"temperature": c.temperature, "max_tokens": c.max_tokens, "seed": c.seed}
         return answer_key(self.name, self.identity(), None, messages, parameters)
 
     def plan(self, requests: Sequence[ChatRequest]) -> RequestPlan:
-        return cached_plan(requests, lambda r: self.cache is None or self.cache.get(self.key(r, list(r.messages))) is None, self.config.max_tokens)
+        """What would be generated, after the answer cache."""
+        return cached_plan(
+            requests,
+            lambda r: self.cache is None or self.cache.get(self.key(r, list(r.messages))) is None,
+            self.config.max_tokens,
+        )
 
     def complete_many(
         self,
@@ -103,17 +135,34 @@ class LocalProvider:
         on_result: Callable[[ChatResult], None] | None = None,
         request_limit: int | None = None,
     ) -> list[ChatResult]:
+        """Generate the answers in this process, batched, with the answer cache."""
         meter = Meter(limit=request_limit)
         first = {self.key(r, list(r.messages)): list(r.messages) for r in requests}
-        missing = [(key, messages) for key, messages in first.items() if self.cache is None or self.cache.get(key) is None]
+        missing = [
+            (key, messages)
+            for key, messages in first.items()
+            if self.cache is None or self.cache.get(key) is None
+        ]
         for start in range(0, len(missing), self.config.batch_size):
             batch = missing[start : start + self.config.batch_size]
             for _ in batch:
                 meter.take()
             texts = self._generate([messages for _, messages in batch], seed_offset=start)
-            self._fresh.update({key: _answer(text, messages) for (key, messages), text in zip(batch, texts)})
+            self._fresh.update(
+                {key: _answer(text, messages) for (key, messages), text in zip(batch, texts)}
+            )
         try:
-            return run_batch(requests, self._ask, self.key, self.cache, validate, self.config.max_retries, 1, meter, on_result)
+            return run_batch(
+                requests,
+                self._ask,
+                self.key,
+                self.cache,
+                validate,
+                self.config.max_retries,
+                1,
+                meter,
+                on_result,
+            )
         finally:
             self._fresh.clear()
 
@@ -131,14 +180,24 @@ class LocalProvider:
         if engine[0] == "vllm":
             from vllm import SamplingParams
 
-            sampling = SamplingParams(temperature=c.temperature, max_tokens=c.max_tokens, seed=c.seed + seed_offset)
-            return [output.outputs[0].text.strip() for output in engine[1].chat(chats, sampling, use_tqdm=False)]
+            sampling = SamplingParams(
+                temperature=c.temperature, max_tokens=c.max_tokens, seed=c.seed + seed_offset
+            )
+            return [
+                output.outputs[0].text.strip()
+                for output in engine[1].chat(chats, sampling, use_tqdm=False)
+            ]
         from opensem.core.stage import silent_progress
         from opensem.training.generation import GenerationSettings, generate_answers
 
         _, model, tokenizer = engine
-        settings = GenerationSettings(max_new_tokens=c.max_tokens, temperature=c.temperature, seed=c.seed + seed_offset,
-                                      batch_size=c.batch_size, max_seq_length=_context_length(model))
+        settings = GenerationSettings(
+            max_new_tokens=c.max_tokens,
+            temperature=c.temperature,
+            seed=c.seed + seed_offset,
+            batch_size=c.batch_size,
+            max_seq_length=_context_length(model),
+        )
         return generate_answers(model, tokenizer, chats, settings, silent_progress("", None))
 
     def _engine(self) -> tuple[Any, ...]:
@@ -156,7 +215,12 @@ def _load(path: str, name: str, seed: int) -> tuple[Any, ...]:
     import torch
 
     from opensem.errors import StageError
-    from opensem.training.methods.base import artifact_in, load_causal_lm, load_tokenizer, quiet_libraries
+    from opensem.training.methods.base import (
+        artifact_in,
+        load_causal_lm,
+        load_tokenizer,
+        quiet_libraries,
+    )
 
     found = artifact_in(Path(path)) if Path(path).is_dir() else None
     adapter = found is not None and found[0] == "adapter"
@@ -170,10 +234,24 @@ def _load(path: str, name: str, seed: int) -> tuple[Any, ...]:
                 from opensem.training.methods.distill import load_teacher, teacher_model_dir
 
                 shipped = Path(path) / "base_model"
-                return ("transformers", load_teacher(path, str(shipped) if shipped.is_dir() else None), load_tokenizer(teacher_model_dir(path), "teacher"))
-            return ("transformers", load_causal_lm(path, "teacher"), load_tokenizer(path, "teacher"))
+                return (
+                    "transformers",
+                    load_teacher(path, str(shipped) if shipped.is_dir() else None),
+                    load_tokenizer(teacher_model_dir(path), "teacher"),
+                )
+            return (
+                "transformers",
+                load_causal_lm(path, "teacher"),
+                load_tokenizer(path, "teacher"),
+            )
         except StageError as exc:
-            raise TeacherError(f"the local teacher cannot load {name!r}: {exc}", hint="name a model folder of the project (./models/...), a release folder, or a hub id this machine can reach") from exc
+            raise TeacherError(
+                f"the local teacher cannot load {name!r}: {exc}",
+                hint=(
+                    "name a model folder of the project (./models/...), a release folder, or a hub "
+                    "id this machine can reach"
+                ),
+            ) from exc
 
 
 def _context_length(model: Any) -> int:
@@ -182,4 +260,9 @@ def _context_length(model: Any) -> int:
 
 
 def _answer(text: str, messages: list[Message]) -> Answer:
-    return Answer(text=text, input_tokens=sum(estimate_tokens(m["content"]) for m in messages), output_tokens=estimate_tokens(text), requests=1)
+    return Answer(
+        text=text,
+        input_tokens=sum(estimate_tokens(m["content"]) for m in messages),
+        output_tokens=estimate_tokens(text),
+        requests=1,
+    )

@@ -11,17 +11,17 @@ Other components add tasks with register_offline_task (the judge registers its o
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from opensem.teachers.structure import cloze, flawed, lower_first, question_for, sections, sentences, summary, topic
 from opensem.teachers.base import (
     ChatRequest,
     ChatResult,
-    Message,
     ChatSettings,
+    Message,
     ProviderOptions,
     RequestPlan,
     TeacherError,
@@ -29,6 +29,16 @@ from opensem.teachers.base import (
     register_provider,
 )
 from opensem.teachers.batch import Answer, Meter, run_batch
+from opensem.teachers.structure import (
+    cloze,
+    flawed,
+    lower_first,
+    question_for,
+    sections,
+    sentences,
+    summary,
+    topic,
+)
 
 OFFLINE_NAME = "offline-template"
 DESCRIPTION = "offline template generator (not a language model)"
@@ -36,7 +46,9 @@ DESCRIPTION = "offline template generator (not a language model)"
 _TASKS: dict[str, Callable[[Mapping[str, Any]], Any]] = {}
 
 
-def register_offline_task(name: str) -> Callable[[Callable[[Mapping[str, Any]], Any]], Callable[[Mapping[str, Any]], Any]]:
+def register_offline_task(
+    name: str,
+) -> Callable[[Callable[[Mapping[str, Any]], Any]], Callable[[Mapping[str, Any]], Any]]:
     """Decorator: answer requests whose context has task == name."""
 
     def wrap(fn: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, Any]], Any]:
@@ -48,7 +60,11 @@ def register_offline_task(name: str) -> Callable[[Callable[[Mapping[str, Any]], 
 
 class OfflineOptions(ProviderOptions):
     provider: Literal["offline"] = Field(
-        "offline", description="offline: deterministic answers with no model (templates from document structure; token F1 for a judge), for demos and tests."
+        "offline",
+        description=(
+            "offline: deterministic answers with no model (templates from document structure; "
+            "token F1 for a judge), for demos and tests."
+        ),
     )
 
 
@@ -58,16 +74,27 @@ class OfflineProvider:
     language_model: ClassVar[bool] = False
     Options = OfflineOptions
 
-    def __init__(self, config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 0.0, project_root: Path | None = None) -> None:
-        self.config: Any = config  # nothing is cached: answering again is free and gives the same bytes
+    def __init__(
+        self,
+        config: ChatSettings,
+        cache_dir: Path | None = None,
+        backoff_s: float = 0.0,
+        project_root: Path | None = None,
+    ) -> None:
+        self.config: Any = (
+            config  # nothing is cached: answering again is free and gives the same bytes
+        )
 
     def describe(self) -> str:
+        """The teacher, in words."""
         return DESCRIPTION
 
     def label(self) -> str:
+        """The teacher's short name, for records."""
         return OFFLINE_NAME
 
     def plan(self, requests: Sequence[ChatRequest]) -> RequestPlan:
+        """Nothing is sent: the offline teacher answers from the documents."""
         return RequestPlan(total=len(requests), to_send=0, input_tokens=0, max_output_tokens=0)
 
     def complete_many(
@@ -77,6 +104,7 @@ class OfflineProvider:
         on_result: Callable[[ChatResult], None] | None = None,
         request_limit: int | None = None,
     ) -> list[ChatResult]:
+        """Answer every request from the documents, without a model."""
         return run_batch(requests, self._ask, None, None, validate, 0, 1, Meter(), on_result)
 
     def _ask(self, request: ChatRequest, messages: list[Message], meter: Meter) -> Answer:
@@ -101,7 +129,9 @@ def _qa_candidates(chunk: str) -> list[dict[str, str]]:
             gap = cloze(sentence)
             if gap:
                 blanked, word = gap
-                found.append({"question": f"Fill in the blank: {blanked}", "answer": f'"{word}": {sentence}'})
+                found.append(
+                    {"question": f"Fill in the blank: {blanked}", "answer": f'"{word}": {sentence}'}
+                )
     unique: dict[str, dict[str, str]] = {}
     for pair in found:
         unique.setdefault(pair["question"], pair)
@@ -151,4 +181,6 @@ def _refusals(context: Mapping[str, Any]) -> dict[str, Any]:
 def _weak_answer(context: Mapping[str, Any]) -> dict[str, Any]:
     """The 'weaker model' of preferences mode: a vague answer that never uses the passage."""
     question = str(context["question"]).rstrip("?")
-    return {"answer": f"It depends on many things. {question}? Try a few approaches and see what works for you."}
+    return {
+        "answer": f"It depends on many things. {question}? Try a few approaches and see what works for you."
+    }

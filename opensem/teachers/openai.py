@@ -14,8 +14,9 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -24,11 +25,11 @@ from opensem.teachers.base import (
     ChatRequest,
     ChatResult,
     ChatSettings,
+    Message,
     MissingApiKey,
     ProviderOptions,
     RequestPlan,
     TeacherError,
-    Message,
     Validator,
     cached_plan,
     register_provider,
@@ -43,20 +44,37 @@ ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class OpenAIOptions(ProviderOptions):
-    provider: Literal["openai"] = Field("openai", description="openai: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp) through the official client.")
-    model: str = Field(min_length=1, description="Model name at the endpoint.")
-    base_url: str | None = Field(None, description="Endpoint, e.g. http://localhost:8000/v1; unset means api.openai.com.")
-    api_key_env: str | None = run_setting(
-        "OPENAI_API_KEY", pattern=ENV_NAME, description="Name of the environment variable holding the API key (never the key); null for servers without auth."
+    provider: Literal["openai"] = Field(
+        "openai",
+        description=(
+            "openai: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp) through the "
+            "official client."
+        ),
     )
-    json_mode: bool = Field(False, description="Send response_format json_object (for servers that support it).")
+    model: str = Field(min_length=1, description="Model name at the endpoint.")
+    base_url: str | None = Field(
+        None, description="Endpoint, e.g. http://localhost:8000/v1; unset means api.openai.com."
+    )
+    api_key_env: str | None = run_setting(
+        "OPENAI_API_KEY",
+        pattern=ENV_NAME,
+        description=(
+            "Name of the environment variable holding the API key (never the key); null for "
+            "servers without auth."
+        ),
+    )
+    json_mode: bool = Field(
+        False, description="Send response_format json_object (for servers that support it)."
+    )
 
     @model_validator(mode="after")
-    def _endpoint(self) -> "OpenAIOptions":
+    def _endpoint(self) -> OpenAIOptions:
         if self.base_url is not None and not re.match(r"^https?://", self.base_url):
             raise invalid(f"base_url must start with http:// or https://, got {self.base_url!r}")
         if self.base_url is not None and "@" in self.base_url.split("/")[2]:
-            raise invalid("base_url must not carry credentials (they would be written to the lock): use api_key_env")
+            raise invalid(
+                "base_url must not carry credentials (they would be written to the lock): use api_key_env"
+            )
         return self
 
 
@@ -66,7 +84,13 @@ class OpenAIProvider:
     language_model: ClassVar[bool] = True
     Options = OpenAIOptions
 
-    def __init__(self, config: ChatSettings, cache_dir: Path | None = None, backoff_s: float = 1.0, project_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: ChatSettings,
+        cache_dir: Path | None = None,
+        backoff_s: float = 1.0,
+        project_root: Path | None = None,
+    ) -> None:
         self.config: Any = config
         self.backoff_s = backoff_s
         self.cache = TeacherCache(Path(cache_dir) / "teacher") if cache_dir is not None else None
@@ -75,19 +99,31 @@ class OpenAIProvider:
         self._lock = threading.Lock()
 
     def describe(self) -> str:
+        """The teacher, in words."""
         where = self.config.base_url or "api.openai.com"
         return f"OpenAI-compatible endpoint {where}, model {self.config.model}"
 
     def label(self) -> str:
+        """The teacher's short name, for records."""
         return f"{self.name}:{self.config.model}"
 
     def key(self, request: ChatRequest, messages: list[Message]) -> str:
+        """The cache key of a request's answer: endpoint, model, messages and sampling."""
         c = self.config
-        parameters = {"temperature": c.temperature, "max_tokens": c.max_tokens, "json_mode": c.json_mode}
+        parameters = {
+            "temperature": c.temperature,
+            "max_tokens": c.max_tokens,
+            "json_mode": c.json_mode,
+        }
         return answer_key(self.name, request.model or c.model, c.base_url, messages, parameters)
 
     def plan(self, requests: Sequence[ChatRequest]) -> RequestPlan:
-        return cached_plan(requests, lambda r: self.cache is None or self.cache.get(self.key(r, list(r.messages))) is None, self.config.max_tokens)
+        """What would be sent and what it would cost, after the answer cache."""
+        return cached_plan(
+            requests,
+            lambda r: self.cache is None or self.cache.get(self.key(r, list(r.messages))) is None,
+            self.config.max_tokens,
+        )
 
     def complete_many(
         self,
@@ -96,9 +132,18 @@ class OpenAIProvider:
         on_result: Callable[[ChatResult], None] | None = None,
         request_limit: int | None = None,
     ) -> list[ChatResult]:
+        """Send the requests concurrently, with retries, the budget and the answer cache."""
         meter = Meter(limit=request_limit)
         return run_batch(
-            requests, self._ask, self.key, self.cache, validate, self.config.max_retries, self.config.concurrency, meter, on_result
+            requests,
+            self._ask,
+            self.key,
+            self.cache,
+            validate,
+            self.config.max_retries,
+            self.config.concurrency,
+            meter,
+            on_result,
         )
 
     def _scrub(self, text: str) -> str:
@@ -119,7 +164,12 @@ class OpenAIProvider:
                         "set it to null for a local server without auth); keys never go in the manifest",
                     )
                 self._key = key
-                self._client = openai.OpenAI(api_key=key, base_url=self.config.base_url, timeout=self.config.timeout_s, max_retries=0)
+                self._client = openai.OpenAI(
+                    api_key=key,
+                    base_url=self.config.base_url,
+                    timeout=self.config.timeout_s,
+                    max_retries=0,
+                )
         return self._client
 
     def _ask(self, request: ChatRequest, messages: list[Message], meter: Meter) -> Answer:
@@ -137,7 +187,11 @@ class OpenAIProvider:
             delay = self.backoff_s * (2**attempt) * (1 + random.random() / 4)
             try:
                 response = client.chat.completions.create(
-                    model=model, messages=messages, temperature=c.temperature, max_tokens=c.max_tokens, **extra
+                    model=model,
+                    messages=messages,
+                    temperature=c.temperature,
+                    max_tokens=c.max_tokens,
+                    **extra,
                 )
             except openai.RateLimitError as exc:
                 reason = "rate limited (429)"
@@ -148,7 +202,8 @@ class OpenAIProvider:
                 reason = f"cannot connect ({self._scrub(str(exc.__cause__ or exc))})"
                 if attempt == c.max_retries:
                     raise TeacherError(
-                        f"teacher endpoint unreachable: {c.base_url or 'api.openai.com'} ({reason}) after {sent} attempts",
+                        f"teacher endpoint unreachable: {c.base_url or 'api.openai.com'} ({reason}) after {sent} "
+                        "attempts",
                         hint="start the server or fix base_url in the manifest; answers received so far are cached",
                     ) from None
             except openai.APIStatusError as exc:
@@ -162,7 +217,9 @@ class OpenAIProvider:
                     f"teacher request failed after {sent} attempts: {reason}",
                     hint="the endpoint keeps failing; answers received so far are cached, so building again resumes",
                 )
-            log.warning("teacher: %s; retry %d of %d in %.1f s", reason, attempt + 1, c.max_retries, delay)
+            log.warning(
+                "teacher: %s; retry %d of %d in %.1f s", reason, attempt + 1, c.max_retries, delay
+            )
             time.sleep(delay)
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -173,11 +230,19 @@ class OpenAIProvider:
             env = self.config.api_key_env
             return TeacherError(
                 f"the teacher endpoint refused the API key ({status})",
-                hint=f"check the key in ${env}" if env else "the endpoint needs a key: set api_key_env in the manifest",
+                hint=f"check the key in ${env}"
+                if env
+                else "the endpoint needs a key: set api_key_env in the manifest",
             )
         body = self._scrub(str(getattr(exc, "message", "") or exc))[:300]
-        hint = f"check that the endpoint serves model {model!r}" if status == 404 else "check the model name and parameters"
-        return TeacherError(f"the teacher endpoint rejected the request ({status}): {body}", hint=hint)
+        hint = (
+            f"check that the endpoint serves model {model!r}"
+            if status == 404
+            else "check the model name and parameters"
+        )
+        return TeacherError(
+            f"the teacher endpoint rejected the request ({status}): {body}", hint=hint
+        )
 
 
 def _retry_after(exc: Any, default: float) -> float:
@@ -196,6 +261,10 @@ def _answer(response: Any, messages: list[Message], sent: int) -> Answer:
     choices = getattr(response, "choices", None) or []
     text = (choices[0].message.content or "") if choices else ""
     usage = getattr(response, "usage", None)
-    input_tokens = getattr(usage, "prompt_tokens", None) or sum(estimate_tokens(m["content"]) for m in messages)
+    input_tokens = getattr(usage, "prompt_tokens", None) or sum(
+        estimate_tokens(m["content"]) for m in messages
+    )
     output_tokens = getattr(usage, "completion_tokens", None) or estimate_tokens(text)
-    return Answer(text=text, input_tokens=int(input_tokens), output_tokens=int(output_tokens), requests=sent)
+    return Answer(
+        text=text, input_tokens=int(input_tokens), output_tokens=int(output_tokens), requests=sent
+    )

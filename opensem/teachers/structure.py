@@ -58,7 +58,9 @@ def sentences(text: str) -> list[str]:
     """Sentences of a body, list markers stripped, one-word fragments dropped."""
     out: list[str] = []
     for paragraph in re.split(r"\n\s*\n", text):
-        joined = " ".join(_LIST_MARK.sub("", line).strip() for line in paragraph.split("\n") if line.strip())
+        joined = " ".join(
+            _LIST_MARK.sub("", line).strip() for line in paragraph.split("\n") if line.strip()
+        )
         out.extend(s.strip() for s in _SENTENCE_END.split(joined) if len(s.split()) > 2)
     return out
 
@@ -73,7 +75,11 @@ def topic(section: Section) -> str:
 
 def lower_first(text: str) -> str:
     """A heading as the subject of a sentence: Title Case words lowered, acronyms (PID) kept."""
-    return " ".join(w.lower() if w[:1].isupper() and (w[1:].islower() or len(w) == 1) else w for w in text.split(" ") if w)
+    return " ".join(
+        w.lower() if w[:1].isupper() and (w[1:].islower() or len(w) == 1) else w
+        for w in text.split(" ")
+        if w
+    )
 
 
 def question_for(section: Section, index: int) -> str:
@@ -106,7 +112,11 @@ def cloze(sentence: str) -> tuple[str, str] | None:
         word = number.group(0)
         start, end = number.span()
     else:
-        words = [m for m in _WORD.finditer(sentence) if m.group(0).lower() not in STOPWORDS and m.start() > 0]
+        words = [
+            m
+            for m in _WORD.finditer(sentence)
+            if m.group(0).lower() not in STOPWORDS and m.start() > 0
+        ]
         if not words:
             return None
         best = max(words, key=lambda m: (len(m.group(0)), -m.start()))
@@ -130,7 +140,10 @@ def flawed(answer: str) -> str:
     if changed != answer:
         return changed
     first = (sentences(answer) or [answer])[0]
-    return f"{first.split(',')[0].rstrip('.')}. Beyond that it does not really matter; any approach works about equally well."
+    return (
+        f"{first.split(',')[0].rstrip('.')}. Beyond that it does not really matter; any approach "
+        "works about equally well."
+    )
 
 
 def _wrong_number(text: str) -> str:

@@ -47,9 +47,13 @@ def check_shapes(records: RecordSet, shapes: tuple[tuple[str, ...], ...], who: s
         kinds = sorted({record_kind(records.records[i], "unknown") for i in bad})
         raise DataError(
             f"{who}: {len(bad)} of {len(records)} records lack the fields it needs ({wanted}); "
-            f"first has {', '.join(sorted(first)) or 'no fields'} ({kinds[0] if len(kinds) == 1 else ' and '.join(kinds)} records)",
+            f"first has {', '.join(sorted(first)) or 'no fields'} "
+            f"({kinds[0] if len(kinds) == 1 else ' and '.join(kinds)} records)",
             Location(file=str(records.path), line=records.lines[bad[0]]),
-            hint=f"{who} trains on records with: {wanted}; choose a method that takes this data, or feed it other records",
+            hint=(
+                f"{who} trains on records with: {wanted}; choose a method that takes this data, or "
+                "feed it other records"
+            ),
         )
     wanted_fields = {name for alternative in shapes for name in alternative}
     for record, line in zip(records.records, records.lines):
@@ -67,10 +71,21 @@ def check_shapes(records: RecordSet, shapes: tuple[tuple[str, ...], ...], who: s
 def _pair_problem(record: dict[str, Any], wanted: set[str]) -> str | None:
     """What is wrong with a preference or feedback record's fields, if anything."""
     for name in _STRING_FIELDS:
-        if name in wanted and name in record and not (isinstance(record[name], str) and record[name].strip()):
+        if (
+            name in wanted
+            and name in record
+            and not (isinstance(record[name], str) and record[name].strip())
+        ):
             return f"{name} must be a non-empty string"
-    if "label" in wanted and "label" in record and "completion" in record and not isinstance(record["label"], bool):
-        return f"label must be true (a good completion) or false (a bad one), got {record['label']!r}"
+    if (
+        "label" in wanted
+        and "label" in record
+        and "completion" in record
+        and not isinstance(record["label"], bool)
+    ):
+        return (
+            f"label must be true (a good completion) or false (a bad one), got {record['label']!r}"
+        )
     return None
 
 
@@ -82,7 +97,9 @@ def _prompt(record: dict[str, Any], chat: bool) -> Any:
     """A preference or feedback record's prompt, after its persona (system message) when it has one."""
     system = record.get("system")
     if chat:
-        return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": record["prompt"]}]
+        return ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": record["prompt"]}
+        ]
     return f"{system}\n\n{record['prompt']}" if system else record["prompt"]
 
 
@@ -109,8 +126,15 @@ def feedback_rows(records: list[dict[str, Any]], tokenizer: Any) -> list[dict[st
     chat = bool(getattr(tokenizer, "chat_template", None))
     rows: list[dict[str, Any]] = []
     for r in records:
-        pairs = [(r["completion"], r["label"])] if "completion" in r else [(r["chosen"], True), (r["rejected"], False)]
-        rows.extend({"prompt": _prompt(r, chat), "completion": _turn("assistant", c, chat), "label": label} for c, label in pairs)
+        pairs = (
+            [(r["completion"], r["label"])]
+            if "completion" in r
+            else [(r["chosen"], True), (r["rejected"], False)]
+        )
+        rows.extend(
+            {"prompt": _prompt(r, chat), "completion": _turn("assistant", c, chat), "label": label}
+            for c, label in pairs
+        )
     return rows
 
 
@@ -144,7 +168,9 @@ def encode_record(record: dict[str, Any], tokenizer: Any, max_length: int) -> li
     return ids[:max_length]
 
 
-def encode_records(records: RecordSet | list[dict[str, Any]], tokenizer: Any, max_length: int, batch: int = 1024) -> list[list[int]]:
+def encode_records(
+    records: RecordSet | list[dict[str, Any]], tokenizer: Any, max_length: int, batch: int = 1024
+) -> list[list[int]]:
     """Token ids for every record, as encode_record gives them; the one rendering shared by training
     and evaluation. Texts go to the tokenizer in batches, which a fast tokenizer splits across cores."""
     items = records.records if isinstance(records, RecordSet) else records
@@ -155,10 +181,16 @@ def encode_records(records: RecordSet | list[dict[str, Any]], tokenizer: Any, ma
         chunk = texts[start : start + batch]
         special = [not (bos and text.startswith(bos)) for text in chunk]
         encoded: list[list[int] | None] = [None] * len(chunk)
-        for flag in (True, False):  # one call per setting: the tokenizer takes add_special_tokens per call
+        for flag in (
+            True,
+            False,
+        ):  # one call per setting: the tokenizer takes add_special_tokens per call
             positions = [i for i, value in enumerate(special) if value is flag]
             if positions:
-                for i, ids in zip(positions, tokenizer([chunk[i] for i in positions], add_special_tokens=flag)["input_ids"]):
+                for i, ids in zip(
+                    positions,
+                    tokenizer([chunk[i] for i in positions], add_special_tokens=flag)["input_ids"],
+                ):
                     encoded[i] = list(ids)
         for record, ids in zip(items[start : start + batch], encoded):
             assert ids is not None

@@ -9,8 +9,9 @@ its batch, never on what was generated before it.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from opensem.core.stage import Progress
 
@@ -23,13 +24,19 @@ class GenerationSettings:
     temperature: float  # 0 means greedy decoding
     seed: int
     batch_size: int
-    max_seq_length: int  # longer prompts keep their end (the question); scored sequences their start
+    max_seq_length: (
+        int  # longer prompts keep their end (the question); scored sequences their start
+    )
 
 
 def prompt_ids(messages: Sequence[dict[str, str]], tokenizer: Any, max_tokens: int) -> list[int]:
     """Token ids of a chat prompt ending where the assistant's answer begins (its last max_tokens)."""
     if getattr(tokenizer, "chat_template", None):
-        text = str(tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
+        text = str(
+            tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True
+            )
+        )
     else:
         text = "\n\n".join(message["content"] for message in messages) + "\n\n"
     bos = tokenizer.bos_token
@@ -41,11 +48,14 @@ def tail_ids(text: str, tokenizer: Any, max_tokens: int, special: bool = True) -
     token is longer than the tokenizer's longest entry), so a huge prompt costs what a full one does."""
     bound = max_tokens * longest_token(tokenizer)
     if len(text) > bound:
-        text, special = text[-bound:], False  # the start is cut off, and a start-of-text token with it
+        text, special = (
+            text[-bound:],
+            False,
+        )  # the start is cut off, and a start-of-text token with it
     return list(tokenizer(text, add_special_tokens=special)["input_ids"])[-max_tokens:]
 
 
-_LONGEST: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+_LONGEST: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 def longest_token(tokenizer: Any) -> int:
@@ -63,7 +73,13 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted({int(i) for i in ids if i is not None})
 
 
-def generate_answers(model: Any, tokenizer: Any, prompts: list[Sequence[dict[str, str]]], settings: GenerationSettings, bar: Progress) -> list[str]:
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[dict[str, str]]],
+    settings: GenerationSettings,
+    bar: Progress,
+) -> list[str]:
     """One answer per prompt, in order; special tokens and surrounding whitespace removed."""
     import torch
     from transformers import GenerationConfig
@@ -72,7 +88,9 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[Sequence[dict[str
         return []
     model.eval()
     device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
     sampling = settings.temperature > 0
     config = GenerationConfig(
         max_new_tokens=settings.max_new_tokens,
@@ -97,7 +115,11 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[Sequence[dict[str
                 mask[row, width - len(ids) :] = 1
             if sampling:
                 torch.manual_seed(settings.seed + start)
-            output = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), generation_config=config)
+            output = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=mask.to(device),
+                generation_config=config,
+            )
             for row in output[:, width:].cpu().tolist():
                 answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
             bar.advance(len(batch))

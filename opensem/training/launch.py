@@ -31,7 +31,9 @@ from opensem.training.methods.base import Runtime, TrainHooks, TrainOutcome, Tra
 TAG = "@opensem "
 
 
-def train_launched(method: str, request: TrainRequest, processes: int, config_file: Path | None) -> TrainOutcome:
+def train_launched(
+    method: str, request: TrainRequest, processes: int, config_file: Path | None
+) -> TrainOutcome:
     """Run method on request in `processes` processes through accelerate; returns rank 0's outcome."""
     folder = request.work_dir / "launch"
     folder.mkdir(parents=True, exist_ok=True)
@@ -49,18 +51,33 @@ def train_launched(method: str, request: TrainRequest, processes: int, config_fi
         "work_dir": str(request.work_dir),
         "base_model_name": request.base_model_name,
         "params": request.params.model_dump(mode="json"),
-        "runtime": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request.runtime).items()},
+        "runtime": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in dataclasses.asdict(request.runtime).items()
+        },
         "models": request.models,
         "eval_records": str(validation) if request.eval_records else None,
     }
     write_json(folder / "request.json", spec)
-    command = launch_command(processes, config_file, request.params.compute.mixed_precision, folder / "request.json")
-    request.log.info("launching %d training process%s: %s", processes, "es" if processes != 1 else "", " ".join(command[2:]))
+    command = launch_command(
+        processes, config_file, request.params.compute.mixed_precision, folder / "request.json"
+    )
+    request.log.info(
+        "launching %d training process%s: %s",
+        processes,
+        "es" if processes != 1 else "",
+        " ".join(command[2:]),
+    )
     stderr_file = folder / "stderr.log"
     error: dict[str, Any] | None = None
     with stderr_file.open("w", encoding="utf-8") as stderr:
         child = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=_environment(processes), preexec_fn=_die_with_parent
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=_environment(processes),
+            preexec_fn=_die_with_parent,
         )
         assert child.stdout is not None
         try:
@@ -78,15 +95,24 @@ def train_launched(method: str, request: TrainRequest, processes: int, config_fi
             raise
     if error is not None:
         kind = getattr(errors, error["kind"], StageError)
-        raise kind(error["message"], hint=error["hint"]) if issubclass(kind, OpensemError) else StageError(error["message"])
+        raise (
+            kind(error["message"], hint=error["hint"])
+            if issubclass(kind, OpensemError)
+            else StageError(error["message"])
+        )
     outcome_file = folder / "outcome.json"
     if code != 0 or not outcome_file.is_file():
         tail = stderr_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
-        raise StageError(f"accelerate launch failed (exit {code}): {' | '.join(tail) or 'no output'}", hint=f"its full output is in {stderr_file}")
+        raise StageError(
+            f"accelerate launch failed (exit {code}): {' | '.join(tail) or 'no output'}",
+            hint=f"its full output is in {stderr_file}",
+        )
     return TrainOutcome(**json.loads(outcome_file.read_text(encoding="utf-8")))
 
 
-def launch_command(processes: int, config_file: Path | None, mixed_precision: str, request_file: Path) -> list[str]:
+def launch_command(
+    processes: int, config_file: Path | None, mixed_precision: str, request_file: Path
+) -> list[str]:
     """The `accelerate launch` command line, through this interpreter so the same environment trains.
 
     Several processes use accelerate's multi-GPU launcher (torch.distributed); on a machine
@@ -107,7 +133,9 @@ def launch_command(processes: int, config_file: Path | None, mixed_precision: st
 
 def _environment(processes: int) -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))  # CPU processes share the cores
+    env.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes))
+    )  # CPU processes share the cores
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -178,9 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         on_step=lambda: emit({"event": "step"}),
         on_log=lambda row: emit({"event": "row", "row": row}),
         on_end=lambda: emit({"event": "end"}),
-        on_resume=lambda step, checkpoint: emit({"event": "resume", "step": step, "checkpoint": checkpoint}),
+        on_resume=lambda step, checkpoint: emit(
+            {"event": "resume", "step": step, "checkpoint": checkpoint}
+        ),
     )
-    runtime = {k: (Path(v) if k == "tracking_dir" and v else v) for k, v in spec["runtime"].items()}
+    runtime: dict[str, Any] = {
+        k: (Path(v) if k == "tracking_dir" and v else v) for k, v in spec["runtime"].items()
+    }
     request = TrainRequest(
         model_path=spec["model_path"],
         records=load_records(Path(spec["records"])).records,
@@ -191,13 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         hooks=hooks,
         runtime=Runtime(**runtime),
         log=log,
-        eval_records=load_records(Path(spec["eval_records"])).records if spec.get("eval_records") else None,
+        eval_records=load_records(Path(spec["eval_records"])).records
+        if spec.get("eval_records")
+        else None,
         models=spec.get("models", {}),
     )
     try:
         outcome = get_method(spec["method"]).train(request)
     except OpensemError as exc:
-        emit({"event": "error", "kind": type(exc).__name__, "message": exc.message, "hint": exc.hint})
+        emit(
+            {"event": "error", "kind": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+        )
         return 1
     if lead:
         outcome_file = Path(spec["work_dir"]) / "launch" / "outcome.json"

@@ -10,8 +10,9 @@ so equal metrics give equal bytes.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 WIDTH, HEIGHT = 640, 360
 LEFT, RIGHT, TOP, BOTTOM = 70, 80, 36, 48  # margins around the plot area
@@ -40,7 +41,8 @@ def _label(value: float) -> str:
 
 
 def plot_loss(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
-    """Training loss, validation loss when measured (squares), and the learning rate (dashed, right axis) over steps, as a PNG at path."""
+    """Training loss, validation loss when measured (squares), and the learning rate (dashed, right
+    axis) over steps, as a PNG at path."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=12)
@@ -48,11 +50,20 @@ def plot_loss(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     draw = ImageDraw.Draw(image)
     x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
     losses = [(float(r["step"]), float(r["loss"])) for r in rows if r.get("loss") is not None]
-    rates = [(float(r["step"]), float(r["learning_rate"])) for r in rows if r.get("learning_rate") is not None]
-    evals = [(float(r["step"]), float(r["eval_loss"])) for r in rows if r.get("eval_loss") is not None]
+    rates = [
+        (float(r["step"]), float(r["learning_rate"]))
+        for r in rows
+        if r.get("learning_rate") is not None
+    ]
+    evals = [
+        (float(r["step"]), float(r["eval_loss"])) for r in rows if r.get("eval_loss") is not None
+    ]
     steps = [s for s, _ in losses + evals] or [0.0, 1.0]
     x_ticks = nice_ticks(min(steps), max(steps))
-    y_ticks = nice_ticks(min((v for _, v in losses + evals), default=0.0), max((v for _, v in losses + evals), default=1.0))
+    y_ticks = nice_ticks(
+        min((v for _, v in losses + evals), default=0.0),
+        max((v for _, v in losses + evals), default=1.0),
+    )
 
     def scale(value: float, ticks: list[float], start: float, end: float) -> float:
         span = ticks[-1] - ticks[0] or 1.0
@@ -69,7 +80,13 @@ def plot_loss(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     if len(rates) > 1:
         r_ticks = nice_ticks(min(v for _, v in rates), max(v for _, v in rates))
         for tick in r_ticks:
-            draw.text((x1 + 6, scale(tick, r_ticks, y1, y0)), _label(tick), fill=RATE_COLOR, font=font, anchor="lm")
+            draw.text(
+                (x1 + 6, scale(tick, r_ticks, y1, y0)),
+                _label(tick),
+                fill=RATE_COLOR,
+                font=font,
+                anchor="lm",
+            )
         points = [(scale(s, x_ticks, x0, x1), scale(v, r_ticks, y1, y0)) for s, v in rates]
         for (ax, ay), (bx, by) in zip(points, points[1:]):
             _dashed(draw, ax, ay, bx, by)
@@ -90,7 +107,9 @@ def plot_loss(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     draw.rectangle([x0, y0, x1, y1], outline=INK)
     draw.text(((x0 + x1) / 2, HEIGHT - 8), "step", fill=INK, font=font, anchor="md")
     draw.text((8, y0 - 14), "training loss", fill=LOSS_COLOR, font=font, anchor="lm")
-    draw.text(((x0 + x1) / 2, 10), title, fill=INK, font=ImageFont.load_default(size=14), anchor="ma")
+    draw.text(
+        ((x0 + x1) / 2, 10), title, fill=INK, font=ImageFont.load_default(size=14), anchor="ma"
+    )
     image.save(path, format="PNG", optimize=False)
 
 
@@ -99,4 +118,11 @@ def _dashed(draw: Any, ax: float, ay: float, bx: float, by: float, dash: float =
     pieces = max(1, int(length // dash))
     for i in range(0, pieces, 2):
         start, end = i / pieces, min(1.0, (i + 1) / pieces)
-        draw.line([(ax + (bx - ax) * start, ay + (by - ay) * start), (ax + (bx - ax) * end, ay + (by - ay) * end)], fill=RATE_COLOR, width=1)
+        draw.line(
+            [
+                (ax + (bx - ax) * start, ay + (by - ay) * start),
+                (ax + (bx - ax) * end, ay + (by - ay) * end),
+            ],
+            fill=RATE_COLOR,
+            width=1,
+        )

@@ -31,7 +31,11 @@ class ModelShape:
         """A Llama-family config (most open models) -> its shape; None when the keys are not there."""
         config = config.get("text_config", config)
         try:
-            h, layers, vocab = int(config["hidden_size"]), int(config["num_hidden_layers"]), int(config["vocab_size"])
+            h, layers, vocab = (
+                int(config["hidden_size"]),
+                int(config["num_hidden_layers"]),
+                int(config["vocab_size"]),
+            )
             inter = int(config.get("intermediate_size") or 4 * h)
             heads = int(config.get("num_attention_heads") or 1)
         except (KeyError, TypeError, ValueError):
@@ -40,10 +44,18 @@ class ModelShape:
         kv = int(config.get("num_key_value_heads") or heads) * head_dim
         per_layer = h * heads * head_dim * 2 + 2 * h * kv + 3 * h * inter + 2 * h
         embeddings = vocab * h * (1 if config.get("tie_word_embeddings") else 2)
-        return cls(params=layers * per_layer + embeddings + h, hidden=h, layers=layers, intermediate=inter, vocab=vocab, kv_dim=kv)
+        return cls(
+            params=layers * per_layer + embeddings + h,
+            hidden=h,
+            layers=layers,
+            intermediate=inter,
+            vocab=vocab,
+            kv_dim=kv,
+        )
 
     @property
     def billions(self) -> float:
+        """Parameters, in billions."""
         return self.params / 1e9
 
 
@@ -52,12 +64,16 @@ def model_shape(model_path: str) -> ModelShape | None:
     local = Path(model_path).expanduser()
     try:
         if local.is_dir():
-            return ModelShape.from_config(json.loads((local / "config.json").read_text(encoding="utf-8")))
+            return ModelShape.from_config(
+                json.loads((local / "config.json").read_text(encoding="utf-8"))
+            )
         if model_path.startswith(("/", ".", "~")):
             return None  # a path that is not there: loading will say so
         from huggingface_hub import hf_hub_download
 
-        return ModelShape.from_config(json.loads(Path(hf_hub_download(model_path, "config.json")).read_text(encoding="utf-8")))
+        return ModelShape.from_config(
+            json.loads(Path(hf_hub_download(model_path, "config.json")).read_text(encoding="utf-8"))
+        )
     except Exception:  # offline, private, no config: the preflight then says the size is unknown
         return None
 
@@ -82,10 +98,15 @@ class MemoryEstimate:
 
     @property
     def total_gb(self) -> float:
+        """The whole estimate, in GB."""
         return self.weights_gb + self.training_gb + self.activations_gb + self.overhead_gb
 
     def breakdown(self) -> str:
-        return f"weights {self.weights_gb:.1f}, optimizer {self.training_gb:.1f}, activations {self.activations_gb:.1f}, overhead {self.overhead_gb:.1f}"
+        """The estimate by part, for messages."""
+        return (
+            f"weights {self.weights_gb:.1f}, optimizer {self.training_gb:.1f}, activations "
+            f"{self.activations_gb:.1f}, overhead {self.overhead_gb:.1f}"
+        )
 
 
 def adapter_params(shape: ModelShape, rank: int) -> int:
@@ -94,7 +115,15 @@ def adapter_params(shape: ModelShape, rank: int) -> int:
     return shape.layers * rank * (2 * h + 2 * (h + kv) + 2 * h + 3 * (h + inter))
 
 
-def estimate_memory(shape: ModelShape, method: MethodProfile, seq_len: int, batch: int, rank: int, checkpointing: bool, gpu: bool) -> MemoryEstimate:
+def estimate_memory(
+    shape: ModelShape,
+    method: MethodProfile,
+    seq_len: int,
+    batch: int,
+    rank: int,
+    checkpointing: bool,
+    gpu: bool,
+) -> MemoryEstimate:
     """Peak training memory of one process, from the usual accounting (weights, Adam, activations, logits).
 
     GPU: 16-bit frozen weights (4-bit for qlora, fp32 for full training), 16-bit activations of
@@ -107,8 +136,14 @@ def estimate_memory(shape: ModelShape, method: MethodProfile, seq_len: int, batc
     training = trainable * (12 if method.full else 16)  # grads + Adam (+ the fp32 adapter weights)
     tokens = batch * seq_len * (2 if method.paired else 1)
     layer = act_bytes * (16 * shape.hidden + 4 * shape.intermediate)
-    kept = shape.layers * 2 * shape.hidden * act_bytes + layer if checkpointing else shape.layers * layer
+    kept = (
+        shape.layers * 2 * shape.hidden * act_bytes + layer
+        if checkpointing
+        else shape.layers * layer
+    )
     activations = tokens * kept + tokens * shape.vocab * 8
     core = shape.params * weight_bytes + training + activations
     overhead = (1.0 * GIB + 0.1 * core) if gpu else 0.5 * GIB
-    return MemoryEstimate(shape.params * weight_bytes / GIB, training / GIB, activations / GIB, overhead / GIB)
+    return MemoryEstimate(
+        shape.params * weight_bytes / GIB, training / GIB, activations / GIB, overhead / GIB
+    )

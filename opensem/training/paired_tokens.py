@@ -19,12 +19,19 @@ import numpy as np
 
 from opensem.core.files import write_atomic
 
-ROW_COLUMNS = {"preference": ("prompt_ids", "chosen_ids", "rejected_ids"), "feedback": ("prompt_ids", "completion_ids")}
+ROW_COLUMNS = {
+    "preference": ("prompt_ids", "chosen_ids", "rejected_ids"),
+    "feedback": ("prompt_ids", "completion_ids"),
+}
 
 
 def _ids(tokenizer: Any, text: Any, generation_prompt: bool = False) -> list[int]:
     if isinstance(text, list):  # a conversation
-        return list(tokenizer.apply_chat_template(text, tokenize=True, return_dict=True, add_generation_prompt=generation_prompt)["input_ids"])
+        return list(
+            tokenizer.apply_chat_template(
+                text, tokenize=True, return_dict=True, add_generation_prompt=generation_prompt
+            )["input_ids"]
+        )
     return list(tokenizer(text=text)["input_ids"])
 
 
@@ -55,38 +62,61 @@ def paired_rows(records: list[dict[str, Any]], tokenizer: Any, shape: str) -> li
             chosen = _ids(tokenizer, row["prompt"] + _with_eos(row["chosen"], tokenizer))
             rejected = _ids(tokenizer, row["prompt"] + _with_eos(row["rejected"], tokenizer))
             cut = min(_common_prefix(prompt, chosen), _common_prefix(prompt, rejected))
-            out.append({"prompt_ids": prompt[:cut], "chosen_ids": chosen[cut:], "rejected_ids": rejected[cut:]})
+            out.append(
+                {
+                    "prompt_ids": prompt[:cut],
+                    "chosen_ids": chosen[cut:],
+                    "rejected_ids": rejected[cut:],
+                }
+            )
         return out
     for row in feedback_rows(records, tokenizer):
         prompt = _ids(tokenizer, row["prompt"], generation_prompt=True)
         full = _ids(tokenizer, row["prompt"] + _with_eos(row["completion"], tokenizer))
         cut = _common_prefix(prompt, full)
-        out.append({"prompt_ids": prompt[:cut], "completion_ids": full[cut:], "label": bool(row["label"])})
+        out.append(
+            {"prompt_ids": prompt[:cut], "completion_ids": full[cut:], "label": bool(row["label"])}
+        )
     return out
 
 
-def write_rows(folder: Path, name: str, rows: list[dict[str, Any]], shape: str, meta: dict[str, Any]) -> None:
+def write_rows(
+    folder: Path, name: str, rows: list[dict[str, Any]], shape: str, meta: dict[str, Any]
+) -> None:
     """<name>.npz (each id column flat with its offsets, labels) and <name>.json (counts and settings)."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     for column in ROW_COLUMNS[shape]:
         arrays[column] = np.fromiter((t for row in rows for t in row[column]), dtype=np.int32)
-        arrays[f"{column}_offsets"] = np.cumsum([0, *(len(row[column]) for row in rows)], dtype=np.int64)
+        arrays[f"{column}_offsets"] = np.cumsum(
+            [0, *(len(row[column]) for row in rows)], dtype=np.int64
+        )
     if shape == "feedback":
         arrays["label"] = np.array([row["label"] for row in rows], dtype=np.bool_)
     with (folder / f"{name}.npz").open("wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs: **arrays are arrays
     tokens = sum(int(arrays[c].size) for c in ROW_COLUMNS[shape])
-    write_atomic(folder / f"{name}.json", json.dumps({**meta, "shape": shape, "rows": len(rows), "sequences": len(rows), "tokens": tokens}, sort_keys=True, indent=2))
+    write_atomic(
+        folder / f"{name}.json",
+        json.dumps(
+            {**meta, "shape": shape, "rows": len(rows), "sequences": len(rows), "tokens": tokens},
+            sort_keys=True,
+            indent=2,
+        ),
+    )
 
 
 def read_rows(folder: Path, name: str) -> list[dict[str, Any]]:
+    """The tokenize stage's paired rows (preference or feedback) read back."""
     shape = json.loads((folder / f"{name}.json").read_text())["shape"]
     with np.load(folder / f"{name}.npz") as data:
         columns = {c: (data[c], data[f"{c}_offsets"]) for c in ROW_COLUMNS[shape]}
         labels = data["label"].tolist() if shape == "feedback" else None
     count = len(next(iter(columns.values()))[1]) - 1
-    rows = [{c: flat[offsets[i] : offsets[i + 1]].tolist() for c, (flat, offsets) in columns.items()} for i in range(count)]
+    rows = [
+        {c: flat[offsets[i] : offsets[i + 1]].tolist() for c, (flat, offsets) in columns.items()}
+        for i in range(count)
+    ]
     if labels is not None:
         for row, label in zip(rows, labels):
             row["label"] = bool(label)
@@ -99,10 +129,17 @@ def orpo_rows(rows: list[dict[str, Any]], max_length: int) -> list[dict[str, Any
     out = []
     for row in rows:
         prompt = row["prompt_ids"]
-        built: dict[str, Any] = {"prompt_input_ids": prompt, "prompt_attention_mask": [1] * len(prompt)}
+        built: dict[str, Any] = {
+            "prompt_input_ids": prompt,
+            "prompt_attention_mask": [1] * len(prompt),
+        }
         for side in ("chosen", "rejected"):
             answer = row[f"{side}_ids"][: max(0, max_length - len(prompt))]
             ids = prompt + answer
-            built |= {f"{side}_input_ids": ids, f"{side}_attention_mask": [1] * len(ids), f"{side}_labels": [-100] * len(prompt) + answer}
+            built |= {
+                f"{side}_input_ids": ids,
+                f"{side}_attention_mask": [1] * len(ids),
+                f"{side}_labels": [-100] * len(prompt) + answer,
+            }
         out.append(built)
     return out

@@ -47,22 +47,36 @@ class TinyModelSpec(Section):
 
     hidden_size: int = Field(64, gt=0, description="Width of the model.")
     num_layers: int = Field(2, gt=0, le=32, description="Transformer blocks.")
-    num_heads: int = Field(4, gt=0, description="Attention heads; must divide hidden_size into an even head size.")
-    vocab_size: int = Field(2000, ge=MIN_VOCAB_SIZE, le=65536, description="Most BPE vocabulary entries; the bundled corpus decides the exact size.")
+    num_heads: int = Field(
+        4, gt=0, description="Attention heads; must divide hidden_size into an even head size."
+    )
+    vocab_size: int = Field(
+        2000,
+        ge=MIN_VOCAB_SIZE,
+        le=65536,
+        description="Most BPE vocabulary entries; the bundled corpus decides the exact size.",
+    )
     seed: int = Field(0, description="Seed of the random initialization.")
 
     @model_validator(mode="after")
-    def _head_shape(self) -> "TinyModelSpec":
+    def _head_shape(self) -> TinyModelSpec:
         if self.hidden_size % self.num_heads:
-            raise invalid(f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})")
+            raise invalid(
+                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
+            )
         if (self.hidden_size // self.num_heads) % 2:
-            raise invalid(f"hidden_size / num_heads must be even for rotary embeddings, got {self.hidden_size} / {self.num_heads} = {self.hidden_size // self.num_heads}")
+            raise invalid(
+                f"hidden_size / num_heads must be even for rotary embeddings, got {self.hidden_size} / "
+                f"{self.num_heads} = {self.hidden_size // self.num_heads}"
+            )
         return self
 
 
 def corpus_text() -> str:
     """The bundled English prose the tokenizer is trained on."""
-    return resources.files("opensem.training").joinpath("tiny_corpus.txt").read_text(encoding="utf-8")
+    return (
+        resources.files("opensem.training").joinpath("tiny_corpus.txt").read_text(encoding="utf-8")
+    )
 
 
 def _train_tokenizer(vocab_size: int) -> Any:
@@ -86,7 +100,9 @@ def _train_tokenizer(vocab_size: int) -> Any:
         [
             processors.ByteLevel(trim_offsets=False),
             processors.TemplateProcessing(
-                single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B", special_tokens=[(BOS_TOKEN, bos_id)]
+                single=f"{BOS_TOKEN} $A",
+                pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
+                special_tokens=[(BOS_TOKEN, bos_id)],
             ),
         ]
     )
@@ -105,7 +121,12 @@ def make_tiny_model(out_dir: Path, spec: TinyModelSpec | None = None, **shape: A
     spec = spec or TinyModelSpec(**shape)
     hidden_size, num_layers, num_heads = spec.hidden_size, spec.num_layers, spec.num_heads
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     from opensem.training.methods.base import quiet_libraries
 
@@ -141,7 +162,11 @@ def make_tiny_model(out_dir: Path, spec: TinyModelSpec | None = None, **shape: A
         torch.manual_seed(spec.seed)
         model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
-        bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False, max_new_tokens=64
+        bos_token_id=bos_id,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+        do_sample=False,
+        max_new_tokens=64,
     )
     with quiet_libraries():
         model.save_pretrained(out_dir, safe_serialization=True)

@@ -24,9 +24,13 @@ from opensem.errors import GateFailed, StageError
 @dataclass
 class FakeRunner:
     runs: list[str] = field(default_factory=list)
-    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # stage -> (start, end), monotonic
+    spans: dict[str, tuple[float, float]] = field(
+        default_factory=dict
+    )  # stage -> (start, end), monotonic
 
-    def run(self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
         started = time.monotonic()
         try:
             return self._run(node, inputs, out_dir)
@@ -46,14 +50,27 @@ class FakeRunner:
             text = (path / "result.txt").read_text() if path.is_dir() else path.read_text()
             parts.append(text.lower() if node.params.get("normalize") else text)
         (out_dir / "result.txt").write_text("|".join(parts))
-        return StageResult(summary=f"{node.name} joined {len(inputs)} inputs", metrics={"parts": len(parts)}, lock=dict(node.params.get("lock", {})))
+        return StageResult(
+            summary=f"{node.name} joined {len(inputs)} inputs",
+            metrics={"parts": len(parts)},
+            lock=dict(node.params.get("lock", {})),
+        )
 
     def library_versions(self) -> dict[str, str]:
         return {"fake": "1"}
 
 
-def node(name: str, kind: str = "join", version: str = "1", inputs: dict[str, Any] | None = None, heavy: bool = False, **params: Any) -> StageNode:
-    return StageNode(name=name, kind=kind, version=version, params=params, inputs=inputs or {}, heavy=heavy)
+def node(
+    name: str,
+    kind: str = "join",
+    version: str = "1",
+    inputs: dict[str, Any] | None = None,
+    heavy: bool = False,
+    **params: Any,
+) -> StageNode:
+    return StageNode(
+        name=name, kind=kind, version=version, params=params, inputs=inputs or {}, heavy=heavy
+    )
 
 
 def chain(root: Path, *extra: StageNode, text_b: str = "b", version_b: str = "1") -> StageGraph:
@@ -65,20 +82,47 @@ def chain(root: Path, *extra: StageNode, text_b: str = "b", version_b: str = "1"
     nodes = [
         node("a", inputs={"src": SourceInput(path="source.txt")}, text="a", normalize=True),
         node("b", version=version_b, inputs={"up": UpstreamInput(stage="a")}, text=text_b),
-        node("c", inputs={"up": UpstreamInput(stage="b")}, text="c", lock={"published": {"tag": "t1"}}),
+        node(
+            "c",
+            inputs={"up": UpstreamInput(stage="b")},
+            text="c",
+            lock={"published": {"tag": "t1"}},
+        ),
         *extra,
     ]
-    return StageGraph(job_id="fake", manifest_path=root / "manifests" / "fake.yaml", project_root=root, nodes=nodes)
+    return StageGraph(
+        job_id="fake",
+        manifest_path=root / "manifests" / "fake.yaml",
+        project_root=root,
+        nodes=nodes,
+    )
 
 
-def session(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset(), remote: Any = None) -> BuildSession:
+def session(
+    graph: StageGraph,
+    runner: FakeRunner | None = None,
+    force: frozenset[str] = frozenset(),
+    remote: Any = None,
+) -> BuildSession:
     from opensem.console import RichReporter  # the CLI's lines, which these tests read from stderr
 
-    return BuildSession(graph, DigestCache(graph.project_root / "build" / "cache" / "digests.json"), runner or FakeRunner(), force, remote=remote,
-                        reporter=RichReporter())
+    return BuildSession(
+        graph,
+        DigestCache(graph.project_root / "build" / "cache" / "digests.json"),
+        runner or FakeRunner(),
+        force,
+        remote=remote,
+        reporter=RichReporter(),
+    )
 
 
-def build(graph: StageGraph, runner: FakeRunner | None = None, force: frozenset[str] = frozenset(), remote: Any = None, jobs: int = 1) -> tuple[BuildSession, int]:
+def build(
+    graph: StageGraph,
+    runner: FakeRunner | None = None,
+    force: frozenset[str] = frozenset(),
+    remote: Any = None,
+    jobs: int = 1,
+) -> tuple[BuildSession, int]:
     """Run every stage through doit and write the lock, as `opensem build` does; (session, doit exit code)."""
     from opensem.core.doit_run import run_doit
 

@@ -26,8 +26,18 @@ def test_directory_digest_is_pinned(tmp_path: Path) -> None:
 
 def test_lot_changes_with_every_part() -> None:
     base = lot_number("train", "1", {"lr": 1}, {"train": "a"})
-    assert len({base, lot_number("train", "2", {"lr": 1}, {"train": "a"}), lot_number("train", "1", {"lr": 2}, {"train": "a"}),
-                lot_number("train", "1", {"lr": 1}, {"train": "b"}), lot_number("eval", "1", {"lr": 1}, {"train": "a"})}) == 5
+    assert (
+        len(
+            {
+                base,
+                lot_number("train", "2", {"lr": 1}, {"train": "a"}),
+                lot_number("train", "1", {"lr": 2}, {"train": "a"}),
+                lot_number("train", "1", {"lr": 1}, {"train": "b"}),
+                lot_number("eval", "1", {"lr": 1}, {"train": "a"}),
+            }
+        )
+        == 5
+    )
 
 
 def test_cache_skips_unchanged_files_and_notices_edits(tmp_path: Path, monkeypatch) -> None:

@@ -21,7 +21,9 @@ def test_a_second_build_runs_nothing_and_the_lock_records_each_stage(tmp_path: P
     session, code = build(graph, again)
     assert code == 0 and again.runs == [] and session.hits == ["a", "b", "c"]
     lock = json.loads((tmp_path / "manifests" / "fake.lock").read_text())
-    assert sorted(lock["stages"]) == ["a", "b", "c"] and lock["published"] == {"tag": "t1"}  # c asked for that entry
+    assert sorted(lock["stages"]) == ["a", "b", "c"] and lock["published"] == {
+        "tag": "t1"
+    }  # c asked for that entry
     meta = Store(tmp_path / "build" / "store").meta(lock["stages"]["c"]["lot"])
     assert meta["versions"]["fake"] == "1" and meta["lock"] == {"published": {"tag": "t1"}}
 
@@ -52,18 +54,29 @@ def test_an_edited_store_entry_is_dropped_and_rebuilt(tmp_path: Path) -> None:
 def test_a_failing_stage_stores_nothing_and_plan_remembers_why(tmp_path: Path) -> None:
     graph = chain(tmp_path, node("d", kind="fail", inputs={}))
     session, code = build(graph)
-    assert code != 0 and isinstance(session.error, StageError) and session.error.message == "d broke"
+    assert (
+        code != 0 and isinstance(session.error, StageError) and session.error.message == "d broke"
+    )
     lot = session.resolver.lots["d"]
     store = Store(tmp_path / "build" / "store")
-    assert not store.has(lot) and store.failure(lot) == {"blocks": False, "error": "StageError", "message": "d broke", "stage": "d"}
-    assert not any(p.name.startswith(lot[:16]) for p in (tmp_path / "build" / "store" / ".tmp").iterdir())  # no half entry left
+    assert not store.has(lot) and store.failure(lot) == {
+        "blocks": False,
+        "error": "StageError",
+        "message": "d broke",
+        "stage": "d",
+    }
+    assert not any(
+        p.name.startswith(lot[:16]) for p in (tmp_path / "build" / "store" / ".tmp").iterdir()
+    )  # no half entry left
 
 
 def test_a_blocking_outcome_is_recorded_as_blocking(tmp_path: Path) -> None:
     graph = chain(tmp_path, node("gate", kind="hold", inputs={}))
     session, _ = build(graph)
     assert isinstance(session.error, GateFailed)
-    assert Store(tmp_path / "build" / "store").failure(session.resolver.lots["gate"])["blocks"] is True  # type: ignore[index]
+    assert (
+        Store(tmp_path / "build" / "store").failure(session.resolver.lots["gate"])["blocks"] is True
+    )  # type: ignore[index]
 
 
 def test_a_damaged_lock_is_reported_and_replaced_by_a_sound_one(tmp_path: Path, capsys) -> None:

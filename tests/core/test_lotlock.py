@@ -29,7 +29,11 @@ with lot_lock(Path(sys.argv[1]), "lot1", "other:stage", lambda holder: None):
 
 
 def holder(folder: Path, how: str) -> subprocess.Popen[str]:
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLD), str(folder), how], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLD), str(folder), how],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout is not None and child.stdout.readline().strip() == "held"
     return child
 
@@ -37,9 +41,16 @@ def holder(folder: Path, how: str) -> subprocess.Popen[str]:
 def test_a_second_taker_waits_for_the_holder_and_is_told_who_it_is(tmp_path: Path) -> None:
     child = holder(tmp_path, "finish")
     seen: list[dict] = []
-    with lot_lock(tmp_path, "lot1", "me:stage", lambda record: seen.append(record or {})) as abandoned:
+    with lot_lock(
+        tmp_path, "lot1", "me:stage", lambda record: seen.append(record or {})
+    ) as abandoned:
         pass  # reached only after the holder let go: on_wait ran because the lock was taken
-    assert seen and seen[0]["pid"] == child.pid and seen[0]["who"] == "other:stage" and seen[0]["state"] == "running"
+    assert (
+        seen
+        and seen[0]["pid"] == child.pid
+        and seen[0]["who"] == "other:stage"
+        and seen[0]["state"] == "running"
+    )
     assert abandoned is None
 
 
@@ -47,13 +58,21 @@ def test_a_killed_holder_frees_the_lot_and_is_named_as_abandoned(tmp_path: Path)
     child = holder(tmp_path, "die")
     child.wait()
     assert child.returncode == -9
-    with lot_lock(tmp_path, "lot1", "me:stage", lambda record: pytest.fail("a dead process holds no lock")) as abandoned:
-        assert abandoned is not None and abandoned["pid"] == child.pid and abandoned["who"] == "other:stage"
+    with lot_lock(
+        tmp_path, "lot1", "me:stage", lambda record: pytest.fail("a dead process holds no lock")
+    ) as abandoned:
+        assert (
+            abandoned is not None
+            and abandoned["pid"] == child.pid
+            and abandoned["who"] == "other:stage"
+        )
     with lot_lock(tmp_path, "lot1", "me:stage", lambda record: None) as later:
         assert later is None  # a clean finish leaves nothing to take over
 
 
-def test_a_build_that_waited_reuses_what_the_other_build_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_build_that_waited_reuses_what_the_other_build_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     graph = chain(tmp_path)
     first, _ = build(graph)
     store, lot_b = Store(tmp_path / "build" / "store"), first.resolver.lots["b"]
@@ -65,7 +84,9 @@ def test_a_build_that_waited_reuses_what_the_other_build_made(tmp_path: Path, mo
     import opensem.core.engine as engine
 
     real_describe = engine.describe
-    monkeypatch.setattr(engine, "describe", lambda record: (waiting.set(), real_describe(record))[1])
+    monkeypatch.setattr(
+        engine, "describe", lambda record: (waiting.set(), real_describe(record))[1]
+    )
     runner = FakeRunner()
     outcome: list[object] = []
     with lot_lock(store.root / ".locks", lot_b, "other:b", lambda record: None):

@@ -17,7 +17,13 @@ def fan(root: Path, heavy: bool) -> object:
     return chain(
         root,
         node("x", inputs={"up": UpstreamInput(stage="a")}, heavy=heavy, text="x", sleep=0.4),
-        node("y", inputs={"up": UpstreamInput(stage="a"), "src": SourceInput(path="source.txt")}, heavy=heavy, text="y", sleep=0.4),
+        node(
+            "y",
+            inputs={"up": UpstreamInput(stage="a"), "src": SourceInput(path="source.txt")},
+            heavy=heavy,
+            text="y",
+            sleep=0.4,
+        ),
         node("z", inputs={"x": UpstreamInput(stage="x"), "y": UpstreamInput(stage="y")}, text="z"),
     )
 
@@ -28,8 +34,13 @@ def test_independent_stages_run_at_once_and_give_the_serial_result(tmp_path: Pat
     parallel, code = build(fan(tmp_path / "parallel", heavy=False), parallel_runner, jobs=2)
     assert code == 0 and sorted(parallel_runner.runs) == sorted(serial_runner.runs)
     assert overlap(parallel_runner.spans["x"], parallel_runner.spans["y"])
-    assert parallel_runner.spans["z"][0] >= max(parallel_runner.spans["x"][1], parallel_runner.spans["y"][1])  # order kept
-    assert parallel.resolver.lots == serial.resolver.lots and parallel.resolver.outputs == serial.resolver.outputs
+    assert parallel_runner.spans["z"][0] >= max(
+        parallel_runner.spans["x"][1], parallel_runner.spans["y"][1]
+    )  # order kept
+    assert (
+        parallel.resolver.lots == serial.resolver.lots
+        and parallel.resolver.outputs == serial.resolver.outputs
+    )
 
 
 def test_heavy_stages_never_overlap(tmp_path: Path) -> None:

@@ -24,18 +24,30 @@ def stamp(tmp_path: Path, until: str | None = None) -> list:
     """Stamp the project in tmp_path as built, creating it on first use."""
     if not (tmp_path / "m.yaml").exists():
         make_project(tmp_path)
-    manifest, lock, source, entry = tmp_path / "m.yaml", tmp_path / "m.lock", tmp_path / "data", tmp_path / "store" / "ab"
-    write_stamp(manifest, lock, tmp_path / "build", until, [str(source), str(entry)], [("ingest", "ab")])
+    manifest, lock, source, entry = (
+        tmp_path / "m.yaml",
+        tmp_path / "m.lock",
+        tmp_path / "data",
+        tmp_path / "store" / "ab",
+    )
+    write_stamp(
+        manifest, lock, tmp_path / "build", until, [str(source), str(entry)], [("ingest", "ab")]
+    )
     return [manifest, lock, source, entry]
 
 
 def still_valid(tmp_path: Path, until: str | None = None) -> bool:
-    return unchanged_stages(tmp_path / "m.yaml", tmp_path / "m.lock", tmp_path / "build", until) is not None
+    return (
+        unchanged_stages(tmp_path / "m.yaml", tmp_path / "m.lock", tmp_path / "build", until)
+        is not None
+    )
 
 
 def test_unchanged_project_reports_its_stages(tmp_path: Path) -> None:
     stamp(tmp_path)
-    assert unchanged_stages(tmp_path / "m.yaml", tmp_path / "m.lock", tmp_path / "build", None) == [("ingest", "ab")]
+    assert unchanged_stages(tmp_path / "m.yaml", tmp_path / "m.lock", tmp_path / "build", None) == [
+        ("ingest", "ab")
+    ]
 
 
 def test_scope_is_part_of_the_key(tmp_path: Path) -> None:

@@ -30,7 +30,12 @@ def test_two_processes_committing_the_same_lot_both_succeed(tmp_path: Path) -> N
     for index in range(ROUNDS):
         lot = f"{index:02x}" + "0" * 62
         barrier = context.Barrier(2)
-        workers = [context.Process(target=_commit_at_the_barrier, args=(str(store.root), lot, barrier, failures)) for _ in range(2)]
+        workers = [
+            context.Process(
+                target=_commit_at_the_barrier, args=(str(store.root), lot, barrier, failures)
+            )
+            for _ in range(2)
+        ]
         for worker in workers:
             worker.start()
         for worker in workers:

@@ -32,28 +32,43 @@ def test_a_fresh_build_verifies(built: Path) -> None:
 
 
 def test_no_lock(built: Path) -> None:
-    assert check(built, chain(built), None) == ["no lock file: build once with `opensem build` and commit the lock"]
+    assert check(built, chain(built), None) == [
+        "no lock file: build once with `opensem build` and commit the lock"
+    ]
 
 
 def test_stages_missing_from_or_extra_in_the_lock(built: Path) -> None:
-    assert check(built, chain(built, node("d", inputs={}))) == ["d: not in the lock (never built, or the build stopped before it)"]
+    assert check(built, chain(built, node("d", inputs={}))) == [
+        "d: not in the lock (never built, or the build stopped before it)"
+    ]
     lock = read_lock(built / "manifests" / "fake.lock")
     lock["stages"]["z"] = dict(lock["stages"]["a"])  # type: ignore[index]
-    assert check(built, chain(built), lock)[0] == "z: in the lock but not in the manifest's stage graph"
+    assert (
+        check(built, chain(built), lock)[0]
+        == "z: in the lock but not in the manifest's stage graph"
+    )
 
 
 def test_a_lock_edited_by_hand(built: Path) -> None:
     lock = read_lock(built / "manifests" / "fake.lock")
     lock["stages"]["b"]["params"]["text"] = "edited"  # type: ignore[index]
-    assert check(built, chain(built), lock) == ["b: the lock's lot does not match its own params and inputs (was the lock edited by hand?)"]
+    assert check(built, chain(built), lock) == [
+        "b: the lock's lot does not match its own params and inputs (was the lock edited by hand?)"
+    ]
 
 
 def test_code_params_and_sources_that_moved_since_the_lock(built: Path) -> None:
-    assert check(built, chain(built, version_b="2")) == ["b: stage code is version 2, the lock was built with 1"]
-    assert check(built, chain(built, text_b="B")) == ["b: manifest params differ from the lock (text)"]
+    assert check(built, chain(built, version_b="2")) == [
+        "b: stage code is version 2, the lock was built with 1"
+    ]
+    assert check(built, chain(built, text_b="B")) == [
+        "b: manifest params differ from the lock (text)"
+    ]
     (built / "source.txt").write_text("changed")
     touch_later(built / "source.txt")
-    assert check(built, chain(built)) == ["a: input src: source source.txt changed since the lock was written"]
+    assert check(built, chain(built)) == [
+        "a: input src: source source.txt changed since the lock was written"
+    ]
 
 
 def test_the_store_disagrees_with_the_lock(built: Path) -> None:
@@ -68,7 +83,9 @@ def test_the_store_disagrees_with_the_lock(built: Path) -> None:
     meta = store.entry(lot) / "meta.json"
     os.chmod(meta, 0o644)
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "output": "1" * 64}))
-    assert check(built, chain(built))[0].startswith(f"c: store entry {lot[:12]} records output 111111111111, the lock says")
+    assert check(built, chain(built))[0].startswith(
+        f"c: store entry {lot[:12]} records output 111111111111, the lock says"
+    )
 
 
 def test_a_missing_store_is_a_note_not_a_mismatch(built: Path) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from opensem.core.digests import DigestCache
 from opensem.curate.cache import EmbeddingCache
 from opensem.curate.embed import embed_texts
 from opensem.curate.embedder import Embedder, bundled_model_dir, is_bundled, resolve_model
 from opensem.errors import StageError
-from opensem.core.digests import DigestCache
 
 TEXTS = ["How long should a double espresso take?", "Why is my shot sour?", "What is crema?"]
 
@@ -24,7 +24,11 @@ def minilm() -> Embedder:
 
 
 def test_default_names_resolve_to_the_bundled_model(tmp_path: Path) -> None:
-    assert is_bundled("all-MiniLM-L6-v2") and is_bundled("sentence-transformers/all-MiniLM-L6-v2") and not is_bundled("BAAI/bge-small-en")
+    assert (
+        is_bundled("all-MiniLM-L6-v2")
+        and is_bundled("sentence-transformers/all-MiniLM-L6-v2")
+        and not is_bundled("BAAI/bge-small-en")
+    )
     digests = DigestCache(tmp_path / "d.json")
     a = resolve_model("all-MiniLM-L6-v2", None, digests)
     b = resolve_model("sentence-transformers/all-MiniLM-L6-v2", None, digests)
@@ -36,9 +40,14 @@ def test_a_local_directory_is_used_as_given_and_digested(tmp_path: Path) -> None
     copy = tmp_path / "embedder"
     shutil.copytree(bundled_model_dir(), copy)
     ref = resolve_model("./embedder", copy, DigestCache(None))
-    assert ref.path == copy and ref.digest == resolve_model("all-MiniLM-L6-v2", None, DigestCache(None)).digest
+    assert (
+        ref.path == copy
+        and ref.digest == resolve_model("all-MiniLM-L6-v2", None, DigestCache(None)).digest
+    )
     (copy / "README.md").write_text("edited\n")
-    assert resolve_model("./embedder", copy, DigestCache(None)).digest != ref.digest  # a changed model never reuses vectors
+    assert (
+        resolve_model("./embedder", copy, DigestCache(None)).digest != ref.digest
+    )  # a changed model never reuses vectors
     with pytest.raises(StageError, match="does not look like a sentence-transformers model"):
         resolve_model("./empty", tmp_path / "nothing-here", DigestCache(None))
 
@@ -54,7 +63,11 @@ def test_the_cache_embeds_only_texts_it_lacks(tmp_path: Path, minilm: Embedder) 
     before = minilm.texts_encoded
     with EmbeddingCache(tmp_path, minilm.ref.digest) as cache:
         first, stats = embed_texts(TEXTS + TEXTS[:1], minilm, cache)
-        assert (stats.unique, stats.encoded, stats.cached) == (3, 3, 0)  # a repeated text is embedded once
+        assert (stats.unique, stats.encoded, stats.cached) == (
+            3,
+            3,
+            0,
+        )  # a repeated text is embedded once
         assert np.array_equal(first[0], first[3])
     assert minilm.texts_encoded - before == 3
     with EmbeddingCache(tmp_path, minilm.ref.digest) as cache:  # reopened: persisted

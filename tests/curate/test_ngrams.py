@@ -16,28 +16,43 @@ def test_a_planted_13_gram_is_caught_and_clean_texts_are_not() -> None:
     clean = "Dose eighteen grams of coffee for a double shot and weigh it on a scale at home."
     hit, miss = index.overlaps([planted, clean])
     assert miss is None
-    assert hit is not None and hit.reference == 0 and hit.shared == 3  # 15 shared words hold three 13-grams
+    assert (
+        hit is not None and hit.reference == 0 and hit.shared == 3
+    )  # 15 shared words hold three 13-grams
     assert hit.gram == "how many grams of ground coffee go into a standard double espresso basket"
     assert 0 < hit.containment < 1
 
 
 def test_twelve_shared_words_are_not_a_13_gram() -> None:
     index = NgramIndex([Reference("golden", "g1", GOLDEN)], n=13)
-    assert index.overlaps(["how many grams of ground coffee go into a standard double espresso"]) == [None]
+    assert index.overlaps(
+        ["how many grams of ground coffee go into a standard double espresso"]
+    ) == [None]
 
 
 def test_short_references_count_whole_when_long_enough() -> None:
-    refs = [Reference("golden", "q", "Why does my espresso taste sour and thin?"), Reference("golden", "tiny", "What is crema?")]
+    refs = [
+        Reference("golden", "q", "Why does my espresso taste sour and thin?"),
+        Reference("golden", "tiny", "What is crema?"),
+    ]
     index = NgramIndex(refs, n=13)
     assert index.unchecked == 1  # three words: too short to tell a leak from a common phrase
-    found = index.overlaps(["Customer asked: why does my espresso taste sour and thin? We said grind finer.", "What is crema? Foam."])
+    found = index.overlaps(
+        [
+            "Customer asked: why does my espresso taste sour and thin? We said grind finer.",
+            "What is crema? Foam.",
+        ]
+    )
     assert found[0] is not None and found[0].containment == 1.0
     assert found[1] is None
 
 
 def test_grams_never_span_two_texts() -> None:
     index = NgramIndex([Reference("test", "t", GOLDEN)], n=13)
-    first, second = "Notes. How many grams of ground coffee go", "into a standard double espresso basket at home"
+    first, second = (
+        "Notes. How many grams of ground coffee go",
+        "into a standard double espresso basket at home",
+    )
     assert index.overlaps([first, second]) == [None, None]
     assert index.overlaps([f"{first} {second}"])[0] is not None
 

@@ -16,7 +16,8 @@ def unit(rows: np.ndarray) -> np.ndarray:
 
 
 def clustered_with_copies(n: int, copies: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors around 40 topics, plus near-copies (cosine about 0.99) of random earlier ones; returns (x, source of each copy)."""
+    """Vectors around 40 topics, plus near-copies (cosine about 0.99) of random earlier ones; returns
+    (x, source of each copy)."""
     rng = np.random.default_rng(seed)
     topics = unit(rng.standard_normal((40, DIM)))
     x = unit(topics[rng.integers(0, 40, n)] + rng.standard_normal((n, DIM)) * 0.12)
@@ -51,7 +52,9 @@ def test_a_chain_keeps_both_ends() -> None:
         base[row, 0], base[row, 1] = np.cos(k * angle), np.sin(k * angle)
     result = semantic_dedup(base, np.arange(3), 0.95, method="exact")
     assert result.removed.tolist() == [False, True, False]
-    assert result.match[1] == 0 and result.similarity[2] == pytest.approx(np.cos(2 * angle), abs=1e-5)
+    assert result.match[1] == 0 and result.similarity[2] == pytest.approx(
+        np.cos(2 * angle), abs=1e-5
+    )
 
 
 def test_outcome_follows_rank_not_row_order() -> None:
@@ -60,7 +63,9 @@ def test_outcome_follows_rank_not_row_order() -> None:
     first = semantic_dedup(x, rank, 0.95)
     shuffle = np.random.default_rng(2).permutation(len(x))
     second = semantic_dedup(x[shuffle], rank[shuffle], 0.95)
-    assert set(np.flatnonzero(first.removed)) == set(shuffle[np.flatnonzero(second.removed)].tolist())
+    assert set(np.flatnonzero(first.removed)) == set(
+        shuffle[np.flatnonzero(second.removed)].tolist()
+    )
 
 
 @pytest.mark.parametrize("block", [4096, 257])

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from opensem.curate.text import answer_of, field_text, full_text, instruction_of, normalized_digest, snippet, words
+from opensem.curate.text import (
+    answer_of,
+    field_text,
+    full_text,
+    instruction_of,
+    normalized_digest,
+    snippet,
+    words,
+)
 from opensem.data.formats import make_record
 
 CHAT = make_record(
@@ -14,21 +22,33 @@ CHAT = make_record(
     ],
 )
 DOC = make_record("a.md", text="Crema is the foam on an espresso.")
-PREF = make_record("a.jsonl", prompt="Tamp pressure?", chosen="About 15 kg.", rejected="As hard as you can.")
+PREF = make_record(
+    "a.jsonl", prompt="Tamp pressure?", chosen="About 15 kg.", rejected="As hard as you can."
+)
 
 
 def test_instruction_and_answer_per_kind() -> None:
-    assert instruction_of(CHAT) == "Why is my shot sour?"  # a shared system prompt would make every chat alike
+    assert (
+        instruction_of(CHAT) == "Why is my shot sour?"
+    )  # a shared system prompt would make every chat alike
     assert answer_of(CHAT) == "Grind finer."
     assert field_text(CHAT, "instruction_and_answer") == "Why is my shot sour?\nGrind finer."
-    assert field_text(DOC, "instruction") == field_text(DOC, "instruction_and_answer") == DOC["text"]
+    assert (
+        field_text(DOC, "instruction") == field_text(DOC, "instruction_and_answer") == DOC["text"]
+    )
     assert (instruction_of(PREF), answer_of(PREF)) == ("Tamp pressure?", "About 15 kg.")
 
 
 def test_full_text_is_everything_trained_on() -> None:
     assert full_text(CHAT) == "You are a barista.\nWhy is my shot sour?\nGrind finer."
     assert full_text(PREF) == "Tamp pressure?\nAbout 15 kg.\nAs hard as you can."
-    system_only = make_record("a", messages=[{"role": "system", "content": "Be brief."}, {"role": "assistant", "content": "Ok."}])
+    system_only = make_record(
+        "a",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "assistant", "content": "Ok."},
+        ],
+    )
     assert instruction_of(system_only) == "Be brief."
 
 
@@ -46,7 +66,12 @@ def test_words_and_snippets() -> None:
 
 
 def test_kto_feedback_records_compare_prompt_and_completion() -> None:
-    feedback = make_record("a.jsonl", prompt="Best water temperature?", completion="Around 93 C.", label=True)
-    assert (instruction_of(feedback), answer_of(feedback)) == ("Best water temperature?", "Around 93 C.")
+    feedback = make_record(
+        "a.jsonl", prompt="Best water temperature?", completion="Around 93 C.", label=True
+    )
+    assert (instruction_of(feedback), answer_of(feedback)) == (
+        "Best water temperature?",
+        "Around 93 C.",
+    )
     assert field_text(feedback, "instruction_and_answer") == "Best water temperature?\nAround 93 C."
     assert full_text(feedback) == "Best water temperature?\nAround 93 C."

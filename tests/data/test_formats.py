@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from opensem.errors import DataError
 from opensem.data.formats import (
     detect_format,
     normalize,
@@ -17,17 +16,34 @@ from opensem.data.formats import (
     to_messages,
     to_sharegpt,
 )
+from opensem.errors import DataError
 
 ALPACA = {"instruction": "What is crema?", "input": "", "output": "The foam on top of an espresso."}
-SHAREGPT = {"conversations": [{"from": "human", "value": "What is crema?"}, {"from": "gpt", "value": "The foam."}]}
-MESSAGES = {"messages": [{"role": "user", "content": "What is crema?"}, {"role": "assistant", "content": "The foam."}]}
+SHAREGPT = {
+    "conversations": [
+        {"from": "human", "value": "What is crema?"},
+        {"from": "gpt", "value": "The foam."},
+    ]
+}
+MESSAGES = {
+    "messages": [
+        {"role": "user", "content": "What is crema?"},
+        {"role": "assistant", "content": "The foam."},
+    ]
+}
 DPO = {"prompt": "What is crema?", "chosen": "The foam on top.", "rejected": "A kind of milk."}
 TEXT = {"text": "Espresso is brewed under pressure."}
 
 
 @pytest.mark.parametrize(
     ("record", "fmt"),
-    [(ALPACA, "alpaca"), (SHAREGPT, "sharegpt"), (MESSAGES, "messages"), (DPO, "dpo"), (TEXT, "text")],
+    [
+        (ALPACA, "alpaca"),
+        (SHAREGPT, "sharegpt"),
+        (MESSAGES, "messages"),
+        (DPO, "dpo"),
+        (TEXT, "text"),
+    ],
 )
 def test_detect_format(record: dict[str, Any], fmt: str) -> None:
     assert detect_format(record) == fmt
@@ -39,7 +55,12 @@ def test_detect_format_unknown_keys_names_them() -> None:
 
 
 def test_alpaca_with_input_and_system() -> None:
-    raw = {"instruction": "Calculate the ratio.", "input": "18 g in, 36 g out", "output": "1 to 2.", "system": "Be brief."}
+    raw = {
+        "instruction": "Calculate the ratio.",
+        "input": "18 g in, 36 g out",
+        "output": "1 to 2.",
+        "system": "Be brief.",
+    }
     record = normalize(raw, "alpaca", "data/a.jsonl")
     assert record["source"] == "data/a.jsonl"
     assert record["messages"] == [
@@ -61,7 +82,10 @@ def test_equivalent_formats_get_the_same_id() -> None:
 
 
 def test_sharegpt_roles_and_system() -> None:
-    raw = {"system": "You are a barista.", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+    raw = {
+        "system": "You are a barista.",
+        "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}],
+    }
     record = normalize(raw, "sharegpt", "s.jsonl")
     assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
 
@@ -72,7 +96,10 @@ def test_dpo_with_strings_and_message_lists() -> None:
         {
             "prompt": [{"role": "user", "content": "What is crema?"}],
             "chosen": [{"role": "assistant", "content": "The foam on top."}],
-            "rejected": [{"role": "user", "content": "What is crema?"}, {"role": "assistant", "content": "A kind of milk."}],
+            "rejected": [
+                {"role": "user", "content": "What is crema?"},
+                {"role": "assistant", "content": "A kind of milk."},
+            ],
         },
         "dpo",
         "p.jsonl",
@@ -84,7 +111,11 @@ def test_dpo_with_strings_and_message_lists() -> None:
 
 def test_text_record() -> None:
     record = normalize(TEXT, "text", "t.jsonl")
-    assert record == {"id": record_id({"text": TEXT["text"]}), "source": "t.jsonl", "text": TEXT["text"]}
+    assert record == {
+        "id": record_id({"text": TEXT["text"]}),
+        "source": "t.jsonl",
+        "text": TEXT["text"],
+    }
     assert record_kind(record) == "document"
 
 
@@ -120,12 +151,21 @@ def test_export_round_trips() -> None:
     assert normalize(to_messages(instruction), "messages", "a.jsonl") == instruction
     preference = normalize(DPO, "dpo", "p.jsonl")
     assert to_dpo(preference) == DPO
-    assert to_messages(preference)["messages"][-1] == {"role": "assistant", "content": DPO["chosen"]}
+    assert to_messages(preference)["messages"][-1] == {
+        "role": "assistant",
+        "content": DPO["chosen"],
+    }
 
 
 def test_export_refuses_what_does_not_fit() -> None:
     multi_turn = normalize(
-        {"messages": [*MESSAGES["messages"], {"role": "user", "content": "More?"}, {"role": "assistant", "content": "No."}]},
+        {
+            "messages": [
+                *MESSAGES["messages"],
+                {"role": "user", "content": "More?"},
+                {"role": "assistant", "content": "No."},
+            ]
+        },
         "messages",
         "m.jsonl",
     )

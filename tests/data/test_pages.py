@@ -11,7 +11,9 @@ def test_a_line_opening_most_pages_goes_and_the_same_words_in_the_body_stay() ->
     pages[2] = "ACME Manual\nACME Manual is a fine name.\nACME Manual\nmore text\n3"
     kept, dropped = drop_running_lines(pages)
     assert kept[0] == "Grind finer." and dropped == 10  # 5 headers and 5 page numbers
-    assert kept[2] == "ACME Manual is a fine name.\nACME Manual\nmore text"  # not at the top: the body's own
+    assert (
+        kept[2] == "ACME Manual is a fine name.\nACME Manual\nmore text"
+    )  # not at the top: the body's own
 
 
 def test_short_documents_and_lines_on_few_pages_are_left_alone() -> None:

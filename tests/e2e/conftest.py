@@ -38,7 +38,11 @@ class Project:
         """Build the demo; returns the stages that ran and the output."""
         code, output = self.run("build", str(self.manifest), *extra)
         assert code == 0, output
-        ran = [line.split()[1] for line in output.splitlines() if line.strip().startswith("✓") and "built in" in line]
+        ran = [
+            line.split()[1]
+            for line in output.splitlines()
+            if line.strip().startswith("✓") and "built in" in line
+        ]
         return ran, output
 
     def edit(self, relative: str, old: str, new: str) -> str:
@@ -48,12 +52,18 @@ class Project:
         path.write_text(before.replace(old, new, 1))
         return before
 
-
     def set_section(self, key: str, text: str) -> None:
         """Replace a top-level section of the demo manifest (from `key:` to the next top-level line)."""
         lines = self.manifest.read_text().splitlines(keepends=True)
         start = lines.index(f"{key}:\n")
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i].startswith(" ")), len(lines))
+        end = next(
+            (
+                i
+                for i in range(start + 1, len(lines))
+                if lines[i].strip() and not lines[i].startswith(" ")
+            ),
+            len(lines),
+        )
         self.manifest.write_text("".join(lines[:start]) + text + "".join(lines[end:]))
 
 

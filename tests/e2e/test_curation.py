@@ -34,16 +34,27 @@ compute: {batch_size: 8}
 """
 EXTRA = [
     # Exact after normalization: a copy of a demo instruction in other letter case.
-    {"instruction": "what grind size does espresso need?", "output": "Espresso needs a fine, even grind."},
+    {
+        "instruction": "what grind size does espresso need?",
+        "output": "Espresso needs a fine, even grind.",
+    },
     # A near-duplicate of another demo instruction.
-    {"instruction": "Why do I need a burr grinder for espresso? Thanks!", "output": "For an even grind."},
+    {
+        "instruction": "Why do I need a burr grinder for espresso? Thanks!",
+        "output": "For an even grind.",
+    },
     # A golden item copied into the training data.
-    {"instruction": "How many days should freshly roasted beans rest before pulling espresso?", "output": "One to two weeks after the roast date."},
+    {
+        "instruction": "How many days should freshly roasted beans rest before pulling espresso?",
+        "output": "One to two weeks after the roast date.",
+    },
 ]
 
 
 def stored(project: Project, stage: str, name: str) -> Path:
-    lot = json.loads((project.root / "manifests" / "curated.lock").read_text())["stages"][stage]["lot"]
+    lot = json.loads((project.root / "manifests" / "curated.lock").read_text())["stages"][stage][
+        "lot"
+    ]
     return project.root / "build" / "store" / lot[:2] / lot / "out" / name
 
 
@@ -52,13 +63,19 @@ def rows(path: Path) -> list[dict[str, Any]]:
 
 
 def write_extra(project: Project, records: list[dict[str, str]]) -> None:
-    (project.root / "data" / "tiny-demo" / "extra.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (project.root / "data" / "tiny-demo" / "extra.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+    )
 
 
 def build(project: Project, *extra: str) -> tuple[list[str], str]:
     code, output = project.run("build", str(project.root / "manifests" / "curated.yaml"), *extra)
     assert code == 0, output
-    return [line.split()[1] for line in output.splitlines() if line.strip().startswith("✓") and "built in" in line], output
+    return [
+        line.split()[1]
+        for line in output.splitlines()
+        if line.strip().startswith("✓") and "built in" in line
+    ], output
 
 
 @pytest.mark.slow
@@ -70,19 +87,40 @@ def test_curation_end_to_end(tmp_path: Path) -> None:
     ran, output = build(project, "--until", "decontaminate")
     assert ran == ["ingest", "dedup", "split", "decontaminate"], output
     removed = {row["text"]: row for row in rows(stored(project, "dedup", "removed.jsonl"))}
-    assert removed["what grind size does espresso need?"]["reason"] == "exact"  # the demo's own copy has the smaller id
-    assert any(row["reason"] == "semantic" and "burr grinder" in text for text, row in removed.items())
+    assert (
+        removed["what grind size does espresso need?"]["reason"] == "exact"
+    )  # the demo's own copy has the smaller id
+    assert any(
+        row["reason"] == "semantic" and "burr grinder" in text for text, row in removed.items()
+    )
     report = json.loads(stored(project, "dedup", "report.json").read_text())
     assert report["removed"]["exact"] == 1 and report["removed"]["semantic"] >= 1
     leaks = rows(stored(project, "decontaminate", "contaminated.jsonl"))
-    assert any(row["ngram"]["reference"]["set"] == "golden" and "freshly roasted beans rest" in row["text"] for row in leaks), leaks
+    assert any(
+        row["ngram"]["reference"]["set"] == "golden" and "freshly roasted beans rest" in row["text"]
+        for row in leaks
+    ), leaks
     train_ids = {row["id"] for row in rows(stored(project, "decontaminate", "train.jsonl"))}
     assert not train_ids & {row["id"] for row in leaks}
-    assert stored(project, "dedup", "similarity.png").is_file() and stored(project, "decontaminate", "report.md").is_file()
+    assert (
+        stored(project, "dedup", "similarity.png").is_file()
+        and stored(project, "decontaminate", "report.md").is_file()
+    )
 
-    write_extra(project, [*EXTRA, {"instruction": "Does a ristretto use less water than a lungo?", "output": "Yes, far less."}])
+    write_extra(
+        project,
+        [
+            *EXTRA,
+            {
+                "instruction": "Does a ristretto use less water than a lungo?",
+                "output": "Yes, far less.",
+            },
+        ],
+    )
     ran, output = build(project, "--until", "decontaminate")
-    assert ran[:2] == ["ingest", "dedup"] and "1 embedded" in output, output  # only the new record reached the encoder
+    assert ran[:2] == ["ingest", "dedup"] and "1 embedded" in output, (
+        output
+    )  # only the new record reached the encoder
 
     ran, output = build(project, "--until", "decontaminate")
     assert ran == [], output
@@ -90,6 +128,8 @@ def test_curation_end_to_end(tmp_path: Path) -> None:
     ran, output = build(project)
     assert "train" in ran, output
     lock = json.loads((project.root / "manifests" / "curated.lock").read_text())
-    assert lock["stages"]["tokenize"]["inputs"]["train"] == lock["stages"]["decontaminate"]["output"]
+    assert (
+        lock["stages"]["tokenize"]["inputs"]["train"] == lock["stages"]["decontaminate"]["output"]
+    )
     assert lock["stages"]["train"]["inputs"]["tokens"] == lock["stages"]["tokenize"]["output"]
     assert lock["stages"]["split"]["inputs"]["records"] == lock["stages"]["dedup"]["output"]

@@ -32,29 +32,66 @@ echo "second build exit $?"
 def can_mount_a_tmpfs() -> bool:
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True)
+    probe = subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=1m tmpfs /mnt",
+        ],
+        capture_output=True,
+    )
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not can_mount_a_tmpfs(), reason="this machine allows no private tmpfs mount (unshare --user --mount)")
+@pytest.mark.skipif(
+    not can_mount_a_tmpfs(),
+    reason="this machine allows no private tmpfs mount (unshare --user --mount)",
+)
 def test_a_full_disk_fails_a_stage_cleanly_and_the_next_build_finishes(tmp_path: Path) -> None:
     project = copy_demo(tmp_path / "project")
     (project.root / "build").mkdir()
     opensem = f"{sys.executable} -m opensem.cli"
-    done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", SCRIPT.format(opensem=opensem)],
-                          cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            SCRIPT.format(opensem=opensem),
+        ],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
     said = done.stdout
     first, second = said.split("first build exit")
 
     assert "✗ pretrain      failed" in first, said
-    assert "stage pretrain failed: no space left on the disk holding" in first and "hint: free space there" in first, said
+    assert (
+        "stage pretrain failed: no space left on the disk holding" in first
+        and "hint: free space there" in first
+    ), said
     assert "Traceback" not in said
     assert second.startswith(" 1\n"), said  # the first build's exit code
 
-    stored = [line.split("stored: ", 1)[1] for line in said.splitlines() if line.startswith("stored: ")]
+    stored = [
+        line.split("stored: ", 1)[1] for line in said.splitlines() if line.startswith("stored: ")
+    ]
     entries = [path for path in stored if path.count("/") == 3]  # build/store/<xx>/<lot>
-    assert len(entries) == 6, stored  # base_model, ingest, synthesize, dedup, split, decontaminate, each whole
+    assert len(entries) == 6, (
+        stored
+    )  # base_model, ingest, synthesize, dedup, split, decontaminate, each whole
     assert all(f"{entry}/meta.json" in stored for entry in entries), stored
-    assert not [path for path in stored if path.startswith("build/store/.tmp/")], stored  # the half-made pretrain entry is gone
+    assert not [path for path in stored if path.startswith("build/store/.tmp/")], (
+        stored
+    )  # the half-made pretrain entry is gone
 
     assert "Built 1 stage(s), 6 up to date" in second and "second build exit 0" in second, said

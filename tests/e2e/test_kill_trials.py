@@ -26,7 +26,11 @@ TRAINING = "training: {max_steps: 40, save_steps: 5, logging_steps: 5, max_seq_l
 def whole(store: Store) -> list[str]:
     """Entries that are not whole (meta missing, or out/ not what the meta records)."""
     digests = DigestCache(None)
-    return [entry.name for entry in store.root.glob("??/*") if not (store.has(entry.name) and store.intact(entry.name, digests))]
+    return [
+        entry.name
+        for entry in store.root.glob("??/*")
+        if not (store.has(entry.name) and store.intact(entry.name, digests))
+    ]
 
 
 @pytest.mark.slow
@@ -34,19 +38,38 @@ def test_builds_killed_at_random_moments_leave_nothing_half_built(tmp_path: Path
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "twice.yaml").write_text(MANIFEST + TRAINING)
     (tmp_path / "data" / "twice").mkdir(parents=True)
-    shutil.copy(REPO / "data" / "tiny-demo" / "instructions.jsonl", tmp_path / "data" / "twice" / "instructions.jsonl")
+    shutil.copy(
+        REPO / "data" / "tiny-demo" / "instructions.jsonl",
+        tmp_path / "data" / "twice" / "instructions.jsonl",
+    )
     opensem = [sys.executable, "-m", "opensem"]
     store = Store(tmp_path / "build" / "store")
     rng = random.Random(3)
     for _ in range(3):
-        build = subprocess.Popen([*opensem, "build", "manifests/twice.yaml", "--until", "train"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        build = subprocess.Popen(
+            [*opensem, "build", "manifests/twice.yaml", "--until", "train"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         time.sleep(rng.uniform(2.0, 12.0))
         if build.poll() is None:
             os.kill(build.pid, signal.SIGKILL)
         build.communicate()
         assert whole(store) == []
-        verified = subprocess.run([*opensem, "verify", "manifests/twice.yaml"], cwd=tmp_path, capture_output=True, text=True)
+        verified = subprocess.run(
+            [*opensem, "verify", "manifests/twice.yaml"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
         assert "Traceback" not in verified.stdout + verified.stderr
-    done = subprocess.run([*opensem, "build", "manifests/twice.yaml", "--until", "train"], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        [*opensem, "build", "manifests/twice.yaml", "--until", "train"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert whole(store) == [] and not list((store.root / ".tmp").iterdir())

@@ -17,11 +17,16 @@ def clone(root: Path) -> Project:
     (root / "manifests").mkdir(parents=True)
     (root / "manifests" / "twice.yaml").write_text(MANIFEST)
     (root / "data" / "twice").mkdir(parents=True)
-    shutil.copy(REPO / "data" / "tiny-demo" / "instructions.jsonl", root / "data" / "twice" / "instructions.jsonl")
+    shutil.copy(
+        REPO / "data" / "tiny-demo" / "instructions.jsonl",
+        root / "data" / "twice" / "instructions.jsonl",
+    )
     return Project(root, "twice")
 
 
-def test_clones_share_builds_through_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clones_share_builds_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENSEM_CACHE", str(tmp_path / "shared"))
     monkeypatch.setenv("OPENSEM_CACHE_MODE", "read-write")
     first = clone(tmp_path / "a")
@@ -32,11 +37,15 @@ def test_clones_share_builds_through_the_cache(tmp_path: Path, monkeypatch: pyte
     second = clone(tmp_path / "b")
     code, output = second.run("plan", str(second.manifest), "--json")
     planned = {stage["name"]: stage for stage in json.loads(output)["stages"]}
-    assert code == 0 and planned["base_model"]["in_cache"] and planned["ingest"]["in_cache"], output  # later lots wait for their upstream
+    assert code == 0 and planned["base_model"]["in_cache"] and planned["ingest"]["in_cache"], (
+        output
+    )  # later lots wait for their upstream
     code, output = second.run("plan", str(second.manifest))
     assert code == 0 and "in cache" in output
     ran, output = second.build("--until", "tokenize")
-    assert ran == [] and "Nothing to do: all 4 stages up to date (4 from the cache)" in output, output
+    assert ran == [] and "Nothing to do: all 4 stages up to date (4 from the cache)" in output, (
+        output
+    )
     assert second.lock.read_text() == first.lock.read_text()
 
     third = clone(tmp_path / "c")
@@ -49,7 +58,9 @@ def test_clones_share_builds_through_the_cache(tmp_path: Path, monkeypatch: pyte
     assert code == 2 and "is read-only here" in output
 
 
-def test_push_fills_a_cache_and_gc_keeps_only_what_a_lock_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_push_fills_a_cache_and_gc_keeps_only_what_a_lock_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = clone(tmp_path / "a")
     project.build("--until", "tokenize")  # no cache configured
     code, output = project.run("push", str(project.manifest))
@@ -60,7 +71,9 @@ def test_push_fills_a_cache_and_gc_keeps_only_what_a_lock_records(tmp_path: Path
     code, output = project.run("push", str(project.manifest))
     assert code == 0 and "pushed 4 stage(s)" in output and "0 already there" in output, output
 
-    project.manifest.write_text(MANIFEST + "seed: 7\n")  # another split: split and tokenize get new lots
+    project.manifest.write_text(
+        MANIFEST + "seed: 7\n"
+    )  # another split: split and tokenize get new lots
     project.build("--until", "tokenize")
     code, output = project.run("gc", "--root", str(project.root), "--dry-run")
     assert code == 0 and "would remove 2 entries" in output and "kept 4" in output, output
@@ -70,10 +83,15 @@ def test_push_fills_a_cache_and_gc_keeps_only_what_a_lock_records(tmp_path: Path
     assert ran == [], output
 
 
-def test_a_clone_that_takes_every_stage_from_the_cache_still_publishes_its_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_clone_that_takes_every_stage_from_the_cache_still_publishes_its_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENSEM_CACHE", str(tmp_path / "shared"))
     monkeypatch.setenv("OPENSEM_CACHE_MODE", "read-write")
-    publishing = "training: {max_steps: 2}\nevaluation: {max_new_tokens: 4}\npublish_target: {registry: build/registry, tag: 'v-{lot}'}\n"
+    publishing = (
+        "training: {max_steps: 2}\nevaluation: {max_new_tokens: 4}\npublish_target: {registry: "
+        "build/registry, tag: 'v-{lot}'}\n"
+    )
     first = clone(tmp_path / "a")
     first.manifest.write_text(first.manifest.read_text() + publishing)
     ran, output = first.build()
@@ -82,7 +100,9 @@ def test_a_clone_that_takes_every_stage_from_the_cache_still_publishes_its_relea
     second = clone(tmp_path / "b")
     second.manifest.write_text(first.manifest.read_text())
     ran, output = second.build()
-    assert ran == ["publish"], output  # everything else from the cache; the release is made here, in this clone's registry
+    assert ran == ["publish"], (
+        output
+    )  # everything else from the cache; the release is made here, in this clone's registry
     code, output = second.run("verify", str(second.manifest))
     assert code == 0, output
     assert (second.root / second.lock_data()["published"]["uri"] / "files.json").is_file()
@@ -95,7 +115,12 @@ def test_build_json_is_one_event_per_line(tmp_path: Path) -> None:
     code, output = project.run("build", str(project.manifest), "--until", "split", "--json")
     assert code == 0, output
     events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    assert [e["event"] for e in events if e["event"] in ("planned", "finished")] == ["planned", "finished"]
+    assert [e["event"] for e in events if e["event"] in ("planned", "finished")] == [
+        "planned",
+        "finished",
+    ]
     assert [e["stage"] for e in events if e["event"] == "built"] == ["ingest", "split"]
     assert all(e["event"] in EVENTS and e["job"] == "twice" for e in events)
-    assert "Built 2 stage(s)" in events[-1]["detail"] and all(line.startswith("{") for line in output.splitlines() if line.strip())
+    assert "Built 2 stage(s)" in events[-1]["detail"] and all(
+        line.startswith("{") for line in output.splitlines() if line.strip()
+    )

@@ -26,42 +26,74 @@ def grade(body: dict[str, Any]) -> str:
     prompt = body["messages"][0]["content"]
     reference = prompt.split("Reference answer:\n", 1)[1].split("\n\n", 1)[0]
     answer = prompt.split("Answer to grade:\n", 1)[1].split("\n\n", 1)[0]
-    return json.dumps({"score": 5 if answer == reference else 2, "reason": "compared with the reference"})
+    return json.dumps(
+        {"score": 5 if answer == reference else 2, "reason": "compared with the reference"}
+    )
 
 
-def judge(server: OpenAICompatibleServer, cache: Path | None, retries: int = 2, key_env: str | None = None) -> Judge:
-    config = judge_config(provider="openai", model="judge-1", base_url=server.url, max_retries=retries, api_key_env=key_env, concurrency=1, timeout_s=5)
+def judge(
+    server: OpenAICompatibleServer, cache: Path | None, retries: int = 2, key_env: str | None = None
+) -> Judge:
+    config = judge_config(
+        provider="openai",
+        model="judge-1",
+        base_url=server.url,
+        max_retries=retries,
+        api_key_env=key_env,
+        concurrency=1,
+        timeout_s=5,
+    )
     return Judge(config, cache)
 
 
-def test_verdicts_come_through_the_openai_client_and_are_cached(openai_server: OpenAICompatibleServer, tmp_path: Path) -> None:
+def test_verdicts_come_through_the_openai_client_and_are_cached(
+    openai_server: OpenAICompatibleServer, tmp_path: Path
+) -> None:
     openai_server.answer = grade
     first = judge(openai_server, tmp_path)
     assert first(TRIPLES) == [5, 2, 2]
     assert openai_server.count == 3 and first.stats["requests"] == 3
     sent = openai_server.received[0]
     assert sent["model"] == "judge-1" and sent["temperature"] == 0.0 and sent["max_tokens"] == 256
-    assert "Fine, like table salt." in sent["messages"][0]["content"] and '{"score": <integer 1 to 5>' in sent["messages"][0]["content"]
+    assert (
+        "Fine, like table salt." in sent["messages"][0]["content"]
+        and '{"score": <integer 1 to 5>' in sent["messages"][0]["content"]
+    )
     # A new judge (a later build) asks nothing again: answers are cached by the digest of the prompt.
     again = judge(openai_server, tmp_path)
-    assert again(TRIPLES) == [5, 2, 2] and openai_server.count == 3 and again.stats["cache_hits"] == 3
+    assert (
+        again(TRIPLES) == [5, 2, 2] and openai_server.count == 3 and again.stats["cache_hits"] == 3
+    )
     assert again(TRIPLES[:1] + [("New?", "Yes.", "Yes.")]) == [5, 5] and openai_server.count == 4
 
 
-def test_malformed_verdicts_are_retried_then_counted(openai_server: OpenAICompatibleServer, tmp_path: Path) -> None:
+def test_malformed_verdicts_are_retried_then_counted(
+    openai_server: OpenAICompatibleServer, tmp_path: Path
+) -> None:
     openai_server.answer = grade
     # The first triple gets three bad verdicts (one ask plus two re-asks), the second one bad then a good one.
-    openai_server.script(Content("The answer deserves a 4."), Content('{"score": 9}'), Content('{"score": "4"}'), Content('{"score": 4.5}'))
+    openai_server.script(
+        Content("The answer deserves a 4."),
+        Content('{"score": 9}'),
+        Content('{"score": "4"}'),
+        Content('{"score": 4.5}'),
+    )
     j = judge(openai_server, tmp_path, retries=2)
     assert j(TRIPLES[:2]) == [None, 2]
     assert j.stats["invalid"] == 1 and j.stats["rejected_answers"] == 4 and j.stats["verdicts"] == 2
     assert openai_server.count == 5
     correction = openai_server.received[1]["messages"]
-    assert [m["role"] for m in correction] == ["user", "assistant", "user"] and "not valid JSON" in correction[2]["content"]
+    assert [m["role"] for m in correction] == [
+        "user",
+        "assistant",
+        "user",
+    ] and "not valid JSON" in correction[2]["content"]
     assert "must be from 1 to 5" in openai_server.received[2]["messages"][-1]["content"]
 
 
-def test_the_api_key_is_sent_but_never_stored(openai_server: OpenAICompatibleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_api_key_is_sent_but_never_stored(
+    openai_server: OpenAICompatibleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     openai_server.answer = grade
     monkeypatch.setenv("OPENSEM_TEST_JUDGE_KEY", "sk-judge-secret-123")
     assert judge(openai_server, tmp_path, key_env="OPENSEM_TEST_JUDGE_KEY")(TRIPLES[:1]) == [5]

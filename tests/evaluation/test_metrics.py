@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from opensem.evaluation.metrics import ACCURACY_ORDER, CATALOGUE, exact_match, improvement, lcs_length, mean, normalize_answer, rouge_l, token_f1
+from opensem.evaluation.metrics import (
+    ACCURACY_ORDER,
+    CATALOGUE,
+    exact_match,
+    improvement,
+    lcs_length,
+    mean,
+    normalize_answer,
+    rouge_l,
+    token_f1,
+)
 from opensem.evaluation.safety import is_refusal, refusal_rate
 
 
@@ -34,7 +43,10 @@ def test_rouge_l_uses_the_longest_common_subsequence() -> None:
 
 def test_catalogue_knows_directions() -> None:
     assert set(ACCURACY_ORDER) <= set(CATALOGUE)
-    assert not CATALOGUE["test.perplexity"].higher_is_better and CATALOGUE["golden.token_f1"].higher_is_better
+    assert (
+        not CATALOGUE["test.perplexity"].higher_is_better
+        and CATALOGUE["golden.token_f1"].higher_is_better
+    )
     assert improvement("test.perplexity", 100.0, 80.0) == 20.0
     assert improvement("golden.token_f1", 0.5, 0.25) == -0.25
     assert CATALOGUE["golden.judge_score"].needs == ("golden", "judge")
@@ -69,9 +81,11 @@ def test_evaluation_modules_load_no_ml_library() -> None:
     code = (
         "import sys, opensem.evaluation.report\n"
         "light = 'pydantic' not in sys.modules\n"  # the no-op build prints the report before loading pydantic
-        "import opensem.evaluation.gates, opensem.evaluation.judge, opensem.evaluation.suite, opensem.stages.eval_wiring\n"
+        "import opensem.evaluation.gates, opensem.evaluation.judge, opensem.evaluation.suite, "
+        "opensem.stages.eval_wiring\n"
         "import opensem.stages.baseline, opensem.stages.evaluate, opensem.stages.gate, opensem.stages.publish\n"
-        "print(light, sorted({'torch', 'transformers', 'peft', 'openai', 'matplotlib', 'datasets'} & set(sys.modules)))\n"
+        "print(light, sorted({'torch', 'transformers', 'peft', 'openai', 'matplotlib', 'datasets'} & "
+        "set(sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "True []"

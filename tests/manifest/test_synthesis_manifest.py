@@ -27,41 +27,82 @@ def problems(path: Path) -> list[str]:
 
 
 def test_synthesize_sits_between_ingest_and_split(tmp_path: Path) -> None:
-    graph = build_graph(load_manifest(write(tmp_path, "synthesis:\n  provider: offline\n  mode: refusals\ndata:\n  chunking: {size: 800, overlap: 100}\n")))
+    graph = build_graph(
+        load_manifest(
+            write(
+                tmp_path,
+                "synthesis:\n  provider: offline\n  mode: refusals\ndata:\n  chunking: {size: 800, overlap: 100}\n",
+            )
+        )
+    )
     assert graph.names[:3] == ["ingest", "synthesize", "split"]
-    assert graph.node("synthesize").upstream() == ["ingest"] and graph.node("split").upstream() == ["synthesize"]
+    assert graph.node("synthesize").upstream() == ["ingest"] and graph.node("split").upstream() == [
+        "synthesize"
+    ]
     assert graph.node("synthesize").params["synthesis"]["mode"] == "refusals"
     assert graph.node("ingest").params["chunking"] == {"size": 800, "overlap": 100}
     plain = build_graph(load_manifest(write(tmp_path, "")))
     assert "synthesize" not in plain.names and plain.node("split").upstream() == ["ingest"]
 
 
-def test_the_key_variable_is_named_never_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_key_variable_is_named_never_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MY_TEACHER_KEY", "sk-do-not-store")
-    body = "synthesis:\n  provider: openai\n  model: m\n  base_url: http://127.0.0.1:9/v1\n  api_key_env: MY_TEACHER_KEY\n"
+    body = (
+        "synthesis:\n  provider: openai\n  model: m\n  base_url: http://127.0.0.1:9/v1\n  "
+        "api_key_env: MY_TEACHER_KEY\n"
+    )
     graph = build_graph(load_manifest(write(tmp_path, body)))
     node = graph.node("synthesize")
-    assert node.settings["synthesis"]["api_key_env"] == "MY_TEACHER_KEY" and "api_key_env" not in str(node.params)  # a run setting, not in the lot
+    assert node.settings["synthesis"][
+        "api_key_env"
+    ] == "MY_TEACHER_KEY" and "api_key_env" not in str(node.params)  # a run setting, not in the lot
     assert "sk-do-not-store" not in str(graph.model_dump())
-    found = problems(write(tmp_path, "synthesis:\n  provider: openai\n  model: m\n  api_key: sk-123\n"))
-    assert len(found) == 1 and "x.yaml:3: synthesis: an API key never goes in the manifest" in found[0] and "never goes in the manifest" in found[0]
+    found = problems(
+        write(tmp_path, "synthesis:\n  provider: openai\n  model: m\n  api_key: sk-123\n")
+    )
+    assert (
+        len(found) == 1
+        and "x.yaml:3: synthesis: an API key never goes in the manifest" in found[0]
+        and "never goes in the manifest" in found[0]
+    )
 
 
 def test_invalid_synthesis_settings_are_all_reported(tmp_path: Path) -> None:
     body = (
-        "synthesis:\n  provider: openai\n  mode: instructions\n  rejected_model: small\n  temperature: 3\n  api_key_env: 'has space'\n"
+        "synthesis:\n  provider: openai\n  mode: instructions\n  rejected_model: small\n  temperature: 3\n  "
+        "api_key_env: 'has space'\n"
         "data:\n  chunking:\n    size: 500\n    overlap: 300\n"
     )
     found = "\n".join(problems(write(tmp_path, body)))
     assert "synthesis.temperature" in found and "synthesis.api_key_env" in found
     assert "overlap (300) must be less than half of size (500)" in found
-    found = "\n".join(problems(write(tmp_path, "synthesis:\n  provider: openai\n  rejected_model: small\n")))
+    found = "\n".join(
+        problems(write(tmp_path, "synthesis:\n  provider: openai\n  rejected_model: small\n"))
+    )
     assert "synthesis.model: required key is missing" in found
-    found = "\n".join(problems(write(tmp_path, "synthesis:\n  rejected_model: small\n  base_url: http://localhost:8000\n")))
-    assert "synthesis.base_url: unknown key" in found and "base_url is an option of provider openai" in found
+    found = "\n".join(
+        problems(
+            write(
+                tmp_path, "synthesis:\n  rejected_model: small\n  base_url: http://localhost:8000\n"
+            )
+        )
+    )
+    assert (
+        "synthesis.base_url: unknown key" in found
+        and "base_url is an option of provider openai" in found
+    )
     found = "\n".join(problems(write(tmp_path, "synthesis:\n  rejected_model: small\n")))
     assert "rejected_model applies to mode preferences only (mode is instructions)" in found
-    found = "\n".join(problems(write(tmp_path, "synthesis:\n  provider: openai\n  model: m\n  base_url: https://me:pw@host/v1\n")))
+    found = "\n".join(
+        problems(
+            write(
+                tmp_path,
+                "synthesis:\n  provider: openai\n  model: m\n  base_url: https://me:pw@host/v1\n",
+            )
+        )
+    )
     assert "base_url must not carry credentials" in found
 
 

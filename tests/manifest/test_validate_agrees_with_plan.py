@@ -9,16 +9,17 @@ knowable before running.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 
 from opensem.cli import main
 from opensem.errors import ManifestError
-from opensem.settings.fields import merge_views
 from opensem.manifest.schema import manifest_schema
+from opensem.settings.fields import merge_views
 
 BASE: dict[str, Any] = {
     "job_id": "x",
@@ -36,24 +37,44 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return schema["$defs"][node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else node
 
 
-def leaves(schema: dict[str, Any], node: dict[str, Any], path: tuple[Any, ...], before: list[Patch]) -> Iterator[tuple[tuple[Any, ...], dict[str, Any], list[Patch]]]:
+def leaves(
+    schema: dict[str, Any], node: dict[str, Any], path: tuple[Any, ...], before: list[Patch]
+) -> Iterator[tuple[tuple[Any, ...], dict[str, Any], list[Patch]]]:
     """Every setting the schema offers: (key path, its schema, the patches that reach it)."""
     node = _resolve(schema, node)
     if "oneOf" in node:  # a tagged union: reach each member's options through its tag
         for option in node["oneOf"]:
             member = _resolve(schema, option)
             tag = next(k for k, p in member["properties"].items() if "const" in p)
-            needed = [((*path, name), "m") for name in member.get("required", []) if name != tag and member["properties"][name].get("type") == "string"]
-            yield from leaves(schema, member, path, [*before, ((*path, tag), member["properties"][tag]["const"]), *needed])
+            needed = [
+                ((*path, name), "m")
+                for name in member.get("required", [])
+                if name != tag and member["properties"][name].get("type") == "string"
+            ]
+            yield from leaves(
+                schema,
+                member,
+                path,
+                [*before, ((*path, tag), member["properties"][tag]["const"]), *needed],
+            )
     elif "properties" in node:
         for name, prop in node["properties"].items():
             yield from leaves(schema, prop, (*path, name), before)
     elif node.get("type") == "array" and "properties" in _resolve(schema, node.get("items", {})):
         yield from leaves(schema, node["items"], (*path, 0), before)
     else:
-        for option in node.get("anyOf", []):  # an optional section, or a value that may also be a mapping or a list of them
+        for option in node.get(
+            "anyOf", []
+        ):  # an optional section, or a value that may also be a mapping or a list of them
             inner = _resolve(schema, option)
-            if "properties" in inner or "oneOf" in inner or (inner.get("type") == "array" and "properties" in _resolve(schema, inner.get("items", {}))):
+            if (
+                "properties" in inner
+                or "oneOf" in inner
+                or (
+                    inner.get("type") == "array"
+                    and "properties" in _resolve(schema, inner.get("items", {}))
+                )
+            ):
                 yield from leaves(schema, option, path, before)
         yield path, node, before
 
@@ -62,7 +83,9 @@ def values(node: dict[str, Any]) -> list[Any]:
     """The enum values and the values at and around each bound of a leaf (also inside anyOf)."""
     found: list[Any] = []
     for option in [node, *node.get("anyOf", [])]:
-        found += list(option.get("enum", [])) + ([option["const"]] if "const" in option and option is not node else [])
+        found += list(option.get("enum", [])) + (
+            [option["const"]] if "const" in option and option is not node else []
+        )
         step = 1 if option.get("type") == "integer" else 0.001
         for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             if key in option:
@@ -85,7 +108,9 @@ def cases() -> list[tuple[str, list[Patch]]]:
         for value in values(node):
             made[f"{reach} {dotted(path)}={value!r}".strip()] = [*before, (path, value)]
     made["the kto format of a dataset"] = [(("data", "sources", 0, "format"), "kto")]
-    made["a tiny model whose head size is odd"] = [(("base_model",), {"tiny": {"hidden_size": 60, "num_heads": 4}})]
+    made["a tiny model whose head size is odd"] = [
+        (("base_model",), {"tiny": {"hidden_size": 60, "num_heads": 4}})
+    ]
     return sorted(made.items())
 
 
@@ -95,16 +120,28 @@ CASES = cases()
 def test_the_generator_covers_enums_bounds_and_union_members() -> None:
     names = {name for name, _ in CASES}
     assert len(CASES) > 200
-    for expected in ("method_config.type=kto method_config.rank=0", "method_config.type=dpo method_config.beta=0", "data.sources.0.format='kto'",
-                     "synthesis.provider=openai synthesis.model=m synthesis.json_mode=True", "evaluation.gates.0.metric='safety.refusal_rate'",
-                     "base_model.tiny.num_layers=33", "training.learning_rate=1", "compute.backend='unsloth'", "data.split.test_fraction=0"):
+    for expected in (
+        "method_config.type=kto method_config.rank=0",
+        "method_config.type=dpo method_config.beta=0",
+        "data.sources.0.format='kto'",
+        "synthesis.provider=openai synthesis.model=m synthesis.json_mode=True",
+        "evaluation.gates.0.metric='safety.refusal_rate'",
+        "base_model.tiny.num_layers=33",
+        "training.learning_rate=1",
+        "compute.backend='unsloth'",
+        "data.split.test_fraction=0",
+    ):
         assert expected in names, expected
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("agree")
-    for folder, name, text in (("raw", "a.txt", "Espresso is brewed under pressure.\n"), ("golden", "g.jsonl", '{"question": "Q?", "answer": "A."}\n'), ("refusals", "r.txt", "Do harm.\n")):
+    for folder, name, text in (
+        ("raw", "a.txt", "Espresso is brewed under pressure.\n"),
+        ("golden", "g.jsonl", '{"question": "Q?", "answer": "A."}\n'),
+        ("refusals", "r.txt", "Do harm.\n"),
+    ):
         (root / "data" / "x" / folder).mkdir(parents=True)
         (root / "data" / "x" / folder / name).write_text(text)
     (root / "manifests").mkdir()
@@ -129,7 +166,7 @@ def apply(patches: list[Patch]) -> dict[str, Any]:
 
 
 def planned(manifest: Path) -> str:
-    """"ok" when plan succeeds and every stage accepts its params; "invalid" on a manifest error."""
+    """ "ok" when plan succeeds and every stage accepts its params; "invalid" on a manifest error."""
     from opensem.project import load_graph, open_session
     from opensem.stages import get_stage
 
@@ -144,13 +181,17 @@ def planned(manifest: Path) -> str:
 
 
 @pytest.mark.parametrize(("name", "patches"), CASES, ids=[name for name, _ in CASES])
-def test_validate_and_plan_agree(project: Path, name: str, patches: list[Patch], capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_and_plan_agree(
+    project: Path, name: str, patches: list[Patch], capsys: pytest.CaptureFixture[str]
+) -> None:
     manifest = project / "manifests" / "x.yaml"
     manifest.write_text(yaml.safe_dump(apply(patches), sort_keys=False))
     with pytest.raises(SystemExit) as exit_info:
         main(["validate", str(manifest)])
     output = capsys.readouterr()
-    validated = {0: "ok", 2: "invalid"}.get(int(exit_info.value.code or 0), f"exit {exit_info.value.code}")
+    validated = {0: "ok", 2: "invalid"}.get(
+        int(exit_info.value.code or 0), f"exit {exit_info.value.code}"
+    )
     assert "Traceback" not in output.out + output.err
     assert validated == planned(manifest), output.out + output.err
 

@@ -18,16 +18,30 @@ def release(tmp_path: Path, text: str) -> dict[str, Path]:
     (tmp_path / "adapter").mkdir(exist_ok=True)
     (tmp_path / "adapter" / "adapter_config.json").write_text(text)
     (tmp_path / "README.md").write_text("# card\n")
-    return {"adapter/adapter_config.json": tmp_path / "adapter" / "adapter_config.json", "README.md": tmp_path / "README.md"}
+    return {
+        "adapter/adapter_config.json": tmp_path / "adapter" / "adapter_config.json",
+        "README.md": tmp_path / "README.md",
+    }
 
 
 def test_publish_verify_pull_and_refuse_a_second_lot(s3_url: str, tmp_path: Path) -> None:
     fs, root = open_registry(s3_url, tmp_path)
     fs.invalidate_cache()
-    receipt = publish_files(fs, root, "expert", "v1", "a" * 64, release(tmp_path, '{"r": 8}'), {"trigger_deployment": False})
+    receipt = publish_files(
+        fs,
+        root,
+        "expert",
+        "v1",
+        "a" * 64,
+        release(tmp_path, '{"r": 8}'),
+        {"trigger_deployment": False},
+    )
     assert check_published(fs, root, "expert", "v1", "a" * 64, receipt["digest"]) == []
     entry = pull(fs, root, "expert", "v1", tmp_path / "pulled")
-    assert entry["lot"] == "a" * 64 and (tmp_path / "pulled" / "adapter" / "adapter_config.json").read_text() == '{"r": 8}'
+    assert (
+        entry["lot"] == "a" * 64
+        and (tmp_path / "pulled" / "adapter" / "adapter_config.json").read_text() == '{"r": 8}'
+    )
 
     again = publish_files(fs, root, "expert", "v1", "a" * 64, release(tmp_path, '{"r": 8}'), {})
     assert again["digest"] == receipt["digest"]  # the same lot republished is a no-op in effect
@@ -35,10 +49,15 @@ def test_publish_verify_pull_and_refuse_a_second_lot(s3_url: str, tmp_path: Path
         publish_files(fs, root, "expert", "v1", "b" * 64, release(tmp_path, '{"r": 16}'), {})
 
     fs.pipe_file(f"{root}/expert/v1/README.md", b"# edited\n")
-    assert any("README.md was modified" in p for p in check_published(fs, root, "expert", "v1", "a" * 64, receipt["digest"]))
+    assert any(
+        "README.md was modified" in p
+        for p in check_published(fs, root, "expert", "v1", "a" * 64, receipt["digest"])
+    )
 
 
-def test_a_publish_cut_by_the_server_stopping_leaves_no_tag_and_a_rerun_finishes(stoppable_s3: "RestartableS3", tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_publish_cut_by_the_server_stopping_leaves_no_tag_and_a_rerun_finishes(
+    stoppable_s3: RestartableS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fs, root = open_registry(stoppable_s3.url, tmp_path)
     files = release(tmp_path, '{"r": 8}')
     real_put = fs.put_file
@@ -55,8 +74,14 @@ def test_a_publish_cut_by_the_server_stopping_leaves_no_tag_and_a_rerun_finishes
 
     stoppable_s3.start()
     fs.invalidate_cache()
-    assert read_index(fs, root, "expert")["tags"] == {}  # the index is written last: no tag points at a half upload
-    assert check_published(fs, root, "expert", "v1", "a" * 64, "x") == ["registry has no tag 'v1' for expert"]
-    receipt = publish_files(fs, root, "expert", "v1", "a" * 64, files, {})  # the rerun finishes the job
+    assert (
+        read_index(fs, root, "expert")["tags"] == {}
+    )  # the index is written last: no tag points at a half upload
+    assert check_published(fs, root, "expert", "v1", "a" * 64, "x") == [
+        "registry has no tag 'v1' for expert"
+    ]
+    receipt = publish_files(
+        fs, root, "expert", "v1", "a" * 64, files, {}
+    )  # the rerun finishes the job
     assert check_published(fs, root, "expert", "v1", "a" * 64, receipt["digest"]) == []
     assert set(read_index(fs, root, "expert")["tags"]) == {"v1"}

@@ -7,8 +7,17 @@ import pytest
 from opensem.routing.words import normal_word, normal_words
 
 
-@pytest.mark.parametrize("variants", [("fertilise", "fertiliser", "fertilizer", "fertilizing"), ("tyre", "tyres", "tire", "tires"),
-                                      ("shot", "shots"), ("colour", "color", "colours"), ("centre", "center"), ("repot", "repotted", "repotting")])
+@pytest.mark.parametrize(
+    "variants",
+    [
+        ("fertilise", "fertiliser", "fertilizer", "fertilizing"),
+        ("tyre", "tyres", "tire", "tires"),
+        ("shot", "shots"),
+        ("colour", "color", "colours"),
+        ("centre", "center"),
+        ("repot", "repotted", "repotting"),
+    ],
+)
 def test_spellings_and_inflections_share_one_form(variants: tuple[str, ...]) -> None:
     assert len({normal_word(word) for word in variants}) == 1
 

@@ -28,21 +28,44 @@ class FineTuningService:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def upload(self, content_type: str, raw: bytes) -> tuple[int, dict[str, Any]]:
-        message = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
-        parts = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True) for part in message.get_payload()}
+        message = BytesParser().parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
+        )
+        parts = {
+            part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+            for part in message.get_payload()
+        }
         if parts.get("purpose") != b"fine-tune" or not parts.get("file"):
-            return 400, {"error": {"message": "expected purpose fine-tune and a file", "type": "invalid_request_error"}}
+            return 400, {
+                "error": {
+                    "message": "expected purpose fine-tune and a file",
+                    "type": "invalid_request_error",
+                }
+            }
         for line in parts["file"].decode().splitlines():
             json.loads(line)  # a JSONL file, or this raises (a 500 for a broken client)
         with self.lock:
             file_id = f"file-{len(self.files) + 1}"
             self.files[file_id] = parts["file"]
-        return 200, {"id": file_id, "object": "file", "bytes": len(parts["file"]), "created_at": 0, "filename": "train.jsonl", "purpose": "fine-tune", "status": "processed"}
+        return 200, {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(parts["file"]),
+            "created_at": 0,
+            "filename": "train.jsonl",
+            "purpose": "fine-tune",
+            "status": "processed",
+        }
 
     def create(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.lock:
             if body.get("training_file") not in self.files:
-                return 400, {"error": {"message": f"no file {body.get('training_file')}", "type": "invalid_request_error"}}
+                return 400, {
+                    "error": {
+                        "message": f"no file {body.get('training_file')}",
+                        "type": "invalid_request_error",
+                    }
+                }
             self.created.append(body)
             job_id = f"ftjob-{len(self.jobs) + 1}"
             self.jobs[job_id] = {"body": body, "polls": 0, "fail": self.fail_with}
@@ -56,10 +79,18 @@ class FineTuningService:
 
     def list(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         """Jobs newest first, filtered by metadata[key]=value as OpenAI's list does."""
-        wanted = {key[len("metadata["):-1]: values[0] for key, values in query.items() if key.startswith("metadata[")}
+        wanted = {
+            key[len("metadata[") : -1]: values[0]
+            for key, values in query.items()
+            if key.startswith("metadata[")
+        }
         with self.lock:
             jobs = [self._job(job_id, self._status(job_id)) for job_id in reversed(self.jobs)]
-        jobs = [job for job in jobs if all((job["metadata"] or {}).get(k) == v for k, v in wanted.items())]
+        jobs = [
+            job
+            for job in jobs
+            if all((job["metadata"] or {}).get(k) == v for k, v in wanted.items())
+        ]
         return 200, {"object": "list", "data": jobs, "has_more": False}
 
     def _status(self, job_id: str) -> str:
@@ -72,10 +103,14 @@ class FineTuningService:
         with self.lock:
             if self.retrieve_errors > 0:
                 self.retrieve_errors -= 1
-                return 500, {"error": {"message": "temporarily unavailable", "type": "server_error"}}
+                return 500, {
+                    "error": {"message": "temporarily unavailable", "type": "server_error"}
+                }
             job = self.jobs.get(job_id)
             if job is None:
-                return 404, {"error": {"message": f"no job {job_id}", "type": "invalid_request_error"}}
+                return 404, {
+                    "error": {"message": f"no job {job_id}", "type": "invalid_request_error"}
+                }
             job["polls"] += 1
             if job["polls"] <= self.polls_to_finish:
                 return 200, self._job(job_id, "running")
@@ -87,11 +122,34 @@ class FineTuningService:
         done = status == "succeeded"
         suffix = f":{body['suffix']}" if body.get("suffix") else ""
         return {
-            "id": job_id, "object": "fine_tuning.job", "created_at": 0, "model": body["model"], "status": status, "training_file": body["training_file"],
-            "fine_tuned_model": f"ft:{body['model']}:opensem{suffix}:{job_id}" if done else None, "finished_at": 1 if done else None,
-            "organization_id": "org-test", "result_files": [], "seed": body.get("seed") or 0, "validation_file": None,
-            "trained_tokens": sum(len(line) // 4 for line in self.files[body["training_file"]].decode().splitlines()) if done else None,
-            "hyperparameters": {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto"},
-            "error": {"code": "invalid_training_file", "message": job["fail"], "param": "training_file"} if status == "failed" else None,
+            "id": job_id,
+            "object": "fine_tuning.job",
+            "created_at": 0,
+            "model": body["model"],
+            "status": status,
+            "training_file": body["training_file"],
+            "fine_tuned_model": f"ft:{body['model']}:opensem{suffix}:{job_id}" if done else None,
+            "finished_at": 1 if done else None,
+            "organization_id": "org-test",
+            "result_files": [],
+            "seed": body.get("seed") or 0,
+            "validation_file": None,
+            "trained_tokens": sum(
+                len(line) // 4 for line in self.files[body["training_file"]].decode().splitlines()
+            )
+            if done
+            else None,
+            "hyperparameters": {
+                "n_epochs": "auto",
+                "batch_size": "auto",
+                "learning_rate_multiplier": "auto",
+            },
+            "error": {
+                "code": "invalid_training_file",
+                "message": job["fail"],
+                "param": "training_file",
+            }
+            if status == "failed"
+            else None,
             "metadata": body.get("metadata"),
         }

@@ -17,9 +17,10 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Union
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.servers.fine_tuning import FineTuningService
@@ -49,7 +50,7 @@ class Slow:
 
 
 # "ok" | "429" (Retry-After: 0) | "500" | "hang" (never answers until the server stops) | objects above
-Behaviour = Union[str, Content, Status, Slow]
+Behaviour = str | Content | Status | Slow
 
 
 def _default_answer(body: dict[str, Any]) -> str:
@@ -61,7 +62,9 @@ class OpenAICompatibleServer:
 
     def __init__(self, latency_s: float = 0.0) -> None:
         self.latency_s = latency_s
-        self.fine_tuning = FineTuningService()  # /files and /fine_tuning/jobs (tests/servers/fine_tuning.py)
+        self.fine_tuning = (
+            FineTuningService()
+        )  # /files and /fine_tuning/jobs (tests/servers/fine_tuning.py)
         self.answer: Callable[[dict[str, Any]], str] = _default_answer
         self.default: Behaviour = "ok"
         self.received: list[dict[str, Any]] = []  # every request body, in arrival order
@@ -102,7 +105,7 @@ class OpenAICompatibleServer:
             self.authorization.append(auth)
             return self._script.pop(0) if self._script else self.default
 
-    def start(self) -> "OpenAICompatibleServer":
+    def start(self) -> OpenAICompatibleServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -117,15 +120,21 @@ class OpenAICompatibleServer:
                     self._send(*server.fine_tuning.list(parse_qs(where.query)))
                     return
                 if "/fine_tuning/jobs/" in self.path:
-                    self._send(*server.fine_tuning.retrieve(self.path.rstrip("/").rsplit("/", 1)[1]))
+                    self._send(
+                        *server.fine_tuning.retrieve(self.path.rstrip("/").rsplit("/", 1)[1])
+                    )
                     return
-                self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                self._send(
+                    404, {"error": {"message": f"no route {self.path}", "type": "not_found"}}
+                )
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
                 if self.path.rstrip("/").endswith("/files"):
-                    self._send(*server.fine_tuning.upload(self.headers.get("Content-Type", ""), raw))
+                    self._send(
+                        *server.fine_tuning.upload(self.headers.get("Content-Type", ""), raw)
+                    )
                     return
                 if self.path.rstrip("/").endswith("/fine_tuning/jobs"):
                     answer = server.fine_tuning.create(json.loads(raw or b"{}"))
@@ -134,10 +143,18 @@ class OpenAICompatibleServer:
                         self.close_connection = True
                         self.connection.shutdown(socket.SHUT_RDWR)
                         return
-                    self._send(*((500, {"error": {"message": "internal error", "type": "server_error"}}) if lost == "500" else answer))
+                    self._send(
+                        *(
+                            (500, {"error": {"message": "internal error", "type": "server_error"}})
+                            if lost == "500"
+                            else answer
+                        )
+                    )
                     return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                    self._send(
+                        404, {"error": {"message": f"no route {self.path}", "type": "not_found"}}
+                    )
                     return
                 body = json.loads(raw or b"{}")
                 behaviour = server._next(body, self.headers.get("Authorization", ""))
@@ -154,7 +171,13 @@ class OpenAICompatibleServer:
                 elif behaviour == "500":
                     behaviour = Status(500, {}, "internal error")
                 if isinstance(behaviour, Status):
-                    error = {"error": {"message": behaviour.message, "type": "scripted", "code": behaviour.code}}
+                    error = {
+                        "error": {
+                            "message": behaviour.message,
+                            "type": "scripted",
+                            "code": behaviour.code,
+                        }
+                    }
                     self._send(behaviour.code, error, behaviour.headers)
                     return
                 content = behaviour.text if isinstance(behaviour, Content) else server.answer(body)
@@ -162,7 +185,9 @@ class OpenAICompatibleServer:
                 with server._lock:
                     server.answered.append(body)
 
-            def _send(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(code)
@@ -177,7 +202,12 @@ class OpenAICompatibleServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-compatible", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="openai-compatible",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -187,7 +217,7 @@ class OpenAICompatibleServer:
             self._httpd.shutdown()
             self._httpd.server_close()
 
-    def __enter__(self) -> "OpenAICompatibleServer":
+    def __enter__(self) -> OpenAICompatibleServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -201,6 +231,16 @@ def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
         "object": "chat.completion",
         "created": 0,
         "model": body.get("model", "unknown"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt_chars // 4 + 1, "completion_tokens": len(content) // 4 + 1, "total_tokens": 0},
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_chars // 4 + 1,
+            "completion_tokens": len(content) // 4 + 1,
+            "total_tokens": 0,
+        },
     }

@@ -26,12 +26,32 @@ class RayCluster:
         self.cpus = cpus
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "RayCluster":
+    def __enter__(self) -> RayCluster:
         ray = str(Path(sys.executable).with_name("ray"))
-        env = {**os.environ, "OPENSEM_RAY_WORKDIR": str(self.worker_dir), "RAY_USAGE_STATS_ENABLED": "0"}
-        command = [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={self.port}",
-                   f"--num-cpus={self.cpus}", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"]
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        env = {
+            **os.environ,
+            "OPENSEM_RAY_WORKDIR": str(self.worker_dir),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+        command = [
+            ray,
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={self.port}",
+            f"--num-cpus={self.cpus}",
+            "--num-gpus=0",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ]
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.process.poll() is not None:

@@ -61,7 +61,14 @@ class RestartableS3:
 
     def filesystem_options(self) -> dict[str, Any]:
         """s3fs options that give up on a stopped server within seconds rather than minutes."""
-        return {"endpoint_url": self.endpoint, "config_kwargs": {"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 1}}}
+        return {
+            "endpoint_url": self.endpoint,
+            "config_kwargs": {
+                "connect_timeout": 2,
+                "read_timeout": 5,
+                "retries": {"max_attempts": 1},
+            },
+        }
 
     def _accept(self, listener: socket.socket) -> None:
         while True:

@@ -22,17 +22,23 @@ def wait_until(condition, seconds: float = 10.0) -> bool:  # type: ignore[no-unt
     return True
 
 
-def test_swap_keeps_the_old_release_until_its_requests_end(releases: dict[str, Path], tmp_path: Path) -> None:
+def test_swap_keeps_the_old_release_until_its_requests_end(
+    releases: dict[str, Path], tmp_path: Path
+) -> None:
     pool = ModelPool(ServeConfig(insecure_no_auth=True), logging.getLogger("test"))
     try:
         old = pool.add(resolve(f"expert={releases['alpha']}", tmp_path))
         held = pool.acquire("expert")
         assert held is old and old.in_flight == 1
         new = pool.add(resolve(f"expert={releases['beta']}", tmp_path))
-        assert pool.acquire("expert") is new and new.engine is old.engine  # new requests go to the new release
+        assert (
+            pool.acquire("expert") is new and new.engine is old.engine
+        )  # new requests go to the new release
         pool.release(new)
         time.sleep(0.3)
-        assert old.retired and old.adapter in old.engine.model.peft_config  # still loaded: a request uses it
+        assert (
+            old.retired and old.adapter in old.engine.model.peft_config
+        )  # still loaded: a request uses it
         pool.release(held)
         assert wait_until(lambda: old.adapter not in old.engine.model.peft_config)
         assert new.adapter in new.engine.model.peft_config
@@ -40,13 +46,21 @@ def test_swap_keeps_the_old_release_until_its_requests_end(releases: dict[str, P
         pool.close()
 
 
-def test_a_whole_model_release_gets_its_own_engine_and_is_closed_when_swapped(releases: dict[str, Path], tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_a_whole_model_release_gets_its_own_engine_and_is_closed_when_swapped(
+    releases: dict[str, Path], tiny_model_dir: Path, tmp_path: Path
+) -> None:
     pool = ModelPool(ServeConfig(insecure_no_auth=True), logging.getLogger("test"))
     try:
         adapter = pool.add(resolve(f"adapter={releases['alpha']}", tmp_path))
         whole = pool.add(resolve(f"whole={tiny_model_dir}", tmp_path))
-        assert whole.adapter is None and whole.engine is not adapter.engine and whole.release.kind == "model"
-        again = pool.add(resolve(f"whole={tiny_model_dir}", tmp_path))  # same folder: the engine is shared, not reloaded
+        assert (
+            whole.adapter is None
+            and whole.engine is not adapter.engine
+            and whole.release.kind == "model"
+        )
+        again = pool.add(
+            resolve(f"whole={tiny_model_dir}", tmp_path)
+        )  # same folder: the engine is shared, not reloaded
         assert again.engine is whole.engine and whole.engine.running
     finally:
         pool.close()
@@ -66,7 +80,18 @@ def test_a_vllm_engine_is_sized_by_the_largest_adapter_of_its_base(tmp_path) -> 
         folder = tmp_path / name / "adapter"
         folder.mkdir(parents=True)
         (folder / "adapter_config.json").write_text(f'{{"r": {rank}}}')
-        releases.append(Release(name, name, None, None, "adapter", folder, "base-one" if name != "c" else "base-two", name))
+        releases.append(
+            Release(
+                name,
+                name,
+                None,
+                None,
+                "adapter",
+                folder,
+                "base-one" if name != "c" else "base-two",
+                name,
+            )
+        )
     pool = ModelPool(ServeConfig(port=0, backend="transformers"), logging.getLogger("test"))
     pool.expect(releases)
     assert sorted(pool.lora_ranks.values()) == [4, 48] and adapter_rank(releases[1].artifact) == 48

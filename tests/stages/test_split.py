@@ -9,29 +9,46 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from opensem.errors import DataError
 from opensem.data.formats import make_record
-from opensem.stages.base import StageContext, StageResult
 from opensem.data.splitting import split_score
+from opensem.errors import DataError
+from opensem.stages.base import StageContext, StageResult
 from opensem.stages.split import Split, SplitConfig
 
 
 def context(root: Path) -> StageContext:
-    return StageContext(project_root=root, job_id="t", stage_name="split", work_dir=root / "work", cache_dir=root / "cache")
+    return StageContext(
+        project_root=root,
+        job_id="t",
+        stage_name="split",
+        work_dir=root / "work",
+        cache_dir=root / "cache",
+    )
 
 
 def records(n: int, start: int = 0) -> list[dict[str, Any]]:
-    return [make_record("data/docs.jsonl", text=f"document number {i}") for i in range(start, start + n)]
+    return [
+        make_record("data/docs.jsonl", text=f"document number {i}") for i in range(start, start + n)
+    ]
 
 
-def run_split(root: Path, recs: list[dict[str, Any]], name: str, **params: Any) -> tuple[StageResult, list[str], list[str]]:
+def run_split(
+    root: Path, recs: list[dict[str, Any]], name: str, **params: Any
+) -> tuple[StageResult, list[str], list[str]]:
     """Write recs as an ingest output, split them, and return the result and the train/test ids."""
     src = root / f"{name}-in"
     src.mkdir(parents=True)
-    (src / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    (src / "records.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8"
+    )
     out = root / f"{name}-out"
-    result = Split().run(SplitConfig(**{"seed": 42, **params}), {"records": src}, out, context(root))
-    ids = [[json.loads(line)["id"] for line in (out / f).read_text(encoding="utf-8").splitlines()] for f in ("train.jsonl", "test.jsonl")]
+    result = Split().run(
+        SplitConfig(**{"seed": 42, **params}), {"records": src}, out, context(root)
+    )
+    ids = [
+        [json.loads(line)["id"] for line in (out / f).read_text(encoding="utf-8").splitlines()]
+        for f in ("train.jsonl", "test.jsonl")
+    ]
     return result, ids[0], ids[1]
 
 
@@ -70,7 +87,14 @@ def test_seed_changes_the_split(tmp_path: Path) -> None:
 def test_fraction_roughly_honoured_on_1000_records(tmp_path: Path) -> None:
     result, train, test = run_split(tmp_path, records(1000), "a", test_fraction=0.2)
     assert 150 <= len(test) <= 250
-    assert result.metrics == {"records": 1000, "train": len(train), "test": len(test), "test_fraction": 0.2, "seed": 42, "moved": False}
+    assert result.metrics == {
+        "records": 1000,
+        "train": len(train),
+        "test": len(test),
+        "test_fraction": 0.2,
+        "seed": 42,
+        "moved": False,
+    }
 
 
 def test_rule_matches_the_documented_formula(tmp_path: Path) -> None:
@@ -105,26 +129,45 @@ def test_fraction_out_of_range_is_refused(fraction: float) -> None:
         SplitConfig(test_fraction=fraction)
 
 
-def test_a_large_file_split_in_byte_ranges_on_every_core_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_file_split_in_byte_ranges_on_every_core_gives_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import opensem.data.parallel as parallel
 
     recs = records(500)
     run_split(tmp_path, recs, "serial")
-    monkeypatch.setattr(parallel, "PARALLEL_BYTES", 0)  # as if the file were large: 8 ranges in 2 worker processes
+    monkeypatch.setattr(
+        parallel, "PARALLEL_BYTES", 0
+    )  # as if the file were large: 8 ranges in 2 worker processes
     monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
     result, _, _ = run_split(tmp_path, recs, "parallel")
     for name in ("train.jsonl", "test.jsonl"):
-        assert (tmp_path / "parallel-out" / name).read_bytes() == (tmp_path / "serial-out" / name).read_bytes()
+        assert (tmp_path / "parallel-out" / name).read_bytes() == (
+            tmp_path / "serial-out" / name
+        ).read_bytes()
     assert result.metrics["records"] == 500
 
     few = records(3)
-    result, train, test = run_split(tmp_path, few, "moved", test_fraction=0.0001)  # no record hashes into test
-    assert len(test) == 1 and test[0] == min(few, key=lambda r: split_score(r["id"], 42))["id"] and result.metrics["moved"]
+    result, train, test = run_split(
+        tmp_path, few, "moved", test_fraction=0.0001
+    )  # no record hashes into test
+    assert (
+        len(test) == 1
+        and test[0] == min(few, key=lambda r: split_score(r["id"], 42))["id"]
+        and result.metrics["moved"]
+    )
 
     lines = [json.dumps(r) for r in records(40)]
     lines[33] = '{"text": "no id here"}'
     (tmp_path / "bad-in").mkdir()
     (tmp_path / "bad-in" / "records.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(DataError) as caught:  # found in a worker's range, named by its line in the whole file
-        Split().run(SplitConfig(seed=42), {"records": tmp_path / "bad-in"}, tmp_path / "bad-out", context(tmp_path))
+    with pytest.raises(
+        DataError
+    ) as caught:  # found in a worker's range, named by its line in the whole file
+        Split().run(
+            SplitConfig(seed=42),
+            {"records": tmp_path / "bad-in"},
+            tmp_path / "bad-out",
+            context(tmp_path),
+        )
     assert caught.value.location.line == 34 and "no string 'id'" in caught.value.message

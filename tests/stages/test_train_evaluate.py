@@ -14,18 +14,62 @@ import pytest
 from pydantic import ValidationError
 
 from opensem.errors import DataError
+from opensem.evaluation.params import EvaluateParams
 from opensem.stages.base import StageContext, StageResult
 from opensem.stages.evaluate import Evaluate
-from opensem.evaluation.params import EvaluateParams
 from opensem.stages.train import Train
 from tests.params import params
 from tests.training.params import train_params
 
 OBJECTS = [
-    "apple", "sky", "grass", "snow", "coal", "lemon", "cherry", "ocean", "cloud", "carrot", "banana", "tomato",
-    "pumpkin", "violet", "emerald", "ruby", "sapphire", "orange", "plum", "lime", "cocoa", "ivory", "ink", "rose",
-    "lilac", "mint", "olive", "peach", "salmon", "sand", "slate", "steel", "straw", "honey", "coral", "pearl",
-    "jade", "amber", "cream", "smoke", "brick", "denim", "moss", "rust", "wine", "gold", "silver", "copper",
+    "apple",
+    "sky",
+    "grass",
+    "snow",
+    "coal",
+    "lemon",
+    "cherry",
+    "ocean",
+    "cloud",
+    "carrot",
+    "banana",
+    "tomato",
+    "pumpkin",
+    "violet",
+    "emerald",
+    "ruby",
+    "sapphire",
+    "orange",
+    "plum",
+    "lime",
+    "cocoa",
+    "ivory",
+    "ink",
+    "rose",
+    "lilac",
+    "mint",
+    "olive",
+    "peach",
+    "salmon",
+    "sand",
+    "slate",
+    "steel",
+    "straw",
+    "honey",
+    "coral",
+    "pearl",
+    "jade",
+    "amber",
+    "cream",
+    "smoke",
+    "brick",
+    "denim",
+    "moss",
+    "rust",
+    "wine",
+    "gold",
+    "silver",
+    "copper",
 ]
 COLORS = ["red", "blue", "green", "white", "black", "yellow", "purple", "brown", "grey", "pink"]
 
@@ -36,7 +80,13 @@ def facts(start: int, stop: int) -> list[dict[str, Any]]:
     for i in range(start, stop):
         thing, color = OBJECTS[i % len(OBJECTS)], COLORS[i % len(COLORS)]
         if i % 5 == 4:
-            out.append({"id": f"d{i}", "source": "facts.txt", "text": f"Everyone knows that the {thing} is {color}."})
+            out.append(
+                {
+                    "id": f"d{i}",
+                    "source": "facts.txt",
+                    "text": f"Everyone knows that the {thing} is {color}.",
+                }
+            )
         else:
             messages = [
                 {"role": "system", "content": "Answer in one sentence."},
@@ -78,7 +128,14 @@ class Recorder:
 
 def context(root: Path, stage: str, recorder: Recorder | None = None) -> StageContext:
     kwargs: dict[str, Any] = {"progress": recorder} if recorder else {}
-    return StageContext(project_root=root, job_id="t", stage_name=stage, work_dir=root / "work", cache_dir=root / "cache", **kwargs)
+    return StageContext(
+        project_root=root,
+        job_id="t",
+        stage_name=stage,
+        work_dir=root / "work",
+        cache_dir=root / "cache",
+        **kwargs,
+    )
 
 
 @dataclass
@@ -100,17 +157,27 @@ def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> T
     out = root / "out"
     out.mkdir()
     recorder = Recorder()
-    params = train_params(rank=8, max_steps=30, learning_rate=1e-2, logging_steps=10, batch_size=4, seed=7)
-    result = Train().run(params, {"train": train_dir, "base": tiny_model_dir.parent}, out, context(root, "train", recorder))
+    params = train_params(
+        rank=8, max_steps=30, learning_rate=1e-2, logging_steps=10, batch_size=4, seed=7
+    )
+    result = Train().run(
+        params,
+        {"train": train_dir, "base": tiny_model_dir.parent},
+        out,
+        context(root, "train", recorder),
+    )
     return Trained(root, tiny_model_dir.parent, test_dir, out, result, recorder)
 
 
 def test_train_writes_only_final_artifacts(trained: Trained) -> None:
     assert sorted(p.name for p in trained.out.iterdir()) == ["adapter", "loss.png", "metrics.jsonl"]
     adapter = trained.out / "adapter"
-    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= {
-        p.name for p in adapter.iterdir()
-    }
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    } <= {p.name for p in adapter.iterdir()}
     assert (trained.out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (trained.root / "work" / "checkpoints").exists()
 
@@ -134,7 +201,12 @@ def test_evaluate_reports_lower_perplexity_after_tuning(trained: Trained) -> Non
     out.mkdir()
     recorder = Recorder()
     inputs = {"test": trained.test, "adapter": trained.out, "base": trained.base}
-    result = Evaluate().run(params(EvaluateParams, batch_size=3, max_new_tokens=8, seed=0), inputs, out, context(trained.root, "evaluate", recorder))
+    result = Evaluate().run(
+        params(EvaluateParams, batch_size=3, max_new_tokens=8, seed=0),
+        inputs,
+        out,
+        context(trained.root, "evaluate", recorder),
+    )
 
     report = json.loads((out / "report.json").read_text())
     counts = report["counts"]["tuned"]
@@ -153,7 +225,12 @@ def test_evaluate_reports_lower_perplexity_after_tuning(trained: Trained) -> Non
 
     again = trained.root / "eval-again"
     again.mkdir()
-    Evaluate().run(params(EvaluateParams, batch_size=3, max_new_tokens=8, seed=0), inputs, again, context(trained.root, "evaluate"))
+    Evaluate().run(
+        params(EvaluateParams, batch_size=3, max_new_tokens=8, seed=0),
+        inputs,
+        again,
+        context(trained.root, "evaluate"),
+    )
     for name in ("report.json", "report.md", "report.png", "predictions.jsonl"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
@@ -162,33 +239,56 @@ def test_evaluate_max_records_limits_the_test_set(trained: Trained) -> None:
     out = trained.root / "eval-few"
     out.mkdir()
     inputs = {"test": trained.test, "adapter": trained.out, "base": trained.base}
-    result = Evaluate().run(params(EvaluateParams, max_records=2, max_new_tokens=4, seed=0), inputs, out, context(trained.root, "evaluate"))
+    result = Evaluate().run(
+        params(EvaluateParams, max_records=2, max_new_tokens=4, seed=0),
+        inputs,
+        out,
+        context(trained.root, "evaluate"),
+    )
     assert json.loads((out / "report.json").read_text())["counts"]["tuned"]["test.records"] == 2
     assert result.metrics["tuned"]["test.perplexity"] > 0
 
 
 def test_preference_data_fails_before_any_model_loads(tmp_path: Path) -> None:
-    prefs = [{"id": f"p{i}", "source": "s", "prompt": "Say hi", "chosen": "Hi!", "rejected": "No."} for i in range(5)]
+    prefs = [
+        {"id": f"p{i}", "source": "s", "prompt": "Say hi", "chosen": "Hi!", "rejected": "No."}
+        for i in range(5)
+    ]
     train_dir = write_jsonl(tmp_path / "split", "train.jsonl", prefs)
     out = tmp_path / "out"
     out.mkdir()
     # The base model does not exist: only a check that runs before loading can produce the DataError.
     with pytest.raises(DataError) as info:
-        Train().run(train_params(max_steps=1, base_model=str(tmp_path / "no-such-model")), {"train": train_dir}, out, context(tmp_path, "train"))
-    assert info.value.message.startswith("lora: 5 of 5 records lack the fields it needs (messages | text)")
+        Train().run(
+            train_params(max_steps=1, base_model=str(tmp_path / "no-such-model")),
+            {"train": train_dir},
+            out,
+            context(tmp_path, "train"),
+        )
+    assert info.value.message.startswith(
+        "lora: 5 of 5 records lack the fields it needs (messages | text)"
+    )
     assert info.value.location.line == 1
     assert list(out.iterdir()) == []
 
 
 def test_params_are_validated() -> None:
-    with pytest.raises(ValidationError, match="does not match any of the expected tags: 'type=lora'"):
+    with pytest.raises(
+        ValidationError, match="does not match any of the expected tags: 'type=lora'"
+    ):
         train_params("telepathy")
     with pytest.raises(ValidationError):
         train_params(rank=0)
     with pytest.raises(ValidationError, match="rank"):
         train_params("sft", rank=8)  # full fine-tuning has no adapter to shape
-    assert train_params(target_modules=["q_proj", "v_proj"]).method_config.target_modules == ["q_proj", "v_proj"]
-    assert train_params("dpo").method_config.beta == 0.1 and train_params("kto", beta=0.3).method_config.beta == 0.3
+    assert train_params(target_modules=["q_proj", "v_proj"]).method_config.target_modules == [
+        "q_proj",
+        "v_proj",
+    ]
+    assert (
+        train_params("dpo").method_config.beta == 0.1
+        and train_params("kto", beta=0.3).method_config.beta == 0.3
+    )
 
 
 def test_importing_the_stages_loads_no_ml_library() -> None:

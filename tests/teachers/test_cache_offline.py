@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from opensem.forge.config import synthesis_config
 from opensem.forge.parse import items_validator
 from opensem.forge.prompts import chunk_request
-from opensem.forge.config import synthesis_config
 from opensem.teachers import ChatRequest, TeacherError, provider_from_config, provider_names
 from opensem.teachers.cache import TeacherCache, answer_key
 from opensem.teachers.offline import register_offline_task
@@ -30,7 +30,13 @@ def test_key_depends_on_everything_that_changes_the_answer() -> None:
     variants = [
         answer_key("openai", "other", "http://h/v1", MESSAGES, {"temperature": 0.7}),
         answer_key("openai", "m", "http://other/v1", MESSAGES, {"temperature": 0.7}),
-        answer_key("openai", "m", "http://h/v1", [{"role": "user", "content": "What is a lungo?"}], {"temperature": 0.7}),
+        answer_key(
+            "openai",
+            "m",
+            "http://h/v1",
+            [{"role": "user", "content": "What is a lungo?"}],
+            {"temperature": 0.7},
+        ),
         answer_key("openai", "m", "http://h/v1", MESSAGES, {"temperature": 0.0}),
     ]
     assert len({base, *variants}) == 5
@@ -42,7 +48,9 @@ def test_cache_round_trip_is_atomic_and_drops_corrupt_entries(tmp_path: Path) ->
     assert cache.get(key) is None
     cache.put(key, '{"answer": "foam"}', 10, 5)
     assert cache.get(key) == {"text": '{"answer": "foam"}', "input_tokens": 10, "output_tokens": 5}
-    assert len(cache) == 1 and not list((tmp_path / "teacher").glob("*/.answer-*"))  # no temporary files left
+    assert len(cache) == 1 and not list(
+        (tmp_path / "teacher").glob("*/.answer-*")
+    )  # no temporary files left
     path = tmp_path / "teacher" / key[:2] / f"{key}.json"
     path.write_text('{"text": "half-writ')
     assert cache.get(key) is None and not path.exists()
@@ -56,7 +64,10 @@ def test_registry_names_every_provider() -> None:
 
 def test_offline_is_deterministic_honest_and_parses_like_a_teacher(tmp_path: Path) -> None:
     offline = provider_from_config(synthesis_config(), tmp_path)
-    assert not offline.language_model and offline.describe() == "offline template generator (not a language model)"
+    assert (
+        not offline.language_model
+        and offline.describe() == "offline template generator (not a language model)"
+    )
     request = chunk_request({}, "instructions", CHUNK, "docs/grind.md", 4)
     first = offline.complete_many([request], validate=items_validator("instructions", 4))
     again = offline.complete_many([request], validate=items_validator("instructions", 4))
@@ -70,7 +81,10 @@ def test_offline_is_deterministic_honest_and_parses_like_a_teacher(tmp_path: Pat
 
 def test_offline_preferences_have_a_different_flawed_answer() -> None:
     offline = provider_from_config(synthesis_config())
-    [result] = offline.complete_many([chunk_request({}, "preferences", CHUNK, "s", 2)], validate=items_validator("preferences", 2))
+    [result] = offline.complete_many(
+        [chunk_request({}, "preferences", CHUNK, "s", 2)],
+        validate=items_validator("preferences", 2),
+    )
     for pair in result.value:
         assert pair["flawed_answer"] != pair["answer"]
     assert "25 to 30" not in result.value[0]["flawed_answer"]  # numbers changed
@@ -78,7 +92,9 @@ def test_offline_preferences_have_a_different_flawed_answer() -> None:
 
 def test_offline_refusals_and_unknown_tasks() -> None:
     offline = provider_from_config(synthesis_config())
-    [result] = offline.complete_many([chunk_request({}, "refusals", CHUNK, "s", 2)], validate=items_validator("refusals", 2))
+    [result] = offline.complete_many(
+        [chunk_request({}, "refusals", CHUNK, "s", 2)], validate=items_validator("refusals", 2)
+    )
     assert len(result.value) == 2 and all("can't help" in t["refusal"] for t in result.value)
     with pytest.raises(TeacherError, match="cannot answer task 'poem'"):
         offline.complete_many([ChatRequest(messages=MESSAGES, context={"task": "poem"})])
@@ -86,5 +102,7 @@ def test_offline_refusals_and_unknown_tasks() -> None:
 
 def test_other_components_can_register_offline_tasks() -> None:
     register_offline_task("test-echo")(lambda context: {"echo": context["value"]})
-    [result] = provider_from_config(synthesis_config()).complete_many([ChatRequest(messages=MESSAGES, context={"task": "test-echo", "value": 7})])
+    [result] = provider_from_config(synthesis_config()).complete_many(
+        [ChatRequest(messages=MESSAGES, context={"task": "test-echo", "value": 7})]
+    )
     assert json.loads(str(result.text)) == {"echo": 7}

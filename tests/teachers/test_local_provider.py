@@ -14,15 +14,28 @@ from opensem.teachers.base import InvalidAnswer
 
 
 def local(model: Path, cache: Path | None, **overrides: object):
-    settings = {"provider": "local", "model": str(model), "max_tokens": 8, "temperature": 0.0, "batch_size": 2, "max_retries": 1, **overrides}
+    settings = {
+        "provider": "local",
+        "model": str(model),
+        "max_tokens": 8,
+        "temperature": 0.0,
+        "batch_size": 2,
+        "max_retries": 1,
+        **overrides,
+    }
     return provider_from_config(synthesis_config(**settings), cache)
 
 
 def asks(count: int) -> list[ChatRequest]:
-    return [ChatRequest(messages=[{"role": "user", "content": f"question number {i}"}]) for i in range(count)]
+    return [
+        ChatRequest(messages=[{"role": "user", "content": f"question number {i}"}])
+        for i in range(count)
+    ]
 
 
-def test_answers_are_generated_in_order_then_replayed_from_the_cache(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_answers_are_generated_in_order_then_replayed_from_the_cache(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     first = local(tiny_model_dir, tmp_path).complete_many(asks(3))
     assert [r.requests for r in first] == [1, 1, 1] and all(isinstance(r.text, str) for r in first)
     again = local(tiny_model_dir, tmp_path).complete_many(asks(3))
@@ -44,7 +57,9 @@ def test_a_retrained_folder_is_asked_again(tiny_model_dir: Path, tmp_path: Path)
     local(tiny_model_dir, tmp_path).complete_many(asks(1))
     other = make_tiny_model(tmp_path / "other", seed=7)
     shutil.copytree(tiny_model_dir, tmp_path / "same")
-    assert local(tmp_path / "same", tmp_path).complete_many(asks(1))[0].cache_hits == 1  # same bytes elsewhere: same answers
+    assert (
+        local(tmp_path / "same", tmp_path).complete_many(asks(1))[0].cache_hits == 1
+    )  # same bytes elsewhere: same answers
     assert local(other, tmp_path).complete_many(asks(1))[0].requests == 1
 
 
@@ -96,8 +111,18 @@ def test_a_release_answers_as_its_adapter_on_its_shipped_base(releases: dict[str
 
     release = releases["alpha"]
     answer = local(release, None).complete_many(asks(1))[0].text
-    base = AutoModelForCausalLM.from_pretrained(release / "base_model" / "model", dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(
+        release / "base_model" / "model", dtype=torch.float32
+    )
     merged = PeftModel.from_pretrained(base, release / "adapter").merge_and_unload()
-    settings = GenerationSettings(max_new_tokens=8, temperature=0.0, seed=0, batch_size=1, max_seq_length=2048)
-    expected = generate_answers(merged, AutoTokenizer.from_pretrained(release / "adapter"), [asks(1)[0].messages], settings, silent_progress("", None))
+    settings = GenerationSettings(
+        max_new_tokens=8, temperature=0.0, seed=0, batch_size=1, max_seq_length=2048
+    )
+    expected = generate_answers(
+        merged,
+        AutoTokenizer.from_pretrained(release / "adapter"),
+        [asks(1)[0].messages],
+        settings,
+        silent_progress("", None),
+    )
     assert answer == expected[0]

@@ -15,7 +15,9 @@ def tiny_gguf(model_dir: Path, out_dir: Path) -> Path:
     return Gguf().quantize(GgufOptions(type="f32"), model_dir, out_dir, [])
 
 
-def wheel_with(member: str, payload: Path, folder: Path, name: str = "tinygguf", version: str = "0.1.0") -> Path:
+def wheel_with(
+    member: str, payload: Path, folder: Path, name: str = "tinygguf", version: str = "0.1.0"
+) -> Path:
     """A wheel `name-version-py3-none-any.whl` in folder carrying payload at member, as pip accepts it."""
     folder.mkdir(parents=True, exist_ok=True)
     wheel = folder / f"{name}-{version}-py3-none-any.whl"
@@ -25,7 +27,10 @@ def wheel_with(member: str, payload: Path, folder: Path, name: str = "tinygguf",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: opensem-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    record = "".join(f"{path},sha256={_b64(data)},{len(data)}\n" for path, data in files.items()) + f"{info}/RECORD,,\n"
+    record = (
+        "".join(f"{path},sha256={_b64(data)},{len(data)}\n" for path, data in files.items())
+        + f"{info}/RECORD,,\n"
+    )
     with zipfile.ZipFile(wheel, "w") as archive:
         for path, data in files.items():
             archive.writestr(path, data)

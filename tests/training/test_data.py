@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from opensem.errors import DataError
 from opensem.data.formats import record_kind
+from opensem.errors import DataError
 from opensem.training.data import encode_record, load_records, render_text
 
 
@@ -47,8 +47,12 @@ def test_record_kinds() -> None:
 
 
 def test_chats_render_through_the_template_with_a_single_bos(tokenizer) -> None:  # type: ignore[no-untyped-def]
-    record = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}
-    assert render_text(record, tokenizer) == tokenizer.apply_chat_template(record["messages"], tokenize=False)
+    record = {
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    }
+    assert render_text(record, tokenizer) == tokenizer.apply_chat_template(
+        record["messages"], tokenize=False
+    )
     ids = encode_record(record, tokenizer, 512)
     assert ids[0] == tokenizer.bos_token_id and ids[1] != tokenizer.bos_token_id
     assert ids[-1] == tokenizer.eos_token_id
@@ -71,7 +75,17 @@ def test_preference_records_are_not_language_modeling_data(tokenizer) -> None:  
 def test_batched_encoding_gives_each_records_own_ids(tokenizer) -> None:  # type: ignore[no-untyped-def]
     from opensem.training.data import encode_records
 
-    chats = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "espresso " * n}]} for n in range(12)]
+    chats = [
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "espresso " * n},
+            ]
+        }
+        for n in range(12)
+    ]
     docs = [{"text": "crema " * n} for n in range(6)]
     records = [r for pair in zip(chats, docs + docs) for r in pair]
-    assert encode_records(records, tokenizer, 24, batch=5) == [encode_record(r, tokenizer, 24) for r in records]
+    assert encode_records(records, tokenizer, 24, batch=5) == [
+        encode_record(r, tokenizer, 24) for r in records
+    ]

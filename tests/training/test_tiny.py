@@ -46,27 +46,40 @@ def test_chat_template_renders_roles_and_generation_prompt(tiny_model_dir: Path)
         {"role": "assistant", "content": "Hello."},
     ]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False)
-    assert rendered == f"{BOS_TOKEN}<|system|>\nBe brief.{EOS_TOKEN}<|user|>\nHi{EOS_TOKEN}<|assistant|>\nHello.{EOS_TOKEN}"
+    assert (
+        rendered
+        == f"{BOS_TOKEN}<|system|>\nBe brief.{EOS_TOKEN}<|user|>\nHi{EOS_TOKEN}<|assistant|>\nHello.{EOS_TOKEN}"
+    )
     prompt = tokenizer.apply_chat_template(messages[:2], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith(f"Hi{EOS_TOKEN}<|assistant|>\n")
     role_ids = tokenizer.convert_tokens_to_ids(["<|system|>", "<|user|>", "<|assistant|>"])
-    assert all(isinstance(i, int) and i < 10 for i in role_ids)  # atomic special tokens, not split into bytes
+    assert all(
+        isinstance(i, int) and i < 10 for i in role_ids
+    )  # atomic special tokens, not split into bytes
 
 
 def test_same_arguments_same_bytes(tiny_model_dir: Path, tmp_path: Path) -> None:
     again = make_tiny_model(tmp_path / "again")
     names = sorted(p.name for p in tiny_model_dir.iterdir())
     assert names == sorted(p.name for p in again.iterdir())
-    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= set(names)
+    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= set(
+        names
+    )
     for name in names:
         assert (tiny_model_dir / name).read_bytes() == (again / name).read_bytes(), name
 
 
 def test_seed_and_shape_change_the_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     other = make_tiny_model(tmp_path / "other", seed=1, hidden_size=32, num_heads=2, vocab_size=600)
-    assert (other / "model.safetensors").read_bytes() != (tiny_model_dir / "model.safetensors").read_bytes()
+    assert (other / "model.safetensors").read_bytes() != (
+        tiny_model_dir / "model.safetensors"
+    ).read_bytes()
     config = json.loads((other / "config.json").read_text())
-    assert (config["hidden_size"], config["num_attention_heads"], config["vocab_size"]) == (32, 2, 600)
+    assert (config["hidden_size"], config["num_attention_heads"], config["vocab_size"]) == (
+        32,
+        2,
+        600,
+    )
     assert count_parameters(other) < count_parameters(tiny_model_dir)
 
 
@@ -80,27 +93,58 @@ def test_rejects_impossible_shapes(tmp_path: Path) -> None:
 
 
 def test_stage_writes_model_and_counts_parameters(tmp_path: Path) -> None:
-    ctx = StageContext(project_root=tmp_path, job_id="t", stage_name="tiny", work_dir=tmp_path / "work", cache_dir=tmp_path / "cache")
+    ctx = StageContext(
+        project_root=tmp_path,
+        job_id="t",
+        stage_name="tiny",
+        work_dir=tmp_path / "work",
+        cache_dir=tmp_path / "cache",
+    )
     out = tmp_path / "out"
     out.mkdir()
-    result = TinyModel().run(TinyModel.Params(hidden_size=32, num_heads=2, vocab_size=400), {}, out, ctx)
+    result = TinyModel().run(
+        TinyModel.Params(hidden_size=32, num_heads=2, vocab_size=400), {}, out, ctx
+    )
     assert (out / "model" / "model.safetensors").is_file()
     assert result.metrics["parameters"] == count_parameters(out / "model") > 0
     assert "M parameters" in result.summary
 
 
-def test_the_cli_builds_one_with_options_from_the_manifest_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_builds_one_with_options_from_the_manifest_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from opensem.cli import main
 
     with pytest.raises(SystemExit) as done:
-        main(["make-tiny-model", str(tmp_path / "m"), "--hidden-size", "32", "--num-heads", "2", "--layers", "1", "--vocab-size", "600"])
+        main(
+            [
+                "make-tiny-model",
+                str(tmp_path / "m"),
+                "--hidden-size",
+                "32",
+                "--num-heads",
+                "2",
+                "--layers",
+                "1",
+                "--vocab-size",
+                "600",
+            ]
+        )
     assert done.value.code == 0
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert (config["hidden_size"], config["num_attention_heads"], config["num_hidden_layers"]) == (32, 2, 1)
+    assert (config["hidden_size"], config["num_attention_heads"], config["num_hidden_layers"]) == (
+        32,
+        2,
+        1,
+    )
     with pytest.raises(SystemExit) as done:
         main(["make-tiny-model", "--help"])
     shown = capsys.readouterr().out
-    assert "--hidden-size INTEGER" in shown and "Width of the model.  [default: 64]" in shown and "--num-layers, --layers" in shown
+    assert (
+        "--hidden-size INTEGER" in shown
+        and "Width of the model.  [default: 64]" in shown
+        and "--num-layers, --layers" in shown
+    )
     with pytest.raises(SystemExit) as done:
         main(["make-tiny-model", str(tmp_path / "bad"), "--hidden-size", "60"])
     assert done.value.code == 2 and "must be even" in capsys.readouterr().err

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from opensem.settings.fields import Section, tagged_union
 from opensem.plugins import Registry
+from opensem.settings.fields import Section, tagged_union
 
 
 class FormatOptions(Section):
@@ -26,7 +26,9 @@ class QuantizeFormat(Protocol):
     Options: ClassVar[type[FormatOptions]]
     needs_cuda: ClassVar[bool]  # refused with a clear error on a machine without CUDA
 
-    def quantize(self, options: Any, model_dir: Path, out_dir: Path, calibration: list[str]) -> Path:
+    def quantize(
+        self, options: Any, model_dir: Path, out_dir: Path, calibration: list[str]
+    ) -> Path:
         """Write the quantized artifact into out_dir and return it (a file or a folder)."""
         ...
 
@@ -35,7 +37,9 @@ class QuantizeFormat(Protocol):
         ...
 
 
-FORMATS: Registry[QuantizeFormat] = Registry("quantization format", "opensem.release.quantize", ("gguf", "compressed"))
+FORMATS: Registry[QuantizeFormat] = Registry(
+    "quantization format", "opensem.release.quantize", ("gguf", "compressed")
+)
 register_format = FORMATS.register
 
 
@@ -46,4 +50,8 @@ def format_union() -> Any:
 
 def size_of(path: Path) -> int:
     """Bytes of a file, or of every file below a folder."""
-    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )

@@ -18,27 +18,48 @@ class Decision:
     classifier: str = ""  # which classifier decided (hybrid: "keyword" or "neural")
 
     def as_dict(self) -> dict[str, object]:
-        return {"expert": self.expert, "confidence": round(self.confidence, 4), "runner_up": self.runner_up, "classifier": self.classifier,
-                "scores": {name: round(score, 4) for name, score in sorted(self.scores.items(), key=lambda kv: -kv[1])}}
+        """The decision as JSON."""
+        return {
+            "expert": self.expert,
+            "confidence": round(self.confidence, 4),
+            "runner_up": self.runner_up,
+            "classifier": self.classifier,
+            "scores": {
+                name: round(score, 4)
+                for name, score in sorted(self.scores.items(), key=lambda kv: -kv[1])
+            },
+        }
 
 
 class Classifier(Protocol):
     name: str
 
-    def classify(self, query: str) -> Decision: ...
+    def classify(self, query: str) -> Decision:
+        """The expert for one query, or none."""
 
-    def classify_batch(self, queries: list[str]) -> list[Decision]: ...
+    def classify_batch(self, queries: list[str]) -> list[Decision]:
+        """The expert for each query, in order."""
 
-    def add_expert(self, expert: "Expert") -> None: ...
+    def add_expert(self, expert: Expert) -> None:
+        """Learn an expert (replacing one of the same name)."""
 
-    def remove_expert(self, name: str) -> None: ...
+    def remove_expert(self, name: str) -> None:
+        """Forget an expert."""
 
-    def experts(self) -> list[str]: ...
+    def experts(self) -> list[str]:
+        """Names of the experts it routes to."""
 
-    def train(self, labelled: list[tuple[str, str]]) -> None: ...
+    def train(self, labelled: list[tuple[str, str]]) -> None:
+        """Learn from (query, expert) examples."""
 
 
-def decide(scores: dict[str, float], threshold: float, priorities: dict[str, int], classifier: str, confidence: float | None = None) -> Decision:
+def decide(
+    scores: dict[str, float],
+    threshold: float,
+    priorities: dict[str, int],
+    classifier: str,
+    confidence: float | None = None,
+) -> Decision:
     """The best-scoring expert (priority breaks ties), or none below the threshold."""
     ranked = sorted(scores, key=lambda name: (-scores[name], -priorities.get(name, 0), name))
     if not ranked:
@@ -46,4 +67,10 @@ def decide(scores: dict[str, float], threshold: float, priorities: dict[str, int
     best = ranked[0]
     sure = scores[best] if confidence is None else confidence
     runner_up = ranked[1] if len(ranked) > 1 else None
-    return Decision(best if sure >= threshold and scores[best] > 0 else None, sure, scores, runner_up, classifier)
+    return Decision(
+        best if sure >= threshold and scores[best] > 0 else None,
+        sure,
+        scores,
+        runner_up,
+        classifier,
+    )

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from opensem.settings.fields import Section
 from opensem.routing.classifiers import CLASSIFIERS
 from opensem.routing.classifiers.base import Decision, decide
 from opensem.routing.words import normal_word, raw_words
+from opensem.settings.fields import Section
 
 if TYPE_CHECKING:
     from opensem.routing.profile import Keyword
@@ -33,7 +33,12 @@ if TYPE_CHECKING:
 
 class KeywordOptions(Section):
     type: Literal["keyword"] = "keyword"
-    threshold: float = Field(0.3, ge=0, le=1, description="Confidence below which the keyword classifier names no expert.")
+    threshold: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Confidence below which the keyword classifier names no expert.",
+    )
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class KeywordClassifier:
             self.add_expert(expert)
 
     def add_expert(self, expert: Expert) -> None:
+        """Compile an expert's keyword rules."""
         self.phrases[expert.name], self.patterns[expert.name] = [], []
         for index, rule in enumerate(expert.keyword_rules()):
             if rule.regex or rule.case_sensitive:
@@ -79,10 +85,12 @@ class KeywordClassifier:
         self.priorities[expert.name] = expert.priority
 
     def remove_expert(self, name: str) -> None:
+        """Forget an expert's rules."""
         for table in (self.phrases, self.patterns, self.priorities):
             table.pop(name, None)
 
     def experts(self) -> list[str]:
+        """Names of the experts it routes to."""
         return list(self.phrases)
 
     def train(self, labelled: list[tuple[str, str]]) -> None:
@@ -98,16 +106,27 @@ class KeywordClassifier:
             for phrase in phrases:
                 size = len(phrase.words)
                 for start in range(len(words)):
-                    if tuple(words[start:start + size]) == phrase.words:
-                        found.append(_Match(phrase.expert, phrase.rule, phrase.weight, start, start + size))
+                    if tuple(words[start : start + size]) == phrase.words:
+                        found.append(
+                            _Match(phrase.expert, phrase.rule, phrase.weight, start, start + size)
+                        )
                     elif size == 1 and start < len(pairs) and pairs[start] == phrase.words[0]:
-                        found.append(_Match(phrase.expert, phrase.rule, phrase.weight, start, start + 2))
+                        found.append(
+                            _Match(phrase.expert, phrase.rule, phrase.weight, start, start + 2)
+                        )
                     elif size > 1 and words[start] == phrase.joined:
-                        found.append(_Match(phrase.expert, phrase.rule, phrase.weight, start, start + 1))
+                        found.append(
+                            _Match(phrase.expert, phrase.rule, phrase.weight, start, start + 1)
+                        )
         kept: list[_Match] = []
         for match in sorted(found, key=lambda m: m.start - m.end):
-            if not any(other.expert != match.expert and other.end - other.start > match.end - match.start
-                       and other.start < match.end and match.start < other.end for other in kept):
+            if not any(
+                other.expert != match.expert
+                and other.end - other.start > match.end - match.start
+                and other.start < match.end
+                and match.start < other.end
+                for other in kept
+            ):
                 kept.append(match)
         return kept
 
@@ -122,6 +141,7 @@ class KeywordClassifier:
         return weights
 
     def classify(self, query: str) -> Decision:
+        """The expert whose keywords weigh most in the query, or none."""
         weights = self.weights(query)
         total = sum(weights.values())
         if total <= 0:
@@ -132,9 +152,16 @@ class KeywordClassifier:
         return decide(shares, self.options.threshold, self.priorities, self.name, confidence)
 
     def classify_batch(self, queries: list[str]) -> list[Decision]:
+        """The expert for each query, in order."""
         return [self.classify(query) for query in queries]
 
 
 def _phrase(expert: str, index: int, rule: Keyword) -> _Phrase:
     raw = raw_words(rule.pattern)
-    return _Phrase(expert, index, rule.weight, tuple(normal_word(word) for word in raw), normal_word("".join(raw)))
+    return _Phrase(
+        expert,
+        index,
+        rule.weight,
+        tuple(normal_word(word) for word in raw),
+        normal_word("".join(raw)),
+    )

@@ -28,9 +28,9 @@ from pydantic import Field
 
 from opensem.curate.embedder import DEFAULT_MODEL
 from opensem.errors import Location, UsageError
-from opensem.settings.fields import Section
 from opensem.routing.classifiers import CLASSIFIERS
 from opensem.routing.classifiers.base import Decision, decide
+from opensem.settings.fields import Section
 
 if TYPE_CHECKING:
     from opensem.routing.registry import Expert
@@ -41,13 +41,48 @@ GENERAL = "(general)"  # the "none of these" class
 
 class NeuralOptions(Section):
     type: Literal["neural"] = "neural"
-    model: str = Field(DEFAULT_MODEL, description="Sentence-transformers model: the bundled all-MiniLM-L6-v2, a hub id or a local folder.")
-    threshold: float = Field(0.35, ge=0, le=1, description="Confidence below which the neural classifier names no expert (the 'none of these' class rejects most unrelated queries first).")
-    min_similarity: float = Field(0.2, ge=-1, le=1, description="A query less similar than this to every expert's references gets no expert (out of domain).")
-    temperature: float = Field(0.05, gt=0, description="Softmax temperature over similarities, before a head is trained.")
-    epochs: int = Field(1000, gt=0, le=100_000, description="Full-batch gradient steps when training the head on labelled queries.")
-    reject_general: bool = Field(True, description="Learn opensem's bundled general questions as a 'none of these' class, so unrelated queries get no expert.")
-    quantize: bool = Field(True, description="On a CPU, embed with int8 dynamic quantization of the encoder's linear layers (about 2x faster per query).")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Sentence-transformers model: the bundled all-MiniLM-L6-v2, a hub id or a local folder.",
+    )
+    threshold: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description=(
+            "Confidence below which the neural classifier names no expert (the 'none of these' "
+            "class rejects most unrelated queries first)."
+        ),
+    )
+    min_similarity: float = Field(
+        0.2,
+        ge=-1,
+        le=1,
+        description="A query less similar than this to every expert's references gets no expert (out of domain).",
+    )
+    temperature: float = Field(
+        0.05, gt=0, description="Softmax temperature over similarities, before a head is trained."
+    )
+    epochs: int = Field(
+        1000,
+        gt=0,
+        le=100_000,
+        description="Full-batch gradient steps when training the head on labelled queries.",
+    )
+    reject_general: bool = Field(
+        True,
+        description=(
+            "Learn opensem's bundled general questions as a 'none of these' class, so unrelated "
+            "queries get no expert."
+        ),
+    )
+    quantize: bool = Field(
+        True,
+        description=(
+            "On a CPU, embed with int8 dynamic quantization of the encoder's linear layers (about "
+            "2x faster per query)."
+        ),
+    )
 
 
 @CLASSIFIERS.register
@@ -55,13 +90,17 @@ class NeuralClassifier:
     name = "neural"
     Options = NeuralOptions
 
-    def __init__(self, options: NeuralOptions, experts: list[Expert], cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, options: NeuralOptions, experts: list[Expert], cache_dir: Path | None = None
+    ) -> None:
         from opensem.core.digests import DigestCache
         from opensem.curate.embedder import Embedder, resolve_model
 
         self.options, self.cache_dir = options, cache_dir
         local = Path(options.model) if Path(options.model).is_dir() else None
-        self.embedder = Embedder(resolve_model(options.model, local, DigestCache(None)), batch_size=64)
+        self.embedder = Embedder(
+            resolve_model(options.model, local, DigestCache(None)), batch_size=64
+        )
         self.cache_key = self.embedder.ref.digest
         self.quantized = options.quantize and not _cuda()
         if self.quantized:
@@ -70,7 +109,9 @@ class NeuralClassifier:
         self.references: dict[str, list[str]] = {}
         self.vectors: dict[str, np.ndarray] = {}
         self.priorities: dict[str, int] = {}
-        self.head: tuple[np.ndarray, np.ndarray, list[str]] | None = None  # weights, bias, expert order
+        self.head: tuple[np.ndarray, np.ndarray, list[str]] | None = (
+            None  # weights, bias, expert order
+        )
         self.queries: OrderedDict[str, np.ndarray] = OrderedDict()
         if options.reject_general:
             self.general = self._embed_references(general_queries())
@@ -87,44 +128,66 @@ class NeuralClassifier:
             return embed_texts(texts, self.embedder, cache)[0]
 
     def add_expert(self, expert: Expert, extra: list[str] | None = None) -> None:
+        """Embed an expert's description, golden questions and extra questions as its references."""
         from opensem.data.corpus import user_turns
 
-        texts = [t for t in (expert.description, "; ".join(expert.domains)) if t.strip()] + list(expert.examples) + list(extra or [])
+        texts = (
+            [t for t in (expert.description, "; ".join(expert.domains)) if t.strip()]
+            + list(expert.examples)
+            + list(extra or [])
+        )
         texts += [turn for path in expert.questions for turn in user_turns(Path(path))]
         if not texts:
-            raise UsageError(f"expert {expert.name!r} has no description, domains or examples to compare queries with", Location(key=f"experts.{expert.name}"),
-                             "add a description or example queries (the manifest's `expert:` section)")
+            raise UsageError(
+                f"expert {expert.name!r} has no description, domains or examples to compare queries with",
+                Location(key=f"experts.{expert.name}"),
+                "add a description or example queries (the manifest's `expert:` section)",
+            )
         self.references[expert.name] = texts
         self.vectors[expert.name] = self._embed_references(texts)
         self.priorities[expert.name] = expert.priority
         self.head = None  # a head fitted without this expert no longer fits
 
     def remove_expert(self, name: str) -> None:
+        """Forget an expert's references."""
         for table in (self.references, self.vectors, self.priorities):
             table.pop(name, None)
         self.head = None
 
     def experts(self) -> list[str]:
+        """Names of the experts it routes to."""
         return list(self.vectors)
 
     def embed(self, queries: list[str]) -> np.ndarray:
+        """Embeddings of queries (cached: a router sees the same question often)."""
         missing = list(dict.fromkeys(q for q in queries if q not in self.queries))
         if missing:
             # An int8 encoder scales activations per batch, so a query's vector would depend on its
             # neighbours: quantized, each query is encoded alone and routes the same in any batch.
-            vectors = [self.embedder.encode([query])[0] for query in missing] if self.quantized else self.embedder.encode(missing)
+            vectors = (
+                [self.embedder.encode([query])[0] for query in missing]
+                if self.quantized
+                else self.embedder.encode(missing)
+            )
             for query, vector in zip(missing, vectors):
                 self.queries[query] = vector
             while len(self.queries) > QUERY_CACHE:
                 self.queries.popitem(last=False)
-        return np.stack([self.queries[q] for q in queries]) if queries else np.zeros((0, 0), np.float32)
+        return (
+            np.stack([self.queries[q] for q in queries])
+            if queries
+            else np.zeros((0, 0), np.float32)
+        )
 
     def train(self, labelled: list[tuple[str, str]]) -> None:
         """Fit the head on labelled (query, expert) pairs and every expert's references; the labelled
         queries also become references of their expert."""
         unknown = sorted({name for _, name in labelled} - set(self.vectors))
         if unknown:
-            raise UsageError(f"labelled queries name unknown experts: {', '.join(unknown)}", hint=f"experts: {', '.join(self.vectors)}")
+            raise UsageError(
+                f"labelled queries name unknown experts: {', '.join(unknown)}",
+                hint=f"experts: {', '.join(self.vectors)}",
+            )
         for name in self.vectors:
             queries = [q for q, label in labelled if label == name]
             if queries:
@@ -132,8 +195,13 @@ class NeuralClassifier:
                 self.vectors[name] = np.concatenate([self.vectors[name], self.embed(queries)])
         classes = self._classes()
         features = np.concatenate([classes[name] for name in classes])
-        targets = np.concatenate([np.full(len(classes[name]), index) for index, name in enumerate(classes)])
-        self.head = (*_fit_softmax(features, targets, len(classes), self.options.epochs), list(classes))
+        targets = np.concatenate(
+            [np.full(len(classes[name]), index) for index, name in enumerate(classes)]
+        )
+        self.head = (
+            *_fit_softmax(features, targets, len(classes), self.options.epochs),
+            list(classes),
+        )
 
     def _classes(self) -> dict[str, np.ndarray]:
         """Reference vectors of every class: the experts, and the general questions when they are rejected."""
@@ -150,23 +218,38 @@ class NeuralClassifier:
             logits = similarity / self.options.temperature
         logits = logits - logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
-        return probabilities / probabilities.sum(axis=1, keepdims=True), similarity[:, :len(self.vectors)], order
+        return (
+            probabilities / probabilities.sum(axis=1, keepdims=True),
+            similarity[:, : len(self.vectors)],
+            order,
+        )
 
     def classify_batch(self, queries: list[str]) -> list[Decision]:
+        """The head's choice per query; below the threshold, or "none of these", no expert."""
         if not queries or not self.vectors:
             return [Decision(None, 0.0, {}, None, self.name) for _ in queries]
         probabilities, similarity, order = self._probabilities(self.embed(queries))
         decisions = []
         for row in range(len(queries)):
-            scores = {name: float(probabilities[row, index]) for index, name in enumerate(order) if name != GENERAL}
+            scores = {
+                name: float(probabilities[row, index])
+                for index, name in enumerate(order)
+                if name != GENERAL
+            }
             decision = decide(scores, self.options.threshold, self.priorities, self.name)
             general = float(probabilities[row, order.index(GENERAL)]) if GENERAL in order else 0.0
-            if similarity[row].max() < self.options.min_similarity or general >= decision.confidence:  # unlike what any expert knows
-                decision = Decision(None, decision.confidence, scores, decision.runner_up, self.name)
+            if (
+                similarity[row].max() < self.options.min_similarity
+                or general >= decision.confidence
+            ):  # unlike what any expert knows
+                decision = Decision(
+                    None, decision.confidence, scores, decision.runner_up, self.name
+                )
             decisions.append(decision)
         return decisions
 
     def classify(self, query: str) -> Decision:
+        """The expert for one query, or none."""
         return self.classify_batch([query])[0]
 
 
@@ -182,7 +265,9 @@ def general_queries() -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _fit_softmax(features: np.ndarray, targets: np.ndarray, classes: int, epochs: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit_softmax(
+    features: np.ndarray, targets: np.ndarray, classes: int, epochs: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression by full-batch gradient descent with a little L2, every class
     weighing the same whatever its number of references; features are unit vectors, so a step of 2
     is stable (the loss's curvature is at most 1/2 per unit feature)."""

@@ -11,8 +11,9 @@ fails outright on a machine without a GPU.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from opensem.errors import UsageError
 
@@ -29,7 +30,9 @@ class LoadSpec:
     seed: int
     cuda: bool
     quantized: bool = False  # the frozen base in 4 bits (qlora); only with CUDA
-    full: bool = False  # every weight trains (sft): load in float32 so the optimizer keeps precision
+    full: bool = (
+        False  # every weight trains (sft): load in float32 so the optimizer keeps precision
+    )
     gradient_checkpointing: bool = False
 
 
@@ -42,7 +45,9 @@ class AdapterSpec:
     dropout: float
     targets: tuple[str, ...] | str
     use_dora: bool = False
-    modules_to_save: tuple[str, ...] = ()  # trained in full beside the adapter (embeddings, output head)
+    modules_to_save: tuple[
+        str, ...
+    ] = ()  # trained in full beside the adapter (embeddings, output head)
     layers: tuple[int, ...] | None = None  # the blocks adapted; None: all
 
 
@@ -77,28 +82,46 @@ def unsloth_import_error() -> str | None:
     """None when unsloth imports here, else why not (it raises NotImplementedError without a GPU)."""
     try:
         import unsloth  # noqa: F401  (imported for its side effects: it patches transformers and trl)
-    except Exception as exc:  # ImportError, NotImplementedError, and whatever a broken install raises
+    except (
+        Exception
+    ) as exc:  # ImportError, NotImplementedError, and whatever a broken install raises
         return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}"
     return None
 
 
-def choose_backend(requested: str, cuda: bool, import_error: Callable[[], str | None] = unsloth_import_error) -> BackendChoice:
+def choose_backend(
+    requested: str, cuda: bool, import_error: Callable[[], str | None] = unsloth_import_error
+) -> BackendChoice:
     """The backend for a request (auto, hf or unsloth) on this machine; imports unsloth only on CUDA."""
     if requested not in REQUESTS:
-        raise UsageError(f"unknown training backend {requested!r}", hint=f"use one of: {', '.join(REQUESTS)}")
+        raise UsageError(
+            f"unknown training backend {requested!r}", hint=f"use one of: {', '.join(REQUESTS)}"
+        )
     fallback = "hf (transformers + peft + trl): slower steps and more memory than unsloth"
     if requested == "hf":
         return BackendChoice("hf", "backend hf, as the manifest asks")
     if not cuda:
         if requested == "unsloth":
-            return BackendChoice("hf", f"backend unsloth needs a CUDA GPU and this machine has none; training with {fallback}", warn=True)
-        return BackendChoice("hf", "no CUDA device: backend auto picks hf (transformers + peft + trl) on the CPU; unsloth needs a GPU")
+            return BackendChoice(
+                "hf",
+                f"backend unsloth needs a CUDA GPU and this machine has none; training with {fallback}",
+                warn=True,
+            )
+        return BackendChoice(
+            "hf",
+            "no CUDA device: backend auto picks hf (transformers + peft + trl) on the CPU; unsloth needs a GPU",
+        )
     error = import_error()
     if error is None:
-        return BackendChoice("unsloth", f"CUDA present and unsloth imports: backend {requested} trains with unsloth")
+        return BackendChoice(
+            "unsloth", f"CUDA present and unsloth imports: backend {requested} trains with unsloth"
+        )
     asked = "was asked for" if requested == "unsloth" else "would have been chosen for this GPU"
     return BackendChoice(
-        "hf", f"unsloth {asked} but does not import ({error}); training with {fallback}. Install it with `pip install 'opensem[gpu]'`", warn=True
+        "hf",
+        f"unsloth {asked} but does not import ({error}); training with {fallback}. Install it with `pip install "
+        "'opensem[gpu]'`",
+        warn=True,
     )
 
 
@@ -112,7 +135,9 @@ def get_backend(name: str) -> Backend:
         from opensem.training.backends.hf import HfBackend
 
         return HfBackend()
-    raise UsageError(f"unknown training backend {name!r}", hint=f"use one of: {', '.join(BACKENDS)}")
+    raise UsageError(
+        f"unknown training backend {name!r}", hint=f"use one of: {', '.join(BACKENDS)}"
+    )
 
 
 def resolve_backend(requested: str, cuda: bool, log: logging.Logger) -> Backend:

@@ -29,7 +29,9 @@ class HfBackend:
         if spec.cuda and spec.quantized:
             kwargs = _four_bit(stage)
         elif spec.cuda and not spec.full:
-            kwargs = {"dtype": "auto"}  # the frozen base stays in its 16-bit dtype; mixed precision trains the adapter
+            kwargs = {
+                "dtype": "auto"
+            }  # the frozen base stays in its 16-bit dtype; mixed precision trains the adapter
         try:
             model = AutoModelForCausalLM.from_pretrained(spec.model_path, **kwargs)
         except OSError as exc:
@@ -57,7 +59,9 @@ class HfBackend:
             r=adapter.rank,
             lora_alpha=adapter.alpha,
             lora_dropout=adapter.dropout,
-            target_modules=adapter.targets if isinstance(adapter.targets, str) else list(adapter.targets),
+            target_modules=adapter.targets
+            if isinstance(adapter.targets, str)
+            else list(adapter.targets),
             use_dora=adapter.use_dora,
             layers_to_transform=list(adapter.layers) if adapter.layers is not None else None,
             modules_to_save=list(adapter.modules_to_save) or None,
@@ -67,6 +71,7 @@ class HfBackend:
         return model, config
 
     def trainer_checkpointing(self, spec: LoadSpec) -> bool:
+        """Whether the trainer turns on gradient checkpointing."""
         return spec.gradient_checkpointing
 
 
@@ -82,7 +87,10 @@ def _four_bit(stage: str) -> dict[str, Any]:
         )
     compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     quantization = BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
     )
     # Quantized weights cannot be moved after loading: place them on this process's GPU directly.
     device = int(os.environ.get("LOCAL_RANK", "0"))

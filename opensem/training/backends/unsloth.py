@@ -47,7 +47,9 @@ class UnslothBackend:
             r=adapter.rank,
             lora_alpha=adapter.alpha,
             lora_dropout=adapter.dropout,
-            target_modules=adapter.targets if isinstance(adapter.targets, str) else list(adapter.targets),
+            target_modules=adapter.targets
+            if isinstance(adapter.targets, str)
+            else list(adapter.targets),
             bias="none",
             use_gradient_checkpointing=_checkpointing(spec),
             random_state=spec.seed,
@@ -58,6 +60,7 @@ class UnslothBackend:
         return wrapped, None
 
     def trainer_checkpointing(self, spec: LoadSpec) -> bool:
+        """Never: unsloth's own (offloaded) checkpointing is already in the model."""
         return False  # unsloth's own (offloaded) checkpointing is already in the model
 
 

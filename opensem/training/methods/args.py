@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 
 
 def make_args(
-    config_class: type, params: TrainParams, runtime: Runtime, output_dir: Path, cuda: bool, checkpointing: bool, extra: dict[str, Any], validating: bool = False
+    config_class: type,
+    params: TrainParams,
+    runtime: Runtime,
+    output_dir: Path,
+    cuda: bool,
+    checkpointing: bool,
+    extra: dict[str, Any],
+    validating: bool = False,
 ) -> Any:
     """A trl config for a seeded, quiet, hub-free run that checkpoints into output_dir.
 
@@ -63,8 +70,18 @@ def make_args(
         **extra,
     }
     if validating:  # evaluate every eval_steps, checkpoint at the same steps, end on the best one
-        values.update({"eval_strategy": "steps", "eval_steps": training.eval_steps, "save_steps": training.eval_steps, "per_device_eval_batch_size": compute.batch_size,
-                       "load_best_model_at_end": True, "metric_for_best_model": "eval_loss", "greater_is_better": False, "save_total_limit": 2})
+        values.update(
+            {
+                "eval_strategy": "steps",
+                "eval_steps": training.eval_steps,
+                "save_steps": training.eval_steps,
+                "per_device_eval_batch_size": compute.batch_size,
+                "load_best_model_at_end": True,
+                "metric_for_best_model": "eval_loss",
+                "greater_is_better": False,
+                "save_total_limit": 2,
+            }
+        )
     if "warmup_ratio" in fields:
         values["warmup_ratio"] = training.warmup_ratio
     else:
@@ -88,7 +105,10 @@ def tracking_callbacks(report_to: str, runtime: Runtime) -> list[Any]:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
-        raise StageError("training.report_to tensorboard needs the tensorboard package", hint="pip install tensorboard") from exc
+        raise StageError(
+            "training.report_to tensorboard needs the tensorboard package",
+            hint="pip install tensorboard",
+        ) from exc
     from transformers.integrations import TensorBoardCallback
 
     if runtime.tracking_dir is None:

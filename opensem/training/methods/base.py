@@ -14,9 +14,10 @@ import json
 import logging
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from opensem.errors import StageError
 
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
 SFT_SHAPES: tuple[tuple[str, ...], ...] = (("messages",), ("text",))
 PREFERENCE_SHAPES: tuple[tuple[str, ...], ...] = (("prompt", "chosen", "rejected"),)
 # KTO learns from single completions labelled good or bad; a preference pair gives one of each.
-FEEDBACK_SHAPES: tuple[tuple[str, ...], ...] = (("prompt", "completion", "label"), ("prompt", "chosen", "rejected"))
+FEEDBACK_SHAPES: tuple[tuple[str, ...], ...] = (
+    ("prompt", "completion", "label"),
+    ("prompt", "chosen", "rejected"),
+)
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,15 @@ class Runtime:
 class TrainHooks:
     """How a method reports back while it trains, without knowing about stages or consoles."""
 
-    on_start: Callable[[int, int], None] = lambda total_steps, steps_done: None  # done > 0 on resume
+    on_start: Callable[[int, int], None] = lambda total_steps, steps_done: (
+        None
+    )  # done > 0 on resume
     on_step: Callable[[], None] = lambda: None
     on_log: Callable[[dict[str, Any]], None] = lambda row: None
     on_end: Callable[[], None] = lambda: None
-    on_resume: Callable[[int, str], None] = lambda step, checkpoint: None  # before training continues
+    on_resume: Callable[[int, str], None] = lambda step, checkpoint: (
+        None
+    )  # before training continues
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,12 @@ class TrainRequest:
     hooks: TrainHooks = field(default_factory=TrainHooks)
     runtime: Runtime = field(default_factory=Runtime)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("opensem.train"))
-    eval_records: list[dict[str, Any]] | None = None  # validation rows (training.eval_steps): eval loss, best checkpoint, early stopping
-    models: dict[str, str] = field(default_factory=dict)  # other models the method reads, by role (distill: teacher, teacher_base)
+    eval_records: list[dict[str, Any]] | None = (
+        None  # validation rows (training.eval_steps): eval loss, best checkpoint, early stopping
+    )
+    models: dict[str, str] = field(
+        default_factory=dict
+    )  # other models the method reads, by role (distill: teacher, teacher_base)
 
 
 @dataclass(frozen=True)
@@ -92,21 +104,30 @@ class TrainOutcome:
 
 class Method(Protocol):
     name: ClassVar[str]
-    Options: ClassVar[type[MethodOptions]]  # its `method_config` options (opensem.training.methods.options)
+    Options: ClassVar[
+        type[MethodOptions]
+    ]  # its `method_config` options (opensem.training.methods.options)
     shapes: ClassVar[tuple[tuple[str, ...], ...]]
     artifact: ClassVar[str]  # "adapter" (peft) or "model" (full weights): out_dir's subfolder
     # Memory profile, read by the hardware preflight before any model loads.
     full: ClassVar[bool]  # every weight trains (optimizer state for all of them)
     quantized: ClassVar[bool]  # the frozen base loads in 4 bits
     paired: ClassVar[bool]  # each example is two sequences (chosen and rejected)
-    vram_floor_gb: ClassVar[float | None]  # below this card size, refuse without gradient checkpointing
+    vram_floor_gb: ClassVar[
+        float | None
+    ]  # below this card size, refuse without gradient checkpointing
     min_batch_size: ClassVar[int]  # records per device per step the method's loss needs
-    token_shape: ClassVar[str]  # how the tokenize stage stores its records: sft, preference or feedback
+    token_shape: ClassVar[
+        str
+    ]  # how the tokenize stage stores its records: sft, preference or feedback
 
-    def train(self, request: TrainRequest) -> TrainOutcome: ...
+    def train(self, request: TrainRequest) -> TrainOutcome:
+        """Train on the request's records; the adapter (or model) goes to its out_dir."""
 
 
-def metric_row(step: int, logs: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str, Any] | None:
+def metric_row(
+    step: int, logs: dict[str, Any], extra: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
     """One metrics.jsonl row from a trainer log event, or None for non-training events.
 
     Every row has loss, learning_rate, grad_norm and epoch; extra names method-specific values
@@ -129,14 +150,21 @@ def hf_callback(hooks: TrainHooks) -> Any:
     """A transformers TrainerCallback that forwards trainer events to hooks."""
     from transformers import TrainerCallback
 
-    class _Forward(TrainerCallback):  # type: ignore[misc]
+    class _Forward(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             hooks.on_start(int(state.max_steps), int(state.global_step))
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             hooks.on_step()
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def on_log(
+            self,
+            args: Any,
+            state: Any,
+            control: Any,
+            logs: dict[str, Any] | None = None,
+            **kwargs: Any,
+        ) -> None:
             row = metric_row(int(state.global_step), logs or {})
             if row is not None:
                 hooks.on_log(row)
@@ -161,7 +189,10 @@ def quiet_libraries() -> Iterator[None]:
     tf_logging.set_verbosity_error()
     tf_logging.disable_progress_bar()
     if datasets is not None:
-        ds_verbosity, ds_bars_off = datasets.logging.get_verbosity(), datasets.are_progress_bars_disabled()
+        ds_verbosity, ds_bars_off = (
+            datasets.logging.get_verbosity(),
+            datasets.are_progress_bars_disabled(),
+        )
         datasets.logging.set_verbosity_error()
         datasets.disable_progress_bars()
     try:
@@ -183,7 +214,10 @@ def quiet_libraries() -> Iterator[None]:
 def artifact_in(root: Path) -> tuple[str, Path] | None:
     """("adapter", folder) for a PEFT adapter, ("model", folder) for a whole model, found in a train
     or merge output (adapter/, model/), a release, or the folder itself; None when it holds neither."""
-    for kind, marker, folders in (("adapter", "adapter_config.json", ("adapter", ".")), ("model", "config.json", ("model", "."))):
+    for kind, marker, folders in (
+        ("adapter", "adapter_config.json", ("adapter", ".")),
+        ("model", "config.json", ("model", ".")),
+    ):
         for folder in folders:
             if (root / folder / marker).is_file():
                 return kind, root / folder

@@ -15,7 +15,11 @@ def last_checkpoint(output_dir: Path) -> str | None:
     """
     if not output_dir.is_dir():
         return None
-    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()]
+    found = [
+        (int(m.group(1)), p)
+        for p in output_dir.iterdir()
+        if (m := _CHECKPOINT.match(p.name)) and p.is_dir()
+    ]
     complete = [(step, path) for step, path in found if (path / "trainer_state.json").is_file()]
     return str(max(complete)[1]) if complete else None
 

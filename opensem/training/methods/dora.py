@@ -17,7 +17,10 @@ from opensem.training.methods.options import AdapterOptions
 
 
 class DoraOptions(AdapterOptions):
-    type: Literal["dora"] = Field("dora", description="dora: LoRA with weights split into magnitude and direction (peft use_dora).")
+    type: Literal["dora"] = Field(
+        "dora",
+        description="dora: LoRA with weights split into magnitude and direction (peft use_dora).",
+    )
 
 
 @register_method

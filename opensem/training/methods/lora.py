@@ -32,20 +32,42 @@ class SupervisedMethod(TrainerMethod):
         """Rows of the tokenize stage (input_ids, loss_mask, seq_lengths), or records tokenized here."""
         from datasets import Dataset
 
-        if records and "input_ids" in records[0]:  # ready to batch: trl's dataset preparation is skipped
-            return Dataset.from_dict({key: [r[key] for r in records] for key in ("input_ids", "loss_mask", "seq_lengths")})
-        return Dataset.from_dict({"input_ids": encode_records(records, tokenizer, params.training.max_seq_length)})
+        if (
+            records and "input_ids" in records[0]
+        ):  # ready to batch: trl's dataset preparation is skipped
+            return Dataset.from_dict(
+                {
+                    key: [r[key] for r in records]
+                    for key in ("input_ids", "loss_mask", "seq_lengths")
+                }
+            )
+        return Dataset.from_dict(
+            {"input_ids": encode_records(records, tokenizer, params.training.max_seq_length)}
+        )
 
     def config_class(self) -> type:
+        """trl's SFTConfig."""
         from trl import SFTConfig
 
         return SFTConfig
 
     def config_extra(self, params: TrainParams) -> dict[str, Any]:
+        """Sequences are packed by the tokenize stage, not by trl."""
         return {"packing": False}
 
-    def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any, eval_dataset: Any = None) -> Any:
-        if "seq_lengths" in dataset.column_names:  # the tokenize stage's rows: its collator masks loss and record boundaries
+    def make_trainer(
+        self,
+        model: Any,
+        tokenizer: Any,
+        dataset: Any,
+        args: Any,
+        peft_config: Any,
+        eval_dataset: Any = None,
+    ) -> Any:
+        """trl's SFTTrainer, on the tokenize stage's sequences when they are there."""
+        if (
+            "seq_lengths" in dataset.column_names
+        ):  # the tokenize stage's rows: its collator masks loss and record boundaries
             from transformers import Trainer
 
             from opensem.training.tokenized import PackedCollator
@@ -55,14 +77,31 @@ class SupervisedMethod(TrainerMethod):
 
                 model = get_peft_model(model, peft_config)
             args.remove_unused_columns = False
-            return Trainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer, data_collator=PackedCollator(tokenizer.pad_token_id))
+            return Trainer(
+                model=model,
+                args=args,
+                train_dataset=dataset,
+                eval_dataset=eval_dataset,
+                processing_class=tokenizer,
+                data_collator=PackedCollator(tokenizer.pad_token_id),
+            )
         from trl import SFTTrainer
 
-        return SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=peft_config)
+        return SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
 
 
 class LoraOptions(AdapterOptions):
-    type: Literal["lora"] = Field("lora", description="lora: low-rank adapters on the linear layers, trained on chats and documents (the default).")
+    type: Literal["lora"] = Field(
+        "lora",
+        description="lora: low-rank adapters on the linear layers, trained on chats and documents (the default).",
+    )
 
 
 @register_method

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -42,11 +42,17 @@ class PreferenceMethod(TrainerMethod):
 
     trl_classes: ClassVar[tuple[str, str]]  # (config, trainer) names
     trl_modules: ClassVar[tuple[str, ...]] = ("trl",)  # where to look for them, first found wins
-    rows: ClassVar[Callable[[list[dict[str, Any]], Any], list[dict[str, Any]]]]  # records -> the trainer's text rows
+
+    @staticmethod
+    def rows(records: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+        """Records -> the trainer's text rows (each method names its own function)."""
+        raise NotImplementedError
+
     id_columns: ClassVar[tuple[str, ...]] = ()  # the tokenize stage's columns, passed as they are
     extra_args: ClassVar[dict[str, Any]] = {}
 
     def dataset(self, records: list[dict[str, Any]], tokenizer: Any, params: TrainParams) -> Any:
+        """The trainer's text rows as a datasets.Dataset."""
         from datasets import Dataset
 
         if records and "prompt_ids" in records[0]:  # the tokenize stage's ids
@@ -54,6 +60,7 @@ class PreferenceMethod(TrainerMethod):
         return Dataset.from_list(type(self).rows(records, tokenizer))
 
     def token_dataset(self, records: list[dict[str, Any]], params: TrainParams) -> Any:
+        """The tokenize stage's rows as a datasets.Dataset (trl skips tokenizing them)."""
         from datasets import Dataset
 
         return Dataset.from_dict({c: [r[c] for r in records] for c in self.id_columns})
@@ -62,28 +69,45 @@ class PreferenceMethod(TrainerMethod):
         """(config class, trainer class) from the first module of trl_modules that has them."""
         for module in self.trl_modules:
             try:
-                with warnings.catch_warnings():  # the experimental namespace warns on import; choosing the method is the user's call
+                # The experimental namespace warns on import; choosing the method is the user's call.
+                with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=".*trl.experimental")
                     found = importlib.import_module(module)
                 return getattr(found, self.trl_classes[0]), getattr(found, self.trl_classes[1])
             except (ImportError, AttributeError):
                 continue
-        raise ImportError(f"this trl has no {' or '.join(self.trl_classes)} (looked in {', '.join(self.trl_modules)})")
+        raise ImportError(
+            f"this trl has no {' or '.join(self.trl_classes)} (looked in {', '.join(self.trl_modules)})"
+        )
 
     def config_class(self) -> type:
+        """The method's trl config class."""
         return self.trl()[0]
 
     def config_extra(self, params: TrainParams) -> dict[str, Any]:
+        """The method's beta and its own trl arguments."""
         return {"beta": params.method_config.beta, **self.extra_args}
 
-    def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
+    def make_trainer(
+        self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any
+    ) -> Any:
+        """The method's trl trainer, taking the rows as already tokenized."""
         from opensem.training.methods.pretokenized import skipping_tokenization
 
-        return skipping_tokenization(self.trl()[1])(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+        return skipping_tokenization(self.trl()[1])(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
 
 
 class DpoOptions(PreferenceOptions):
-    type: Literal["dpo"] = Field("dpo", description="dpo: direct preference optimization on prompt/chosen/rejected records, with a LoRA adapter.")
+    type: Literal["dpo"] = Field(
+        "dpo",
+        description="dpo: direct preference optimization on prompt/chosen/rejected records, with a LoRA adapter.",
+    )
 
 
 @register_method
@@ -104,7 +128,10 @@ class DpoMethod(PreferenceMethod):
 
 
 class OrpoOptions(PreferenceOptions):
-    type: Literal["orpo"] = Field("orpo", description="orpo: odds-ratio preference optimization, SFT and preference in one loss, no reference model.")
+    type: Literal["orpo"] = Field(
+        "orpo",
+        description="orpo: odds-ratio preference optimization, SFT and preference in one loss, no reference model.",
+    )
 
 
 @register_method
@@ -122,7 +149,9 @@ class OrpoMethod(PreferenceMethod):
     trl_classes = ("ORPOConfig", "ORPOTrainer")
     trl_modules = ("trl.experimental.orpo", "trl")
     rows = staticmethod(preference_rows)
-    extra_args = {"remove_unused_columns": False}  # its collator reads the raw prompt/chosen/rejected columns: the trainer must not drop them
+    extra_args = {
+        "remove_unused_columns": False
+    }  # its collator reads the raw prompt/chosen/rejected columns: the trainer must not drop them
 
     def token_dataset(self, records: list[dict[str, Any]], params: TrainParams) -> Any:
         """The tokenize stage's ids, in the columns ORPO builds per row."""
@@ -134,7 +163,13 @@ class OrpoMethod(PreferenceMethod):
 
 
 class KtoOptions(PreferenceOptions):
-    type: Literal["kto"] = Field("kto", description="kto: Kahneman-Tversky optimization from single answers labelled good or bad (or preference pairs).")
+    type: Literal["kto"] = Field(
+        "kto",
+        description=(
+            "kto: Kahneman-Tversky optimization from single answers labelled good or bad (or "
+            "preference pairs)."
+        ),
+    )
 
 
 @register_method

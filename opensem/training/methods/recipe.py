@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from opensem.errors import HardwareIncompatibleError, StageError, UsageError
 from opensem.training.backends import AdapterSpec, LoadSpec, resolve_backend
+from opensem.training.methods.args import make_args, stopping_callbacks, tracking_callbacks
 from opensem.training.methods.base import (
     TrainOutcome,
     TrainRequest,
@@ -25,7 +26,6 @@ from opensem.training.methods.base import (
     normalize_adapter_dir,
     quiet_libraries,
 )
-from opensem.training.methods.args import make_args, stopping_callbacks, tracking_callbacks
 from opensem.training.methods.checkpoints import checkpoint_step, last_checkpoint
 from opensem.training.methods.options import ALL_LINEAR, AdapterOptions, MethodOptions
 
@@ -49,7 +49,9 @@ class TrainerMethod(ABC):
     # The records it trains on, as the tokenize stage stores their token ids: sft (one sequence per record),
     # preference (prompt, chosen, rejected) or feedback (prompt, completion, label).
     token_shape: ClassVar[str] = "sft"
-    metric_extras: ClassVar[tuple[str, ...]] = ()  # trainer log values kept in metrics.jsonl besides loss, lr, grad norm
+    metric_extras: ClassVar[
+        tuple[str, ...]
+    ] = ()  # trainer log values kept in metrics.jsonl besides loss, lr, grad norm
     # Tokens one example puts through the model, as {tokenized column: times it is forwarded}.
     token_columns: ClassVar[dict[str, int]] = {"input_ids": 1}
 
@@ -62,7 +64,9 @@ class TrainerMethod(ABC):
         """trl's config class for this method (SFTConfig, DPOConfig, ...)."""
 
     @abstractmethod
-    def make_trainer(self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any) -> Any:
+    def make_trainer(
+        self, model: Any, tokenizer: Any, dataset: Any, args: Any, peft_config: Any
+    ) -> Any:
         """The trl trainer for the prepared model, config, and the adapter config it should apply (or None)."""
 
     def config_extra(self, params: TrainParams) -> dict[str, Any]:
@@ -82,7 +86,9 @@ class TrainerMethod(ABC):
         if options.last_layers is not None:
             blocks = int(model.config.num_hidden_layers)
             layers = tuple(range(max(0, blocks - options.last_layers), blocks))
-        return AdapterSpec(options.rank, options.lora_alpha, options.dropout, targets, self.use_dora, layers=layers)
+        return AdapterSpec(
+            options.rank, options.lora_alpha, options.dropout, targets, self.use_dora, layers=layers
+        )
 
     def train(self, request: TrainRequest) -> TrainOutcome:
         """Train on request.records; the artifact (adapter or model, with tokenizer) goes to request.out_dir."""
@@ -93,19 +99,34 @@ class TrainerMethod(ABC):
         params, runtime = request.params, request.runtime
         if params.compute.batch_size < self.min_batch_size:
             raise UsageError(
-                f"{self.name} needs compute.batch_size of {self.min_batch_size} or more, got {params.compute.batch_size}",
+                f"{self.name} needs compute.batch_size of {self.min_batch_size} or more, got "
+                f"{params.compute.batch_size}",
                 hint="raise compute.batch_size",
             )
         cuda = torch.cuda.is_available()
         if self.quantized and not cuda and not runtime.cpu_fallback:
             raise HardwareIncompatibleError(
                 f"{self.name} needs a CUDA GPU for its 4-bit base model, and this machine has none",
-                hint="train on a GPU machine, use method lora, or set compute.allow_cpu_fallback: true to train plain LoRA on the CPU",
+                hint=(
+                    "train on a GPU machine, use method lora, or set compute.allow_cpu_fallback: "
+                    "true to train plain LoRA on the CPU"
+                ),
             )
         if self.quantized and not cuda:
-            request.log.warning("%s without CUDA: 4-bit loading needs a GPU; training plain LoRA in float32 on the CPU", self.name)
+            request.log.warning(
+                "%s without CUDA: 4-bit loading needs a GPU; training plain LoRA in float32 on the CPU",
+                self.name,
+            )
         backend = resolve_backend(params.compute.backend, cuda, request.log)
-        spec = LoadSpec(request.model_path, params.training.max_seq_length, params.seed, cuda, self.quantized and cuda, self.full, runtime.gradient_checkpointing)
+        spec = LoadSpec(
+            request.model_path,
+            params.training.max_seq_length,
+            params.seed,
+            cuda,
+            self.quantized and cuda,
+            self.full,
+            runtime.gradient_checkpointing,
+        )
         checkpoints = request.work_dir / "checkpoints"
         trainer: Any = None
         model: Any = None
@@ -118,33 +139,64 @@ class TrainerMethod(ABC):
                 model, tokenizer = backend.load(spec, self.name)
                 adapter = self.adapter_spec(params.method_config, model)
                 peft_config = None
-                set_seed(params.seed)  # before the adapter's initial weights are drawn (here or in the trainer)
+                set_seed(
+                    params.seed
+                )  # before the adapter's initial weights are drawn (here or in the trainer)
                 if adapter is not None:
                     model, peft_config = backend.add_adapter(model, adapter, spec)
                 dataset = self.dataset(request.records, tokenizer, params)
                 validating = bool(request.eval_records) and params.training.eval_steps is not None
-                args = make_args(self.config_class(), params, runtime, checkpoints, cuda, backend.trainer_checkpointing(spec), self.config_extra(params), validating)
-                extra = {"eval_dataset": self.dataset(request.eval_records or [], tokenizer, params)} if validating else {}
+                args = make_args(
+                    self.config_class(),
+                    params,
+                    runtime,
+                    checkpoints,
+                    cuda,
+                    backend.trainer_checkpointing(spec),
+                    self.config_extra(params),
+                    validating,
+                )
+                extra = (
+                    {"eval_dataset": self.dataset(request.eval_records or [], tokenizer, params)}
+                    if validating
+                    else {}
+                )
                 trainer = self.make_trainer(model, tokenizer, dataset, args, peft_config, **extra)
-                trainer.remove_callback(PrinterCallback)  # added by disable_tqdm; it prints every log line
-                for callback in [hf_callback(request.hooks), *tracking_callbacks(params.training.report_to, runtime), *stopping_callbacks(params, validating)]:
+                trainer.remove_callback(
+                    PrinterCallback
+                )  # added by disable_tqdm; it prints every log line
+                for callback in [
+                    hf_callback(request.hooks),
+                    *tracking_callbacks(params.training.report_to, runtime),
+                    *stopping_callbacks(params, validating),
+                ]:
                     trainer.add_callback(callback)
                 resume = last_checkpoint(checkpoints)
                 resumed_from = checkpoint_step(resume)
                 if resume is not None:
-                    request.log.info("resuming from checkpoint %s (step %d) of a killed run", Path(resume).name, resumed_from)
+                    request.log.info(
+                        "resuming from checkpoint %s (step %d) of a killed run",
+                        Path(resume).name,
+                        resumed_from,
+                    )
                     request.hooks.on_resume(resumed_from, resume)
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
                 started = time.perf_counter()
                 output = trainer.train(resume_from_checkpoint=resume)
-                runtime_s = float(output.metrics.get("train_runtime", time.perf_counter() - started))
+                runtime_s = float(
+                    output.metrics.get("train_runtime", time.perf_counter() - started)
+                )
                 peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
                 self.save(trainer, request)
             if trainer.is_world_process_zero():
                 # Checkpoints exist to resume a killed run; a finished one must not resume its own last step.
                 shutil.rmtree(checkpoints, ignore_errors=True)
-            log = [row for entry in trainer.state.log_history if (row := metric_row(int(entry.get("step", 0)), entry, self.metric_extras))]
+            log = [
+                row
+                for entry in trainer.state.log_history
+                if (row := metric_row(int(entry.get("step", 0)), entry, self.metric_extras))
+            ]
             trained = [row for row in log if "loss" in row]
             final_loss = trained[-1]["loss"] if trained else float(output.training_loss)
             return TrainOutcome(
@@ -169,8 +221,12 @@ class TrainerMethod(ABC):
         trainer.save_model(str(out))  # the tokenizer too: it is the trainer's processing_class
         if not trainer.is_world_process_zero():
             return
-        (out / "training_args.bin").unlink(missing_ok=True)  # pickled arguments: machine paths, no use downstream
-        shutil.rmtree(out / "ref", ignore_errors=True)  # trl's frozen copy of a pre-wrapped adapter, a reference only
+        (out / "training_args.bin").unlink(
+            missing_ok=True
+        )  # pickled arguments: machine paths, no use downstream
+        shutil.rmtree(
+            out / "ref", ignore_errors=True
+        )  # trl's frozen copy of a pre-wrapped adapter, a reference only
         if self.artifact == "adapter":
             normalize_adapter_dir(out, request.base_model_name)
         else:
@@ -189,14 +245,23 @@ def linear_leaf_names(model: Any) -> list[str]:
     names = {
         name.rsplit(".", 1)[-1]
         for name, module in model.named_modules()
-        if module is not head and (isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"))
+        if module is not head
+        and (
+            isinstance(module, torch.nn.Linear)
+            or type(module).__name__ in ("Linear4bit", "Linear8bitLt")
+        )
     }
     if not names:
-        raise StageError("the base model has no linear layers to adapt", hint="set method_config.target_modules explicitly")
+        raise StageError(
+            "the base model has no linear layers to adapt",
+            hint="set method_config.target_modules explicitly",
+        )
     return sorted(names)
 
 
-def seen_tokens(trainer: Any, columns: dict[str, int], params: TrainParams, resumed_from: int) -> int:
+def seen_tokens(
+    trainer: Any, columns: dict[str, int], params: TrainParams, resumed_from: int
+) -> int:
     """Tokens (padding excluded) the optimizer steps of this run put through the model, all processes.
 
     Counted from the trainer's own tokenized dataset, so a preference pair counts its prompt once
@@ -211,9 +276,17 @@ def seen_tokens(trainer: Any, columns: dict[str, int], params: TrainParams, resu
     import pyarrow.compute as pc
 
     # Lengths straight from the Arrow columns: iterating 100,000 rows in Python would take seconds.
-    per_example = sum(times * int(pc.sum(pc.list_value_length(dataset.data.column(c))).as_py() or 0) for c, times in columns.items()) / len(dataset)
+    per_example = sum(
+        times * int(pc.sum(pc.list_value_length(dataset.data.column(c))).as_py() or 0)
+        for c, times in columns.items()
+    ) / len(dataset)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    examples = (trainer.state.global_step - resumed_from) * params.compute.batch_size * params.compute.grad_accum * world
+    examples = (
+        (trainer.state.global_step - resumed_from)
+        * params.compute.batch_size
+        * params.compute.grad_accum
+        * world
+    )
     return int(per_example * examples)
 
 

@@ -17,7 +17,10 @@ from opensem.training.methods.options import MethodOptions
 
 
 class SftOptions(MethodOptions):
-    type: Literal["sft"] = Field("sft", description="sft: full fine-tuning: every weight trains and the artifact is a whole model.")
+    type: Literal["sft"] = Field(
+        "sft",
+        description="sft: full fine-tuning: every weight trains and the artifact is a whole model.",
+    )
 
 
 @register_method

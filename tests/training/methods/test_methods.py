@@ -10,30 +10,60 @@ from typing import Any
 import pytest
 
 from opensem.errors import DataError, HardwareIncompatibleError, UsageError
+from opensem.training.data import RecordSet, check_shapes
 from opensem.training.methods import get_method
 from opensem.training.methods.base import Runtime, TrainOutcome, TrainRequest
-from opensem.training.data import RecordSet, check_shapes
 from opensem.training.methods.checkpoints import checkpoint_step, last_checkpoint
 from tests.logs import recording_logger
 from tests.training.methods.test_lora import chats, preferences
 from tests.training.params import train_params
 
-pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft loading adapters
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"
+)  # peft loading adapters
 
 LINEAR = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
 
 
 def feedback(n: int) -> list[dict[str, Any]]:
-    return [{"id": f"f{i}", "source": "test", "prompt": f"Say {i}", "completion": f"{i}" if i % 2 else "no", "label": bool(i % 2)} for i in range(n)]
+    return [
+        {
+            "id": f"f{i}",
+            "source": "test",
+            "prompt": f"Say {i}",
+            "completion": f"{i}" if i % 2 else "no",
+            "label": bool(i % 2),
+        }
+        for i in range(n)
+    ]
 
 
 def train(
-    name: str, records: list[dict[str, Any]], root: Path, runtime: Runtime | None = None, log: logging.Logger | None = None, **hyper: Any
+    name: str,
+    records: list[dict[str, Any]],
+    root: Path,
+    runtime: Runtime | None = None,
+    log: logging.Logger | None = None,
+    **hyper: Any,
 ) -> TrainOutcome:
-    settings = {"max_steps": 4, "logging_steps": 2, "learning_rate": 5e-3, "batch_size": 4, **({} if name == "sft" else {"rank": 4}), **hyper}
+    settings = {
+        "max_steps": 4,
+        "logging_steps": 2,
+        "learning_rate": 5e-3,
+        "batch_size": 4,
+        **({} if name == "sft" else {"rank": 4}),
+        **hyper,
+    }
     extra: dict[str, Any] = {"log": log} if log else {}
     request = TrainRequest(
-        str(root / "base"), records, root / "out", root / "work", train_params(name, **settings), "tiny-test", runtime=runtime or Runtime(), **extra
+        str(root / "base"),
+        records,
+        root / "out",
+        root / "work",
+        train_params(name, **settings),
+        "tiny-test",
+        runtime=runtime or Runtime(),
+        **extra,
     )
     return get_method(name).train(request)
 
@@ -62,12 +92,22 @@ def test_sft_trains_every_weight_and_saves_a_whole_model(root: Path) -> None:
 
     outcome = train("sft", chats(16), root)
     out = root / "out"
-    assert outcome.steps == 4 and {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    assert outcome.steps == 4 and {"config.json", "model.safetensors", "tokenizer.json"} <= {
+        p.name for p in out.iterdir()
+    }
     assert not (out / "adapter_config.json").exists() and not (out / "training_args.bin").exists()
     assert str(root) not in (out / "config.json").read_text()
-    tuned, base = AutoModelForCausalLM.from_pretrained(out), AutoModelForCausalLM.from_pretrained(root / "base")
-    deltas = [float((a - b).abs().max()) for a, b in zip(tuned.state_dict().values(), base.state_dict().values())]
-    assert sum(d > 0 for d in deltas) > len(deltas) // 2  # most tensors moved, not only some adapter
+    tuned, base = (
+        AutoModelForCausalLM.from_pretrained(out),
+        AutoModelForCausalLM.from_pretrained(root / "base"),
+    )
+    deltas = [
+        float((a - b).abs().max())
+        for a, b in zip(tuned.state_dict().values(), base.state_dict().values())
+    ]
+    assert (
+        sum(d > 0 for d in deltas) > len(deltas) // 2
+    )  # most tensors moved, not only some adapter
     assert torch.isfinite(tuned(torch.tensor([[1, 2, 3]])).logits).all()
 
 
@@ -107,8 +147,12 @@ def test_qlora_without_cuda_is_refused_unless_the_cpu_fallback_is_allowed(root: 
         train("qlora", chats(8), root)
     assert "allow_cpu_fallback" in info.value.hint and not (root / "out").exists()
     log, recorder = recording_logger("qlora")
-    outcome = train("qlora", chats(8), root, runtime=Runtime(cpu_fallback=True), log=log, max_steps=2)
-    assert recorder.at("WARNING") == ["qlora without CUDA: 4-bit loading needs a GPU; training plain LoRA in float32 on the CPU"]
+    outcome = train(
+        "qlora", chats(8), root, runtime=Runtime(cpu_fallback=True), log=log, max_steps=2
+    )
+    assert recorder.at("WARNING") == [
+        "qlora without CUDA: 4-bit loading needs a GPU; training plain LoRA in float32 on the CPU"
+    ]
     assert outcome.steps == 2 and moved_b(load_adapter(root / "base", root / "out"))
 
 
@@ -122,10 +166,16 @@ def test_qlora_without_cuda_is_refused_unless_the_cpu_fallback_is_allowed(root: 
         ("dora", preferences(3), "messages | text"),
     ],
 )
-def test_shape_mismatch_names_the_method_and_the_missing_fields(tmp_path: Path, name: str, records: list[dict[str, Any]], missing: str) -> None:
+def test_shape_mismatch_names_the_method_and_the_missing_fields(
+    tmp_path: Path, name: str, records: list[dict[str, Any]], missing: str
+) -> None:
     with pytest.raises(DataError) as info:
-        check_shapes(RecordSet(tmp_path / "train.jsonl", records, [1, 2, 3]), get_method(name).shapes, name)
-    assert info.value.message.startswith(f"{name}: 3 of 3 records lack the fields it needs ({missing})")
+        check_shapes(
+            RecordSet(tmp_path / "train.jsonl", records, [1, 2, 3]), get_method(name).shapes, name
+        )
+    assert info.value.message.startswith(
+        f"{name}: 3 of 3 records lack the fields it needs ({missing})"
+    )
 
 
 def test_malformed_preference_and_feedback_fields_are_refused(tmp_path: Path) -> None:
@@ -137,7 +187,9 @@ def test_malformed_preference_and_feedback_fields_are_refused(tmp_path: Path) ->
     labels = feedback(2)
     labels[0]["label"] = "yes"
     with pytest.raises(DataError, match="label must be true .* got 'yes'"):
-        check_shapes(RecordSet(tmp_path / "t.jsonl", labels, [1, 2]), get_method("kto").shapes, "kto")
+        check_shapes(
+            RecordSet(tmp_path / "t.jsonl", labels, [1, 2]), get_method("kto").shapes, "kto"
+        )
 
 
 def test_only_complete_checkpoints_are_resumed(tmp_path: Path) -> None:
@@ -147,5 +199,7 @@ def test_only_complete_checkpoints_are_resumed(tmp_path: Path) -> None:
     (tmp_path / "checkpoint-4" / "trainer_state.json").write_text("{}")
     (tmp_path / "checkpoint-8" / "trainer_state.json").write_text("{}")
     (tmp_path / "checkpoint-x").mkdir()
-    found = last_checkpoint(tmp_path)  # checkpoint-12 was cut off while saving: no trainer_state.json
+    found = last_checkpoint(
+        tmp_path
+    )  # checkpoint-12 was cut off while saving: no trainer_state.json
     assert found == str(tmp_path / "checkpoint-8") and checkpoint_step(found) == 8
