@@ -64,3 +64,21 @@ def discard(path: Path) -> None:
     for dirpath, _, _ in os.walk(path):
         os.chmod(dirpath, 0o755)
     shutil.rmtree(path, onerror=_unlock)
+
+
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append lines durably: one write per line, fsynced before returning, so a crash loses at
+    most the line being written; a line torn by an earlier crash is left alone on its line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        if os.fstat(fd).st_size:
+            with path.open("rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    os.write(fd, b"\n")
+        for line in lines:
+            os.write(fd, (line.rstrip("\n") + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)

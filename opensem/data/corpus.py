@@ -43,7 +43,7 @@ class BatchRead:
     records: list[list[tuple[str, str]]]
 
 
-def _read_text(file: Path, source: str) -> str:
+def read_text_file(file: Path, source: str) -> str:
     """The file as text; a UTF-8 byte order mark is dropped so it cannot change the output."""
     try:
         return file.read_text(encoding="utf-8-sig")
@@ -56,8 +56,9 @@ def _read_text(file: Path, source: str) -> str:
         ) from exc
 
 
-def _read_pdf(file: Path, source: str) -> str:
-    """The text layer of a PDF, page by page (pages become paragraphs), without running headers and footers."""
+def pdf_pages(file: Path, source: str) -> list[str]:
+    """The text layer of a PDF, page by page, without running headers and footers (noise inside
+    chunks), each page normalized."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -76,15 +77,15 @@ def _read_pdf(file: Path, source: str) -> str:
             Location(file=source),
             hint="check that the file is a valid PDF",
         ) from exc
-    pages, _ = drop_running_lines(
-        pages
-    )  # running headers and footers, page numbers: noise inside chunks
-    return "\n\n".join(normalize_text(page) for page in pages)
+    pages, _ = drop_running_lines(pages)
+    return [normalize_text(page) for page in pages]
 
 
 def _chunks(file: Path, source: str, chunking: ChunkingConfig) -> list[str]:
     text = (
-        _read_pdf(file, source) if file.suffix.lower() in PDF_SUFFIXES else _read_text(file, source)
+        "\n\n".join(pdf_pages(file, source))
+        if file.suffix.lower() in PDF_SUFFIXES
+        else read_text_file(file, source)
     )
     return chunk_text(normalize_text(text), chunking.size, chunking.overlap)
 
@@ -109,7 +110,7 @@ def document_lines(source: str, chunks: list[str]) -> list[tuple[str, str, bytes
 
 def _raw_records(file: Path, source: str) -> Iterator[tuple[Any, Location]]:
     """Raw JSON records of a .jsonl (one per non-blank line) or .json (a list, or one object) file."""
-    text = _read_text(file, source)
+    text = read_text_file(file, source)
     if file.suffix.lower() == ".jsonl":
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():

@@ -10,7 +10,6 @@ skipped, never trusted.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 
 from opensem.core.digests import canonical_json, sha256_text
+from opensem.core.files import append_lines
 from opensem.errors import DataError, Location
 from opensem.settings.fields import Section, invalid
 
@@ -70,35 +70,17 @@ def feedback_file(folder: Path) -> Path:
 
 
 def append_feedback(folder: Path, records: list[FeedbackRecord]) -> Path:
-    """Append records durably: one write per line, fsynced before returning."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Append records durably (opensem.core.files.append_lines)."""
     path = feedback_file(folder)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        if os.fstat(fd).st_size and not _ends_with_newline(path):
-            os.write(fd, b"\n")  # a line torn by a crash stays alone on its line
-        for record in records:
-            os.write(
-                fd,
-                (
-                    json.dumps(
-                        record.model_dump(mode="json", exclude_none=True),
-                        ensure_ascii=False,
-                        sort_keys=True,
-                    )
-                    + "\n"
-                ).encode(),
-            )
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_lines(path, [record_line(record) for record in records])
     return path
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
+def record_line(record: Section) -> str:
+    """A record as one JSON line: sorted keys, unset fields left out."""
+    return json.dumps(
+        record.model_dump(mode="json", exclude_none=True), ensure_ascii=False, sort_keys=True
+    )
 
 
 def read_feedback(path: Path, strict: bool = True) -> tuple[list[FeedbackRecord], list[str]]:

@@ -38,9 +38,8 @@ class Release:
     artifact: Path  # the adapter folder, or the whole model's folder
     base: str | None  # adapters only: the base model's folder or hub id
     origin: str  # where it came from, as written
-    feedback_dir: Path | None = (
-        None  # served from a manifest: where feedback on its answers is kept
-    )
+    feedback_dir: Path | None = None  # served from a manifest: where feedback is kept
+    knowledge: Path | None = None  # the release's knowledge base, when it has one
 
     def describe(self) -> dict[str, str | None]:
         """What /v1/models says about the release."""
@@ -206,7 +205,20 @@ def _from_folder(
     ):  # or a plain model folder
         if candidate is not None and candidate.is_dir():
             base = _base_of(folder, manifest, project_root) if kind == "adapter" else None
-            return Release(name, job_id, tag, lot, kind, candidate, base, origin)  # type: ignore[arg-type]
+            knowledge = (
+                folder / "knowledge" if (folder / "knowledge" / "index.json").is_file() else None
+            )
+            return Release(
+                name,
+                job_id,
+                tag,
+                lot,
+                kind,  # type: ignore[arg-type]
+                candidate,
+                base,
+                origin,
+                knowledge=knowledge,
+            )
     raise UsageError(
         "no servable model here (adapter/, model/, folded/ or a model's config.json)",
         Location(file=str(folder)),

@@ -14,6 +14,7 @@ PIPELINE = (
     "tiny_model",
     "gguf_model",
     "ingest",
+    "index",
     "synthesize",
     "dedup",
     "split",
