@@ -61,8 +61,8 @@ def ask(
         sources_line,
     )
     from opensem.knowledge.config import SearchSettings
-    from opensem.knowledge.encoder import query_encoder
     from opensem.knowledge.index import KnowledgeIndex
+    from opensem.knowledge.retriever import query_encoder
     from opensem.manifest.loader import load_manifest
     from opensem.serving.releases import resolve
 
@@ -80,7 +80,7 @@ def ask(
     config = loaded.manifest.knowledge
     search = config.search if config is not None else SearchSettings()
     index = KnowledgeIndex(release.knowledge)
-    encode = query_encoder(index, root / "build" / "cache" / "embeddings", embedder)
+    encode = query_encoder(index, root / "build" / "cache" / "embeddings", embedder).encode
     hits = index.search(
         question,
         encode,

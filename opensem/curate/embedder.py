@@ -144,6 +144,13 @@ class Embedder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def tokens(self, texts: list[str]) -> int:
+        """Tokens the model reads of texts (each cut at its maximum length)."""
+        model = self.load()
+        limit = getattr(model, "max_seq_length", None)
+        ids = model.tokenizer(texts, truncation=limit is not None, max_length=limit)["input_ids"]
+        return sum(len(row) for row in ids)
+
     @property
     def dimension(self) -> int:
         """Width of the model's embeddings."""

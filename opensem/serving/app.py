@@ -29,8 +29,9 @@ from opensem.serving.completions import (
     whole,
 )
 from opensem.serving.config import ServeConfig
+from opensem.serving.embeddings import embed
 from opensem.serving.http import common_app
-from opensem.serving.openai_api import ApiError, ChatRequest, CompletionRequest
+from opensem.serving.openai_api import ApiError, ChatRequest, CompletionRequest, EmbeddingRequest
 from opensem.serving.ops import Metrics, RateLimiter, log_request
 from opensem.serving.pool import ModelPool
 
@@ -121,6 +122,10 @@ def create_app(state: ServerState) -> Any:
     async def completions(body: CompletionRequest) -> Any:
         return await _complete(state, body, "completions", StreamingResponse)
 
+    @app.post("/v1/embeddings", dependencies=protected)
+    async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
+        return await embed(state.pool.served.get(body.model), body)
+
     @app.post("/v1/feedback", dependencies=protected)
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:
         return _record_feedback(state, body)
@@ -209,11 +214,15 @@ async def _complete(
             code="model_not_found",
         )
     try:  # a tokenizer is slow on a long prompt: off the event loop, so other requests go on meanwhile
-        ids, text = await asyncio.to_thread(prompt_of, body, served, state.config.max_prompt_tokens)
+        ids, text, hits = await asyncio.to_thread(
+            prompt_of, body, served, state.config.max_prompt_tokens
+        )
     except BaseException:
         state.pool.release(served)
         raise
-    outcome = Outcome(new_id(endpoint), body.model, endpoint, text, prompt_tokens=len(ids))
+    outcome = Outcome(
+        new_id(endpoint), body.model, endpoint, text, prompt_tokens=len(ids), sources=hits
+    )
     state.metrics.active.labels(body.model).inc()
     finished = False
 
@@ -233,6 +242,7 @@ async def _complete(
         if not body.stream:
             answer = await whole(body, outcome, generation, bridge, state.config.request_timeout_s)
             state.remember(outcome, served.release.lot)
+            _record_answer(state, outcome, served)
             return answer
     except ApiError as exc:
         outcome.status = exc.status
@@ -254,6 +264,7 @@ async def _complete(
             ended = True
             if outcome.status == 200:
                 state.remember(outcome, served.release.lot)
+                _record_answer(state, outcome, served)
         finally:
             if not ended:
                 outcome.status = CLIENT_GONE  # the client went away before the answer ended
@@ -267,6 +278,24 @@ async def _complete(
     )
 
 
+def _record_answer(state: ServerState, outcome: Outcome, served: Any) -> None:
+    """With --record-answers, an answer given with sources joins the expert's answers log."""
+    folder = served.release.feedback_dir
+    if not (state.config.record_answers and outcome.sources and folder is not None):
+        return
+    from opensem.knowledge.answers import AnswerRecord, record_answer, source_records
+
+    question = state.recent.get(outcome.id, {}).get("prompt", outcome.prompt)
+    record = AnswerRecord(
+        question=question,
+        answer=outcome.text,
+        sources=source_records(outcome.sources),
+        model=outcome.model,
+        lot=served.release.lot,
+    )
+    record_answer(folder.parent / "answers", record)
+
+
 def _account(state: ServerState, outcome: Outcome, lot: str | None) -> None:
     m = state.metrics
     m.active.labels(outcome.model).dec()
@@ -278,7 +307,13 @@ def _account(state: ServerState, outcome: Outcome, lot: str | None) -> None:
         m.prompt_tokens.labels(outcome.model).inc(outcome.prompt_tokens)
         if outcome.first_token_s is not None:
             m.first_token.labels(outcome.model).observe(outcome.first_token_s)
-    record = {k: v for k, v in asdict(outcome).items() if k not in ("prompt", "text", "started")}
+    record = {
+        k: v
+        for k, v in asdict(outcome).items()
+        if k not in ("prompt", "text", "started", "sources")
+    }
+    if outcome.sources:  # which chunks, not their text (that is the documents')
+        record["sources"] = [hit.chunk.id for hit in outcome.sources]
     record.update(
         event="request",
         lot=lot,

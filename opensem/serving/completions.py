@@ -36,22 +36,31 @@ class Outcome:
     status: int = 200
     started: float = field(default_factory=time.monotonic)
     first_token_s: float | None = None
+    sources: list[Any] = field(default_factory=list)  # knowledge base hits the answer was given
 
 
 def prompt_of(
     request: ChatRequest | CompletionRequest, served: Served, limit: int
-) -> tuple[list[int], str]:
-    """Token ids of the prompt (keeping its end when too long), and its text for logs and feedback."""
+) -> tuple[list[int], str, list[Any]]:
+    """Token ids of the prompt (keeping its end when too long), its text for logs and feedback
+    (the chat as sent), and the knowledge base's sources put before the question, if any."""
     from opensem.data.persona import with_system
+    from opensem.knowledge.answers import with_sources
     from opensem.training.generation import prompt_ids, tail_ids
 
     if isinstance(request, ChatRequest):
         messages = with_system([m.model_dump() for m in request.messages], served.system)
-        return prompt_ids(messages, served.tokenizer, limit), json.dumps(
-            messages, ensure_ascii=False
+        hits = []
+        if served.knowledge is not None and messages[-1]["role"] == "user":
+            hits = served.knowledge.find(messages[-1]["content"])
+        asked = with_sources(messages, hits)
+        return (
+            prompt_ids(asked, served.tokenizer, limit),
+            json.dumps(messages, ensure_ascii=False),
+            hits,
         )
     text = request.text()
-    return tail_ids(text, served.tokenizer, limit), text
+    return tail_ids(text, served.tokenizer, limit), text, []
 
 
 def generation_for(
@@ -142,7 +151,7 @@ async def whole(
     if isinstance(request, ChatRequest):
         choice: dict[str, Any] = {
             "index": 0,
-            "message": {"role": "assistant", "content": generation.text},
+            "message": {"role": "assistant", "content": outcome.text},
             "finish_reason": generation.finish_reason,
             "logprobs": None,
         }
@@ -153,6 +162,7 @@ async def whole(
             "model": outcome.model,
             "choices": [choice],
             "usage": usage(outcome.prompt_tokens, outcome.completion_tokens),
+            **sources_field(outcome),
         }
     choice = {
         "index": 0,
@@ -220,6 +230,8 @@ async def streamed(
             }
         if usage_only:
             chunk["usage"] = usage(outcome.prompt_tokens, outcome.completion_tokens)
+        if finish is not None:
+            chunk.update(sources_field(outcome))
         return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
 
     if chat:
@@ -251,6 +263,8 @@ async def streamed(
                 yield f"data: {json.dumps(error.body())}\n\n".encode()
                 break
             record(outcome, generation)
+            if outcome.sources:
+                yield event(delta=outcome.text[len(generation.text) :])
             yield event(finish=generation.finish_reason)
             if request.usage_in_stream():
                 yield event(usage_only=True)
@@ -267,6 +281,15 @@ def record(outcome: Outcome, generation: Generation) -> None:
     )
     if generation.first_token_at is not None:
         outcome.first_token_s = generation.first_token_at - outcome.started
+    if outcome.sources:  # the answer's text says where it came from
+        from opensem.knowledge.answers import sources_line
+
+        outcome.text = f"{outcome.text}\n\n{sources_line(outcome.sources)}"
+
+
+def sources_field(outcome: Outcome) -> dict[str, Any]:
+    """The response's `sources` (OpenAI clients ignore it), for a release with a knowledge base."""
+    return {"sources": [hit.as_json() for hit in outcome.sources]} if outcome.sources else {}
 
 
 def new_id(endpoint: str) -> str:

@@ -79,6 +79,13 @@ class ServeConfig(HttpConfig):
     log_prompts: bool = Field(
         False, description="Also write prompts and answers into the request log."
     )
+    record_answers: bool = Field(
+        False,
+        description=(
+            "Save every answer given with sources to data/<job_id>/answers/ (a release served "
+            "from its manifest), as `opensem ask` does."
+        ),
+    )
     watch: bool = Field(
         False,
         description="Poll the releases' registries and swap in newly published tags without a restart.",

@@ -28,9 +28,9 @@ class Served:
     engine: Any  # TransformersEngine or VllmEngine
     adapter: str | None  # the adapter's id inside its engine; None: the engine's own model
     tokenizer: Any  # the release's tokenizer, chat template as trained
-    system: str | None = (
-        None  # the persona it was trained with: put before chats that bring no system message
-    )
+    # The persona it was trained with: put before chats that bring no system message.
+    system: str | None = None
+    knowledge: Any = None  # a Retriever over the release's knowledge base, when it has one
     in_flight: int = 0
     retired: bool = False
 
@@ -89,6 +89,7 @@ class ModelPool:
             adapter,
             tokenizer,
             persona.read_text(encoding="utf-8").strip() if persona.is_file() else None,
+            knowledge=_retriever(release),
         )
         with self.lock:
             old = self.served.get(release.name)
@@ -223,3 +224,20 @@ def make_engine(
     return TransformersEngine(
         model_path, config.max_batch_size, config.max_queue, config.batch_wait_ms / 1000, log
     )
+
+
+def _retriever(release: Release) -> Any:
+    """The release's knowledge base, its embedder loaded now (not on the first question)."""
+    if release.knowledge is None:
+        return None
+    import yaml
+
+    from opensem.knowledge.retriever import release_retriever
+
+    manifest_file = release.knowledge.parent / "manifest.yaml"
+    manifest = (
+        yaml.safe_load(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else {}
+    )
+    retriever = release_retriever(release.knowledge, manifest or {})
+    retriever.encode(["warm up"])
+    return retriever
