@@ -15,8 +15,11 @@ from opensem.core.digests import sha256_text
 from opensem.data.records import read_records
 from opensem.errors import DataError, Location
 
-GOLDEN_KEYS = {"question", "answer", "tags", "id"}
-GOLDEN_HINT = 'each line is {"question": "...", "answer": "...", "tags": ["..."]} (tags optional)'
+GOLDEN_KEYS = {"question", "answer", "tags", "id", "source", "page"}
+GOLDEN_HINT = (
+    'each line is {"question": "...", "answer": "...", "tags": ["..."]} (tags optional; "source" '
+    'and "page" name the document that answers it, for retrieval recall)'
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class Item:
     messages: tuple[dict[str, str], ...]
     reference: str | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    source: str | None = None  # the document that answers it (golden items may say)
+    page: int | None = None  # and its page
 
     @property
     def question(self) -> str:
@@ -112,6 +117,11 @@ def _golden_item(row: dict[str, Any], where: Location, seen: set[str]) -> Item:
         )
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise DataError("golden set: tags must be a list of strings", where, hint=hint)
+    source, page = row.get("source"), row.get("page")
+    if source is not None and (not isinstance(source, str) or not source.strip()):
+        raise DataError("golden set: source must be a document's path", where, hint=hint)
+    if page is not None and (isinstance(page, bool) or not isinstance(page, int) or page < 1):
+        raise DataError("golden set: page must be a page number (1 or more)", where, hint=hint)
     given = row.get("id")
     ident = _unique(str(given) if given is not None else sha256_text(question.strip())[:12], seen)
     return Item(
@@ -120,6 +130,8 @@ def _golden_item(row: dict[str, Any], where: Location, seen: set[str]) -> Item:
         ({"role": "user", "content": question.strip()},),
         answer.strip(),
         tuple(sorted(set(tags))),
+        source.strip() if source else None,
+        page,
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Needs = Literal["golden", "judge", "refusals", "quantized", "weights"]
+Needs = Literal["golden", "judge", "refusals", "quantized", "weights", "knowledge"]
 DIGITS = 6  # rounding of reported floats, so reports are byte-stable
 
 
@@ -63,6 +63,25 @@ CATALOGUE: dict[str, MetricSpec] = {
             "compression ratio of quantizing (worst format)",
             True,
             ("quantized",),
+        ),
+        # Of the ground stage (opensem.knowledge.grounding), on the golden set.
+        MetricSpec("knowledge.recall_at_k", "retrieval recall@k", True, ("knowledge",)),
+        MetricSpec("knowledge.mrr", "retrieval MRR", True, ("knowledge",)),
+        MetricSpec("knowledge.token_f1", "token F1 of expert + retrieval", True, ("knowledge",)),
+        MetricSpec(
+            "knowledge.retrieval_gain",
+            "token F1 that retrieval adds to the expert",
+            True,
+            ("knowledge",),
+        ),
+        MetricSpec(
+            "knowledge.citation_precision", "cited chunks holding the answer", True, ("knowledge",)
+        ),
+        MetricSpec(
+            "knowledge.faithfulness",
+            "judge's faithfulness to the sources (1-5)",
+            True,
+            ("knowledge", "judge"),
         ),
     )
 }

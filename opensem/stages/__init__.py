@@ -25,6 +25,7 @@ PIPELINE = (
     "merge",
     "baseline",
     "evaluate",
+    "ground",
     "review",
     "compare",
     "fold",

@@ -146,7 +146,7 @@ def _local_sides(
     from opensem.training.data import encode_records
     from opensem.training.methods.base import load_tokenizer, quiet_libraries, resolve_base_model
 
-    tuned_kind, tuned_dir = _tuned_model(inputs)
+    tuned_kind, tuned_dir = tuned_model(inputs)
     model_path = resolve_base_model(inputs, params.base_model, stage)
     with quiet_libraries():
         # The adapter (or fine-tuned model) carries the tokenizer it was trained with, chat template included.
@@ -196,7 +196,7 @@ def _local_sides(
                 model = load_model(
                     resolve_base_model({"base": inputs["tuned_base"]}, None, stage), stage
                 )
-            tuned = _load_tuned(model, tuned_kind, tuned_dir)
+            tuned = load_tuned(model, tuned_kind, tuned_dir)
             tuned_side = run_side(tuned, tokenizer, tuned_sets, params.generation(), bar)
         finally:
             bar.close()
@@ -328,7 +328,7 @@ def _input_file(inputs: dict[str, Path], slot: str, name: str) -> Path:
     return path
 
 
-def _tuned_model(inputs: dict[str, Path]) -> tuple[str, Path]:
+def tuned_model(inputs: dict[str, Path]) -> tuple[str, Path]:
     """("adapter", dir) for a PEFT adapter, ("model", dir) for a fully fine-tuned model."""
     if "adapter" not in inputs:
         raise StageError(
@@ -345,7 +345,7 @@ def _tuned_model(inputs: dict[str, Path]) -> tuple[str, Path]:
     )
 
 
-def _load_tuned(base: Any, kind: str, path: Path) -> Any:
+def load_tuned(base: Any, kind: str, path: Path) -> Any:
     """base+adapter (the base is wrapped in place, so base results must be taken first), or the full model."""
     if kind == "adapter":
         from peft import PeftModel

@@ -33,6 +33,10 @@ NEEDS = {
         "add refusal prompts (evaluation.refusal_prompts, or data/{job}/refusals/)",
     ),
     "quantized": ("quantization", "add a quantize section"),
+    "knowledge": (
+        "knowledge base measured on a golden set",
+        "add a knowledge section and a golden set (data/{job}/golden/), trained locally",
+    ),
     "weights": (
         "model weights (compute.backend openai answers only through the provider, so loss and perplexity are not "
         "measured)",
@@ -74,6 +78,7 @@ class Gate:
             "refusals": refusals_input(wiring) is not None,
             "quantized": bool(quantized) or wiring.has_failed("quantized"),
             "weights": wiring.manifest.compute.backend != "openai",
+            "knowledge": wiring.channel("grounded") is not None,
         }
         for index, gate in enumerate(gates):
             for need in CATALOGUE[gate.metric].needs:
@@ -85,10 +90,15 @@ class Gate:
                         hint.format(job=wiring.manifest.job_id),
                     )
         wants_quantized = any("quantized" in CATALOGUE[gate.metric].needs for gate in gates)
+        wants_knowledge = any("knowledge" in CATALOGUE[gate.metric].needs for gate in gates)
         wiring.add(
             self,
             GateParams(gates=gates),
-            {"report": wiring.channel("report"), **(quantized if wants_quantized else {})},
+            {
+                "report": wiring.channel("report"),
+                **(quantized if wants_quantized else {}),
+                **({"grounded": wiring.channel("grounded")} if wants_knowledge else {}),
+            },
             provides=("gate",),
         )
 
@@ -112,6 +122,7 @@ class Gate:
                 hint="rebuild with --force evaluate",
             ) from None
         report["metrics"].update(_quantized_metrics(inputs))
+        report["metrics"].update(_knowledge_metrics(inputs))
         outcomes = check_all(params.gates, report)
         if not all(outcome.passed for outcome in outcomes):
             raise GatesFailed(outcomes)
@@ -145,4 +156,22 @@ def _quantized_metrics(inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
             "change": None,
         }
         for name, value in worst.items()
+    }
+
+
+def _knowledge_metrics(inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """The ground stage's knowledge.* figures, as report rows."""
+    if "grounded" not in inputs:
+        return {}
+    from opensem.stages.ground import read_knowledge_metrics
+
+    return {
+        name: {
+            "base": None,
+            "tuned": value,
+            "higher_is_better": True,
+            "delta": None,
+            "change": None,
+        }
+        for name, value in read_knowledge_metrics(Path(inputs["grounded"])).items()
     }

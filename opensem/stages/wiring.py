@@ -15,6 +15,7 @@ a change to the other's data or settings reaches this one's lots. A cycle is an 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,7 +279,7 @@ class Wiring:
         self,
         kind: StageKind,
         params: BaseModel,
-        inputs: dict[str, Input | None],
+        inputs: Mapping[str, Input | None],
         provides: tuple[str, ...] = (),
         name: str | None = None,
         volatile: bool = False,

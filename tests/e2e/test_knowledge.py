@@ -16,22 +16,57 @@ publish_target: {registry: registry, tag: v1}
 knowledge:
   sources: [data/twice/docs]
   chunking: {size: 400, overlap: 50}
+evaluation:
+  max_new_tokens: 8
+  gates:
+    - {metric: knowledge.recall_at_k, min: 0.5}
 """
+GOLDEN = [
+    {
+        "question": "My espresso is sour. Which way should I adjust the grinder?",
+        "answer": "Finer.",
+        "source": "09-sour-shots.txt",
+    },
+    {
+        "question": "How hot should steamed milk get?",
+        "answer": "About 60 degrees Celsius.",
+        "source": "07-milk-steaming.md",
+    },
+    {
+        "question": "How often should I backflush the machine?",
+        "answer": "Daily with water.",
+        "source": "08-cleaning.md",
+    },
+]
 
 
 def knowledge_project(root: Path) -> Project:
     project = clone(root)
     shutil.copytree(REPO / "data" / "tiny-demo" / "docs", root / "data" / "twice" / "docs")
     project.manifest.write_text(project.manifest.read_text() + KNOWLEDGE)
+    (root / "data" / "twice" / "golden").mkdir(parents=True)
+    (root / "data" / "twice" / "golden" / "golden.jsonl").write_text(
+        "".join(json.dumps(g) + "\n" for g in GOLDEN)
+    )
     return project
 
 
 def test_ask_answers_with_sources_records_and_rates(tmp_path: Path) -> None:
     project = knowledge_project(tmp_path / "p")
     ran, output = project.build()
-    assert "index" in ran and "publish" in ran, output
-    release = project.root / "registry" / "twice" / "v1" / "knowledge"
-    assert (release / "chunks.sqlite").is_file() and (release / "vectors.faiss").is_file()
+    assert {"index", "ground", "gate", "publish"} <= set(ran), output
+    assert "expert + retrieval" in output and "retrieval recall@4: 1.000" in output, output
+    release = project.root / "registry" / "twice" / "v1"
+    assert (release / "knowledge" / "chunks.sqlite").is_file() and (
+        release / "knowledge" / "vectors.faiss"
+    ).is_file()
+    grounded = json.loads((release / "grounded.json").read_text())
+    assert grounded["retrieval"]["named"] == 3 and grounded["retrieval"]["recall_at_k"] == 1.0, (
+        grounded["retrieval"]
+    )
+    assert set(grounded["rows"]) == {"base", "base + retrieval", "expert", "expert + retrieval"}
+    gates = json.loads((release / "gates.json").read_text())["gates"]
+    assert gates[0]["metric"] == "knowledge.recall_at_k" and gates[0]["passed"], gates
 
     code, output = project.run(
         "ask",
