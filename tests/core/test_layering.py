@@ -62,6 +62,7 @@ DOMAIN = {
     "training",
     "curate",
     "evaluation",
+    "knowledge",
     "release",
     "feedback",
     "serving",
