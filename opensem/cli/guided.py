@@ -3,7 +3,8 @@ and knows what the expert should sound like, but has never written a manifest.
 
 It asks for the documents, a one-line description, a persona (how answers should sound), who
 writes the training questions (offline templates, or an OpenAI-compatible teacher), the base
-model, whether to build a knowledge base of the documents, and a few example questions with their answers (the golden set the expert is scored on).
+model, whether to build a knowledge base of the documents, and a few example questions with
+their answers (the golden set the expert is scored on).
 The documents are copied into data/NAME/raw/, the manifest is written by the same template as
 `opensem init`, and validated before the next steps are shown.
 """

@@ -30,6 +30,12 @@ CHUNKS_FILE, VECTORS_FILE, INDEX_FILE = "chunks.sqlite", "vectors.faiss", "index
 RRF_K = 60  # reciprocal rank fusion's constant: rank 1 scores 1/61, rank 10 1/70
 CANDIDATES = 50  # each ranking's depth before fusion
 WORD = re.compile(r"\w+", re.UNICODE)
+# Words too common to rank by: left out of the keyword query, whose cost grows with their postings.
+STOPWORDS = frozenset(
+    "a an and are as at be but by can could do does for from had has have how i if in into is it "
+    "its me my no not of on or our should so than that the their them then there these they this "
+    "to was we what when where which who why will with would you your".split()
+)
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,7 @@ class KnowledgeIndex:
 
     def keyword(self, question: str, depth: int) -> list[int]:
         """Rows of the chunks BM25 ranks highest for the question's words, best first."""
-        words = sorted({w.lower() for w in WORD.findall(question)})
+        words = sorted({w.lower() for w in WORD.findall(question)} - STOPWORDS)
         if not words or not len(self):
             return []
         match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
