@@ -36,9 +36,8 @@ def run_doit(sessions: list[BuildSession], targets: list[str], jobs: int = 1) ->
         },
     }
     parallel = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
-    for session in (
-        sessions if jobs > 1 else []
-    ):  # libraries whose lazy imports must not race: imported here first
+    # Libraries whose lazy imports must not race: imported here first
+    for session in sessions if jobs > 1 else []:
         prepare = getattr(session.runner, "prepare", None)
         if prepare is not None:
             prepare({node.kind for node in session.graph.nodes})

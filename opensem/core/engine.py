@@ -185,9 +185,8 @@ class BuildSession:
             self.error = exc
         except Exception as exc:  # a library failure inside a stage: keep the traceback in a log
             self.error = self._library_failure(name, exc)
-        if (
-            name in self.resolver.lots
-        ):  # plan says why this lot is not built (a failed gate blocks the build)
+        # Plan says why this lot is not built (a failed gate blocks the build)
+        if name in self.resolver.lots:
             failure = {
                 "stage": name,
                 "error": type(self.error).__name__,

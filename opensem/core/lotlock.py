@@ -52,9 +52,8 @@ def lot_lock(
     """Hold lot's lock for the body; yields the record of an abandoned earlier holder, or None."""
     try:
         import fcntl
-    except (
-        ImportError
-    ):  # no flock on this platform: the store's atomic rename still keeps entries whole
+    # No flock on this platform: the store's atomic rename still keeps entries whole
+    except ImportError:
         yield None
         return
     folder.mkdir(parents=True, exist_ok=True)

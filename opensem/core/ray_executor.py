@@ -126,9 +126,8 @@ class RayExecutor:
             for n in ray.nodes()
             if n.get("Alive") and n["Resources"].get("memory")
         ]
-        for lot in (
-            job.upstream_lots.values()
-        ):  # built here earlier and never shared: the worker reads it from the cache
+        # Built here earlier and never shared: the worker reads it from the cache
+        for lot in job.upstream_lots.values():
             self.remote.push(lot, self.local.store)
         task = _worker_task().options(**task_options(job.node.heavy, cluster, memory))
         try:

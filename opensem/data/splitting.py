@@ -136,9 +136,8 @@ def split_file(
         None  # (range, side, index) of the one line that changes side
     )
     outcome = SplitOutcome(train, test)
-    if (
-        train + test >= 2 and test == 0
-    ):  # evaluation needs data: the record closest to the test side goes there
+    # Evaluation needs data: the record closest to the test side goes there
+    if train + test >= 2 and test == 0:
         index, mark = min(
             ((i, r.lowest) for i, r in enumerate(results) if r.lowest), key=lambda item: item[1][:2]
         )

@@ -38,9 +38,8 @@ def answer_nll(
         if full
         else context + list(tokenizer(answer, add_special_tokens=False)["input_ids"])
     )
-    if (
-        ids[: len(context)] != context
-    ):  # a template that renders the prompt differently once answered: score the answer alone after it
+    # A template that renders the prompt differently once answered: score the answer alone after it
+    if ids[: len(context)] != context:
         ids = context + list(tokenizer(answer, add_special_tokens=False)["input_ids"])
     ids = ids[:max_length]
     if len(ids) <= len(context):

@@ -93,9 +93,8 @@ def read_feedback(path: Path, strict: bool = True) -> tuple[list[FeedbackRecord]
         try:
             records.append(FeedbackRecord.model_validate(json.loads(line)))
         except json.JSONDecodeError as exc:
-            if line.lstrip().startswith("{") and not line.rstrip().endswith(
-                "}"
-            ):  # an object that stops short: a write cut by a crash
+            # An object that stops short: a write cut by a crash
+            if line.lstrip().startswith("{") and not line.rstrip().endswith("}"):
                 warnings.append(
                     f"{path}:{number}: an unfinished line (a write cut short) is skipped"
                 )

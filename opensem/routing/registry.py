@@ -123,9 +123,8 @@ def save_registry(registry: ExpertRegistry, path: Path) -> None:
     from opensem.core.files import write_atomic
 
     data = registry.model_dump(mode="json", exclude_defaults=True)
-    if "classifier" in data.get(
-        "router", {}
-    ):  # a classifier's type is its default, yet names which one it is
+    # A classifier's type is its default, yet names which one it is
+    if "classifier" in data.get("router", {}):
         data["router"]["classifier"]["type"] = registry.router.classifier.type
     first = (
         "name",

@@ -58,9 +58,8 @@ class ServerState:
     def remember(self, outcome: Outcome, lot: str | None) -> None:
         """Keep a served answer for feedback, with the lot that gave it."""
         question = outcome.prompt
-        if (
-            outcome.endpoint == "chat"
-        ):  # the prompt is the messages as JSON: feedback is about the last question
+        # The prompt is the messages as JSON: feedback is about the last question
+        if outcome.endpoint == "chat":
             question = next(
                 (m["content"] for m in reversed(json.loads(outcome.prompt)) if m["role"] == "user"),
                 question,

@@ -249,9 +249,8 @@ async def streamed(
             yield f"data: {json.dumps(late.body())}\n\n".encode()
             break
         text = delta or ""
-        while (
-            delta is not None and not bridge.deltas.empty()
-        ):  # deltas that piled up go out as one event
+        # Deltas that piled up go out as one event
+        while delta is not None and not bridge.deltas.empty():
             delta = bridge.deltas.get_nowait()
             text += delta or ""
         if text:

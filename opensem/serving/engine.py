@@ -153,9 +153,8 @@ class TransformersEngine:
         if self.peft and adapter_id in self.model.peft_config and len(self.model.peft_config) > 1:
             import warnings
 
-            with (
-                warnings.catch_warnings()
-            ):  # "was active, now deleted": batches name their adapters per row
+            # "was active, now deleted": batches name their adapters per row
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 self.model.delete_adapter(adapter_id)
         self.dora.discard(adapter_id)
@@ -192,9 +191,8 @@ class TransformersEngine:
             exc,
         )
         for generation in batch:
-            if (
-                generation.first_token_at is not None
-            ):  # its text was already streamed: it cannot start again
+            # Its text was already streamed: it cannot start again
+            if generation.first_token_at is not None:
                 self._fail([generation], exc)
                 continue
             try:

@@ -146,9 +146,8 @@ def _from_registry(
             hint=f"its releases: {', '.join(tags)}",
         )
     local = cache_dir / job_id / tag
-    if (
-        not local.is_dir() or local_release_digest(local) != entry["digest"]
-    ):  # pulled once, reused while it checks out
+    # Pulled once, reused while it checks out
+    if not local.is_dir() or local_release_digest(local) != entry["digest"]:
         shutil.rmtree(local, ignore_errors=True)
         pull(fs, posixpath.dirname(path), job_id, tag, local)
     return _from_folder(
@@ -199,10 +198,11 @@ def _from_folder(
         ("model", folder / "model"),
         ("model", folder / "folded"),
     )
+    # The release's model folders, or the folder itself when it is a plain model
     for kind, candidate in (
         *candidates,
         ("model", folder if (folder / "config.json").is_file() else None),
-    ):  # or a plain model folder
+    ):
         if candidate is not None and candidate.is_dir():
             base = _base_of(folder, manifest, project_root) if kind == "adapter" else None
             knowledge = (

@@ -41,9 +41,8 @@ def eval_sources(wiring: Wiring) -> dict[str, Input]:
         "refusals": refusals_input(wiring),
     }
     judge = wiring.section(EVALUATION).judge
-    if (
-        judge is not None and judge.provider == "local"
-    ):  # a local judge's folder keys the lots of what it scores
+    # A local judge's folder keys the lots of what it scores
+    if judge is not None and judge.provider == "local":
         found.update(
             {
                 f"judge_{slot}": value

@@ -64,15 +64,11 @@ class Evaluate:
             **wiring.original_base_inputs(),
             **eval_sources(wiring),
         }
-        if (
-            wiring.base_inputs() != wiring.original_base_inputs()
-        ):  # pretrained here: the adapter sits on that base
+        # Pretrained here: the adapter sits on that base
+        if wiring.base_inputs() != wiring.original_base_inputs():
             inputs["tuned_base"] = wiring.base_inputs()["base"]
-        for slot, channel in (
-            ("test", "split"),
-            ("baseline", "baseline"),
-            ("tokens", "tokens"),
-        ):  # a merge of other experts has no test split of its own
+        # A merge of other experts has no test split of its own
+        for slot, channel in (("test", "split"), ("baseline", "baseline"), ("tokens", "tokens")):
             if wiring.channel(channel) is not None:
                 inputs[slot] = wiring.channel(channel)
         if "test" not in inputs and not any(slot.startswith("golden") for slot in inputs):

@@ -161,9 +161,8 @@ class Ingest:
                     spec = spec.model_copy(
                         update={"slot": None, "remote": remote_fingerprint(source.path)}
                     )
-                except (
-                    Exception
-                ) as exc:  # any backend error (missing bucket, no network, no credentials)
+                # Any backend error (missing bucket, no network, no credentials)
+                except Exception as exc:
                     wiring.problem(
                         key,
                         f"cannot list {source.path}: {type(exc).__name__}: {exc}",
@@ -172,9 +171,8 @@ class Ingest:
             elif is_glob(source.path):
                 base = glob_base(source.path)
                 slots[slot] = found = wiring.source(base, key)
-                if (
-                    found is not None
-                ):  # the base is inside the project: read only what matches below it
+                # The base is inside the project: read only what matches below it
+                if found is not None:
                     if not glob_matches(wiring.loaded.project_root, source.path):
                         wiring.problem(
                             key,

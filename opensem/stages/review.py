@@ -60,9 +60,8 @@ class Review:
             return
         try:
             records, _ = read_folder(folder)
-        except (
-            Exception
-        ):  # ingest reports bad feedback; without readable feedback there is nothing to review
+        # Ingest reports bad feedback; without readable feedback there is nothing to review
+        except Exception:
             return
         lots = Counter(r.lot for r in records if r.edited is not None and r.lot)
         previous = (

@@ -89,9 +89,8 @@ class Synthesize:
 
         plan = provider.plan(requests)
         plans = [plan]
-        if (
-            weak and plan.to_send
-        ):  # the weaker model's questions are unknown yet: n per new chunk, typical length
+        # The weaker model's questions are unknown yet: n per new chunk, typical length
+        if weak and plan.to_send:
             asks = plan.to_send * n
             per = request_tokens(rejected_request(prompts, "q" * TYPICAL_QUESTION_CHARS, weak))
             plans.append(RequestPlan(asks, asks, asks * per, asks * params.max_tokens))

@@ -86,9 +86,8 @@ class Train:
         inputs = {**data, **({} if m.compute.backend == "openai" else wiring.base_inputs())}
         if getattr(m.method_config, "teacher", None) is not None:
             inputs.update(_teacher_inputs(wiring, m.method_config.teacher))
-        if (
-            m.compute.accelerate_config is not None
-        ):  # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
+        # FSDP, DeepSpeed, machines: it shapes the run, so its bytes key the lot
+        if m.compute.accelerate_config is not None:
             inputs["accelerate_config"] = wiring.source(
                 m.compute.accelerate_config, ("compute", "accelerate_config")
             )

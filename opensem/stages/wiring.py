@@ -320,9 +320,8 @@ def wire(loaded: LoadedManifest, visiting: tuple[Path, ...] = ()) -> Wiring:
     for kind in STAGES.all():
         kind.wire(wiring)
     for channel, problems in wiring.deferred.items():
-        if (
-            channel not in wiring.channels and not wiring.problems
-        ):  # another problem explains the missing channel better
+        # Another problem explains the missing channel better
+        if channel not in wiring.channels and not wiring.problems:
             wiring.problems.extend(problems)
     if wiring.problems:
         raise ManifestError(wiring.problems)

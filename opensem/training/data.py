@@ -181,10 +181,8 @@ def encode_records(
         chunk = texts[start : start + batch]
         special = [not (bos and text.startswith(bos)) for text in chunk]
         encoded: list[list[int] | None] = [None] * len(chunk)
-        for flag in (
-            True,
-            False,
-        ):  # one call per setting: the tokenizer takes add_special_tokens per call
+        # One call per setting: the tokenizer takes add_special_tokens per call
+        for flag in (True, False):
             positions = [i for i, value in enumerate(special) if value is flag]
             if positions:
                 for i, ids in zip(

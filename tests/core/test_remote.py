@@ -171,9 +171,8 @@ def test_an_upload_cut_before_its_meta_leaves_nothing_that_counts_and_push_finis
     cut: list[str] = []
 
     def storage_goes_away(path: str, data: bytes, **kwargs: object) -> None:
-        if (
-            path.endswith(".json") and not cut
-        ):  # the first entry's tar arrived; the server dies before its meta
+        # The first entry's tar arrived; the server dies before its meta
+        if path.endswith(".json") and not cut:
             cut.append(path)
             raise ConnectionError("the storage server went away")
         real_pipe(path, data, **kwargs)

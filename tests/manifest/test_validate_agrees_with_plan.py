@@ -63,9 +63,8 @@ def leaves(
     elif node.get("type") == "array" and "properties" in _resolve(schema, node.get("items", {})):
         yield from leaves(schema, node["items"], (*path, 0), before)
     else:
-        for option in node.get(
-            "anyOf", []
-        ):  # an optional section, or a value that may also be a mapping or a list of them
+        # An optional section, or a value that may also be a mapping or a list of them
+        for option in node.get("anyOf", []):
             inner = _resolve(schema, option)
             if (
                 "properties" in inner

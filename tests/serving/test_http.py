@@ -236,9 +236,8 @@ def test_a_full_queue_is_503(strict) -> None:
         504,
         504,
     ]  # the waiting one may run out of time behind the slow one
-    while (
-        engine.waiting() and time.monotonic() < deadline
-    ):  # a request that timed out while waiting leaves the queue
+    # A request that timed out while waiting leaves the queue
+    while engine.waiting() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert call(strict.url, "POST", "/v1/chat/completions", CHAT)[0] == 200
 

@@ -58,7 +58,6 @@ def test_dora_adapters_are_refused_before_any_weight_loads(
         "source0": adapters["a"].parent,
         "source1": adapters["dora"].parent,
     }
-    with pytest.raises(
-        DataError, match="peft issue 3761"
-    ):  # the base does not exist: only a check before loading can say this
+    # The base does not exist: only a check before loading can say this
+    with pytest.raises(DataError, match="peft issue 3761"):
         Merge().run(params("linear", ("a", "dora")), inputs, tmp_path, context(tmp_path))

@@ -297,9 +297,8 @@ def test_budget_counts_the_weaker_models_questions_before_spending(
     tmp_path: Path, teacher: dict[str, Any], openai_server: OpenAICompatibleServer
 ) -> None:
     write_input(tmp_path)
-    with pytest.raises(
-        BudgetExceeded, match="12 requests needed"
-    ):  # 3 chunks, then up to 3 questions each
+    # 3 chunks, then up to 3 questions each
+    with pytest.raises(BudgetExceeded, match="12 requests needed"):
         run(
             tmp_path,
             mode="preferences",

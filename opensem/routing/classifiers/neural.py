@@ -238,10 +238,11 @@ class NeuralClassifier:
             }
             decision = decide(scores, self.options.threshold, self.priorities, self.name)
             general = float(probabilities[row, order.index(GENERAL)]) if GENERAL in order else 0.0
+            # Unlike what any expert knows
             if (
                 similarity[row].max() < self.options.min_similarity
                 or general >= decision.confidence
-            ):  # unlike what any expert knows
+            ):
                 decision = Decision(
                     None, decision.confidence, scores, decision.runner_up, self.name
                 )

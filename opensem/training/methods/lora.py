@@ -32,9 +32,8 @@ class SupervisedMethod(TrainerMethod):
         """Rows of the tokenize stage (input_ids, loss_mask, seq_lengths), or records tokenized here."""
         from datasets import Dataset
 
-        if (
-            records and "input_ids" in records[0]
-        ):  # ready to batch: trl's dataset preparation is skipped
+        # Ready to batch: trl's dataset preparation is skipped
+        if records and "input_ids" in records[0]:
             return Dataset.from_dict(
                 {
                     key: [r[key] for r in records]
@@ -65,9 +64,8 @@ class SupervisedMethod(TrainerMethod):
         eval_dataset: Any = None,
     ) -> Any:
         """trl's SFTTrainer, on the tokenize stage's sequences when they are there."""
-        if (
-            "seq_lengths" in dataset.column_names
-        ):  # the tokenize stage's rows: its collator masks loss and record boundaries
+        # The tokenize stage's rows: its collator masks loss and record boundaries
+        if "seq_lengths" in dataset.column_names:
             from transformers import Trainer
 
             from opensem.training.tokenized import PackedCollator

@@ -25,9 +25,8 @@ def skipping_tokenization(trainer_class: type) -> type:
                 and getattr(args, "truncation_mode", "keep_start") == "keep_start"
             ):
                 dataset = dataset.filter(lambda row: len(row["prompt_ids"]) < args.max_length)
-            if getattr(
-                self, "calculate_KL", False
-            ):  # KTO: each completion also follows the previous row's prompt
+            # KTO: each completion also follows the previous row's prompt
+            if getattr(self, "calculate_KL", False):
 
                 def mismatched(rows: dict[str, Any]) -> dict[str, Any]:
                     rows["KL_completion_ids"] = [rows["completion_ids"][-1]] + rows[
@@ -40,9 +39,8 @@ def skipping_tokenization(trainer_class: type) -> type:
                 )
             return dataset
 
-        def tokenize_row(
-            self, feature: dict[str, Any], model: Any = None
-        ) -> dict[str, Any]:  # ORPO's per-row step
+        # ORPO's per-row step
+        def tokenize_row(self, feature: dict[str, Any], model: Any = None) -> dict[str, Any]:
             if "chosen_input_ids" in feature:
                 return feature
             return super().tokenize_row(feature, model)
