@@ -29,6 +29,10 @@ from opensem.knowledge.documents import Chunk
 CHUNKS_FILE, VECTORS_FILE, INDEX_FILE = "chunks.sqlite", "vectors.faiss", "index.json"
 RRF_K = 60  # reciprocal rank fusion's constant: rank 1 scores 1/61, rank 10 1/70
 CANDIDATES = 50  # each ranking's depth before fusion
+# A word in more than this share of the chunks (and in more than COMMON_MIN of them) is left out
+# of the keyword query, the rarest word always staying: BM25 gives it almost no weight, while its
+# long posting list is most of the query's cost. A small knowledge base keeps every word.
+COMMON, COMMON_MIN = 0.2, 1000
 WORD = re.compile(r"\w+", re.UNICODE)
 # Words too common to rank by: left out of the keyword query, whose cost grows with their postings.
 STOPWORDS = frozenset(
@@ -109,6 +113,10 @@ class KnowledgeIndex:
             f"file:{folder / CHUNKS_FILE}?mode=ro", uri=True, check_same_thread=False
         )
         self.vectors = faiss.read_index(str(folder / VECTORS_FILE))
+        # How many chunks hold each (stemmed) word: a temporary table, the file stays read-only.
+        self.db.execute(
+            "CREATE VIRTUAL TABLE temp.vocabulary USING fts5vocab(main, chunks_fts, row)"
+        )
 
     @property
     def embedder(self) -> dict[str, Any]:
@@ -142,6 +150,7 @@ class KnowledgeIndex:
         words = sorted({w.lower() for w in WORD.findall(question)} - STOPWORDS)
         if not words or not len(self):
             return []
+        words = self._informative(words)
         match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
         found = self.db.execute(
             "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) "
@@ -149,6 +158,24 @@ class KnowledgeIndex:
             (match, depth),
         ).fetchall()
         return [int(row) for (row,) in found]
+
+    def _informative(self, words: list[str]) -> list[str]:
+        """The words not too common to be worth their cost (at least the rarest one)."""
+        import snowballstemmer
+
+        stem = snowballstemmer.stemmer("porter").stemWord  # what FTS5's porter tokenizer indexes
+        stems = {word: stem(word) for word in words}
+        marks = ",".join("?" * len(stems))
+        counts = dict(
+            self.db.execute(
+                f"SELECT term, doc FROM temp.vocabulary WHERE term IN ({marks})",
+                sorted(set(stems.values())),
+            ).fetchall()
+        )
+        frequency = {word: counts.get(stems[word], 0) for word in words}
+        limit = max(COMMON * len(self), COMMON_MIN)
+        kept = [word for word in words if frequency[word] <= limit]
+        return kept or [min(words, key=lambda word: (frequency[word], word))]
 
     def search(
         self,

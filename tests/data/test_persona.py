@@ -108,8 +108,9 @@ def test_the_server_asks_under_the_persona_the_adapter_was_trained_with(
         plain = pool.add(resolve(f"plain={releases['alpha']}", tmp_path / "cache"))
         ask = ChatRequest(model="x", messages=[{"role": "user", "content": "Which grind?"}])
         assert served.system == STYLE and plain.system is None
-        ids, text = prompt_of(ask, served, 2048)
+        ids, text, sources = prompt_of(ask, served, 2048)
         assert STYLE in text and len(ids) > len(prompt_of(ask, plain, 2048)[0])
+        assert sources == []  # no knowledge base: no sources
         own = ChatRequest(
             model="x",
             messages=[

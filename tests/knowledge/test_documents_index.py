@@ -88,3 +88,38 @@ def test_dense_keyword_and_hybrid_search_and_the_minimum_score(tmp_path: Path) -
     assert hybrid[0].chunk.heading == "Grinding" and [h.rank for h in hybrid] == [1, 2]
     assert 0 < hybrid[0].score <= 1
     assert index.search("zzzz qqqq", _vectors, 2, "hybrid", min_score=0.99) == []
+
+
+def test_words_in_most_chunks_leave_a_large_keyword_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import opensem.knowledge.index as index_module
+
+    texts = [f"Shot number {n}: the espresso ran fast." for n in range(30)] + [
+        "Descale the boiler monthly."
+    ]
+    chunks = [
+        document_chunks(_write(tmp_path, n, t), f"d{n}.md", KnowledgeConfig().chunking)[0]
+        for n, t in enumerate(texts)
+    ]
+    write_index(
+        tmp_path / "kb",
+        chunks,
+        _vectors(texts),
+        {"name": "letters", "digest": "x", "dimension": 26},
+    )
+    index = KnowledgeIndex(tmp_path / "kb")
+    assert index._informative(["espresso", "boiler"]) == [
+        "espresso",
+        "boiler",
+    ]  # a small base keeps all
+    monkeypatch.setattr(index_module, "COMMON_MIN", 5)
+    assert index._informative(["espresso", "boiler"]) == ["boiler"]  # in 30 of 31 chunks: left out
+    assert index._informative(["espresso", "ran"]) == ["espresso"]  # all common: the rarest stays
+    assert index.keyword("espresso boiler", 5)[0] == 30
+
+
+def _write(folder: Path, n: int, text: str) -> Path:
+    path = folder / f"d{n}.md"
+    path.write_text(text)
+    return path
