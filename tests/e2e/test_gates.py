@@ -43,7 +43,7 @@ def gated(
         "evaluation",
         "evaluation:\n  batch_size: 16\n  max_new_tokens: 12\n"
         f"  judge: {{provider: openai, model: judge-1, base_url: '{server.url}', api_key_env: {KEY_ENV}, "
-        "max_retries: 1, concurrency: 1}}\n"
+        "max_retries: 1, concurrency: 1}\n"
         f"  gates:\n    - {{metric: test.perplexity, min_delta_vs_baseline: 0}}\n    - {{metric: test.perplexity, "
         f"{IMPOSSIBLE}}}\n\n",
     )
