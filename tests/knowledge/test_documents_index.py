@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opensem.errors import DataError
+from opensem.errors import DataError, UsageError
 from opensem.knowledge.config import KnowledgeConfig
 from opensem.knowledge.documents import document_chunks, document_files
 from opensem.knowledge.index import KnowledgeIndex, write_index
@@ -90,14 +90,7 @@ def test_dense_keyword_and_hybrid_search_and_the_minimum_score(tmp_path: Path) -
     assert index.search("zzzz qqqq", _vectors, 2, "hybrid", min_score=0.99) == []
 
 
-def test_words_in_most_chunks_leave_a_large_keyword_query(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import opensem.knowledge.index as index_module
-
-    texts = [f"Shot number {n}: the espresso ran fast." for n in range(30)] + [
-        "Descale the boiler monthly."
-    ]
+def _index_of(tmp_path: Path, texts: list[str]) -> KnowledgeIndex:
     chunks = [
         document_chunks(_write(tmp_path, n, t), f"d{n}.md", KnowledgeConfig().chunking)[0]
         for n, t in enumerate(texts)
@@ -108,15 +101,43 @@ def test_words_in_most_chunks_leave_a_large_keyword_query(
         _vectors(texts),
         {"name": "letters", "digest": "x", "dimension": 26},
     )
-    index = KnowledgeIndex(tmp_path / "kb")
-    assert index._informative(["espresso", "boiler"]) == [
-        "espresso",
-        "boiler",
-    ]  # a small base keeps all
-    monkeypatch.setattr(index_module, "COMMON_MIN", 5)
-    assert index._informative(["espresso", "boiler"]) == ["boiler"]  # in 30 of 31 chunks: left out
-    assert index._informative(["espresso", "ran"]) == ["espresso"]  # all common: the rarest stays
-    assert index.keyword("espresso boiler", 5)[0] == 30
+    return KnowledgeIndex(tmp_path / "kb")
+
+
+def test_keyword_ranking_is_bm25_over_stems_without_stop_words(tmp_path: Path) -> None:
+    texts = [f"Shot number {n}: the espresso ran fast." for n in range(30)] + [
+        "Descale the boiler monthly; descaling boilers keeps them quiet."
+    ]
+    index = _index_of(tmp_path, texts)
+    assert index.keyword("descaled boiler", 5) == [30]  # stems meet: descaled, descale, descaling
+    assert index.keyword("espresso boiler", 3)[0] == 30  # the rare word outweighs the common one
+    assert len(index.keyword("espresso", 50)) == 30
+    assert index.keyword("the of and", 5) == []  # stop words only
+    assert index.keyword("zzzz qqqq", 5) == []  # words no chunk holds
+
+
+def test_bm25_weights_are_lucenes_formula(tmp_path: Path) -> None:
+    texts = ["grinder burr grinder", "burr", "tamp the puck evenly"]
+    index = _index_of(tmp_path, texts)
+    (rows,), (scores,) = index.keywords.retrieve(
+        [["grinder"]], k=3, n_threads=1, show_progress=False
+    )
+    lengths = [3, 1, 3]  # words after stop words: "the" is not counted
+    average = sum(lengths) / 3
+    idf = np.log(1 + (3 - 1 + 0.5) / (1 + 0.5))
+    expected = idf * 2 / (2 + 1.2 * (0.25 + 0.75 * lengths[0] / average))
+    assert rows[0] == 0 and scores[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_an_index_in_an_older_format_is_refused_with_a_hint(tmp_path: Path) -> None:
+    import json
+
+    _index_of(tmp_path, ["Descale the boiler."])
+    facts = json.loads((tmp_path / "kb" / "index.json").read_text())
+    (tmp_path / "kb" / "index.json").write_text(json.dumps({**facts, "format": 1}))
+    with pytest.raises(UsageError, match="older opensem") as caught:
+        KnowledgeIndex(tmp_path / "kb")
+    assert "build the expert again" in (caught.value.hint or "")
 
 
 def _write(folder: Path, n: int, text: str) -> Path:
