@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 a stage failed or verify found a mismatch, 2 invalid manifes
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -73,6 +74,18 @@ def session_for(manifest: Path, force: tuple[str, ...] = (), reporter: Any = Non
     return open_session(graph, frozenset(force), reporter=reporter)
 
 
+def error_json(error: OpensemError, code: int) -> dict[str, object]:
+    """An error as `--json` commands end with it: message, location, hint and exit code."""
+    return {
+        "event": "error",
+        "error": error.message,
+        "location": str(error.location),
+        "hint": error.hint,
+        "exit_code": code,
+        "kind": type(error).__name__,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run a command and map its outcome to an exit code."""
     try:
@@ -84,8 +97,11 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         code = 2
     except OpensemError as exc:
-        console.print(exc.render(), markup=False)
         code = next(c for kind, c in EXIT_CODES if isinstance(exc, kind))
+        if "--json" in (sys.argv[1:] if argv is None else argv):  # a JSON reader gets JSON
+            print(json.dumps(error_json(exc, code), ensure_ascii=False), flush=True)
+        else:
+            console.print(exc.render(), markup=False)
     except KeyboardInterrupt:
         console.print("interrupted: finished stages stay in the store; nothing half-built counts")
         code = 130
@@ -100,3 +116,4 @@ from opensem.cli import feedback as _feedback  # noqa: E402,F401
 from opensem.cli import route as _route  # noqa: E402,F401
 from opensem.cli import serve as _serve  # noqa: E402,F401
 from opensem.cli import tools as _tools  # noqa: E402,F401
+from opensem.cli import ui as _ui  # noqa: E402,F401

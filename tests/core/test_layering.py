@@ -69,7 +69,7 @@ DOMAIN = {
     "routing",
     "plotting",
 }
-TOP = {"manifest", "project", "cli", "console", "entry", "noop"}
+TOP = {"manifest", "project", "cli", "console", "entry", "noop", "ui"}
 # Which floors each floor may import from (its own package always).
 MAY_IMPORT = {
     "settings": {"errors"},

@@ -1,0 +1,233 @@
+"""The browser interface's build queue: jobs kept in SQLite, run one at a time by default.
+
+A job builds one manifest as `python -m opensem build MANIFEST --json` in its own process group,
+so a crash or an out-of-memory kill of a build never takes the interface down, and cancelling is
+killing the group. The build engine's events (one JSON object per line) go to
+build/ui/jobs/ID.jsonl, which the pages read and stream (the CLI's last line on a failure is the
+error with its location and hint); what the build logs goes to ID.log. A job survives a restart
+of the interface: one that was running is queued again and resumes through the build's own store
+(what was built is up to date).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+ACTIVE: tuple[JobState, ...] = ("queued", "running")
+POLL_S = 0.2  # how often an idle worker looks for a queued job
+
+
+@dataclass(frozen=True)
+class Job:
+    """One build of one manifest, as the queue records it."""
+
+    id: int
+    manifest: str
+    state: JobState
+    created: float
+    started: float | None
+    finished: float | None
+    exit_code: int | None
+
+    @property
+    def seconds(self) -> float | None:
+        """How long it ran (so far, while running)."""
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+
+class JobQueue:
+    """Persistent jobs under <project>/build/ui/, and the worker threads that run them."""
+
+    def __init__(self, project_root: Path, workers: int = 1) -> None:
+        self.root = project_root
+        self.folder = project_root / "build" / "ui" / "jobs"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.workers = workers
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(self.folder.parent / "jobs.sqlite", check_same_thread=False)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, manifest TEXT NOT NULL, "
+            "state TEXT NOT NULL, created REAL NOT NULL, started REAL, finished REAL, "
+            "exit_code INTEGER, pid INTEGER)"
+        )
+        # Running when the interface stopped: queued again, the build's store resumes it.
+        self.db.execute("UPDATE jobs SET state = 'queued', pid = NULL WHERE state = 'running'")
+        self.db.commit()
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start the workers."""
+        for number in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"opensem-job-{number}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop taking jobs; builds running now are cancelled back to queued (they resume)."""
+        self.stopping.set()
+        with self.lock:
+            running = list(self.processes.items())
+        for _, process in running:
+            _kill(process)
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    def submit(self, manifest: str) -> Job:
+        """Queue a build of a manifest (its path relative to the project); a build of it that is
+        already queued or running is returned instead of a second one."""
+        with self.lock:
+            row = self.db.execute(
+                "SELECT id FROM jobs WHERE manifest = ? AND state IN ('queued', 'running')",
+                (manifest,),
+            ).fetchone()
+            if row is None:
+                row = self.db.execute(
+                    "INSERT INTO jobs (manifest, state, created) VALUES (?, 'queued', ?) "
+                    "RETURNING id",
+                    (manifest, time.time()),
+                ).fetchone()
+                self.db.commit()
+        job = self.get(int(row[0]))
+        assert job is not None
+        return job
+
+    def get(self, job_id: int) -> Job | None:
+        """A job by id."""
+        found = self._select("WHERE id = ?", (job_id,))
+        return found[0] if found else None
+
+    def recent(self, manifest: str | None = None, limit: int = 50) -> list[Job]:
+        """The latest jobs, newest first (of one manifest when given)."""
+        if manifest is None:
+            return self._select("ORDER BY id DESC LIMIT ?", (limit,))
+        return self._select("WHERE manifest = ? ORDER BY id DESC LIMIT ?", (manifest, limit))
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a queued or running job; False when it had already ended."""
+        with self.lock:
+            job = self.get(job_id)
+            if job is None or job.state not in ACTIVE:
+                return False
+            self._set(job_id, "cancelled", finished=time.time())
+            process = self.processes.get(job_id)
+        if process is not None:
+            _kill(process)
+        return True
+
+    def events(self, job_id: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The job's events from a byte offset on, and the offset after the last whole line."""
+        path = self.events_file(job_id)
+        if not path.is_file():
+            return [], offset
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        found = []
+        for line in complete.splitlines():
+            try:
+                found.append(json.loads(line))
+            except json.JSONDecodeError:
+                found.append({"event": "output", "detail": line.decode("utf-8", "replace")})
+        return found, offset + len(complete)
+
+    def log_tail(self, job_id: int, lines: int = 40) -> str:
+        """The end of a job's log (the build's warnings and library messages)."""
+        path = self.folder / f"{job_id}.log"
+        if not path.is_file():
+            return ""
+        text = path.read_bytes()[-64 * 1024 :].decode("utf-8", "replace")
+        return "\n".join(line.rstrip() for line in text.splitlines()[-lines:])
+
+    def events_file(self, job_id: int) -> Path:
+        """Where a job's events are written."""
+        return self.folder / f"{job_id}.jsonl"
+
+    def _select(self, where: str, args: tuple[Any, ...]) -> list[Job]:
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT id, manifest, state, created, started, finished, exit_code FROM jobs "
+                + where,
+                args,
+            ).fetchall()
+        return [Job(*row) for row in rows]
+
+    def _set(self, job_id: int, state: JobState, **columns: Any) -> None:
+        names = "".join(f", {name} = ?" for name in columns)
+        self.db.execute(
+            f"UPDATE jobs SET state = ?{names} WHERE id = ?", (state, *columns.values(), job_id)
+        )
+        self.db.commit()
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            job = self._claim()
+            if job is None:
+                self.stopping.wait(POLL_S)
+                continue
+            self._run(job)
+
+    def _claim(self) -> Job | None:
+        with self.lock:
+            row = self.db.execute(
+                "SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            self._set(int(row[0]), "running", started=time.time(), finished=None, exit_code=None)
+        return self.get(int(row[0]))
+
+    def _run(self, job: Job) -> None:
+        command = [sys.executable, "-m", "opensem", "build", job.manifest, "--json"]
+        log_file = self.folder / f"{job.id}.log"
+        with self.events_file(job.id).open("ab") as out, log_file.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=self.root,
+                stdout=out,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"},
+            )
+            with self.lock:
+                self.processes[job.id] = process
+                self.db.execute("UPDATE jobs SET pid = ? WHERE id = ?", (process.pid, job.id))
+                self.db.commit()
+            code = process.wait()
+        with self.lock:
+            self.processes.pop(job.id, None)
+            current = self.get(job.id)
+            if current is None or current.state != "running":
+                return  # cancelled meanwhile
+            if self.stopping.is_set():  # the interface is stopping: resume on the next start
+                self._set(job.id, "queued", started=None)
+            else:
+                state: JobState = "done" if code == 0 else "failed"
+                self._set(job.id, state, finished=time.time(), exit_code=code)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """End a build and everything it started (its process group): TERM, then KILL."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

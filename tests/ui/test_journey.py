@@ -1,0 +1,89 @@
+"""A person's way through the browser interface on the tiny model, in a real Chromium: two PDFs
+uploaded into a new expert, its plan read, a build followed live to a published release, and the
+CLI agreeing with what the pages show."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.pdf import write_pdf
+from tests.ui.conftest import Browser, RunningUI
+
+PAGES = {
+    "grinder.pdf": [
+        ["Grinder care", "Brush the burrs weekly and run rice-free cleaning tablets monthly."],
+        ["Dialing in", "A sour shot needs a finer grind; a bitter one a coarser grind."],
+    ],
+    "steam.pdf": [["Steaming milk", "Stop steaming milk at about 60 degrees Celsius for a latte."]],
+}
+
+
+def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_path: Path) -> None:
+    started = time.monotonic()
+    page = browser.page
+    page.goto(ui.url + "/")
+    assert "No expert yet" in page.inner_text("main")
+    browser.shot("01-experts-empty")
+
+    page.click("text=Make your first expert")
+    uploads = [write_pdf(tmp_path / name, pages) for name, pages in PAGES.items()]
+    page.fill("input[name=name]", "coffee")
+    page.fill("input[name=description]", "Home espresso care")
+    page.fill("input[name=persona]", "Brief and friendly.")
+    page.set_input_files("#documents", [str(path) for path in uploads])
+    assert "grinder.pdf" in page.inner_text("#chosen")
+    page.check("input[name=base][value=tiny]")
+    questions = page.locator("input[name=question]")
+    answers = page.locator("input[name=answer]")
+    questions.nth(0).fill("How often should the burrs be brushed?")
+    answers.nth(0).fill("Weekly.")
+    questions.nth(1).fill("What fixes a sour shot?")
+    answers.nth(1).fill("A finer grind.")
+    browser.shot("02-new-expert")
+    page.click("#create")
+
+    page.wait_for_url(ui.url + "/experts/coffee")
+    body = page.inner_text("main")
+    assert "never built" in body and "grinder.pdf" in body and "steam.pdf" in body
+    assert "not built yet" in body  # the plan's reason, before anything runs
+    browser.shot("03-expert-planned")
+    raw = ui.root / "data" / "coffee" / "raw"
+    assert sorted(p.name for p in raw.iterdir() if not p.name.startswith(".")) == [
+        "grinder.pdf",
+        "steam.pdf",
+    ]
+
+    page.click("#build")
+    page.wait_for_url(f"{ui.url}/jobs/*")
+    page.wait_for_selector("#stages tr[data-stage=train]", timeout=180_000)
+    browser.shot("04-job-running")
+    page.wait_for_selector("#job-state.done", timeout=300_000)
+    assert "publish" in page.inner_text("#stages")
+    assert "built" in page.inner_text("#stages tr[data-stage=publish]")
+    browser.shot("05-job-done")
+
+    page.click("text=coffee")
+    body = page.inner_text("main")
+    assert "up to date" in body and "v1-" in body and "golden.token_f1" in body
+    browser.shot("06-expert-released")
+    page.goto(ui.url + "/")
+    assert "up to date" in page.inner_text("table.experts")
+    browser.shot("07-experts")
+    page.goto(ui.url + "/jobs")
+    assert "done" in page.inner_text("table.jobs")
+    browser.shot("08-jobs")
+
+    plan = subprocess.run(
+        [sys.executable, "-m", "opensem", "plan", "manifests/coffee.yaml", "--json"],
+        cwd=ui.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert {s["status"] for s in json.loads(plan.stdout)["stages"]} == {"up-to-date"}
+    assert browser.problems == []
+    print(f"journey on the tiny model: {time.monotonic() - started:.1f} s")
