@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -90,6 +91,12 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
     async def http_error(request: Request, error: HTTPException) -> HTMLResponse:
         message = "there is no such page" if error.status_code == 404 else str(error.detail)
         return page(request, "error.html", {"message": message}, status=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> HTMLResponse:
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in error.errors())
+        context = {"message": "this address or form is not valid", "where": where}
+        return page(request, "error.html", context, status=400)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, error: Exception) -> HTMLResponse:
