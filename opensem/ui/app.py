@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from opensem.errors import OpensemError, UsageError
 from opensem.ui import security
+from opensem.ui.chat import Releases
 from opensem.ui.experts import expert_view, manifest_named, manifests
 from opensem.ui.jobs import ACTIVE, JobQueue
 
@@ -39,11 +40,13 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
     root = project_root.resolve()
     jobs = JobQueue(root, workers)
     secret = security.project_secret(root)
+    served = Releases(root)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         jobs.start()
         yield
+        await asyncio.to_thread(served.stop_all)
         await asyncio.to_thread(jobs.stop)
 
     app = FastAPI(title="opensem", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -107,8 +110,10 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
         return page(request, "error.html", context, status=500)
 
     from opensem.ui.create import add_create_routes
+    from opensem.ui.talk import add_chat_routes
 
     add_create_routes(app)  # before /experts/{name}, which would take "new" for a name
+    add_chat_routes(app, served)
 
     @app.get("/", response_class=HTMLResponse)
     async def experts(request: Request) -> HTMLResponse:

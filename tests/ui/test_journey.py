@@ -1,6 +1,7 @@
 """A person's way through the browser interface on the tiny model, in a real Chromium: two PDFs
-uploaded into a new expert, its plan read, a build followed live to a published release, and the
-CLI agreeing with what the pages show."""
+uploaded into a new expert, its plan read, a build followed live to a published release, a chat
+with it (sources shown), an answer rated and edited, a rebuild with that feedback and its review,
+a rollback to the first release, and the CLI agreeing with what the pages show."""
 
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     assert "done" in page.inner_text("table.jobs")
     browser.shot("08-jobs")
 
+    _chat_rate_retrain_and_roll_back(ui, browser)
+
     plan = subprocess.run(
         [sys.executable, "-m", "opensem", "plan", "manifests/coffee.yaml", "--json"],
         cwd=ui.root,
@@ -87,3 +90,43 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     assert {s["status"] for s in json.loads(plan.stdout)["stages"]} == {"up-to-date"}
     assert browser.problems == []
     print(f"journey on the tiny model: {time.monotonic() - started:.1f} s")
+
+
+def _chat_rate_retrain_and_roll_back(ui: RunningUI, browser: Browser) -> None:
+    page = browser.page
+    page.goto(ui.url + "/experts/coffee")
+    first_tag = page.inner_text("table.releases tbody tr td")
+    page.click("#chat")
+    page.click("#serve")
+    page.wait_for_selector("#serve-state.ready", timeout=180_000)
+    page.fill("#question", "How often should the burrs be brushed?")
+    page.click("#send")
+    answer = page.locator(".message.assistant").last
+    answer.locator(".rate").wait_for(timeout=120_000)
+    assert "Sources:" in answer.inner_text() and "grinder.pdf" in answer.inner_text()
+    answer.locator("button.star[data-rating='2']").click()
+    page.wait_for_selector(".message.assistant .recorded")
+    answer.locator("button.edit").click()
+    answer.locator("textarea.edited").fill("Brush the burrs weekly.")
+    answer.locator("button.save-edit").click()
+    page.wait_for_function("document.querySelectorAll('.recorded').length === 2")
+    browser.shot("09-chat-rated")
+    feedback = ui.root / "data" / "coffee" / "feedback" / "feedback.jsonl"
+    records = [json.loads(line) for line in feedback.read_text().splitlines()]
+    assert [r.get("rating") for r in records] == [2, None]
+    assert records[1]["edited"] == "Brush the burrs weekly." and records[1]["lot"]
+
+    page.goto(ui.url + "/experts/coffee")
+    assert "review" in page.inner_text("table.plan")  # the feedback makes a review due
+    page.click("#build")
+    page.wait_for_selector("#job-state.done", timeout=300_000)
+    assert "built" in page.inner_text("#stages tr[data-stage=review]")
+    browser.shot("10-retrained-with-review")
+
+    page.goto(ui.url + "/experts/coffee/chat")
+    assert page.locator("table.releases").count() == 0
+    page.select_option("#tag", first_tag)
+    page.click("#serve")
+    page.wait_for_selector("#serve-state.ready", timeout=180_000)
+    assert first_tag in page.inner_text("h1")  # rolled back to the first release
+    browser.shot("11-rolled-back")

@@ -105,3 +105,148 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// The chat page: wait for the served release, stream answers, rate and edit them.
+const csrf = () => document.querySelector("meta[name=csrf-token]").content;
+
+async function post(url, body) {
+  return fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+    body: JSON.stringify(body),
+  });
+}
+
+function waitServed(badge) {
+  const expert = badge.dataset.expert;
+  const poll = async () => {
+    const state = await (await fetch(`/experts/${expert}/chat/state`)).json();
+    badge.textContent = state.state;
+    badge.className = `state ${state.state.replace(/ /g, "-")}`;
+    if (state.state === "ready") {
+      document.getElementById("ask").hidden = false;
+    } else if (state.state === "loading") {
+      setTimeout(poll, 1000);
+    } else if (state.state === "stopped") {
+      const log = document.getElementById("serve-log");
+      log.hidden = false;
+      log.textContent = state.log;
+    }
+  };
+  poll();
+}
+
+function bubble(role, text) {
+  const item = document.createElement("div");
+  item.className = `message ${role}`;
+  const body = document.createElement("div");
+  body.className = "text";
+  body.textContent = text;
+  item.appendChild(body);
+  document.getElementById("conversation").appendChild(item);
+  return item;
+}
+
+function rating(item, expert, completion) {
+  const bar = document.createElement("div");
+  bar.className = "rate";
+  bar.append("Rate: ");
+  for (let stars = 1; stars <= 5; stars += 1) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary star";
+    button.dataset.rating = String(stars);
+    button.textContent = String(stars);
+    button.onclick = () => sendFeedback(bar, expert, { completion_id: completion, rating: stars });
+    bar.appendChild(button);
+  }
+  const edit = document.createElement("button");
+  edit.type = "button";
+  edit.className = "secondary edit";
+  edit.textContent = "Edit the answer";
+  edit.onclick = () => {
+    const box = document.createElement("textarea");
+    box.className = "edited";
+    box.value = item.querySelector(".text").textContent;
+    const save = document.createElement("button");
+    save.type = "button";
+    save.className = "save-edit";
+    save.textContent = "Save the better answer";
+    save.onclick = () => sendFeedback(bar, expert, { completion_id: completion, edited: box.value });
+    bar.append(box, save);
+    edit.remove();
+  };
+  bar.appendChild(edit);
+  item.appendChild(bar);
+}
+
+async function sendFeedback(bar, expert, body) {
+  const answer = await post(`/experts/${expert}/feedback`, body);
+  const result = await answer.json();
+  const note = document.createElement("span");
+  note.className = answer.ok ? "recorded" : "refused";
+  note.textContent = answer.ok ? " Thanks: recorded for the next build." : ` ${result.error}`;
+  bar.appendChild(note);
+}
+
+function sourcesOf(item, sources) {
+  if (!sources.length) return;
+  const list = document.createElement("ol");
+  list.className = "sources";
+  for (const source of sources) {
+    const entry = document.createElement("li");
+    const page = source.page ? ` p. ${source.page}` : "";
+    entry.textContent = `${source.source}${page} (score ${Number(source.score).toFixed(2)})`;
+    list.appendChild(entry);
+  }
+  item.appendChild(list);
+}
+
+const history = [];
+
+async function ask(event) {
+  event.preventDefault();
+  const expert = document.getElementById("serve-state").dataset.expert;
+  const field = document.getElementById("question");
+  const question = field.value.trim();
+  if (!question) return;
+  field.value = "";
+  bubble("user", question);
+  history.push({ role: "user", content: question });
+  const item = bubble("assistant", "");
+  const text = item.querySelector(".text");
+  const answer = await post(`/experts/${expert}/chat`, { messages: history });
+  if (!answer.ok) {
+    text.textContent = (await answer.json()).error;
+    item.classList.add("refused");
+    return;
+  }
+  const reader = answer.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    const parts = buffer.split("\n\n");
+    buffer = parts.pop();
+    for (const part of parts) {
+      const data = JSON.parse(part.replace(/^data: /, ""));
+      if (data.text) text.textContent += data.text;
+      if (data.error) { text.textContent = data.error; item.classList.add("refused"); }
+      if (data.done) {
+        history.push({ role: "assistant", content: text.textContent });
+        sourcesOf(item, data.sources || []);
+        rating(item, expert, data.id);
+        item.dataset.completion = data.id;
+      }
+    }
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const badge = document.getElementById("serve-state");
+  if (badge && badge.textContent !== "not served") waitServed(badge);
+  const form = document.getElementById("ask");
+  if (form) form.addEventListener("submit", ask);
+});
