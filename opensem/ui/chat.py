@@ -134,7 +134,7 @@ class Releases:
             stream = await client.chat.completions.create(
                 model=name, messages=messages, stream=True, max_tokens=160
             )
-            completion_id, sources = "", []
+            completion_id, sources = "", list[Any]()
             async for chunk in stream:
                 completion_id = chunk.id or completion_id
                 extra = chunk.model_extra or {}
