@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 from tests.pdf import write_pdf
@@ -88,6 +89,7 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
         check=True,
     )
     assert {s["status"] for s in json.loads(plan.stdout)["stages"]} == {"up-to-date"}
+    _export_and_delete(ui, browser, tmp_path)
     assert browser.problems == []
     print(f"journey on the tiny model: {time.monotonic() - started:.1f} s")
 
@@ -130,3 +132,46 @@ def _chat_rate_retrain_and_roll_back(ui: RunningUI, browser: Browser) -> None:
     page.wait_for_selector("#serve-state.ready", timeout=180_000)
     assert first_tag in page.inner_text("h1")  # rolled back to the first release
     browser.shot("11-rolled-back")
+
+
+def _export_and_delete(ui: RunningUI, browser: Browser, tmp_path: Path) -> None:
+    page = browser.page
+    page.goto(ui.url + "/experts/coffee")
+    page.click("#export-link")
+    page.select_option("select[name=format]", "sharegpt")
+    browser.shot("12-export")
+    with page.expect_download() as download:
+        page.click("#export")
+    saved = tmp_path / "export.zip"
+    download.value.save_as(saved)
+    names = zipfile.ZipFile(saved).namelist()
+    for wanted in (
+        "coffee/manifest.yaml",
+        "coffee/documents/grinder.pdf",
+        "coffee/documents/steam.pdf",
+        "coffee/dataset/sharegpt-train.jsonl",
+        "coffee/feedback/feedback.jsonl",
+    ):
+        assert wanted in names, wanted
+    assert sum(name.startswith("coffee/releases/v1-") for name in names) > 20
+
+    page.goto(ui.url + "/experts/coffee")
+    page.click("#delete-link")
+    doomed = page.inner_text("#doomed")
+    assert "manifests/coffee.yaml" in doomed and "data/coffee" in doomed and "releases" in doomed
+    browser.shot("13-delete-confirm")
+    page.fill("input[name=confirm]", "cofee")
+    with page.expect_response(lambda r: r.status == 400):
+        page.click("#delete")
+    browser.problems.clear()  # the refused confirmation above is the point, not a fault
+    page.fill("input[name=confirm]", "coffee")
+    page.click("#delete")
+    gone = page.inner_text("#gone")
+    assert "store entries only it used were collected" in gone
+    browser.shot("14-deleted")
+    assert not (ui.root / "manifests" / "coffee.yaml").exists()
+    assert not (ui.root / "data" / "coffee").exists()
+    assert not (ui.root / "build" / "registry" / "coffee").exists()
+    assert not list((ui.root / "build" / "store").glob("[0-9a-f][0-9a-f]/*"))  # none else used them
+    page.goto(ui.url + "/")
+    assert "No expert yet" in page.inner_text("main")

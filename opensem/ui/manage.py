@@ -1,0 +1,78 @@
+"""The export and delete pages of an expert."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from starlette.exceptions import HTTPException
+
+from opensem.data.formats import EXPORT_FORMATS
+from opensem.ui.archive import PARTS, delete_expert, doomed, export_zip
+from opensem.ui.chat import Releases
+from opensem.ui.experts import manifest_named
+
+
+def add_manage_routes(app: FastAPI, releases: Releases) -> None:
+    """GET and POST /experts/{name}/export and /experts/{name}/delete."""
+    from opensem.ui.app import require_csrf
+
+    root = app.state.root
+
+    def manifest_of(name: str) -> Path:
+        manifest = manifest_named(root, name)
+        if manifest is None:
+            raise HTTPException(404)
+        return manifest
+
+    @app.get("/experts/{name}/export", response_class=HTMLResponse)
+    async def export_page(request: Request, name: str) -> HTMLResponse:
+        manifest_of(name)
+        context = {"name": name, "parts": PARTS, "formats": EXPORT_FORMATS}
+        page: HTMLResponse = app.state.page(request, "export.html", context)
+        return page
+
+    @app.post("/experts/{name}/export")
+    async def export(request: Request, name: str) -> FileResponse:
+        await require_csrf(request)
+        manifest = manifest_of(name)
+        form = await request.form()
+        parts = {part for part in PARTS if form.get(part) == "on"}
+        fmt = str(form.get("format") or EXPORT_FORMATS[0])
+        if fmt not in EXPORT_FORMATS:
+            raise HTTPException(400, f"unknown dataset format {fmt!r}")
+        made = await asyncio.to_thread(export_zip, root, name, manifest, parts, fmt)
+        return FileResponse(made, filename=made.name, media_type="application/zip")
+
+    @app.get("/experts/{name}/delete", response_class=HTMLResponse)
+    async def delete_page(request: Request, name: str) -> HTMLResponse:
+        manifest = manifest_of(name)
+        context = {"name": name, "doomed": doomed(root, name, manifest), "problem": ""}
+        page: HTMLResponse = app.state.page(request, "delete.html", context)
+        return page
+
+    @app.post("/experts/{name}/delete", response_class=HTMLResponse)
+    async def delete(request: Request, name: str) -> HTMLResponse:
+        await require_csrf(request)
+        manifest = manifest_of(name)
+        form = await request.form()
+        relative = manifest.relative_to(root).as_posix()
+        busy = [
+            job for job in app.state.jobs.recent(relative) if job.state in ("queued", "running")
+        ]
+        problem = ""
+        if form.get("confirm") != name:
+            problem = f"type {name} to confirm"
+        elif busy:
+            problem = f"job #{busy[0].id} is building it: cancel it first"
+        if problem:
+            context = {"name": name, "doomed": doomed(root, name, manifest), "problem": problem}
+            page: HTMLResponse = app.state.page(request, "delete.html", context, status=400)
+            return page
+        releases.stop(name)
+        gone, entries, size = await asyncio.to_thread(delete_expert, root, name, manifest)
+        context = {"name": name, "gone": gone, "entries": entries, "collected": size}
+        done: HTMLResponse = app.state.page(request, "deleted.html", context)
+        return done
