@@ -138,6 +138,12 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
         job = jobs.submit(manifest.relative_to(root).as_posix())
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
+    @app.get("/dashboard", response_class=HTMLResponse)
+    async def dashboard_page(request: Request) -> HTMLResponse:
+        from opensem.ui.dashboard import dashboard
+
+        return page(request, "dashboard.html", await asyncio.to_thread(dashboard, root, jobs))
+
     @app.get("/jobs", response_class=HTMLResponse)
     async def job_list(request: Request) -> HTMLResponse:
         return page(request, "jobs.html", {"jobs": jobs.recent(limit=200)})

@@ -133,6 +133,13 @@ def _chat_rate_retrain_and_roll_back(ui: RunningUI, browser: Browser) -> None:
     assert first_tag in page.inner_text("h1")  # rolled back to the first release
     browser.shot("11-rolled-back")
 
+    page.goto(ui.url + "/dashboard")
+    stats = page.locator("section.expert-stats[data-expert=coffee]")
+    figures = stats.locator(".figure").all_inner_texts()
+    assert figures == ["2", "1", "2"]  # releases, answers recorded, feedback
+    assert stats.locator("svg.chart polyline").count() == 2  # the expert and its base
+    browser.shot("15-dashboard")
+
 
 def _export_and_delete(ui: RunningUI, browser: Browser, tmp_path: Path) -> None:
     page = browser.page
