@@ -11,8 +11,11 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def write_atomic(path: Path | str, data: str | bytes, fsync: bool = False) -> None:
@@ -82,3 +85,29 @@ def append_lines(path: Path, lines: list[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class StatMemo:
+    """What reading a file gave, kept while the file's size, modification time and inode stay the
+    same: a long-running process (the browser interface) reads a growing log again only after it
+    changed. A few files at a time; the oldest is forgotten first."""
+
+    def __init__(self, limit: int = 32) -> None:
+        self.limit = limit
+        self.kept: dict[tuple[str, object], tuple[tuple[int, int, int], Any]] = {}
+
+    def get(self, path: Path, key: object, read: Callable[[], T]) -> T:
+        """read()'s result for path (and key, which tells apart ways of reading it)."""
+        found = path.stat()
+        mark = (found.st_mtime_ns, found.st_size, found.st_ino)
+        slot = (str(path.resolve()), key)
+        kept = self.kept.get(slot)
+        if kept is not None and kept[0] == mark:
+            result: T = kept[1]
+            return result
+        value = read()
+        self.kept.pop(slot, None)
+        if len(self.kept) >= self.limit:
+            self.kept.pop(next(iter(self.kept)))
+        self.kept[slot] = (mark, value)
+        return value

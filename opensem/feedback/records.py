@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 
 from opensem.core.digests import canonical_json, sha256_text
-from opensem.core.files import append_lines
+from opensem.core.files import StatMemo, append_lines
 from opensem.errors import DataError, Location
 from opensem.settings.fields import Section, invalid
 
@@ -83,9 +83,18 @@ def record_line(record: Section) -> str:
     )
 
 
+_READ = StatMemo()  # planning reads the feedback; the browser interface plans on every page
+
+
 def read_feedback(path: Path, strict: bool = True) -> tuple[list[FeedbackRecord], list[str]]:
     """Records of one file and warnings (a torn last line). strict: any other bad line is a DataError
-    naming its line; otherwise bad lines are warnings too (`feedback import` checks before appending)."""
+    naming its line; otherwise bad lines are warnings too (`feedback import` checks before appending).
+    A file read before and unchanged since is not parsed again."""
+    records, warnings = _READ.get(path, strict, lambda: _read_feedback(path, strict))
+    return list(records), list(warnings)
+
+
+def _read_feedback(path: Path, strict: bool) -> tuple[list[FeedbackRecord], list[str]]:
     records, warnings = [], []
     for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
 
+from opensem.core.files import StatMemo
 from opensem.ui.experts import ReleaseRow, _yaml, manifests, releases
 from opensem.ui.jobs import JobQueue
 
@@ -44,24 +46,42 @@ def expert_stats(root: Path, manifest: Path) -> ExpertStats:
     name = str(raw.get("job_id") or manifest.stem)
     stats = ExpertStats(name, list(reversed(releases(root, raw))))
     folder = root / str((raw.get("feedback") or {}).get("path") or f"data/{name}/feedback")
+    stats.feedback, stats.edits = _counted(folder / "feedback.jsonl", _feedback_days)
+    stats.answers, _ = _counted(root / "data" / name / "answers" / "answers.jsonl", _days)
+    return stats
+
+
+Days = tuple[list[Any], int]
+
+
+def _counted(path: Path, count: Callable[[Path], Days]) -> Days:
+    """count(path), worked out again only after the log changed."""
+    if not path.is_file():
+        return [], 0
+    return _COUNTED.get(path, count.__name__, lambda: count(path))
+
+
+def _feedback_days(path: Path) -> Days:
+    """(day, feedback, mean rating) per day, and how many answers were edited."""
     ratings: dict[str, list[int]] = defaultdict(list)
     counts: Counter[str] = Counter()
-    for row in _rows(folder / "feedback.jsonl"):
+    edits = 0
+    for row in _parse(path):
         day = str(row.get("created", ""))[:10]
         counts[day] += 1
         if isinstance(row.get("rating"), int):
             ratings[day].append(row["rating"])
-        stats.edits += bool(row.get("edited"))
-    stats.feedback = [
+        edits += bool(row.get("edited"))
+    days = [
         (day, counts[day], sum(ratings[day]) / len(ratings[day]) if ratings[day] else None)
         for day in sorted(counts)
     ]
-    answered = Counter(
-        str(row.get("created", ""))[:10]
-        for row in _rows(root / "data" / name / "answers" / "answers.jsonl")
-    )
-    stats.answers = sorted(answered.items())
-    return stats
+    return days, edits
+
+
+def _days(path: Path) -> Days:
+    """(day, records) per day."""
+    return sorted(Counter(str(row.get("created", ""))[:10] for row in _parse(path)).items()), 0
 
 
 def dashboard(root: Path, jobs: JobQueue) -> dict[str, Any]:
@@ -74,9 +94,10 @@ def dashboard(root: Path, jobs: JobQueue) -> dict[str, Any]:
     }
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
+_COUNTED = StatMemo()
+
+
+def _parse(path: Path) -> list[dict[str, Any]]:
     found = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
