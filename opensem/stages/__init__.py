@@ -17,6 +17,7 @@ PIPELINE = (
     "index",
     "synthesize",
     "dedup",
+    "edits",
     "split",
     "decontaminate",
     "pretrain",

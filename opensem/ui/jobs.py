@@ -39,6 +39,7 @@ class Job:
     started: float | None
     finished: float | None
     exit_code: int | None
+    until: str | None = None  # build only up to this stage
 
     @property
     def seconds(self) -> float | None:
@@ -61,8 +62,11 @@ class JobQueue:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, manifest TEXT NOT NULL, "
             "state TEXT NOT NULL, created REAL NOT NULL, started REAL, finished REAL, "
-            "exit_code INTEGER, pid INTEGER)"
+            "exit_code INTEGER, pid INTEGER, until TEXT)"
         )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+        if "until" not in columns:  # a queue made before jobs could stop early
+            self.db.execute("ALTER TABLE jobs ADD COLUMN until TEXT")
         # Running when the interface stopped: queued again, the build's store resumes it.
         self.db.execute("UPDATE jobs SET state = 'queued', pid = NULL WHERE state = 'running'")
         self.db.commit()
@@ -87,19 +91,20 @@ class JobQueue:
         for thread in self.threads:
             thread.join(timeout=10)
 
-    def submit(self, manifest: str) -> Job:
-        """Queue a build of a manifest (its path relative to the project); a build of it that is
-        already queued or running is returned instead of a second one."""
+    def submit(self, manifest: str, until: str | None = None) -> Job:
+        """Queue a build of a manifest (its path relative to the project), up to a stage when
+        until is given; the same build already queued or running is returned instead."""
         with self.lock:
             row = self.db.execute(
-                "SELECT id FROM jobs WHERE manifest = ? AND state IN ('queued', 'running')",
-                (manifest,),
+                "SELECT id FROM jobs WHERE manifest = ? AND until IS ? "
+                "AND state IN ('queued', 'running')",
+                (manifest, until),
             ).fetchone()
             if row is None:
                 row = self.db.execute(
-                    "INSERT INTO jobs (manifest, state, created) VALUES (?, 'queued', ?) "
+                    "INSERT INTO jobs (manifest, state, created, until) VALUES (?, 'queued', ?, ?) "
                     "RETURNING id",
-                    (manifest, time.time()),
+                    (manifest, time.time(), until),
                 ).fetchone()
                 self.db.commit()
         job = self.get(int(row[0]))
@@ -161,7 +166,7 @@ class JobQueue:
     def _select(self, where: str, args: tuple[Any, ...]) -> list[Job]:
         with self.lock:
             rows = self.db.execute(
-                "SELECT id, manifest, state, created, started, finished, exit_code FROM jobs "
+                "SELECT id, manifest, state, created, started, finished, exit_code, until FROM jobs "
                 + where,
                 args,
             ).fetchall()
@@ -194,6 +199,7 @@ class JobQueue:
 
     def _run(self, job: Job) -> None:
         command = [sys.executable, "-m", "opensem", "build", job.manifest, "--json"]
+        command += ["--until", job.until] if job.until else []
         log_file = self.folder / f"{job.id}.log"
         with self.events_file(job.id).open("ab") as out, log_file.open("ab") as log:
             process = subprocess.Popen(

@@ -59,6 +59,8 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
         "steam.pdf",
     ]
 
+    edited_id, deleted_id = _generate_and_edit_pairs(ui, browser)
+    page.goto(ui.url + "/experts/coffee")
     page.click("#build")
     page.wait_for_url(f"{ui.url}/jobs/*")
     page.wait_for_selector("#stages tr[data-stage=train]", timeout=180_000)
@@ -67,6 +69,10 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     assert "publish" in page.inner_text("#stages")
     assert "built" in page.inner_text("#stages tr[data-stage=publish]")
     browser.shot("05-job-done")
+
+    assert "1 edited, 1 deleted, 1 approved" in page.inner_text("#stages tr[data-stage=edits]")
+    split = _split_records(ui.root)
+    assert split[edited_id] == "Brush the burrs every week." and deleted_id not in split
 
     page.click("text=coffee")
     body = page.inner_text("main")
@@ -182,3 +188,44 @@ def _export_and_delete(ui: RunningUI, browser: Browser, tmp_path: Path) -> None:
     assert not list((ui.root / "build" / "store").glob("[0-9a-f][0-9a-f]/*"))  # none else used them
     page.goto(ui.url + "/")
     assert "No expert yet" in page.inner_text("main")
+
+
+def _generate_and_edit_pairs(ui: RunningUI, browser: Browser) -> tuple[str, str]:
+    """Generate the dataset, then edit the first pair, delete the second, approve the third."""
+    page = browser.page
+    page.click("#data-link")
+    assert "Not generated" in page.inner_text("main")
+    page.click("#generate")
+    page.wait_for_selector("#job-state.done", timeout=180_000)
+    assert "synthesize" in page.inner_text("#stages") and "train" not in page.inner_text("#stages")
+    page.goto(ui.url + "/experts/coffee/data")
+    rows = page.locator("#pairs tbody tr")
+    assert rows.count() >= 3
+    first, second, third = rows.nth(0), rows.nth(1), rows.nth(2)
+    first.locator(".edit-pair").click()
+    first.locator(".edit-answer").fill("Brush the burrs every week.")
+    first.locator(".save-pair").click()
+    second.locator(".delete-pair").click()
+    third.locator(".approve-pair").click()
+    page.wait_for_function("document.querySelectorAll('#pairs tr.approved').length === 1")
+    page.wait_for_function("document.querySelectorAll('#pairs tr.edited').length === 1")
+    page.wait_for_function("document.querySelectorAll('#pairs tr.deleted').length === 1")
+    browser.shot("03b-data-edited")
+    page.reload()  # the edits are on disk: the table shows them again
+    assert rows.nth(0).get_attribute("class") == "edited"
+    assert "Brush the burrs every week." in rows.nth(0).inner_text()
+    return str(first.get_attribute("data-id")), str(second.get_attribute("data-id"))
+
+
+def _split_records(root: Path) -> dict[str, str]:
+    """id -> last message of every record the split stage wrote (train and test)."""
+    lock = json.loads((root / "manifests" / "coffee.lock").read_text())
+    lot = lock["stages"]["split"]["lot"]
+    found = {}
+    for name in ("train.jsonl", "test.jsonl"):
+        for line in (
+            (root / "build" / "store" / lot[:2] / lot / "out" / name).read_text().splitlines()
+        ):
+            record = json.loads(line)
+            found[record["id"]] = record.get("messages", [{}])[-1].get("content", "")
+    return found

@@ -250,3 +250,54 @@ document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("ask");
   if (form) form.addEventListener("submit", ask);
 });
+
+// The data page: edit, approve or delete a generated pair in place.
+async function pairAction(row, body) {
+  const expert = location.pathname.split("/")[2];
+  const answer = await post(`/experts/${expert}/pairs`, { id: row.dataset.id, ...body });
+  const state = row.querySelector(".pair-state");
+  if (!answer.ok) {
+    state.textContent = (await answer.json()).error;
+    state.className = "pair-state refused";
+    return;
+  }
+  const done = { edit: "edited", delete: "deleted", approve: "approved" }[body.action];
+  state.textContent = done;
+  row.className = done;
+}
+
+function editPair(row) {
+  for (const part of ["question", "answer"]) {
+    const cell = row.querySelector(`.${part}`);
+    const box = document.createElement("textarea");
+    box.className = `edit-${part}`;
+    box.value = cell.textContent;
+    cell.replaceChildren(box);
+  }
+  const actions = row.querySelector(".row-actions");
+  const save = document.createElement("button");
+  save.type = "button";
+  save.className = "save-pair";
+  save.textContent = "Save";
+  save.onclick = async () => {
+    const question = row.querySelector(".edit-question").value.trim();
+    const answer = row.querySelector(".edit-answer").value.trim();
+    await pairAction(row, { action: "edit", question, answer });
+    row.querySelector(".question").textContent = question;
+    row.querySelector(".answer").textContent = answer;
+    save.remove();
+  };
+  actions.prepend(save);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const table = document.getElementById("pairs");
+  if (!table) return;
+  table.addEventListener("click", (event) => {
+    const row = event.target.closest("tr[data-id]");
+    if (!row) return;
+    if (event.target.classList.contains("edit-pair")) editPair(row);
+    if (event.target.classList.contains("approve-pair")) pairAction(row, { action: "approve" });
+    if (event.target.classList.contains("delete-pair")) pairAction(row, { action: "delete" });
+  });
+});

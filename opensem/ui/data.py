@@ -1,0 +1,141 @@
+"""The data page: documents, "generate the dataset", and the generated pairs to edit.
+
+The pairs shown are the records as they reach the edits stage (what synthesis, ingest and dedup
+made), with the newest action on each from the expert's edits log; editing, deleting or approving
+one appends to that log (opensem.data.edits), which is a source of the edits stage, so the next
+build applies it and the CLI sees the same file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from opensem.core.events import CollectingReporter
+from opensem.data.edits import EditAction, append_edits, pair_of, read_edits
+from opensem.ui.experts import manifest_named
+
+PAGE_SIZE = 100
+
+
+@dataclass
+class Pair:
+    """A generated record as the table shows it."""
+
+    id: str
+    question: str
+    answer: str
+    source: str
+    state: str  # as generated, edited, deleted, approved
+
+
+def generated(root: Path, manifest: Path, name: str) -> tuple[list[Pair] | None, str]:
+    """The pairs as they reach the edits stage with their newest action (None when that stage of
+    the build is not up to date), and which stage made them."""
+    from opensem.core.graph import UpstreamInput
+    from opensem.data.records import read_records
+    from opensem.project import load_graph, open_session
+
+    session = open_session(load_graph(manifest), reporter=CollectingReporter())
+    graph = session.graph
+    if "split" not in graph.names:
+        return None, ""
+    feeding = graph.node("split").inputs.get("records")
+    if isinstance(feeding, UpstreamInput) and feeding.stage == "edits":
+        feeding = graph.node("edits").inputs.get("records")
+    if not isinstance(feeding, UpstreamInput):
+        return None, ""
+    planned = session.plan().stage(feeding.stage)
+    session.digests.save()
+    if planned.status != "up-to-date" or planned.lot is None:
+        return None, feeding.stage
+    records = read_records(session.store.out_dir(planned.lot) / "records.jsonl").records
+    actions = read_edits(root / "data" / name / "edits")
+    pairs = []
+    for record in records:
+        found = pair_of(record)
+        if found is None:
+            continue
+        action = actions.get(str(record["id"]))
+        question, answer = found
+        state = "as generated"
+        if action is not None:
+            state = {"edit": "edited", "delete": "deleted", "approve": "approved"}[action.action]
+            question, answer = action.question or question, action.answer or answer
+        pairs.append(
+            Pair(str(record["id"]), question, answer, str(record.get("source", "")), state)
+        )
+    return pairs, feeding.stage
+
+
+def add_data_routes(app: FastAPI) -> None:
+    """The data page, its generate button and its edit actions."""
+    from opensem.ui.app import require_csrf
+
+    root = app.state.root
+
+    def manifest_of(name: str) -> Path:
+        manifest = manifest_named(root, name)
+        if manifest is None:
+            raise HTTPException(404)
+        return manifest
+
+    @app.get("/experts/{name}/data", response_class=HTMLResponse)
+    async def data_page(request: Request, name: str, page: int = 1) -> HTMLResponse:
+        import asyncio
+
+        from opensem.ui.experts import expert_view
+
+        manifest = manifest_of(name)
+        pairs, stage = await asyncio.to_thread(generated, root, manifest, name)
+        view = expert_view(root, manifest, app.state.jobs, plan=False)
+        first = (max(page, 1) - 1) * PAGE_SIZE
+        context: dict[str, Any] = {
+            "expert": view,
+            "pairs": None if pairs is None else pairs[first : first + PAGE_SIZE],
+            "total": 0 if pairs is None else len(pairs),
+            "counts": _counts(pairs or []),
+            "stage": stage,
+            "page": max(page, 1),
+            "pages": max(1, -(-len(pairs or []) // PAGE_SIZE)),
+        }
+        rendered: HTMLResponse = app.state.page(request, "data.html", context)
+        return rendered
+
+    @app.post("/experts/{name}/generate")
+    async def generate(request: Request, name: str) -> RedirectResponse:
+        await require_csrf(request)
+        manifest = manifest_of(name)
+        until = (await request.form()).get("until")
+        if until not in ("synthesize", "index", "dedup", "ingest"):
+            raise HTTPException(400, "generate: until must be synthesize, dedup, ingest or index")
+        job = app.state.jobs.submit(manifest.relative_to(root).as_posix(), until=str(until))
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+    @app.post("/experts/{name}/pairs")
+    async def act(request: Request, name: str) -> JSONResponse:
+        await require_csrf(request)
+        manifest_of(name)
+        try:
+            action = EditAction.model_validate_json(await request.body())
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=400)
+        folder = root / "data" / name / "edits"
+        folder.mkdir(parents=True, exist_ok=True)
+        append_edits(folder, [action])
+        return JSONResponse({"recorded": action.action, "id": action.id})
+
+
+def _counts(pairs: list[Pair]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for pair in pairs:
+        counts[pair.state] = counts.get(pair.state, 0) + 1
+    return counts
