@@ -30,6 +30,7 @@ EventName = Literal[
     "taking-over",  # a build that held the lot stopped before finishing it
     "started",  # the stage runs; detail: why it is stale
     "progress",  # long work inside a stage: done of total
+    "measured",  # a figure a stage measured as it worked; detail: its name, done: step, value
     "built",  # the stage made its lot; detail: its summary
     "failed",  # the stage failed; detail: the error
     "finished",  # the manifest's build ended; detail: what was built, seconds: how long
@@ -45,8 +46,9 @@ class BuildEvent:
     lot: str | None = None
     detail: str = ""
     seconds: float | None = None
-    done: int | None = None  # progress only
+    done: int | None = None  # progress (and the step of a measurement)
     total: int | None = None
+    value: float | None = None  # measured only
     at: float = field(default_factory=time.time)
 
     def as_json(self) -> dict[str, Any]:
@@ -73,6 +75,9 @@ class LogReporter:
     def report(self, event: BuildEvent) -> None:
         """Log the event on one line."""
         where = f"{event.job}:{event.stage}" if event.stage else event.job
+        if event.event == "measured":  # many a stage: the log keeps them for debugging
+            self.log.debug("%s %s %s %s", where, event.detail, event.done, event.value)
+            return
         self.log.info("%s %s %s %s", where, event.event, (event.lot or "")[:12], event.detail)
 
     def progress(self, job: str, stage: str, description: str, total: int | None) -> Progress:

@@ -15,13 +15,14 @@ import logging
 import platform
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from opensem import __version__
 from opensem.core.digests import DigestCache
-from opensem.core.events import LogReporter, Reporter
+from opensem.core.events import BuildEvent, LogReporter, Reporter
 from opensem.core.files import discard
 from opensem.core.graph import SourceInput, StageNode, UpstreamInput
 from opensem.core.stage import (
@@ -83,6 +84,7 @@ def build_entry(
     project_root: Path,
     scratch: Path,
     progress: ProgressFactory = silent_progress,
+    measure: Callable[[str, int, float], None] | None = None,
 ) -> Built:
     """Run job's stage into a staging folder of store and commit it; nothing half-made ever counts."""
     node = job.node
@@ -99,6 +101,7 @@ def build_entry(
             log=logging.getLogger(f"opensem.{node.name}"),
             progress=progress,
             lineage=job.lineage,
+            **({"measure": measure} if measure is not None else {}),
         )
         result = runner.run(node, job.paths(store, project_root), tmp / "out", ctx)
         output = digests.directory(tmp / "out")
@@ -149,6 +152,14 @@ class LocalExecutor:
     def build(self, job: StageJob) -> Built:
         """Run the stage here (heavy stages one at a time) and commit its entry."""
         progress = functools.partial(self.reporter.progress, job.job_id, job.node.name)
+
+        def measure(name: str, step: int, value: float) -> None:
+            self.reporter.report(
+                BuildEvent(
+                    "measured", job.job_id, job.node.name, detail=name, done=step, value=value
+                )
+            )
+
         with HEAVY if job.node.heavy else contextlib.nullcontext():
             return build_entry(
                 self.store,
@@ -158,4 +169,5 @@ class LocalExecutor:
                 self.project_root,
                 self.scratch,
                 progress,
+                measure,
             )

@@ -8,6 +8,7 @@ stage kind is: the domain (opensem.stages) implements the runner.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +56,8 @@ class StageContext:
     lot: str = ""  # this run's own lot number (a publish tag may embed it)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("opensem.stage"))
     progress: ProgressFactory = silent_progress
+    # A figure measured while working (the training loss at a step), for a live view.
+    measure: Callable[[str, int, float], None] = field(default=lambda name, step, value: None)
     # Lots and output digests of upstream stages: for provenance (model cards), never an input.
     lineage: dict[str, dict[str, str]] = field(default_factory=dict)
 

@@ -180,6 +180,7 @@ class Train:
         def log(row: dict[str, Any]) -> None:
             which = "loss" if "loss" in row else "eval_loss"
             ctx.log.debug("step %s %s %.4f", row["step"], which, row[which])
+            ctx.measure(which, int(row["step"]), float(row[which]))
 
         def end() -> None:
             while bar:

@@ -66,6 +66,7 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     page.wait_for_selector("#stages tr[data-stage=train]", timeout=180_000)
     browser.shot("04-job-running")
     page.wait_for_selector("#job-state.done", timeout=300_000)
+    assert int(page.get_attribute("#loss-chart", "data-points") or 0) >= 1  # the loss, live
     assert "publish" in page.inner_text("#stages")
     assert "built" in page.inner_text("#stages tr[data-stage=publish]")
     browser.shot("05-job-done")

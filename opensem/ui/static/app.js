@@ -22,7 +22,35 @@ function row(table, stage) {
   return found;
 }
 
+const losses = [];
+
+function drawLoss() {
+  const svg = document.getElementById("loss-chart");
+  document.getElementById("loss").hidden = false;
+  const width = Number(svg.getAttribute("width")), height = Number(svg.getAttribute("height"));
+  const pad = 28;
+  const steps = losses.map((p) => p[0]), values = losses.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...steps), Math.max(...steps)];
+  const [y0, y1] = [Math.min(...values), Math.max(...values)];
+  const x = (s) => pad + ((s - x0) / ((x1 - x0) || 1)) * (width - 2 * pad);
+  const y = (v) => height - pad - ((v - y0) / ((y1 - y0) || 1)) * (height - 2 * pad);
+  const points = losses.map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+  svg.innerHTML =
+    `<polyline points="${points}" fill="none" stroke="#2d6cdf" stroke-width="2"/>` +
+    `<text x="${pad}" y="14" font-size="11">${y1.toFixed(3)}</text>` +
+    `<text x="${pad}" y="${height - 8}" font-size="11">${y0.toFixed(3)} · step ${x0}</text>` +
+    `<text x="${width - pad}" y="${height - 8}" font-size="11" text-anchor="end">step ${x1}</text>`;
+  svg.dataset.points = String(losses.length);
+}
+
 function show(table, event) {
+  if (event.event === "measured") {
+    if (event.detail === "loss" && event.stage === "train") {
+      losses.push([event.done, event.value]);
+      drawLoss();
+    }
+    return;
+  }
   if (event.event === "error") {
     outcome(`${event.location ? event.location + ": " : ""}${event.error}`, event.hint, "failed");
     return;
