@@ -194,3 +194,14 @@ def local_release_digest(folder: Path) -> str:
     return listing_digest(
         (f.relative_to(folder).as_posix(), digest_file(f), f.stat().st_size) for f in files
     )
+
+
+def unpublish(fs: Any, root: str, job_id: str, tag: str) -> None:
+    """Remove a tag: first from the index (so nothing pulls it while it goes), then its files."""
+    index = read_index(fs, root, job_id)
+    if index["tags"].pop(tag, None) is None:
+        raise RegistryError(f"registry has no tag {tag!r} for {job_id}")
+    _write_json(fs, posixpath.join(root, job_id, INDEX), index)
+    folder = posixpath.join(root, job_id, tag)
+    if fs.exists(folder):
+        fs.rm(folder, recursive=True)

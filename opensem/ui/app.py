@@ -112,12 +112,14 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
     from opensem.ui.create import add_create_routes
     from opensem.ui.data import add_data_routes
     from opensem.ui.manage import add_manage_routes
+    from opensem.ui.releases import add_release_routes
     from opensem.ui.talk import add_chat_routes
 
     add_create_routes(app)  # before /experts/{name}, which would take "new" for a name
     add_chat_routes(app, served)
     add_manage_routes(app, served)
     add_data_routes(app)
+    add_release_routes(app)
 
     @app.get("/", response_class=HTMLResponse)
     async def experts(request: Request) -> HTMLResponse:

@@ -147,6 +147,22 @@ def _chat_rate_retrain_and_roll_back(ui: RunningUI, browser: Browser) -> None:
     assert stats.locator("svg.chart polyline").count() == 2  # the expert and its base
     browser.shot("15-dashboard")
 
+    page.goto(ui.url + "/experts/coffee")
+    newest = page.locator("table.releases tbody tr td a").first
+    newest_tag = newest.inner_text()
+    assert newest_tag != first_tag
+    newest.click()
+    assert f"What changed since {first_tag}" in page.inner_text("main")
+    assert "the data (documents, feedback, edits) made the difference" in page.inner_text("main")
+    page.wait_for_function("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+    assert page.locator("img.plot").count() >= 2  # the loss curve and the report
+    browser.shot("16-release")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-release")
+    page.wait_for_url(ui.url + "/experts/coffee")
+    assert newest_tag not in page.inner_text("table.releases")
+    assert not (ui.root / "build" / "registry" / "coffee" / newest_tag).exists()
+
 
 def _export_and_delete(ui: RunningUI, browser: Browser, tmp_path: Path) -> None:
     page = browser.page
