@@ -25,8 +25,9 @@ from starlette.exceptions import HTTPException
 from opensem.errors import OpensemError, UsageError
 from opensem.ui import security
 from opensem.ui.chat import Releases
-from opensem.ui.experts import expert_view, manifest_named, manifests
+from opensem.ui.experts import expert_view, manifests
 from opensem.ui.jobs import ACTIVE, JobQueue
+from opensem.ui.web import manifest_or_404
 
 HERE = Path(__file__).parent
 EVENT_POLL_S = 0.25
@@ -131,14 +132,14 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
 
     @app.get("/experts/{name}", response_class=HTMLResponse)
     async def expert(request: Request, name: str) -> HTMLResponse:
-        manifest = _manifest(root, name)
+        manifest = manifest_or_404(root, name)
         view = await asyncio.to_thread(expert_view, root, manifest, jobs)
         return page(request, "expert.html", {"expert": view})
 
     @app.post("/experts/{name}/build")
     async def build(request: Request, name: str) -> RedirectResponse:
         await require_csrf(request)
-        manifest = _manifest(root, name)
+        manifest = manifest_or_404(root, name)
         job = jobs.submit(manifest.relative_to(root).as_posix())
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
@@ -190,13 +191,6 @@ async def _follow(jobs: JobQueue, job_id: int, request: Request) -> AsyncIterato
             yield f"event: end\ndata: {json.dumps({'state': state})}\n\n"
             return
         await asyncio.sleep(EVENT_POLL_S)
-
-
-def _manifest(root: Path, name: str) -> Path:
-    manifest = manifest_named(root, name)
-    if manifest is None:
-        raise HTTPException(404)
-    return manifest
 
 
 async def require_csrf(request: Request) -> None:

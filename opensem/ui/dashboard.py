@@ -17,7 +17,7 @@ from typing import Any
 from markupsafe import Markup
 
 from opensem.core.files import StatMemo
-from opensem.ui.experts import ReleaseRow, _yaml, manifests, releases
+from opensem.ui.experts import ReleaseRow, manifest_yaml, manifests, releases
 from opensem.ui.jobs import JobQueue
 
 CHART_METRIC = "golden.token_f1"
@@ -42,7 +42,7 @@ class ExpertStats:
 
 def expert_stats(root: Path, manifest: Path) -> ExpertStats:
     """Releases, feedback and answers of one expert."""
-    raw = _yaml(manifest)
+    raw = manifest_yaml(manifest)
     name = str(raw.get("job_id") or manifest.stem)
     stats = ExpertStats(name, list(reversed(releases(root, raw))))
     folder = root / str((raw.get("feedback") or {}).get("path") or f"data/{name}/feedback")

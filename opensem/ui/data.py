@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from opensem.core.events import CollectingReporter
 from opensem.data.edits import EditAction, append_edits, pair_of, read_edits
-from opensem.ui.experts import manifest_named
+from opensem.ui.web import json_problem, manifest_or_404
 
 PAGE_SIZE = 100
 
@@ -81,10 +81,7 @@ def add_data_routes(app: FastAPI) -> None:
     root = app.state.root
 
     def manifest_of(name: str) -> Path:
-        manifest = manifest_named(root, name)
-        if manifest is None:
-            raise HTTPException(404)
-        return manifest
+        return manifest_or_404(root, name)
 
     @app.get("/experts/{name}/data", response_class=HTMLResponse)
     async def data_page(request: Request, name: str, page: int = 1) -> HTMLResponse:
@@ -125,9 +122,7 @@ def add_data_routes(app: FastAPI) -> None:
         try:
             action = EditAction.model_validate_json(await request.body())
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=400)
+            return json_problem(error)
         folder = root / "data" / name / "edits"
         folder.mkdir(parents=True, exist_ok=True)
         append_edits(folder, [action])

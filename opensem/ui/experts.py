@@ -83,7 +83,7 @@ def manifest_named(root: Path, name: str) -> Path | None:
 def expert_view(root: Path, manifest: Path, jobs: JobQueue, *, plan: bool = True) -> ExpertView:
     """Plan, releases, documents and jobs of one manifest."""
     relative = manifest.relative_to(root).as_posix()
-    raw = _yaml(manifest)
+    raw = manifest_yaml(manifest)
     view = ExpertView(
         name=str(raw.get("job_id") or manifest.stem),
         manifest=relative,
@@ -162,7 +162,8 @@ def _documents(root: Path, name: str) -> list[tuple[str, int]]:
     ]
 
 
-def _yaml(path: Path) -> dict[str, Any]:
+def manifest_yaml(path: Path) -> dict[str, Any]:
+    """A manifest file as plain YAML (for what the pages show; empty when it cannot be read)."""
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):

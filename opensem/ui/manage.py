@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from opensem.data.formats import EXPORT_FORMATS
 from opensem.ui.archive import PARTS, delete_expert, doomed, export_zip
 from opensem.ui.chat import Releases
-from opensem.ui.experts import manifest_named
+from opensem.ui.web import manifest_or_404
 
 
 def add_manage_routes(app: FastAPI, releases: Releases) -> None:
@@ -22,10 +22,7 @@ def add_manage_routes(app: FastAPI, releases: Releases) -> None:
     root = app.state.root
 
     def manifest_of(name: str) -> Path:
-        manifest = manifest_named(root, name)
-        if manifest is None:
-            raise HTTPException(404)
-        return manifest
+        return manifest_or_404(root, name)
 
     @app.get("/experts/{name}/export", response_class=HTMLResponse)
     async def export_page(request: Request, name: str) -> HTMLResponse:

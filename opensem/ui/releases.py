@@ -17,7 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from opensem.ui.experts import ReleaseRow, _yaml, manifest_named, releases
+from opensem.ui.experts import ReleaseRow, manifest_yaml, releases
+from opensem.ui.web import manifest_or_404
 
 
 def flat(tree: Any, prefix: str = "") -> dict[str, str]:
@@ -59,10 +60,7 @@ def add_release_routes(app: FastAPI) -> None:
     root: Path = app.state.root
 
     def located(name: str, tag: str) -> tuple[Any, str, list[ReleaseRow], ReleaseRow]:
-        manifest = manifest_named(root, name)
-        if manifest is None:
-            raise HTTPException(404)
-        raw = _yaml(manifest)
+        raw = manifest_yaml(manifest_or_404(root, name))
         rows = releases(root, raw)
         row = next((r for r in rows if r.tag == tag), None)
         if row is None:

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.exceptions import HTTPException
 
 from opensem.errors import OpensemError
 from opensem.ui.chat import Releases
-from opensem.ui.experts import expert_view, manifest_named
+from opensem.ui.experts import expert_view
+from opensem.ui.web import json_problem, manifest_or_404
 
 MAX_QUESTION_CHARS = 4000
 
@@ -48,10 +48,7 @@ def add_chat_routes(app: FastAPI, releases: Releases) -> None:
     root = app.state.root
 
     def manifest_of(name: str) -> str:
-        manifest = manifest_named(root, name)
-        if manifest is None:
-            raise HTTPException(404)
-        return manifest.relative_to(root).as_posix()
+        return manifest_or_404(root, name).relative_to(root).as_posix()
 
     @app.post("/experts/{name}/serve")
     async def serve(request: Request, name: str) -> RedirectResponse:
@@ -90,7 +87,7 @@ def add_chat_routes(app: FastAPI, releases: Releases) -> None:
         try:
             body = Ask.model_validate_json(await request.body())
         except ValidationError as error:
-            return _invalid(error)
+            return json_problem(error)
         served = releases.get(name)
         if served is None or served.state() != "ready":
             return JSONResponse({"error": "no release of this expert is ready"}, status_code=409)
@@ -106,7 +103,7 @@ def add_chat_routes(app: FastAPI, releases: Releases) -> None:
         try:
             body = Rate.model_validate_json(await request.body())
         except ValidationError as error:
-            return _invalid(error)
+            return json_problem(error)
         served = releases.get(name)
         if served is None:
             return JSONResponse({"error": "no release of this expert is served"}, status_code=409)
@@ -115,9 +112,3 @@ def add_chat_routes(app: FastAPI, releases: Releases) -> None:
         except OpensemError as error:
             return JSONResponse({"error": error.message}, status_code=400)
         return JSONResponse({"recorded": True, "feedback": answer})
-
-
-def _invalid(error: ValidationError) -> JSONResponse:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=400)

@@ -6,6 +6,7 @@ a rollback to the first release, and the CLI agreeing with what the pages show."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,6 +15,11 @@ from pathlib import Path
 
 from tests.pdf import write_pdf
 from tests.ui.conftest import Browser, RunningUI
+
+# The base model the journey picks: the tiny one in the suite; OPENSEM_UI_JOURNEY_BASE=smollm2
+# walks it on SmolLM2-135M-Instruct (minutes of training and evaluation on a CPU).
+BASE = os.environ.get("OPENSEM_UI_JOURNEY_BASE", "tiny")
+SLOW = 1 if BASE == "tiny" else 5  # how much longer a step may take on the real model
 
 PAGES = {
     "grinder.pdf": [
@@ -38,7 +44,7 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     page.fill("input[name=persona]", "Brief and friendly.")
     page.set_input_files("#documents", [str(path) for path in uploads])
     assert "grinder.pdf" in page.inner_text("#chosen")
-    page.check("input[name=base][value=tiny]")
+    page.check(f"input[name=base][value={BASE}]")
     questions = page.locator("input[name=question]")
     answers = page.locator("input[name=answer]")
     questions.nth(0).fill("How often should the burrs be brushed?")
@@ -63,9 +69,9 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     page.goto(ui.url + "/experts/coffee")
     page.click("#build")
     page.wait_for_url(f"{ui.url}/jobs/*")
-    page.wait_for_selector("#stages tr[data-stage=train]", timeout=180_000)
+    page.wait_for_selector("#stages tr[data-stage=train]", timeout=180_000 * SLOW)
     browser.shot("04-job-running")
-    page.wait_for_selector("#job-state.done", timeout=300_000)
+    page.wait_for_selector("#job-state.done", timeout=300_000 * SLOW)
     assert int(page.get_attribute("#loss-chart", "data-points") or 0) >= 1  # the loss, live
     assert "publish" in page.inner_text("#stages")
     assert "built" in page.inner_text("#stages tr[data-stage=publish]")
@@ -98,7 +104,7 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     assert {s["status"] for s in json.loads(plan.stdout)["stages"]} == {"up-to-date"}
     _export_and_delete(ui, browser, tmp_path)
     assert browser.problems == []
-    print(f"journey on the tiny model: {time.monotonic() - started:.1f} s")
+    print(f"journey on the {BASE} model: {time.monotonic() - started:.1f} s")
 
 
 def _chat_rate_retrain_and_roll_back(ui: RunningUI, browser: Browser) -> None:
@@ -107,11 +113,11 @@ def _chat_rate_retrain_and_roll_back(ui: RunningUI, browser: Browser) -> None:
     first_tag = page.inner_text("table.releases tbody tr td")
     page.click("#chat")
     page.click("#serve")
-    page.wait_for_selector("#serve-state.ready", timeout=180_000)
+    page.wait_for_selector("#serve-state.ready", timeout=180_000 * SLOW)
     page.fill("#question", "How often should the burrs be brushed?")
     page.click("#send")
     answer = page.locator(".message.assistant").last
-    answer.locator(".rate").wait_for(timeout=120_000)
+    answer.locator(".rate").wait_for(timeout=120_000 * SLOW)
     assert "Sources:" in answer.inner_text() and "grinder.pdf" in answer.inner_text()
     answer.locator("button.star[data-rating='2']").click()
     page.wait_for_selector(".message.assistant .recorded")
@@ -128,7 +134,7 @@ def _chat_rate_retrain_and_roll_back(ui: RunningUI, browser: Browser) -> None:
     page.goto(ui.url + "/experts/coffee")
     assert "review" in page.inner_text("table.plan")  # the feedback makes a review due
     page.click("#build")
-    page.wait_for_selector("#job-state.done", timeout=300_000)
+    page.wait_for_selector("#job-state.done", timeout=300_000 * SLOW)
     assert "built" in page.inner_text("#stages tr[data-stage=review]")
     browser.shot("10-retrained-with-review")
 
@@ -136,7 +142,7 @@ def _chat_rate_retrain_and_roll_back(ui: RunningUI, browser: Browser) -> None:
     assert page.locator("table.releases").count() == 0
     page.select_option("#tag", first_tag)
     page.click("#serve")
-    page.wait_for_selector("#serve-state.ready", timeout=180_000)
+    page.wait_for_selector("#serve-state.ready", timeout=180_000 * SLOW)
     assert first_tag in page.inner_text("h1")  # rolled back to the first release
     browser.shot("11-rolled-back")
 
@@ -213,7 +219,7 @@ def _generate_and_edit_pairs(ui: RunningUI, browser: Browser) -> tuple[str, str]
     page.click("#data-link")
     assert "Not generated" in page.inner_text("main")
     page.click("#generate")
-    page.wait_for_selector("#job-state.done", timeout=180_000)
+    page.wait_for_selector("#job-state.done", timeout=180_000 * SLOW)
     assert "synthesize" in page.inner_text("#stages") and "train" not in page.inner_text("#stages")
     page.goto(ui.url + "/experts/coffee/data")
     rows = page.locator("#pairs tbody tr")
