@@ -74,7 +74,7 @@ def _answers(
     missing = [g["question"] for g in golden if not g["answer"]]
     if missing:
         problems.append(f"golden questions: give the right answer to {missing[0]!r}")
-    return ExpertAnswers(
+    answers = ExpertAnswers(
         name=name,
         description=fields.get("description", "").strip(),
         persona=fields.get("persona", "").strip(),
@@ -82,6 +82,15 @@ def _answers(
         knowledge=fields.get("knowledge") == "on",
         golden=golden,
     )
+    teacher = fields.get("teacher", "offline")
+    if teacher == "openai":
+        answers.teacher = "openai"
+        for key in ("teacher_model", "teacher_base_url", "teacher_key_env"):
+            if fields.get(key, "").strip():
+                setattr(answers, key, fields[key].strip())
+    elif teacher != "offline":
+        problems.append("teacher: choose offline or an OpenAI-compatible API")
+    return answers
 
 
 async def _received(

@@ -89,6 +89,10 @@ def test_the_form_writes_the_manifest_guided_init_writes(ui: RunningUI, tmp_path
             "description": "Home espresso care",
             "persona": "Brief.",
             "base": "smollm2",
+            "teacher": "openai",
+            "teacher_model": "qwen2.5:7b",
+            "teacher_base_url": "http://127.0.0.1:11434/v1",
+            "teacher_key_env": "",  # left empty: the default variable
             "question": ["How often are burrs brushed?", ""],
             "answer": ["Weekly.", ""],
         },
@@ -103,6 +107,9 @@ def test_the_form_writes_the_manifest_guided_init_writes(ui: RunningUI, tmp_path
         description="Home espresso care",
         persona="Brief.",
         base="smollm2",
+        teacher="openai",
+        teacher_model="qwen2.5:7b",
+        teacher_base_url="http://127.0.0.1:11434/v1",
         knowledge=False,  # the checkbox was not sent
         golden=[{"question": "How often are burrs brushed?", "answer": "Weekly."}],
     )
