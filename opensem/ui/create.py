@@ -74,7 +74,7 @@ def _answers(
     missing = [g["question"] for g in golden if not g["answer"]]
     if missing:
         problems.append(f"golden questions: give the right answer to {missing[0]!r}")
-    answers = ExpertAnswers(
+    made = ExpertAnswers(
         name=name,
         description=fields.get("description", "").strip(),
         persona=fields.get("persona", "").strip(),
@@ -84,13 +84,13 @@ def _answers(
     )
     teacher = fields.get("teacher", "offline")
     if teacher == "openai":
-        answers.teacher = "openai"
+        made.teacher = "openai"
         for key in ("teacher_model", "teacher_base_url", "teacher_key_env"):
             if fields.get(key, "").strip():
-                setattr(answers, key, fields[key].strip())
+                setattr(made, key, fields[key].strip())
     elif teacher != "offline":
         problems.append("teacher: choose offline or an OpenAI-compatible API")
-    return answers
+    return made
 
 
 async def _received(
