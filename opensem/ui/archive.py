@@ -21,6 +21,9 @@ import yaml
 from opensem.errors import OpensemError
 
 PARTS = ("documents", "dataset", "feedback", "releases")
+# Files that are compressed already, or hardly compress: stored as they are, which makes a zip
+# with a model in it as fast to write as a copy.
+STORED = (".safetensors", ".bin", ".gguf", ".png", ".pdf", ".npy", ".faiss", ".sqlite", ".zip")
 
 
 @dataclass
@@ -77,7 +80,8 @@ def export_zip(root: Path, name: str, manifest: Path, parts: set[str], fmt: str)
                 fs, folder = found
                 for path in sorted(fs.find(folder)):
                     relative = posixpath.relpath(path, folder)
-                    archive.writestr(f"{name}/releases/{relative}", fs.cat_file(path))
+                    with fs.open(path, "rb") as source:
+                        _add_stream(archive, source, f"{name}/releases/{relative}")
         archive.writestr(f"{name}/README.txt", "\n".join(notes) + "\n")
     return target
 
@@ -85,7 +89,17 @@ def export_zip(root: Path, name: str, manifest: Path, parts: set[str], fmt: str)
 def _add_folder(archive: zipfile.ZipFile, folder: Path, prefix: str) -> None:
     for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
         if path.is_file() and path.name != ".gitkeep":
-            archive.write(path, f"{prefix}/{path.relative_to(folder).as_posix()}")
+            with path.open("rb") as source:
+                _add_stream(archive, source, f"{prefix}/{path.relative_to(folder).as_posix()}")
+
+
+def _add_stream(archive: zipfile.ZipFile, source: Any, name: str) -> None:
+    """Copy a file into the zip in pieces (a model never sits in memory whole)."""
+    entry = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    stored = name.lower().endswith(STORED)
+    entry.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    with archive.open(entry, "w", force_zip64=True) as target:
+        shutil.copyfileobj(source, target, 1024 * 1024)
 
 
 def _add_dataset(archive: zipfile.ZipFile, root: Path, name: str, manifest: Path, fmt: str) -> str:

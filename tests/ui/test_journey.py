@@ -176,8 +176,8 @@ def _export_and_delete(ui: RunningUI, browser: Browser, tmp_path: Path) -> None:
     page.click("#export-link")
     page.select_option("select[name=format]", "sharegpt")
     browser.shot("12-export")
-    with page.expect_download() as download:
-        page.click("#export")
+    with page.expect_download(timeout=60_000 * SLOW) as download:
+        page.click("#export", timeout=60_000 * SLOW)
     saved = tmp_path / "export.zip"
     download.value.save_as(saved)
     names = zipfile.ZipFile(saved).namelist()
