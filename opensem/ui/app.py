@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
-from opensem.errors import OpensemError, UsageError
+from opensem.errors import OpensemError
 from opensem.ui import security
 from opensem.ui.chat import Releases
 from opensem.ui.experts import expert_view, manifests
@@ -226,6 +226,3 @@ def _size(count: int) -> str:
             return f"{count:.0f} {unit}"
         count //= 1024
     return f"{count} GB"
-
-
-__all__ = ["UsageError", "create_app"]
