@@ -76,8 +76,11 @@ def manifests(root: Path) -> list[Path]:
 
 
 def manifest_named(root: Path, name: str) -> Path | None:
-    """The manifest of an expert name, if there is one (names never climb out of manifests/)."""
-    return next((path for path in manifests(root) if path.stem == name), None)
+    """The manifest of an expert, by its job_id or its file name (names never climb out of
+    manifests/: they are only compared with what is there)."""
+    found = manifests(root)
+    by_file = next((path for path in found if path.stem == name), None)
+    return by_file or next((p for p in found if manifest_yaml(p).get("job_id") == name), None)
 
 
 def expert_view(root: Path, manifest: Path, jobs: JobQueue, *, plan: bool = True) -> ExpertView:
