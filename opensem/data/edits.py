@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from opensem.core.files import append_lines
+from opensem.data.records import now
 from opensem.errors import DataError, Location
-from opensem.feedback.records import now
 from opensem.settings.fields import Section, invalid
 
 EDITS_FILE = "edits.jsonl"

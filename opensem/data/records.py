@@ -10,11 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from opensem.core.files import write_atomic
 from opensem.errors import DataError, Location
+
+
+def now() -> str:
+    """The current UTC time, to the second, in ISO format (when a record was made)."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
 
 # A row check: returns what is wrong with a record (None when it is fine).
 RowCheck = Callable[[dict[str, Any]], str | None]

@@ -10,7 +10,6 @@ skipped, never trusted.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,11 @@ from pydantic import Field, ValidationError, model_validator
 
 from opensem.core.digests import canonical_json, sha256_text
 from opensem.core.files import StatMemo, append_lines
+from opensem.data.records import now
 from opensem.errors import DataError, Location
 from opensem.settings.fields import Section, invalid
 
 FEEDBACK_FILE = "feedback.jsonl"
-
-
-def now() -> str:
-    """The current UTC time, to the second, in ISO format."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 class FeedbackRecord(Section):

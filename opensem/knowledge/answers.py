@@ -19,8 +19,9 @@ from pydantic import Field
 
 from opensem.core.digests import sha256_text
 from opensem.core.files import append_lines
+from opensem.data.records import now
 from opensem.errors import DataError, Location, UsageError
-from opensem.feedback.records import now, record_line
+from opensem.feedback.records import record_line
 from opensem.knowledge.index import Hit
 from opensem.settings.fields import Section
 
