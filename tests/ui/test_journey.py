@@ -103,7 +103,9 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     )
     assert {s["status"] for s in json.loads(plan.stdout)["stages"]} == {"up-to-date"}
     _export_and_delete(ui, browser, tmp_path)
-    assert browser.problems == []
+    # Chromium ends the navigation that became the export's download as "aborted": not a fault.
+    download = f"{ui.url}/experts/coffee/export net::ERR_ABORTED"
+    assert [p for p in browser.problems if not p.endswith(download)] == []
     print(f"journey on the {BASE} model: {time.monotonic() - started:.1f} s")
 
 
@@ -197,9 +199,11 @@ def _export_and_delete(ui: RunningUI, browser: Browser, tmp_path: Path) -> None:
     assert "manifests/coffee.yaml" in doomed and "data/coffee" in doomed and "releases" in doomed
     browser.shot("13-delete-confirm")
     page.fill("input[name=confirm]", "cofee")
-    with page.expect_response(lambda r: r.status == 400):
-        page.click("#delete")
-    browser.problems.clear()  # the refused confirmation above is the point, not a fault
+    page.click("#delete")
+    assert "type coffee to confirm" in page.inner_text("#problems")
+    # The refused confirmation (400) is the point here, not a fault; the browser has reported it
+    # (as a response and as a console line) by the time the page that says so is shown.
+    browser.problems[:] = [p for p in browser.problems if "400" not in p]
     page.fill("input[name=confirm]", "coffee")
     page.click("#delete")
     gone = page.inner_text("#gone")
