@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -54,7 +55,8 @@ def add_chat_routes(app: FastAPI, releases: Releases) -> None:
     async def serve(request: Request, name: str) -> RedirectResponse:
         await require_csrf(request)
         tag = (await request.form()).get("tag")
-        releases.serve(name, manifest_of(name), tag if isinstance(tag, str) else "")
+        chosen = tag if isinstance(tag, str) else ""
+        await asyncio.to_thread(releases.serve, name, manifest_of(name), chosen)
         return RedirectResponse(f"/experts/{name}/chat", status_code=303)
 
     @app.get("/experts/{name}/chat", response_class=HTMLResponse)
@@ -65,7 +67,7 @@ def add_chat_routes(app: FastAPI, releases: Releases) -> None:
         context = {
             "expert": view,
             "served": served,
-            "state": served.state() if served else "not served",
+            "state": await asyncio.to_thread(served.state) if served else "not served",
         }
         page: HTMLResponse = app.state.page(request, "chat.html", context)
         return page
@@ -76,7 +78,7 @@ def add_chat_routes(app: FastAPI, releases: Releases) -> None:
         served = releases.get(name)
         if served is None:
             return {"state": "not served"}
-        state = served.state()
+        state = await asyncio.to_thread(served.state)
         tail = served.log.read_text(errors="replace")[-2000:] if state == "stopped" else ""
         return {"state": state, "tag": served.tag, "log": tail}
 
@@ -89,7 +91,7 @@ def add_chat_routes(app: FastAPI, releases: Releases) -> None:
         except ValidationError as error:
             return json_problem(error)
         served = releases.get(name)
-        if served is None or served.state() != "ready":
+        if served is None or await asyncio.to_thread(served.state) != "ready":
             return JSONResponse({"error": "no release of this expert is ready"}, status_code=409)
         messages = [m.model_dump() for m in body.messages]
         return StreamingResponse(
