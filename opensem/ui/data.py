@@ -74,6 +74,28 @@ def generated(root: Path, manifest: Path, name: str) -> tuple[list[Pair] | None,
     return pairs, feeding.stage
 
 
+def indexed(manifest: Path) -> dict[str, tuple[int, int]]:
+    """Pages and chunks of each document (by its path in the project) in the knowledge base the
+    current build made; empty when there is none or it is not up to date."""
+    import sqlite3
+
+    from opensem.project import load_graph, open_session
+
+    session = open_session(load_graph(manifest), reporter=CollectingReporter())
+    if "index" not in session.graph.names:
+        return {}
+    planned = session.plan().stage("index")
+    session.digests.save()
+    if planned.status != "up-to-date" or planned.lot is None:
+        return {}
+    chunks = session.store.out_dir(planned.lot) / "knowledge" / "chunks.sqlite"
+    with sqlite3.connect(f"file:{chunks}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT source, COUNT(*), COUNT(DISTINCT page) FROM chunks GROUP BY source"
+        ).fetchall()
+    return {str(source): (int(pages), int(count)) for source, count, pages in rows}
+
+
 def add_data_routes(app: FastAPI) -> None:
     """The data page, its generate button and its edit actions."""
     from opensem.ui.app import require_csrf
@@ -91,10 +113,14 @@ def add_data_routes(app: FastAPI) -> None:
 
         manifest = manifest_of(name)
         pairs, stage = await asyncio.to_thread(generated, root, manifest, name)
+        facts = await asyncio.to_thread(indexed, manifest)
         view = expert_view(root, manifest, app.state.jobs, plan=False)
+        raw = f"data/{name}/raw/"
+        documents = [(doc, size, facts.get(raw + doc)) for doc, size in view.documents]
         first = (max(page, 1) - 1) * PAGE_SIZE
         context: dict[str, Any] = {
             "expert": view,
+            "documents": documents,
             "pairs": None if pairs is None else pairs[first : first + PAGE_SIZE],
             "total": 0 if pairs is None else len(pairs),
             "counts": _counts(pairs or []),

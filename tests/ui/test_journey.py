@@ -81,6 +81,13 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     split = _split_records(ui.root)
     assert split[edited_id] == "Brush the burrs every week." and deleted_id not in split
 
+    page.goto(ui.url + "/experts/coffee/data")
+    documents = page.inner_text("#documents")
+    assert (
+        "grinder.pdf" in documents
+        and "2 pages" in documents
+        and "in the knowledge base" in documents
+    )
     page.click("text=coffee")
     body = page.inner_text("main")
     assert "up to date" in body and "v1-" in body and "golden.token_f1" in body
