@@ -1,10 +1,11 @@
 """The index on disk, and searching it.
 
 A knowledge folder holds chunks.sqlite (every chunk with its source, page, offsets and heading),
-vectors.faiss (a FAISS inner-product index of the chunks' unit vectors, row i for chunk row i,
-searched exactly), keywords/ (a bm25s index: every word's BM25 weight in every chunk, computed
-when the index is built, so a question costs a sum over its words' postings rather than scoring
-every chunk that holds a common word) and index.json (the embedder's name, digest and width, and
+vectors.faiss (a FAISS inner-product index of the chunks' unit vectors, row i for chunk row i;
+a float16 copy in memory finds candidates and these score them exactly), keywords/ (a bm25s
+index: every word's BM25 weight in every chunk, computed when the index is built, so a question
+costs a sum over its words' postings rather than scoring every chunk that holds a common word)
+and index.json (the embedder's name, digest and width, and
 the counts). Each opens with its own common tool (sqlite3, faiss, bm25s), and the same chunks
 written in the same order give the same bytes.
 

@@ -123,7 +123,7 @@ def launch_command(
         command += ["--config_file", str(config_file)]
     else:
         command += ["--num_machines", "1", "--dynamo_backend", "no"]
-    command += ["--num_processes", str(processes), "--main_process_port", str(_free_port())]
+    command += ["--num_processes", str(processes), "--main_process_port", str(free_port())]
     if processes > 1 and config_file is None:
         command.append("--multi_gpu")
     if mixed_precision != "auto":
@@ -150,7 +150,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from opensem.errors import Location, UsageError
+from opensem.training.launch import free_port
 
 KEY_ENV = "OPENSEM_UI_SERVE_KEY"
 READY_S = 600  # the longest a release may take to load
@@ -70,7 +70,7 @@ class Releases:
             raise UsageError(f"no release tag {tag!r}", Location(key="tag"), "pick a listed tag")
         self.stop(name)
         self.folder.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        port = free_port()
         log = self.folder / f"{name}.log"
         command = [
             sys.executable,
@@ -171,9 +171,3 @@ def _message(error: Exception) -> str:
     if isinstance(body, dict):
         return str(body.get("message") or (body.get("error") or {}).get("message") or error)
     return str(error)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

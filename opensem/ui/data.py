@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from opensem.core.events import CollectingReporter
+from opensem.core.graph import StageGraph
 from opensem.data.edits import EditAction, append_edits, pair_of, read_edits
 from opensem.ui.web import json_problem, manifest_or_404
 
@@ -35,15 +36,29 @@ class Pair:
     state: str  # as generated, edited, deleted, approved
 
 
-def generated(root: Path, manifest: Path, name: str) -> tuple[list[Pair] | None, str]:
-    """The pairs as they reach the edits stage with their newest action (None when that stage of
-    the build is not up to date), and which stage made them."""
-    from opensem.core.graph import UpstreamInput
-    from opensem.data.records import read_records
+def current_outputs(manifest: Path) -> tuple[StageGraph, dict[str, Path]]:
+    """A manifest's graph, planned once, and the out/ folder of each stage the store holds for
+    the current documents and settings."""
     from opensem.project import load_graph, open_session
 
     session = open_session(load_graph(manifest), reporter=CollectingReporter())
-    graph = session.graph
+    plan = session.plan()
+    session.digests.save()
+    return session.graph, {
+        s.name: session.store.out_dir(s.lot)
+        for s in plan.stages
+        if s.status == "up-to-date" and s.lot is not None
+    }
+
+
+def generated(
+    root: Path, name: str, graph: StageGraph, outputs: dict[str, Path]
+) -> tuple[list[Pair] | None, str]:
+    """The pairs as they reach the edits stage with their newest action (None when the stage
+    that makes them is not up to date), and which stage made them."""
+    from opensem.core.graph import UpstreamInput
+    from opensem.data.records import read_records
+
     if "split" not in graph.names:
         return None, ""
     feeding = graph.node("split").inputs.get("records")
@@ -51,11 +66,9 @@ def generated(root: Path, manifest: Path, name: str) -> tuple[list[Pair] | None,
         feeding = graph.node("edits").inputs.get("records")
     if not isinstance(feeding, UpstreamInput):
         return None, ""
-    planned = session.plan().stage(feeding.stage)
-    session.digests.save()
-    if planned.status != "up-to-date" or planned.lot is None:
+    if feeding.stage not in outputs:
         return None, feeding.stage
-    records = read_records(session.store.out_dir(planned.lot) / "records.jsonl").records
+    records = read_records(outputs[feeding.stage] / "records.jsonl").records
     actions = read_edits(root / "data" / name / "edits")
     pairs = []
     for record in records:
@@ -74,21 +87,14 @@ def generated(root: Path, manifest: Path, name: str) -> tuple[list[Pair] | None,
     return pairs, feeding.stage
 
 
-def indexed(manifest: Path) -> dict[str, tuple[int, int]]:
+def indexed(outputs: dict[str, Path]) -> dict[str, tuple[int, int]]:
     """Pages and chunks of each document (by its path in the project) in the knowledge base the
     current build made; empty when there is none or it is not up to date."""
     import sqlite3
 
-    from opensem.project import load_graph, open_session
-
-    session = open_session(load_graph(manifest), reporter=CollectingReporter())
-    if "index" not in session.graph.names:
+    if "index" not in outputs:
         return {}
-    planned = session.plan().stage("index")
-    session.digests.save()
-    if planned.status != "up-to-date" or planned.lot is None:
-        return {}
-    chunks = session.store.out_dir(planned.lot) / "knowledge" / "chunks.sqlite"
+    chunks = outputs["index"] / "knowledge" / "chunks.sqlite"
     with sqlite3.connect(f"file:{chunks}?mode=ro", uri=True) as db:
         rows = db.execute(
             "SELECT source, COUNT(*), COUNT(DISTINCT page) FROM chunks GROUP BY source"
@@ -112,8 +118,9 @@ def add_data_routes(app: FastAPI) -> None:
         from opensem.ui.experts import expert_view
 
         manifest = manifest_of(name)
-        pairs, stage = await asyncio.to_thread(generated, root, manifest, name)
-        facts = await asyncio.to_thread(indexed, manifest)
+        graph, outputs = await asyncio.to_thread(current_outputs, manifest)
+        pairs, stage = await asyncio.to_thread(generated, root, name, graph, outputs)
+        facts = indexed(outputs)
         view = expert_view(root, manifest, app.state.jobs, plan=False)
         raw = f"data/{name}/raw/"
         documents = [(doc, size, facts.get(raw + doc)) for doc, size in view.documents]

@@ -17,7 +17,7 @@ import yaml
 
 from opensem.core.events import CollectingReporter
 from opensem.errors import OpensemError
-from opensem.ui.jobs import Job, JobQueue
+from opensem.ui.jobs import ACTIVE, Job, JobQueue
 
 HEADLINE_METRICS = ("golden.token_f1", "golden.perplexity", "test.perplexity")
 
@@ -102,7 +102,7 @@ def expert_view(root: Path, manifest: Path, jobs: JobQueue, *, plan: bool = True
     except OpensemError as error:
         view.state, view.problem = "invalid", error.render()
         return view
-    active = next((job for job in view.jobs if job.state in ("queued", "running")), None)
+    active = next((job for job in view.jobs if job.state in ACTIVE), None)
     if active is not None:
         view.state = "building" if active.state == "running" else "queued"
     elif view.jobs and view.jobs[0].state == "failed":

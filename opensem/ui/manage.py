@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from opensem.data.formats import EXPORT_FORMATS
 from opensem.ui.archive import PARTS, delete_expert, doomed, export_zip
 from opensem.ui.chat import Releases
+from opensem.ui.jobs import ACTIVE
 from opensem.ui.web import manifest_or_404
 
 
@@ -56,9 +57,7 @@ def add_manage_routes(app: FastAPI, releases: Releases) -> None:
         manifest = manifest_of(name)
         form = await request.form()
         relative = manifest.relative_to(root).as_posix()
-        busy = [
-            job for job in app.state.jobs.recent(relative) if job.state in ("queued", "running")
-        ]
+        busy = [job for job in app.state.jobs.recent(relative) if job.state in ACTIVE]
         problem = ""
         if form.get("confirm") != name:
             problem = f"type {name} to confirm"

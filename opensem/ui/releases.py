@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import mimetypes
 import posixpath
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from opensem.ui.experts import ReleaseRow, manifest_yaml, releases
@@ -89,8 +90,14 @@ def add_release_routes(app: FastAPI) -> None:
             raise HTTPException(404)
         kind = mimetypes.guess_type(file)[0] or "application/octet-stream"
         headers = {} if kind == "image/png" else {"Content-Disposition": "attachment"}
-        body = fs.cat_file(posixpath.join(folder, tag, file))
-        return Response(body, media_type=kind, headers=headers)
+        path = posixpath.join(folder, tag, file)
+
+        def pieces() -> Iterator[bytes]:  # a model file never sits in memory whole
+            with fs.open(path, "rb") as source:
+                while piece := source.read(1024 * 1024):
+                    yield piece
+
+        return StreamingResponse(pieces(), media_type=kind, headers=headers)
 
     @app.post("/experts/{name}/releases/{tag}/delete")
     async def delete_release(request: Request, name: str, tag: str) -> RedirectResponse:
