@@ -107,7 +107,7 @@ def test_hybrid_takes_the_keyword_fast_path_only_when_keywords_are_sure(
     hybrid = build_classifier(HybridOptions(), experts, tmp_path)
     fast = hybrid.classify("espresso shot with a burr grinder")  # three keywords of one expert
     assert fast.expert == "tiny-demo" and fast.classifier == "keyword" and fast.confidence >= 0.8
-    slow = hybrid.classify("my orchid looks sad")  # no keyword: the neural score decides
+    slow = hybrid.classify("my yucca looks sad")  # no keyword: the neural score decides
     assert slow.expert == "houseplants" and slow.classifier == "hybrid"
     assert hybrid.classify("Who won the football world cup in 1998?").expert is None
 
@@ -178,7 +178,7 @@ def test_hybrid_keeps_a_sure_neural_answer_when_no_keyword_matches(
     experts: list[Expert], tmp_path: Path
 ) -> None:
     hybrid = build_classifier(HybridOptions(), experts, tmp_path)
-    query = "Presta valve keeps leaking air on my commute"  # no keyword of any expert
+    query = "My front light keeps switching off on the way to work"  # no keyword of any expert
     assert not any(hybrid.keyword.weights(query).values())
     neural, combined = hybrid.neural.classify(query), hybrid.classify(query)
     assert (combined.expert, combined.confidence) == (neural.expert, neural.confidence)
@@ -201,5 +201,11 @@ def test_held_out_user_questions_route_well_and_off_topic_ones_are_refused(
     hybrid.train([(q, e.name) for e in experts for q in golden_questions(e)])
     result = score(hybrid, questions)
     assert (
-        result.accuracy >= 0.88 and result.rate(OFF_TOPIC) >= 0.85
-    )  # measured 91.3% and 90% (route eval --questions)
+        result.accuracy >= 0.94 and result.rate(OFF_TOPIC) >= 0.9
+    )  # measured 95.3% and 100% (route eval --questions)
+    second = load_questions(REPO / "data" / "routing" / "held-out-b.jsonl", experts)
+    assert not golden & {q for q, _ in second}
+    result = score(hybrid, second)
+    assert (
+        result.accuracy >= 0.95 and result.rate(OFF_TOPIC) >= 0.8
+    )  # measured 98.3% and 90%: a second set, written before the experts' glossaries

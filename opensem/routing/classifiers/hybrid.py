@@ -34,7 +34,7 @@ class HybridOptions(Section):
         0.6, ge=0, le=1, description="Weight of the neural probabilities in the combined score."
     )
     keyword_threshold: float = Field(
-        0.8,
+        0.5,
         ge=0,
         le=1,
         description="Keyword confidence from which the keyword answer stands alone (the fast path).",
