@@ -138,3 +138,15 @@ class GateFailed(OpensemError):
     """A quality gate from the manifest did not pass; nothing is published."""
 
     blocks = True
+
+
+def error_json(error: OpensemError, code: int) -> dict[str, object]:
+    """An error as `--json` commands end with it: message, location, hint and exit code."""
+    return {
+        "event": "error",
+        "error": error.message,
+        "location": str(error.location),
+        "hint": error.hint,
+        "exit_code": code,
+        "kind": type(error).__name__,
+    }

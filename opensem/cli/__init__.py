@@ -15,7 +15,14 @@ from typing import Any
 import click
 
 from opensem.console import console
-from opensem.errors import GateFailed, ManifestError, OpensemError, UsageError, VerifyError
+from opensem.errors import (
+    GateFailed,
+    ManifestError,
+    OpensemError,
+    UsageError,
+    VerifyError,
+    error_json,
+)
 
 EXIT_CODES: list[tuple[type[OpensemError], int]] = [
     (ManifestError, 2),
@@ -72,18 +79,6 @@ def session_for(manifest: Path, force: tuple[str, ...] = (), reporter: Any = Non
             hint=f"stages: {', '.join(graph.names)}",
         )
     return open_session(graph, frozenset(force), reporter=reporter)
-
-
-def error_json(error: OpensemError, code: int) -> dict[str, object]:
-    """An error as `--json` commands end with it: message, location, hint and exit code."""
-    return {
-        "event": "error",
-        "error": error.message,
-        "location": str(error.location),
-        "hint": error.hint,
-        "exit_code": code,
-        "kind": type(error).__name__,
-    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,16 +49,20 @@ def guided(root: Path, name: str, ask: Ask, say: Callable[[str], None]) -> Path:
     ).strip()
     teacher = (
         ask(
-            "Who writes the training questions from your documents? offline (no account needed) "
-            "or openai",
+            "Who writes the training questions from your documents? offline (no account needed), "
+            "local (a model on this machine) or openai (an OpenAI-compatible API)",
             default="offline",
         )
         .strip()
         .lower()
     )
-    if teacher not in ("offline", "openai"):
-        raise UsageError(f"unknown teacher {teacher!r}", hint="answer offline or openai")
-    answers.teacher = "openai" if teacher == "openai" else "offline"
+    if teacher not in ("offline", "local", "openai"):
+        raise UsageError(f"unknown teacher {teacher!r}", hint="answer offline, local or openai")
+    answers.teacher = (
+        "openai" if teacher == "openai" else "local" if teacher == "local" else "offline"
+    )
+    if answers.teacher == "local":
+        answers.teacher_model = ask("The local model: a folder, a release folder or a hub id")
     if answers.teacher == "openai":
         answers.teacher_model = ask("Teacher model", default=answers.teacher_model)
         answers.teacher_base_url = ask("Teacher API base URL", default=answers.teacher_base_url)

@@ -8,9 +8,21 @@ the manifest's price per 1,000 tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from opensem.forge.config import BudgetConfig
-from opensem.teachers.base import BudgetExceeded, RequestPlan
+from opensem.forge.config import BudgetConfig, SynthesisConfig
+from opensem.forge.prompts import chunk_request, rejected_request
+from opensem.teachers.base import (
+    BudgetExceeded,
+    ChatRequest,
+    RequestPlan,
+    TeacherProvider,
+    provider_from_config,
+    request_tokens,
+)
+
+TYPICAL_QUESTION_CHARS = 120  # for the budget of a weaker model's questions, before they exist
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,37 @@ class Estimate:
         if self.cost:
             text += f", estimated cost at most {self.cost:.4f}"
         return text
+
+
+@dataclass(frozen=True)
+class SynthesisPlan:
+    """What synthesis of some document chunks would ask, of whom, at what cost."""
+
+    provider: TeacherProvider
+    requests: list[ChatRequest]
+    estimate: Estimate
+
+
+def plan_synthesis(
+    config: SynthesisConfig,
+    documents: list[dict[str, Any]],
+    cache_dir: Path | None,
+    project_root: Path | None,
+) -> SynthesisPlan:
+    """The requests for the chunks and their estimate (the build's check, and the interface's
+    confirmation before a paid build); sends nothing and needs no key."""
+    provider = provider_from_config(config, cache_dir, project_root=project_root)
+    prompts = config.prompts.model_dump()
+    n = config.pairs_per_chunk
+    requests = [chunk_request(prompts, config.mode, d["text"], d["source"], n) for d in documents]
+    plans = [provider.plan(requests)]
+    weak = config.rejected_model if config.mode == "preferences" else None
+    # The weaker model's questions are unknown yet: n per new chunk, typical length
+    if weak and plans[0].to_send:
+        asks = plans[0].to_send * n
+        per = request_tokens(rejected_request(prompts, "q" * TYPICAL_QUESTION_CHARS, weak))
+        plans.append(RequestPlan(asks, asks, asks * per, asks * config.max_tokens))
+    return SynthesisPlan(provider, requests, estimate(plans, config.budget))
 
 
 def estimate(plans: list[RequestPlan], budget: BudgetConfig) -> Estimate:

@@ -21,7 +21,7 @@ BASE_MODELS = {
     "smollm2": "SmolLM2-135M-Instruct, a real model fetched from the package index",
     "tiny": "a small random test model, seconds on any laptop",
 }
-Teacher = Literal["offline", "openai"]
+Teacher = Literal["offline", "local", "openai"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,10 @@ class ExpertAnswers:
     teacher_model: str = "gpt-4o-mini"
     teacher_base_url: str = "https://api.openai.com/v1"
     teacher_key_env: str = "OPENAI_API_KEY"
+    # Prices in the unit providers quote (per million tokens) and the most one build may spend
+    teacher_price_in: float = 0.0
+    teacher_price_out: float = 0.0
+    teacher_max_cost: float | None = None
     base: str = "tiny"  # a BASE_MODELS key or a hub id
     knowledge: bool = True
     golden: list[dict[str, str]] = field(default_factory=list)
@@ -111,8 +115,22 @@ def _filled(answers: ExpertAnswers) -> dict[str, str]:
             f"provider: openai\n  model: {answers.teacher_model}\n  base_url: "
             f"{answers.teacher_base_url}\n  api_key_env: {answers.teacher_key_env}"
         )
+        budget = ["max_requests: 1000"]
+        if answers.teacher_max_cost is not None:
+            budget.append(f"max_cost: {answers.teacher_max_cost:g}")
+        for key, per_million in (
+            ("price_per_1k_input_tokens", answers.teacher_price_in),
+            ("price_per_1k_output_tokens", answers.teacher_price_out),
+        ):
+            if per_million:
+                budget.append(f"{key}: {per_million / 1000:g}")
+        filled["budget"] = "\n    ".join(budget)
+    elif answers.teacher == "local":
+        filled["teacher"] = f"provider: local\n  model: {json.dumps(answers.teacher_model)}"
     elif answers.teacher != "offline":
-        raise UsageError(f"unknown teacher {answers.teacher!r}", hint="answer offline or openai")
+        raise UsageError(
+            f"unknown teacher {answers.teacher!r}", hint="answer offline, local or openai"
+        )
     return filled
 
 

@@ -49,7 +49,7 @@ synthesis:
   mode: instructions   # or preferences (for dpo/orpo), refusals (safety triplets)
   pairs_per_chunk: 3
   budget:
-    max_requests: 1000
+    {budget}
 
 # How to train: the method and the adapter's shape.
 method_config:
@@ -72,6 +72,7 @@ DEFAULTS = {
     "persona": "",
     "base_model": "\n  tiny: {}",
     "teacher": "provider: offline",
+    "budget": "max_requests: 1000",
     "publish_note": "; uncomment to publish.",
     "publish": "# publish_target:\n#   registry: build/registry\n#   tag: v0.1.0\n",
 }

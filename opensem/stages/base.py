@@ -83,6 +83,8 @@ class StageKind(Protocol):
     # taken from a shared cache. Optional `libraries`: what it imports (MODEL_LIBRARIES, ...).
     # Optional `show(out_dir, title, console)`: what it prints after a build (a report); a kind with
     # one keeps the no-op fast path from answering, since its report must be shown.
+    # Optional `holds = "documents"` or `"dataset"`: the part of an expert's data its output
+    # holds, so deleting that part (the UI's delete page) forgets the stage's results too.
     # Optional `release(out_dir, slot) -> ReleasePart`: what its output adds to a published release
     # (publish takes it under `release_slot`, by default the node's name).
 

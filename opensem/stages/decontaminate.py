@@ -41,6 +41,7 @@ def _records(inputs: dict[str, Path], name: str) -> list[dict[str, object]]:
 @register
 class Decontaminate:
     name = "decontaminate"
+    holds = "dataset"
     libraries = EMBEDDING_LIBRARIES
     version = "2"  # 2: params are the curation.decontaminate section as written (batch_size a run setting)
     Params = DecontaminateConfig

@@ -29,6 +29,7 @@ from opensem.stages.wiring import Wiring
 @register
 class Dedup:
     name = "dedup"
+    holds = "dataset"
     libraries = EMBEDDING_LIBRARIES
     version = "2"  # 2: params are the curation.dedup section as written (batch_size a run setting)
     Params = DedupConfig

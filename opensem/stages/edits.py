@@ -32,6 +32,7 @@ def edits_folder(job_id: str) -> str:
 @register
 class Edits:
     name = "edits"
+    holds = "dataset"
     version = "1"
     Params = EditsParams
     sections = ()  # present with the edits folder

@@ -30,6 +30,7 @@ KNOWLEDGE_FOLDER = "knowledge"
 @register
 class Index:
     name = "index"
+    holds = "documents"
     libraries = EMBEDDING_LIBRARIES
     version = "2"  # 2: the keyword index is bm25s, not FTS5
     Params = KnowledgeConfig

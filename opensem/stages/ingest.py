@@ -125,6 +125,7 @@ class Ingest:
     """Stage kind `ingest`: sources (files, folders, globs, URLs) -> records.jsonl."""
 
     name = "ingest"
+    holds = "documents"
     version = "3"  # 3: PDFs lose their running headers and footers; 2: chunking as the data.chunking section
     Params = IngestParams
     sections = (

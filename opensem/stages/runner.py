@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
+from typing import Any
 
 from opensem.core.graph import StageNode
 from opensem.core.stage import StageContext, StageResult
@@ -40,14 +41,17 @@ LAZY_NAMES = (
 )
 
 
+def typed_params(node: StageNode) -> Any:
+    """The node's params and run settings as its stage kind's Params model."""
+    return get_stage(node.kind).Params.model_validate(merge_views(node.params, node.settings))
+
+
 class PipelineRunner:
     def run(
         self, node: StageNode, inputs: dict[str, Path], out_dir: Path, ctx: StageContext
     ) -> StageResult:
         """Validate the node's params and run its stage kind."""
-        kind = get_stage(node.kind)
-        params = kind.Params.model_validate(merge_views(node.params, node.settings))
-        return kind.run(params, inputs, out_dir, ctx)
+        return get_stage(node.kind).run(typed_params(node), inputs, out_dir, ctx)
 
     def prepare(self, kinds: set[str]) -> None:
         """Import the libraries the kinds declare, in this thread (transformers' lazy module

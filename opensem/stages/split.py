@@ -58,6 +58,7 @@ class Split:
     """Stage kind `split`: records/records.jsonl -> train.jsonl and test.jsonl."""
 
     name = "split"
+    holds = "dataset"
     version = "1"
     Params = SplitConfig
     sections = (

@@ -20,21 +20,13 @@ from opensem.errors import DataError
 from opensem.forge import budget as budgets
 from opensem.forge.config import SynthesisConfig
 from opensem.forge.parse import answer_validator, items_validator
-from opensem.forge.prompts import chunk_request, rejected_request
+from opensem.forge.prompts import rejected_request
 from opensem.settings.sections import sections_from
 from opensem.stages import register
 from opensem.stages.base import StageContext, StageParams, StageResult
 from opensem.stages.split import input_records
 from opensem.stages.wiring import Wiring
-from opensem.teachers.base import (
-    ChatResult,
-    RequestPlan,
-    TeacherProvider,
-    provider_from_config,
-    request_tokens,
-)
-
-TYPICAL_QUESTION_CHARS = 120  # for the budget of a weaker model's questions, before they exist
+from opensem.teachers.base import ChatResult, TeacherProvider
 
 
 class SynthesizeParams(StageParams):
@@ -52,6 +44,7 @@ class Synthesize:
     """Stage kind `synthesize`: records/records.jsonl -> records.jsonl with documents replaced."""
 
     name = "synthesize"
+    holds = "dataset"
     version = "2"  # 2: params are the synthesis section as written (concurrency, timeout and key variable run settings)
     Params = SynthesizeParams
     sections = sections_from(SynthesizeParams, "synthesis")
@@ -78,23 +71,14 @@ class Synthesize:
         """Ask the teacher for records from each document chunk, within the budget."""
         params: Any = wrapped.synthesis
         _, records = input_records(inputs, self.name)
-        provider = provider_from_config(params, ctx.cache_dir, project_root=ctx.project_root)
-        label = provider.label()
-        ctx.log.info("synthesize: the teacher is %s", provider.describe())
         docs = [r for r in records if record_kind(r) == "document"]
-        prompts = params.prompts.model_dump()
+        planned = budgets.plan_synthesis(params, docs, ctx.cache_dir, ctx.project_root)
+        provider, requests, found = planned.provider, planned.requests, planned.estimate
+        ctx.log.info("synthesize: the teacher is %s", provider.describe())
+        label = provider.label()
         n = params.pairs_per_chunk
-        requests = [chunk_request(prompts, params.mode, d["text"], d["source"], n) for d in docs]
+        prompts = params.prompts.model_dump()
         weak = params.rejected_model if params.mode == "preferences" else None
-
-        plan = provider.plan(requests)
-        plans = [plan]
-        # The weaker model's questions are unknown yet: n per new chunk, typical length
-        if weak and plan.to_send:
-            asks = plan.to_send * n
-            per = request_tokens(rejected_request(prompts, "q" * TYPICAL_QUESTION_CHARS, weak))
-            plans.append(RequestPlan(asks, asks, asks * per, asks * params.max_tokens))
-        found = budgets.estimate(plans, params.budget)
         if provider.language_model:
             ctx.log.info("synthesize: %d chunks; %s", len(docs), found.describe())
         budgets.check(found, params.budget)

@@ -52,6 +52,7 @@ class TokenizeParams(StageParams):
 @register
 class Tokenize:
     name = "tokenize"
+    holds = "dataset"
     libraries = TRAINING_LIBRARIES
     version = "1"
     Params = TokenizeParams

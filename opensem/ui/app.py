@@ -27,6 +27,7 @@ from opensem.ui import security
 from opensem.ui.chat import Releases
 from opensem.ui.experts import expert_view, manifests
 from opensem.ui.jobs import ACTIVE, JobQueue
+from opensem.ui.keys import KeyStore
 from opensem.ui.web import manifest_or_404
 
 HERE = Path(__file__).parent
@@ -39,8 +40,9 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
     from contextlib import asynccontextmanager
 
     root = project_root.resolve()
-    jobs = JobQueue(root, workers)
     secret = security.project_secret(root)
+    keys = KeyStore(root, secret)
+    jobs = JobQueue(root, workers, keys)
     served = Releases(root)
 
     @asynccontextmanager
@@ -52,6 +54,7 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
 
     app = FastAPI(title="opensem", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.root, app.state.jobs, app.state.secret = root, jobs, secret
+    app.state.keys = keys
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["when"] = _when
@@ -110,6 +113,7 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
         context = {"message": "something went wrong on the server", "hint": "its log says what"}
         return page(request, "error.html", context, status=500)
 
+    from opensem.ui.cost import add_build_routes
     from opensem.ui.create import add_create_routes
     from opensem.ui.data import add_data_routes
     from opensem.ui.manage import add_manage_routes
@@ -120,6 +124,7 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
     add_chat_routes(app, served)
     add_manage_routes(app, served)
     add_data_routes(app)
+    add_build_routes(app)
     add_release_routes(app)
 
     @app.get("/", response_class=HTMLResponse)
@@ -135,13 +140,6 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
         manifest = manifest_or_404(root, name)
         view = await asyncio.to_thread(expert_view, root, manifest, jobs)
         return page(request, "expert.html", {"expert": view})
-
-    @app.post("/experts/{name}/build")
-    async def build(request: Request, name: str) -> RedirectResponse:
-        await require_csrf(request)
-        manifest = manifest_or_404(root, name)
-        job = jobs.submit(manifest.relative_to(root).as_posix())
-        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
     @app.get("/dashboard", response_class=HTMLResponse)
     async def dashboard_page(request: Request) -> HTMLResponse:

@@ -1,9 +1,8 @@
-"""An expert's data out and gone: export as a zip, delete with everything only it used.
+"""An expert's data out: any of its parts as a zip.
 
 Export takes any of the documents, the training dataset (in any of `opensem export`'s formats,
-from the split stage the build made), the feedback and the published releases. Deleting an expert
-says first what goes (files and bytes), then removes its manifest, lock, data folder and
-releases, and collects the store entries no remaining lock refers to (`opensem gc`).
+from the split stage the build made), the feedback and the published releases (removal.py deletes
+the same parts).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import posixpath
 import shutil
 import time
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,38 +24,37 @@ PARTS = ("documents", "dataset", "feedback", "releases")
 STORED = (".safetensors", ".bin", ".gguf", ".png", ".pdf", ".npy", ".faiss", ".sqlite", ".zip")
 
 
-@dataclass
-class Doomed:
-    """What deleting an expert removes."""
-
-    paths: list[tuple[str, int, int]] = field(default_factory=list)  # (path, files, bytes)
-    releases: list[str] = field(default_factory=list)
-
-    @property
-    def files(self) -> int:
-        """Files in all."""
-        return sum(files for _, files, _ in self.paths)
-
-    @property
-    def bytes(self) -> int:
-        """Bytes in all."""
-        return sum(size for _, _, size in self.paths)
-
-
-def _raw(manifest: Path) -> dict[str, Any]:
+def raw_manifest(manifest: Path) -> dict[str, Any]:
+    """The manifest as plain YAML (the delete and export pages need a few keys, not a plan)."""
     loaded = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _registry(root: Path, manifest: Path) -> tuple[Any, str] | None:
+def registry_folder(root: Path, manifest: Path) -> tuple[Any, str] | None:
+    """(filesystem, folder) of the expert's releases, or None when it publishes nowhere."""
     from opensem.release.registry import open_registry
 
-    raw = _raw(manifest)
+    raw = raw_manifest(manifest)
     target = raw.get("publish_target") or {}
     if not target.get("registry") or not raw.get("job_id"):
         return None
     fs, registry = open_registry(str(target["registry"]), root)
     return fs, posixpath.join(registry, str(raw["job_id"]))
+
+
+def document_paths(root: Path, name: str, manifest: Path) -> list[Path]:
+    """The manifest's local sources inside data/NAME/ (never anything outside it), as root/...."""
+    data = root / "data" / name
+    inside = data.resolve()
+    found = []
+    for source in (raw_manifest(manifest).get("data") or {}).get("sources") or []:
+        path = source.get("path") if isinstance(source, dict) else None
+        if not isinstance(path, str) or "://" in path:
+            continue
+        resolved = (root / path).resolve()
+        if resolved.is_relative_to(inside) and resolved != inside and resolved.exists():
+            found.append(data / resolved.relative_to(inside))
+    return found
 
 
 def export_zip(root: Path, name: str, manifest: Path, parts: set[str], fmt: str) -> Path:
@@ -69,13 +66,20 @@ def export_zip(root: Path, name: str, manifest: Path, parts: set[str], fmt: str)
         archive.write(manifest, f"{name}/manifest.yaml")
         data = root / "data" / name
         if "documents" in parts:
-            _add_folder(archive, data / "raw", f"{name}/documents")
+            sources = document_paths(root, name, manifest)
+            for source in sources:
+                if source.is_dir():  # several sources each keep their folder's name
+                    inner = f"/{source.name}" if len(sources) > 1 else ""
+                    _add_folder(archive, source, f"{name}/documents{inner}")
+                else:
+                    with source.open("rb") as handle:
+                        _add_stream(archive, handle, f"{name}/documents/{source.name}")
         if "feedback" in parts:
             _add_folder(archive, data / "feedback", f"{name}/feedback")
         if "dataset" in parts:
             notes.append(_add_dataset(archive, root, name, manifest, fmt))
         if "releases" in parts:
-            found = _registry(root, manifest)
+            found = registry_folder(root, manifest)
             if found is not None and found[0].exists(found[1]):
                 fs, folder = found
                 for path in sorted(fs.find(folder)):
@@ -123,44 +127,3 @@ def _add_dataset(archive: zipfile.ZipFile, root: Path, name: str, manifest: Path
             written.append(report.describe(fmt, Path(f"dataset/{fmt}-{file}")))
     session.digests.save()
     return "dataset: " + "; ".join(written)
-
-
-def doomed(root: Path, name: str, manifest: Path) -> Doomed:
-    """What deleting an expert would remove."""
-    from opensem.core.layout import lock_path
-
-    found = Doomed()
-    for path in (manifest, lock_path(manifest), root / "data" / name):
-        if path.exists():
-            files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-            size = sum(p.stat().st_size for p in files)
-            found.paths.append((path.relative_to(root).as_posix(), len(files), size))
-    registry = _registry(root, manifest)
-    if registry is not None and registry[0].exists(registry[1]):
-        from opensem.release.registry import read_index
-
-        fs, folder = registry
-        found.releases = sorted(
-            read_index(fs, posixpath.dirname(folder), posixpath.basename(folder))["tags"]
-        )
-        files = fs.find(folder)
-        size = sum(int(fs.info(path).get("size", 0)) for path in files)
-        found.paths.append((f"{folder} (the releases)", len(files), size))
-    return found
-
-
-def delete_expert(root: Path, name: str, manifest: Path) -> tuple[Doomed, int, int]:
-    """Delete an expert and collect the store entries only it used; (what went, entries, bytes)."""
-    from opensem.core.gc import collect
-    from opensem.core.layout import Layout, lock_path
-
-    gone = doomed(root, name, manifest)
-    registry = _registry(root, manifest)
-    if registry is not None and registry[0].exists(registry[1]):
-        registry[0].rm(registry[1], recursive=True)
-    lock_path(manifest).unlink(missing_ok=True)
-    manifest.unlink()
-    shutil.rmtree(root / "data" / name, ignore_errors=True)
-    layout = Layout(root)
-    collected = collect(layout.store, layout.project_root, layout.build / "work", dry_run=False)
-    return gone, len(collected.entries), collected.bytes

@@ -20,6 +20,11 @@ from opensem.manifest.new_expert import BASE_MODELS, Document, ExpertAnswers, cr
 from opensem.ui import security
 
 GOLDEN_ROWS = 5  # question/answer rows the form offers
+MONEY = {
+    "teacher_price_in": "price per million prompt tokens",
+    "teacher_price_out": "price per million answer tokens",
+    "teacher_max_cost": "most one build may spend",
+}
 CHUNK = 1024 * 1024
 
 
@@ -50,6 +55,9 @@ def add_create_routes(app: FastAPI) -> None:
                 create_expert(root, answers, documents, load_graph)
             except OpensemError as error:
                 return _form(request, fields, [error.render()], status=400)
+        typed = fields.get("teacher_key", "").strip()
+        if answers.teacher == "openai" and typed:
+            app.state.keys.save(answers.name, answers.teacher_key_env, typed)
         return RedirectResponse(f"/experts/{answers.name}", status_code=303)
 
 
@@ -88,8 +96,25 @@ def _answers(
         for key in ("teacher_model", "teacher_base_url", "teacher_key_env"):
             if fields.get(key, "").strip():
                 setattr(made, key, fields[key].strip())
+        for key, label in MONEY.items():
+            text = fields.get(key, "").strip()
+            if not text:
+                continue
+            try:
+                amount = float(text)
+            except ValueError:
+                amount = -1.0
+            if not amount >= 0:  # also refuses nan
+                problems.append(f"{label}: give an amount in dollars, like 0.15 (not {text!r})")
+            else:
+                setattr(made, key, amount)
+    elif teacher == "local":
+        made.teacher = "local"
+        made.teacher_model = fields.get("teacher_local_model", "").strip()
+        if not made.teacher_model:
+            problems.append("teacher: name the local model (a folder, a release or a hub id)")
     elif teacher != "offline":
-        problems.append("teacher: choose offline or an OpenAI-compatible API")
+        problems.append("teacher: choose offline, a local model or an OpenAI-compatible API")
     return made
 
 

@@ -1,4 +1,4 @@
-"""The data page: documents, "generate the dataset", and the generated pairs to edit.
+"""The data page: documents, "generate the dataset", the generated pairs and the golden set to edit.
 
 The pairs shown are the records as they reach the edits stage (what synthesis, ingest and dedup
 made), with the newest action on each from the expert's edits log; editing, deleting or approving
@@ -20,9 +20,11 @@ from starlette.exceptions import HTTPException
 from opensem.core.events import CollectingReporter
 from opensem.core.graph import StageGraph
 from opensem.data.edits import EditAction, append_edits, pair_of, read_edits
+from opensem.ui.golden import from_form, golden_file, keep_extras, read_golden, save_golden, suggest
 from opensem.ui.web import json_problem, manifest_or_404
 
 PAGE_SIZE = 100
+SUGGESTED = 5  # golden questions the "pick from the pairs" button adds
 
 
 @dataclass
@@ -134,19 +136,11 @@ def add_data_routes(app: FastAPI) -> None:
             "stage": stage,
             "page": max(page, 1),
             "pages": max(1, -(-len(pairs or []) // PAGE_SIZE)),
+            "golden": read_golden(golden_file(root, name)),
+            "suggest": SUGGESTED,
         }
         rendered: HTMLResponse = app.state.page(request, "data.html", context)
         return rendered
-
-    @app.post("/experts/{name}/generate")
-    async def generate(request: Request, name: str) -> RedirectResponse:
-        await require_csrf(request)
-        manifest = manifest_of(name)
-        until = (await request.form()).get("until")
-        if until not in ("synthesize", "index", "dedup", "ingest"):
-            raise HTTPException(400, "generate: until must be synthesize, dedup, ingest or index")
-        job = app.state.jobs.submit(manifest.relative_to(root).as_posix(), until=str(until))
-        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
     @app.post("/experts/{name}/pairs")
     async def act(request: Request, name: str) -> JSONResponse:
@@ -160,6 +154,36 @@ def add_data_routes(app: FastAPI) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         append_edits(folder, [action])
         return JSONResponse({"recorded": action.action, "id": action.id})
+
+    @app.post("/experts/{name}/golden")
+    async def save(request: Request, name: str) -> RedirectResponse:
+        await require_csrf(request)
+        manifest_of(name)
+        form = await request.form()
+        rows = from_form(form.getlist("question"), form.getlist("answer"))
+        path = golden_file(root, name)
+        save_golden(path, keep_extras(read_golden(path), rows))
+        return RedirectResponse(f"/experts/{name}/data#golden", status_code=303)
+
+    @app.post("/experts/{name}/golden/suggest")
+    async def pick(request: Request, name: str) -> RedirectResponse:
+        """Golden questions picked from the generated pairs; they leave the training data."""
+        import asyncio
+
+        await require_csrf(request)
+        manifest = manifest_of(name)
+        graph, outputs = await asyncio.to_thread(current_outputs, manifest)
+        pairs, _ = await asyncio.to_thread(generated, root, name, graph, outputs)
+        if not pairs:
+            raise HTTPException(400, "there are no generated pairs yet: generate the dataset first")
+        path = golden_file(root, name)
+        rows = read_golden(path)
+        chosen = suggest(pairs, {str(row.get("question", "")).strip() for row in rows}, SUGGESTED)
+        folder = root / "data" / name / "edits"
+        folder.mkdir(parents=True, exist_ok=True)
+        append_edits(folder, [EditAction(id=pair.id, action="delete") for pair in chosen])
+        save_golden(path, rows + [{"question": p.question, "answer": p.answer} for p in chosen])
+        return RedirectResponse(f"/experts/{name}/data#golden", status_code=303)
 
 
 def _counts(pairs: list[Pair]) -> dict[str, int]:

@@ -21,7 +21,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from opensem.errors import OpensemError, error_json
+
+if TYPE_CHECKING:
+    from opensem.ui.keys import KeyStore
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE: tuple[JobState, ...] = ("queued", "running")
@@ -52,8 +57,9 @@ class Job:
 class JobQueue:
     """Persistent jobs under <project>/build/ui/, and the worker threads that run them."""
 
-    def __init__(self, project_root: Path, workers: int = 1) -> None:
+    def __init__(self, project_root: Path, workers: int = 1, keys: KeyStore | None = None) -> None:
         self.root = project_root
+        self.keys = keys  # provider keys, decrypted into a job's environment only
         self.folder = project_root / "build" / "ui" / "jobs"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.workers = workers
@@ -201,6 +207,13 @@ class JobQueue:
         command = [sys.executable, "-m", "opensem", "build", job.manifest, "--json"]
         command += ["--until", job.until] if job.until else []
         log_file = self.folder / f"{job.id}.log"
+        try:
+            keys = self.keys.environment(Path(job.manifest).stem) if self.keys else {}
+        except OpensemError as error:
+            with self.events_file(job.id).open("a", encoding="utf-8") as out:
+                out.write(json.dumps(error_json(error, 2)) + "\n")
+            self._set(job.id, "failed", finished=time.time(), exit_code=2)
+            return
         with self.events_file(job.id).open("ab") as out, log_file.open("ab") as log:
             process = subprocess.Popen(
                 command,
@@ -209,7 +222,7 @@ class JobQueue:
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"},
+                env={**os.environ, **keys, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"},
             )
             with self.lock:
                 self.processes[job.id] = process

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from opensem.data.formats import EXPORT_FORMATS
-from opensem.ui.archive import PARTS, delete_expert, doomed, export_zip
+from opensem.ui.archive import PARTS, export_zip
 from opensem.ui.chat import Releases
 from opensem.ui.jobs import ACTIVE
+from opensem.ui.removal import delete, doomed
 from opensem.ui.web import manifest_or_404
 
 
@@ -44,31 +46,61 @@ def add_manage_routes(app: FastAPI, releases: Releases) -> None:
         made = await asyncio.to_thread(export_zip, root, name, manifest, parts, fmt)
         return FileResponse(made, filename=made.name, media_type="application/zip")
 
-    @app.get("/experts/{name}/delete", response_class=HTMLResponse)
-    async def delete_page(request: Request, name: str) -> HTMLResponse:
+    def chosen(form: FormData) -> frozenset[str] | None:
+        """The parts a delete names; None for the whole expert."""
+        if form.get("what") != "parts":
+            return None
+        return frozenset(part for part in PARTS if form.get(part) == "on")
+
+    def delete_page(
+        request: Request, name: str, parts: frozenset[str] | None, problem: str = ""
+    ) -> HTMLResponse:
         manifest = manifest_of(name)
-        context = {"name": name, "doomed": doomed(root, name, manifest), "problem": ""}
-        page: HTMLResponse = app.state.page(request, "delete.html", context)
+        context = {
+            "name": name,
+            "doomed": doomed(root, name, manifest),
+            "parts": {part: doomed(root, name, manifest, frozenset({part})) for part in PARTS},
+            "chosen": parts or frozenset(),
+            "problem": problem,
+        }
+        page: HTMLResponse = app.state.page(
+            request, "delete.html", context, status=400 if problem else 200
+        )
         return page
 
+    @app.get("/experts/{name}/delete", response_class=HTMLResponse)
+    async def ask_delete(request: Request, name: str) -> HTMLResponse:
+        return delete_page(request, name, None)
+
     @app.post("/experts/{name}/delete", response_class=HTMLResponse)
-    async def delete(request: Request, name: str) -> HTMLResponse:
+    async def do_delete(request: Request, name: str) -> HTMLResponse:
         await require_csrf(request)
         manifest = manifest_of(name)
         form = await request.form()
+        parts = chosen(form)
         relative = manifest.relative_to(root).as_posix()
         busy = [job for job in app.state.jobs.recent(relative) if job.state in ACTIVE]
         problem = ""
         if form.get("confirm") != name:
             problem = f"type {name} to confirm"
+        elif parts is not None and not parts:
+            problem = "choose what to delete"
         elif busy:
             problem = f"job #{busy[0].id} is building it: cancel it first"
         if problem:
-            context = {"name": name, "doomed": doomed(root, name, manifest), "problem": problem}
-            page: HTMLResponse = app.state.page(request, "delete.html", context, status=400)
-            return page
-        releases.stop(name)
-        gone, entries, size = await asyncio.to_thread(delete_expert, root, name, manifest)
-        context = {"name": name, "gone": gone, "entries": entries, "collected": size}
+            return delete_page(request, name, parts, problem)
+        if parts is None or "releases" in parts:
+            releases.stop(name)
+        gone, entries, size = await asyncio.to_thread(delete, root, name, manifest, parts)
+        if parts is None:
+            app.state.keys.forget(name)
+        context = {
+            "name": name,
+            "whole": parts is None,
+            "parts": sorted(parts or ()),
+            "gone": gone,
+            "entries": entries,
+            "collected": size,
+        }
         done: HTMLResponse = app.state.page(request, "deleted.html", context)
         return done

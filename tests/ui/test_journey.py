@@ -77,7 +77,11 @@ def test_upload_build_and_see_the_release(ui: RunningUI, browser: Browser, tmp_p
     assert "built" in page.inner_text("#stages tr[data-stage=publish]")
     browser.shot("05-job-done")
 
-    assert "1 edited, 1 deleted, 1 approved" in page.inner_text("#stages tr[data-stage=edits]")
+    log = (ui.root / "data" / "coffee" / "edits" / "edits.jsonl").read_text().splitlines()
+    deleted = sum(json.loads(line)["action"] == "delete" for line in log)  # by hand, or picked
+    assert f"1 edited, {deleted} deleted, 1 approved" in page.inner_text(
+        "#stages tr[data-stage=edits]"
+    )
     split = _split_records(ui.root)
     assert split[edited_id] == "Brush the burrs every week." and deleted_id not in split
 
@@ -202,19 +206,29 @@ def _export_and_delete(ui: RunningUI, browser: Browser, tmp_path: Path) -> None:
 
     page.goto(ui.url + "/experts/coffee")
     page.click("#delete-link")
+    assert "feedback.jsonl" not in page.inner_text("#doomed-feedback")  # folders, not files
+    assert "data/coffee/feedback" in page.inner_text("#doomed-feedback")
+    page.check("#part-feedback")
+    page.fill("#delete-parts input[name=confirm]", "coffee")
+    page.click("#delete-chosen")
+    assert "data/coffee/feedback" in page.inner_text("#gone")
+    assert not (ui.root / "data" / "coffee" / "feedback").exists()
+    assert (ui.root / "manifests" / "coffee.yaml").exists()
+
+    page.goto(ui.url + "/experts/coffee/delete")
     doomed = page.inner_text("#doomed")
     assert "manifests/coffee.yaml" in doomed and "data/coffee" in doomed and "releases" in doomed
     browser.shot("13-delete-confirm")
-    page.fill("input[name=confirm]", "cofee")
+    page.fill("#delete-expert input[name=confirm]", "cofee")
     page.click("#delete")
     assert "type coffee to confirm" in page.inner_text("#problems")
     # The refused confirmation (400) is the point here, not a fault; the browser has reported it
     # (as a response and as a console line) by the time the page that says so is shown.
     browser.problems[:] = [p for p in browser.problems if "400" not in p]
-    page.fill("input[name=confirm]", "coffee")
+    page.fill("#delete-expert input[name=confirm]", "coffee")
     page.click("#delete")
     gone = page.inner_text("#gone")
-    assert "store entries only it used were collected" in gone
+    assert "store entries no expert uses any more were collected" in gone
     browser.shot("14-deleted")
     assert not (ui.root / "manifests" / "coffee.yaml").exists()
     assert not (ui.root / "data" / "coffee").exists()
@@ -248,6 +262,25 @@ def _generate_and_edit_pairs(ui: RunningUI, browser: Browser) -> tuple[str, str]
     page.reload()  # the edits are on disk: the table shows them again
     assert rows.nth(0).get_attribute("class") == "edited"
     assert "Brush the burrs every week." in rows.nth(0).inner_text()
+
+    golden = ui.root / "data" / "coffee" / "golden" / "golden.jsonl"
+    typed = golden.read_text().splitlines()
+    page.click("#suggest-golden")  # golden questions picked from the pairs, then edited
+    page.wait_for_selector("#golden-form")
+    picked = golden.read_text().splitlines()[len(typed) :]
+    assert 1 <= len(picked) <= 5
+    questions = page.locator("#golden-form input[name=question]")
+    assert questions.count() == len(typed) + len(picked) + 2  # two empty rows to type more
+    page.locator("#golden-form input[name=answer]").nth(len(typed)).fill("Every week, gently.")
+    page.locator("#golden-form input[name=question]").nth(len(typed) + 1).fill("")
+    page.locator("#golden-form input[name=answer]").nth(len(typed) + 1).fill("")
+    browser.shot("03c-golden-picked")
+    page.click("#save-golden")
+    page.wait_for_selector("#golden-form")
+    rows_now = [json.loads(line) for line in golden.read_text().splitlines()]
+    assert len(rows_now) == len(typed) + len(picked) - 1  # the emptied row is gone
+    assert rows_now[len(typed)]["answer"] == "Every week, gently."
+    assert page.locator("#pairs tr.deleted").count() == 1 + len(picked)  # out of training
     return str(first.get_attribute("data-id")), str(second.get_attribute("data-id"))
 
 

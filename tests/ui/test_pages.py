@@ -116,3 +116,21 @@ def test_the_form_writes_the_manifest_guided_init_writes(ui: RunningUI, tmp_path
     create_expert(terminal, answers, [Document("a.pdf", pdf)], load_graph)
     for relative in ("manifests/coffee.yaml", "data/coffee/golden/golden.jsonl"):
         assert (ui.root / relative).read_bytes() == (terminal / relative).read_bytes(), relative
+
+
+def test_a_local_teacher_is_named_in_the_manifest_and_checked(
+    ui: RunningUI, tmp_path: Path
+) -> None:
+    client, token = _session(ui)
+    pdf = write_pdf(tmp_path / "a.pdf", [["Brush the burrs weekly."]]).read_bytes()
+    form = {"csrf": token, "name": "coffee", "base": "tiny", "teacher": "local"}
+    files = [("documents", ("a.pdf", pdf, "application/pdf"))]
+    unnamed = client.post(ui.url + "/experts/new", data=form, files=files)
+    assert unnamed.status_code == 400 and "name the local model" in unnamed.text
+    missing = client.post(
+        ui.url + "/experts/new",
+        data={**form, "teacher_local_model": "./models/teacher"},
+        files=files,
+    )
+    assert missing.status_code == 400 and "Traceback" not in missing.text
+    assert "models/teacher" in missing.text and not (ui.root / "data" / "coffee").exists()
