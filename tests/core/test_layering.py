@@ -56,6 +56,7 @@ def test_the_build_core_imports_nothing_from_the_domain() -> None:
 
 GROUND = {"core", "settings", "errors", "plugins", "__init__", "__main__"}
 DOMAIN = {
+    "accounts",
     "data",
     "teachers",
     "forge",
