@@ -140,7 +140,7 @@ def router_overhead() -> None:
     sys.path.insert(0, str(BENCH))
     from serve_latency import prepare
 
-    release = prepare()["alpha"]
+    release = prepare("tiny")["alpha"]
     opensem = str(ROOT / ".venv" / "bin" / "opensem")
     expert_port, router_port = free_port(), free_port()
     registry = WORK / "experts.yaml"
