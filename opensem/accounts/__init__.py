@@ -5,4 +5,5 @@
 - service.py: signing in by an emailed one-time link, sessions, rate limits, sign-out
   everywhere, disabling and deleting people, and the audit log.
 - mail.py: the sign-in email, sent through the SMTP server the settings name.
+- github.py: signing in with GitHub (OAuth 2.0 through authlib), matched by GitHub's id.
 """

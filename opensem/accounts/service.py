@@ -119,7 +119,7 @@ class Accounts:
         with self._session() as db:
             link = db.get(SignInLink, digest(token), with_for_update=True)
             if link is None or link.used or link.expires < now:
-                raise _refused()
+                raise refused()
             link.used = True
             user = db.scalar(select(User).where(User.email == link.email))
             if user is None:
@@ -136,9 +136,39 @@ class Accounts:
                 self._audit(db, user.id, "account made", link.email, address)
             if user.disabled:
                 db.commit()
-                raise _refused()
+                raise refused()
             session = self._new_session(db, user.id, now)
             self._audit(db, user.id, "sign-in", "email link", address)
+            db.commit()
+        return user, session
+
+    def sign_in_external(self, github_id: str, login: str, address: str) -> tuple[User, str]:
+        """(the person, a new session token) for a GitHub account, made on its first sign-in;
+        matched by GitHub's id alone, never by an email."""
+        from sqlalchemy import select
+
+        from opensem.accounts.models import User
+
+        now = self.clock()
+        with self._session() as db:
+            user = db.scalar(select(User).where(User.github_id == github_id))
+            if user is None:
+                user = User(
+                    github_id=github_id,
+                    name=login,
+                    folder=secrets.token_hex(16),
+                    created=now,
+                    is_admin=False,
+                    disabled=False,
+                )
+                db.add(user)
+                db.flush()
+                self._audit(db, user.id, "account made", f"github {login}", address)
+            if user.disabled:
+                db.commit()
+                raise refused("this GitHub sign-in")
+            session = self._new_session(db, user.id, now)
+            self._audit(db, user.id, "sign-in", "github", address)
             db.commit()
         return user, session
 
@@ -253,9 +283,10 @@ class Accounts:
             return [tuple(row) for row in db.execute(query.order_by(AuditEvent.id))]  # type: ignore[misc]
 
 
-def _refused() -> SignInRefused:
+def refused(what: str = "this sign-in link") -> SignInRefused:
+    """The one refusal of a sign-in, whatever went wrong."""
     return SignInRefused(
-        "this sign-in link is not valid any more",
-        Location(key="link"),
-        "ask for a new link on the sign-in page",
+        f"{what} is not valid any more",
+        Location(key="sign-in"),
+        "start again from the sign-in page",
     )
