@@ -198,6 +198,17 @@ class Accounts:
             user = db.get(User, found.user_id)
             return None if user is None or user.disabled else user
 
+    def sign_out(self, session: str) -> None:
+        """End one session (this browser's)."""
+        from opensem.accounts.models import SignedIn
+
+        with self._session() as db:
+            found = db.get(SignedIn, digest(session))
+            if found is not None:
+                found.revoked = True
+                self._audit(db, found.user_id, "signed out", "", "")
+            db.commit()
+
     def sign_out_everywhere(self, user_id: int, address: str = "") -> int:
         """Revoke every session of a person; how many were live."""
         from sqlalchemy import update

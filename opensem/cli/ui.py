@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,7 +32,46 @@ from opensem.errors import Location, UsageError
     help="Listen beyond this machine without sign-in: anyone who reaches the port can read every "
     "document, start builds and delete releases. Only on a network you trust.",
 )
-def ui(project: Path, host: str, port: int, workers: int, unsafe_no_accounts: bool) -> None:
+@click.option(
+    "--accounts",
+    is_flag=True,
+    help="Sign-in first (an emailed link, or GitHub): each person gets their own experts under "
+    "PROJECT/users/, and no one reaches another's. Required to listen beyond this machine.",
+)
+@click.option(
+    "--database",
+    metavar="URL",
+    help="Where accounts live: sqlite:///FILE or postgresql+psycopg://USER@HOST/NAME "
+    "[default: PROJECT/build/ui/accounts.sqlite].",
+)
+@click.option(
+    "--smtp",
+    default="127.0.0.1:25",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="The SMTP server sign-in emails go through.",
+)
+@click.option(
+    "--public-url", metavar="URL", help="The address people use, for the links in emails."
+)
+@click.option(
+    "--github-client-id",
+    envvar="OPENSEM_GITHUB_CLIENT_ID",
+    metavar="ID",
+    help="Offer GitHub sign-in with this OAuth app (its secret in OPENSEM_GITHUB_SECRET).",
+)
+def ui(
+    project: Path,
+    host: str,
+    port: int,
+    workers: int,
+    unsafe_no_accounts: bool,
+    accounts: bool,
+    database: str | None,
+    smtp: str,
+    public_url: str | None,
+    github_client_id: str | None,
+) -> None:
     """Open the browser interface: experts, new experts from uploaded documents, builds followed
     live, releases. It works on the same files as the CLI, so both see the same state.
 
@@ -42,21 +82,26 @@ def ui(project: Path, host: str, port: int, workers: int, unsafe_no_accounts: bo
     from opensem.serving.ops import uvicorn_server
     from opensem.ui.app import create_app
 
-    if not _loopback(host) and not unsafe_no_accounts:
+    if not _loopback(host) and not (unsafe_no_accounts or accounts):
         raise UsageError(
-            f"the interface has no accounts yet, so it listens only on this machine, not {host}",
+            f"without --accounts the interface listens only on this machine, not {host}",
             Location(key="--host"),
-            hint="keep --host 127.0.0.1 (reach it through an SSH tunnel), or accept the risk "
-            "with --unsafe-no-accounts",
+            hint="add --accounts (sign-in, each person's own experts), keep --host 127.0.0.1 "
+            "(reach it through an SSH tunnel), or accept the risk with --unsafe-no-accounts",
         )
-    if not (project / "manifests").is_dir():
+    if not accounts and not (project / "manifests").is_dir():
         raise UsageError(
             f"{project} is not an opensem project (no manifests/ folder)",
             Location(file=str(project)),
             hint="run it in a project, or create one with `opensem init NAME`",
         )
     _setup_logging(bool((click.get_current_context().find_root().obj or {}).get("verbose")))
-    app = create_app(project, workers)
+    public = public_url or f"http://{host}:{port}"
+    app: Any = (
+        _gate(project, workers, database, smtp, public, github_client_id)
+        if accounts
+        else create_app(project, workers)
+    )
     console.print(f"opensem ui for {project.resolve()} on http://{host}:{port}/ ; Ctrl+C stops")
     uvicorn_server(app, host, port).run()
 
@@ -68,3 +113,37 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _gate(
+    project: Path,
+    workers: int,
+    database: str | None,
+    smtp: str,
+    public_url: str,
+    github_client_id: str | None,
+) -> Any:
+    """The interface behind sign-in (opensem.ui.gate)."""
+    from opensem.accounts.database import open_database, sqlite_url
+    from opensem.accounts.github import GitHubSettings
+    from opensem.accounts.mail import MailSettings
+    from opensem.accounts.service import Accounts
+    from opensem.ui.gate import Gate, GateSettings
+
+    host, _, port = smtp.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            f"--smtp {smtp!r} is not HOST:PORT", Location(key="--smtp"), "e.g. --smtp 127.0.0.1:25"
+        )
+    base = project.resolve()
+    url = database or sqlite_url(base / "build" / "ui" / "accounts.sqlite")
+    (base / "build" / "ui").mkdir(parents=True, exist_ok=True)
+    settings = GateSettings(
+        base=base,
+        database_url=url,
+        mail=MailSettings(host=host, port=int(port)),
+        public_url=public_url,
+        github=GitHubSettings(client_id=github_client_id) if github_client_id else None,
+        workers=workers,
+    )
+    return Gate(settings, Accounts(open_database(url)))

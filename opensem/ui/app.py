@@ -35,8 +35,9 @@ EVENT_POLL_S = 0.25
 log = logging.getLogger(__name__)
 
 
-def create_app(project_root: Path, workers: int = 1) -> FastAPI:
-    """The interface of one project; its job workers start and stop with the app."""
+def create_app(project_root: Path, workers: int = 1, label: str | None = None) -> FastAPI:
+    """The interface of one project; its job workers start and stop with the app. label names
+    the project in the header (its folder's name when None)."""
     from contextlib import asynccontextmanager
 
     root = project_root.resolve()
@@ -52,66 +53,9 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
         await asyncio.to_thread(served.stop_all)
         await asyncio.to_thread(jobs.stop)
 
-    app = FastAPI(title="opensem", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.root, app.state.jobs, app.state.secret = root, jobs, secret
-    app.state.keys = keys
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.filters["when"] = _when
-    templates.env.filters["size"] = _size
-    app.state.templates = templates
-
-    @app.middleware("http")
-    async def session_cookie(request: Request, call_next: Any) -> Response:
-        session = request.cookies.get(security.SESSION_COOKIE)
-        fresh = session is None
-        request.state.session = session or security.new_session()
-        request.state.fresh = fresh
-        response: Response = await call_next(request)
-        if fresh:
-            response.set_cookie(
-                security.SESSION_COOKIE, request.state.session, httponly=True, samesite="strict"
-            )
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
-
-    def page(
-        request: Request, name: str, context: dict[str, Any], status: int = 200
-    ) -> HTMLResponse:
-        """A rendered page with what every page needs."""
-        context = {
-            "csrf": security.csrf_token(secret, request.state.session),
-            "project": root.name,
-            **context,
-        }
-        return templates.TemplateResponse(request, name, context, status_code=status)
-
-    app.state.page = page
-
-    @app.exception_handler(OpensemError)
-    async def opensem_error(request: Request, error: OpensemError) -> HTMLResponse:
-        context = {"message": error.message, "where": str(error.location), "hint": error.hint}
-        return page(request, "error.html", context, status=400)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> HTMLResponse:
-        message = "there is no such page" if error.status_code == 404 else str(error.detail)
-        return page(request, "error.html", {"message": message}, status=error.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, error: RequestValidationError) -> HTMLResponse:
-        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in error.errors())
-        context = {"message": "this address or form is not valid", "where": where}
-        return page(request, "error.html", context, status=400)
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, error: Exception) -> HTMLResponse:
-        log.error(
-            "%s %s failed: %s: %s", request.method, request.url.path, type(error).__name__, error
-        )
-        context = {"message": "something went wrong on the server", "hint": "its log says what"}
-        return page(request, "error.html", context, status=500)
+    app = shell(root, secret, lifespan, label)
+    app.state.jobs, app.state.keys, app.state.served = jobs, keys, served
+    page = app.state.page
 
     from opensem.ui.cost import add_build_routes
     from opensem.ui.create import add_create_routes
@@ -172,6 +116,72 @@ def create_app(project_root: Path, workers: int = 1) -> FastAPI:
         if jobs.get(job_id) is None:
             raise HTTPException(404)
         return StreamingResponse(_follow(jobs, job_id, request), media_type="text/event-stream")
+
+    return app
+
+
+def shell(root: Path, secret: bytes, lifespan: Any = None, label: str | None = None) -> FastAPI:
+    """An app with what every page of the interface needs: the session cookie and its CSRF
+    tokens, the templates, static files, and errors as pages (the sign-in pages use it too)."""
+    app = FastAPI(title="opensem", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.root, app.state.secret = root, secret
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["when"] = _when
+    templates.env.filters["size"] = _size
+    app.state.templates = templates
+
+    @app.middleware("http")
+    async def session_cookie(request: Request, call_next: Any) -> Response:
+        session = request.cookies.get(security.SESSION_COOKIE)
+        fresh = session is None
+        request.state.session = session or security.new_session()
+        request.state.fresh = fresh
+        response: Response = await call_next(request)
+        if fresh:
+            response.set_cookie(
+                security.SESSION_COOKIE, request.state.session, httponly=True, samesite="strict"
+            )
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    def page(
+        request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> HTMLResponse:
+        """A rendered page with what every page needs."""
+        context = {
+            "csrf": security.csrf_token(secret, request.state.session),
+            "project": label or root.name,
+            **context,
+        }
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    app.state.page = page
+
+    @app.exception_handler(OpensemError)
+    async def opensem_error(request: Request, error: OpensemError) -> HTMLResponse:
+        context = {"message": error.message, "where": str(error.location), "hint": error.hint}
+        return page(request, "error.html", context, status=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> HTMLResponse:
+        message = "there is no such page" if error.status_code == 404 else str(error.detail)
+        return page(request, "error.html", {"message": message}, status=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> HTMLResponse:
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in error.errors())
+        context = {"message": "this address or form is not valid", "where": where}
+        return page(request, "error.html", context, status=400)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, error: Exception) -> HTMLResponse:
+        log.error(
+            "%s %s failed: %s: %s", request.method, request.url.path, type(error).__name__, error
+        )
+        context = {"message": "something went wrong on the server", "hint": "its log says what"}
+        return page(request, "error.html", context, status=500)
 
     return app
 

@@ -1,0 +1,133 @@
+"""`opensem ui --accounts`: sign-in by an emailed link through a real SMTP server, each person in
+their own project, and a second person who tries every route on the first one's expert, job and
+files gets 404 for each, with nothing of theirs in any answer."""
+
+from __future__ import annotations
+
+import re
+import time
+from email import message_from_string
+from pathlib import Path
+
+import requests
+
+from tests.accounts.conftest import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
+from tests.ui.conftest import RunningUI, start_ui
+
+SECRET_TEXT = "Descale the Gaggia with citric acid every 41 days."
+
+
+def _csrf(client: requests.Session, url: str) -> str:
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)"', client.get(url).text)
+    assert found is not None, url
+    return found.group(1)
+
+
+def _sign_in(ui: RunningUI, inbox: Inbox, email: str) -> requests.Session:
+    client = requests.Session()
+    token = _csrf(client, ui.url + "/sign-in")
+    sent = client.post(ui.url + "/sign-in", data={"csrf": token, "email": email})
+    assert sent.status_code == 200 and email in sent.text
+    deadline = time.monotonic() + 10
+    while not any(email in m for m in inbox.messages) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mail = message_from_string(next(m for m in inbox.messages if email in m))
+    link = re.search(r"http\S+/sign-in/link\?token=\S+", str(mail.get_payload()))
+    assert link is not None
+    landed = client.get(link.group(0).replace("http://x", ui.url))
+    assert landed.status_code == 200 and landed.url == ui.url + "/"
+    cookie = next(c for c in client.cookies if c.name == "opensem_account")
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    return client
+
+
+def test_each_person_sees_only_their_own_experts(
+    tmp_path: Path,
+    smtp: Inbox,  # noqa: F811
+) -> None:
+    ui = start_ui(
+        tmp_path, "--accounts", "--smtp", f"127.0.0.1:{smtp.port}", "--public-url", "http://x"
+    )
+    try:
+        assert requests.get(ui.url + "/", allow_redirects=False).headers["location"] == "/sign-in"
+        ana = _sign_in(ui, smtp, "ana@example.org")
+        token = _csrf(ana, ui.url + "/experts/new")
+        made = ana.post(
+            ui.url + "/experts/new",
+            data={"csrf": token, "name": "coffee", "base": "tiny"},
+            files=[("documents", ("care.txt", SECRET_TEXT.encode(), "text/plain"))],
+            allow_redirects=False,
+        )
+        assert made.status_code == 303
+        job = ana.post(
+            ui.url + "/experts/coffee/generate",
+            data={"csrf": token, "until": "ingest"},
+            allow_redirects=False,
+        ).headers["location"]
+        assert ana.get(ui.url + "/experts/coffee").status_code == 200
+        homes = list((tmp_path / "users").iterdir())
+        assert len(homes) == 1 and (homes[0] / "data" / "coffee" / "raw" / "care.txt").exists()
+
+        bo = _sign_in(ui, smtp, "bo@example.org")
+        assert "coffee" not in bo.get(ui.url + "/").text
+        bo_token = _csrf(bo, ui.url + "/experts/new")
+        tried = {
+            ("GET", path): bo.get(ui.url + path, allow_redirects=False)
+            for path in (
+                "/experts/coffee",
+                "/experts/coffee/data",
+                "/experts/coffee/chat",
+                "/experts/coffee/export",
+                "/experts/coffee/delete",
+                "/experts/coffee/confirm",
+                "/experts/coffee/releases/v1",
+                job,
+                job + "/events",
+                "/experts/../users/" + homes[0].name + "/data/coffee/raw/care.txt",
+            )
+        }
+        form = {"csrf": bo_token, "confirm": "coffee", "until": "ingest", "accept": "on"}
+        for path in (
+            "/experts/coffee/build",
+            "/experts/coffee/generate",
+            "/experts/coffee/delete",
+            "/experts/coffee/export",
+            "/experts/coffee/golden",
+            "/experts/coffee/golden/suggest",
+            job + "/cancel",
+        ):
+            tried["POST", path] = bo.post(ui.url + path, data=form, allow_redirects=False)
+        tried["POST", "/experts/coffee/pairs"] = bo.post(
+            ui.url + "/experts/coffee/pairs",
+            json={"id": "x", "action": "delete"},
+            headers={"x-csrf-token": bo_token},
+        )
+        disclosed = [
+            f"{method} {path}: {answer.status_code}"
+            for (method, path), answer in tried.items()
+            if answer.status_code != 404 or SECRET_TEXT in answer.text or "care.txt" in answer.text
+        ]
+        assert disclosed == [], disclosed
+        assert (homes[0] / "manifests" / "coffee.yaml").exists()  # nothing of Ana's was touched
+        assert len(list((tmp_path / "users").iterdir())) == 2
+
+        sign_out = re.search(
+            r'action="/sign-out".*?name="csrf" value="([0-9a-f]+)"', ana.get(ui.url + "/").text
+        )
+        assert sign_out is not None
+        ana.post(ui.url + "/sign-out", data={"csrf": sign_out.group(1), "everywhere": "on"})
+        assert ana.get(ui.url + "/", allow_redirects=False).status_code == 303
+
+        stranger = requests.Session()
+        asked = [
+            stranger.post(
+                ui.url + "/sign-in",
+                data={"csrf": _csrf(stranger, ui.url + "/sign-in"), "email": "ana@example.org"},
+            )
+            for _ in range(3)
+        ]
+        assert [a.status_code for a in asked] == [200, 200, 429]  # 3 links per email a window
+        assert "too many sign-in requests" in asked[-1].text
+        assert "Traceback" not in ui.log.read_text()
+    finally:
+        ui.stop()
