@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # The commands register themselves on import.
+from opensem.cli import accounts as _accounts  # noqa: E402,F401
 from opensem.cli import ask as _ask  # noqa: E402,F401
 from opensem.cli import build as _build  # noqa: E402,F401
 from opensem.cli import cache as _cache  # noqa: E402,F401

@@ -26,7 +26,7 @@ from opensem.errors import OpensemError
 from opensem.ui import security
 from opensem.ui.chat import Releases
 from opensem.ui.experts import expert_view, manifests
-from opensem.ui.jobs import ACTIVE, JobQueue
+from opensem.ui.jobs import ACTIVE, Audit, JobQueue
 from opensem.ui.keys import KeyStore
 from opensem.ui.web import manifest_or_404
 
@@ -35,15 +35,19 @@ EVENT_POLL_S = 0.25
 log = logging.getLogger(__name__)
 
 
-def create_app(project_root: Path, workers: int = 1, label: str | None = None) -> FastAPI:
+def create_app(
+    project_root: Path, workers: int = 1, label: str | None = None, audit: Audit | None = None
+) -> FastAPI:
     """The interface of one project; its job workers start and stop with the app. label names
-    the project in the header (its folder's name when None)."""
+    the project in the header (its folder's name when None); audit(action, target) hears of
+    jobs, publishes, downloads and deletions (the accounts' audit log)."""
     from contextlib import asynccontextmanager
 
     root = project_root.resolve()
     secret = security.project_secret(root)
     keys = KeyStore(root, secret)
-    jobs = JobQueue(root, workers, keys)
+    audit = audit or _unheard
+    jobs = JobQueue(root, workers, keys, audit)
     served = Releases(root)
 
     @asynccontextmanager
@@ -55,6 +59,7 @@ def create_app(project_root: Path, workers: int = 1, label: str | None = None) -
 
     app = shell(root, secret, lifespan, label)
     app.state.jobs, app.state.keys, app.state.served = jobs, keys, served
+    app.state.audit = audit
     page = app.state.page
 
     from opensem.ui.cost import add_build_routes
@@ -220,6 +225,10 @@ async def _token(request: Request) -> str | None:
         value = form.get("csrf")
         return value if isinstance(value, str) else None
     return None
+
+
+def _unheard(action: str, target: str) -> None:
+    """No audit log: one person on one machine."""
 
 
 def _when(stamp: float | None) -> str:

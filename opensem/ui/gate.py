@@ -83,7 +83,12 @@ class Gate:
         if app is None:
             root = self.root_of(user)
             (root / "manifests").mkdir(parents=True, exist_ok=True)
-            app = create_app(root, self.settings.workers, label=user.email or user.name)
+            user_id = user.id
+
+            def audit(action: str, target: str) -> None:
+                self.accounts.audit(user_id, action, target)
+
+            app = create_app(root, self.settings.workers, user.email or user.name, audit)
             app.state.jobs.start()  # the gate's lifespan stops it
             self.apps[user.id] = app
         return app

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +28,8 @@ from opensem.errors import OpensemError, error_json
 
 if TYPE_CHECKING:
     from opensem.ui.keys import KeyStore
+
+Audit = Callable[[str, str], None]  # (action, target): what a person did, for the audit log
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE: tuple[JobState, ...] = ("queued", "running")
@@ -57,9 +60,16 @@ class Job:
 class JobQueue:
     """Persistent jobs under <project>/build/ui/, and the worker threads that run them."""
 
-    def __init__(self, project_root: Path, workers: int = 1, keys: KeyStore | None = None) -> None:
+    def __init__(
+        self,
+        project_root: Path,
+        workers: int = 1,
+        keys: KeyStore | None = None,
+        audit: Audit | None = None,
+    ) -> None:
         self.root = project_root
         self.keys = keys  # provider keys, decrypted into a job's environment only
+        self.audit = audit
         self.folder = project_root / "build" / "ui" / "jobs"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.workers = workers
@@ -113,6 +123,10 @@ class JobQueue:
                     (manifest, time.time(), until),
                 ).fetchone()
                 self.db.commit()
+                if self.audit is not None:
+                    self.audit(
+                        "job", f"#{row[0]} {manifest}" + (f" up to {until}" if until else "")
+                    )
         job = self.get(int(row[0]))
         assert job is not None
         return job
@@ -239,6 +253,11 @@ class JobQueue:
             else:
                 state: JobState = "done" if code == 0 else "failed"
                 self._set(job.id, state, finished=time.time(), exit_code=code)
+        if self.audit is not None:
+            events, _ = self.events(job.id)
+            for event in events:
+                if event.get("event") == "built" and event.get("stage") == "publish":
+                    self.audit("publish", f"{job.manifest}: {event.get('detail', '')}")
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

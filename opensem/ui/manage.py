@@ -44,6 +44,7 @@ def add_manage_routes(app: FastAPI, releases: Releases) -> None:
         if fmt not in EXPORT_FORMATS:
             raise HTTPException(400, f"unknown dataset format {fmt!r}")
         made = await asyncio.to_thread(export_zip, root, name, manifest, parts, fmt)
+        app.state.audit("download", f"export of {name}: {', '.join(sorted(parts)) or 'manifest'}")
         return FileResponse(made, filename=made.name, media_type="application/zip")
 
     def chosen(form: FormData) -> frozenset[str] | None:
@@ -94,6 +95,7 @@ def add_manage_routes(app: FastAPI, releases: Releases) -> None:
         gone, entries, size = await asyncio.to_thread(delete, root, name, manifest, parts)
         if parts is None:
             app.state.keys.forget(name)
+        app.state.audit("delete", f"{name}: {', '.join(sorted(parts)) if parts else 'the expert'}")
         context = {
             "name": name,
             "whole": parts is None,

@@ -97,6 +97,8 @@ def add_release_routes(app: FastAPI) -> None:
                 while piece := source.read(1024 * 1024):
                     yield piece
 
+        if kind != "image/png":  # the release page's own plots are not downloads
+            app.state.audit("download", f"{name} {tag} {file}")
         return StreamingResponse(pieces(), media_type=kind, headers=headers)
 
     @app.post("/experts/{name}/releases/{tag}/delete")
@@ -104,4 +106,5 @@ def add_release_routes(app: FastAPI) -> None:
         await require_csrf(request)
         fs, folder, _, _ = located(name, tag)
         unpublish(fs, posixpath.dirname(folder), posixpath.basename(folder), tag)
+        app.state.audit("delete", f"{name} release {tag}")
         return RedirectResponse(f"/experts/{name}", status_code=303)

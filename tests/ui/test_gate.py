@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from tests.accounts.conftest import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
+from tests.cli import run_cli
 from tests.ui.conftest import RunningUI, start_ui
 
 SECRET_TEXT = "Descale the Gaggia with citric acid every 41 days."
@@ -128,6 +129,17 @@ def test_each_person_sees_only_their_own_experts(
         ]
         assert [a.status_code for a in asked] == [200, 200, 429]  # 3 links per email a window
         assert "too many sign-in requests" in asked[-1].text
+
+        code, listed = run_cli("accounts", "list", "--project", str(tmp_path))
+        assert code == 0 and "ana@example.org" in listed and "bo@example.org" in listed
+        code, log = run_cli("accounts", "audit", "ana@example.org", "--project", str(tmp_path))
+        assert code == 0 and "sign-in" in log and "job" in log and "signed out everywhere" in log
+        bo_home = next(h for h in (tmp_path / "users").iterdir() if h != homes[0])
+        code, said = run_cli(
+            "accounts", "delete", "bo@example.org", "--yes", "--project", str(tmp_path)
+        )
+        assert code == 0 and "deleted: the account, its sessions" in said and not bo_home.exists()
+        assert bo.get(ui.url + "/", allow_redirects=False).status_code == 303  # signed out for good
         assert "Traceback" not in ui.log.read_text()
     finally:
         ui.stop()

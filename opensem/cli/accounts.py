@@ -1,0 +1,142 @@
+"""`opensem accounts`: the admin's view of the people of `opensem ui --accounts`."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from opensem.cli import cli
+from opensem.console import console
+from opensem.errors import Location, UsageError
+
+if TYPE_CHECKING:
+    from opensem.accounts.models import User
+    from opensem.accounts.service import Accounts
+
+project_option = click.option(
+    "--project",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="The folder `opensem ui --accounts` serves (people's projects are under users/).",
+)
+database_option = click.option(
+    "--database",
+    metavar="URL",
+    help="The accounts database [default: PROJECT/build/ui/accounts.sqlite].",
+)
+
+
+@cli.group("accounts")
+def accounts_group() -> None:
+    """List, disable, enable and delete the people of `opensem ui --accounts`; read the audit log."""
+
+
+def _open(project: Path, database: str | None) -> Accounts:
+    from opensem.accounts.database import open_database, sqlite_url
+    from opensem.accounts.service import Accounts
+
+    path = project.resolve() / "build" / "ui" / "accounts.sqlite"
+    if database is None and not path.is_file():
+        raise UsageError(
+            f"{project} has no accounts yet ({path} does not exist)",
+            Location(key="--project"),
+            "run `opensem ui --accounts` there first, or name the database with --database",
+        )
+    return Accounts(open_database(database or sqlite_url(path)))
+
+
+def _find(accounts: Accounts, who: str) -> User:
+    for user in accounts.users():
+        if who in (str(user.id), user.email, user.name):
+            return user
+    raise UsageError(
+        f"no one is called {who!r}", Location(key="USER"), "see `opensem accounts list`"
+    )
+
+
+@accounts_group.command("list")
+@project_option
+@database_option
+def list_accounts(project: Path, database: str | None) -> None:
+    """Everyone, with how they sign in and whether they are disabled."""
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    for column in ("id", "email", "GitHub", "name", "since", "state"):
+        table.add_column(column, overflow="fold")
+    for user in _open(project, database).users():
+        table.add_row(
+            str(user.id),
+            user.email or "",
+            user.github_id or "",
+            user.name,
+            time.strftime("%Y-%m-%d", time.localtime(user.created)),
+            "disabled" if user.disabled else "active",
+        )
+    console.print(table)
+
+
+@accounts_group.command("disable")
+@click.argument("who", metavar="USER")
+@project_option
+@database_option
+def disable(who: str, project: Path, database: str | None) -> None:
+    """Stop someone signing in; their sessions end at once (USER: id, email or name)."""
+    accounts = _open(project, database)
+    user = _find(accounts, who)
+    accounts.set_disabled(user.id, True)
+    console.print(f"{user.email or user.name} is disabled")
+
+
+@accounts_group.command("enable")
+@click.argument("who", metavar="USER")
+@project_option
+@database_option
+def enable(who: str, project: Path, database: str | None) -> None:
+    """Let someone sign in again."""
+    accounts = _open(project, database)
+    user = _find(accounts, who)
+    accounts.set_disabled(user.id, False)
+    console.print(f"{user.email or user.name} may sign in again")
+
+
+@accounts_group.command("delete")
+@click.argument("who", metavar="USER")
+@project_option
+@database_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(who: str, project: Path, database: str | None, yes: bool) -> None:
+    """Delete someone: their account, sessions, keys, and their whole project folder (documents,
+    data, feedback, store, releases)."""
+    accounts = _open(project, database)
+    user = _find(accounts, who)
+    folder = project.resolve() / "users" / user.folder
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    size = sum(p.stat().st_size for p in files)
+    console.print(
+        f"deleting {user.email or user.name}: the account, its sessions, and {folder} "
+        f"({len(files)} files, {size / 1e6:.1f} MB)"
+    )
+    if not yes:
+        click.confirm("delete for good?", abort=True)
+    accounts.delete_user(user.id)
+    shutil.rmtree(folder, ignore_errors=True)
+    console.print(f"deleted: the account, its sessions, {len(files)} files ({size / 1e6:.1f} MB)")
+
+
+@accounts_group.command("audit")
+@click.argument("who", metavar="[USER]", required=False)
+@project_option
+@database_option
+def audit(who: str | None, project: Path, database: str | None) -> None:
+    """Sign-ins, jobs, publishes, downloads and deletions, oldest first (one person's with USER)."""
+    accounts = _open(project, database)
+    user_id = _find(accounts, who).id if who else None
+    for at, user, action, target in accounts.audit_log(user_id):
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+        console.print(f"{stamp}  {user if user is not None else '-':>4}  {action:<22} {target}")
