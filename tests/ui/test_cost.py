@@ -9,6 +9,7 @@ import re
 import secrets
 import sqlite3
 import time
+import zipfile
 from pathlib import Path
 
 import requests
@@ -117,7 +118,17 @@ def test_a_paid_teacher_is_confirmed_budgeted_and_its_key_kept_secret(
         events = (ui.root / "build" / "ui" / "jobs" / f"{job}.jsonl").read_text().splitlines()
         assert "teacher budget is exceeded" in json.loads(events[-1])["error"]
 
+        exported = client.post(
+            ui.url + "/experts/coffee/export",
+            data={"csrf": token, "documents": "on", "dataset": "on", "format": "sharegpt"},
+        )
+        assert exported.status_code == 200 and exported.content[:2] == b"PK"
+        assert list((ui.root / "build" / "ui" / "exports").glob("coffee-*.zip"))
+
     planted = key.encode()
     holding = [p for p in ui.root.rglob("*") if p.is_file() and planted in p.read_bytes()]
     assert holding == []  # lock, store, manifests, job logs and events, the key files
+    for made in (ui.root / "build" / "ui" / "exports").glob("*.zip"):  # compressed: look inside
+        with zipfile.ZipFile(made) as archive:
+            assert not [n for n in archive.namelist() if planted in archive.read(n)]
     assert (ui.root / "build" / "ui" / "keys" / "coffee.json").stat().st_mode & 0o077 == 0
