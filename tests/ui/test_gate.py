@@ -81,7 +81,9 @@ def test_each_person_sees_only_their_own_experts(
                 "/experts/coffee/export",
                 "/experts/coffee/delete",
                 "/experts/coffee/confirm",
+                "/experts/coffee/chat/state",
                 "/experts/coffee/releases/v1",
+                "/experts/coffee/releases/v1/files/adapter/adapter_config.json",
                 job,
                 job + "/events",
                 "/experts/../users/" + homes[0].name + "/data/coffee/raw/care.txt",
@@ -95,6 +97,10 @@ def test_each_person_sees_only_their_own_experts(
             "/experts/coffee/export",
             "/experts/coffee/golden",
             "/experts/coffee/golden/suggest",
+            "/experts/coffee/serve",
+            "/experts/coffee/chat",
+            "/experts/coffee/feedback",
+            "/experts/coffee/releases/v1/delete",
             job + "/cancel",
         ):
             tried["POST", path] = bo.post(ui.url + path, data=form, allow_redirects=False)
