@@ -122,25 +122,8 @@ class Accounts:
                 raise refused()
             link.used = True
             user = db.scalar(select(User).where(User.email == link.email))
-            if user is None:
-                user = User(
-                    email=link.email,
-                    name=link.email.split("@")[0],
-                    folder=secrets.token_hex(16),
-                    created=now,
-                    is_admin=False,
-                    disabled=False,
-                )
-                db.add(user)
-                db.flush()
-                self._audit(db, user.id, "account made", link.email, address)
-            if user.disabled:
-                db.commit()
-                raise refused()
-            session = self._new_session(db, user.id, now)
-            self._audit(db, user.id, "sign-in", "email link", address)
-            db.commit()
-        return user, session
+            made = {"email": link.email, "name": link.email.split("@")[0]}
+            return self._admit(db, user, made, "email link", address, "this sign-in link")
 
     def sign_in_external(self, github_id: str, login: str, address: str) -> tuple[User, str]:
         """(the person, a new session token) for a GitHub account, made on its first sign-in;
@@ -149,27 +132,38 @@ class Accounts:
 
         from opensem.accounts.models import User
 
-        now = self.clock()
         with self._session() as db:
             user = db.scalar(select(User).where(User.github_id == github_id))
-            if user is None:
-                user = User(
-                    github_id=github_id,
-                    name=login,
-                    folder=secrets.token_hex(16),
-                    created=now,
-                    is_admin=False,
-                    disabled=False,
-                )
-                db.add(user)
-                db.flush()
-                self._audit(db, user.id, "account made", f"github {login}", address)
-            if user.disabled:
-                db.commit()
-                raise refused("this GitHub sign-in")
-            session = self._new_session(db, user.id, now)
-            self._audit(db, user.id, "sign-in", "github", address)
+            made = {"github_id": github_id, "name": login}
+            return self._admit(db, user, made, "github", address, "this GitHub sign-in")
+
+    def _admit(
+        self,
+        db: Session,
+        user: User | None,
+        made: dict[str, str],
+        how: str,
+        address: str,
+        refusal: str,
+    ) -> tuple[User, str]:
+        """Sign in a person found by their link or GitHub id, making the account (with made's
+        fields) on a first sign-in; a disabled person is refused."""
+        from opensem.accounts.models import User
+
+        now = self.clock()
+        if user is None:
+            user = User(
+                **made, folder=secrets.token_hex(16), created=now, is_admin=False, disabled=False
+            )
+            db.add(user)
+            db.flush()
+            self._audit(db, user.id, "account made", how, address)
+        if user.disabled:
             db.commit()
+            raise refused(refusal)
+        session = self._new_session(db, user.id, now)
+        self._audit(db, user.id, "sign-in", how, address)
+        db.commit()
         return user, session
 
     def _new_session(self, db: Session, user_id: int, now: float) -> str:

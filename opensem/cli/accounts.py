@@ -87,10 +87,7 @@ def list_accounts(project: Path, database: str | None) -> None:
 @database_option
 def disable(who: str, project: Path, database: str | None) -> None:
     """Stop someone signing in; their sessions end at once (USER: id, email or name)."""
-    accounts = _open(project, database)
-    user = _find(accounts, who)
-    accounts.set_disabled(user.id, True)
-    console.print(f"{user.email or user.name} is disabled")
+    _set_disabled(who, project, database, True)
 
 
 @accounts_group.command("enable")
@@ -99,10 +96,15 @@ def disable(who: str, project: Path, database: str | None) -> None:
 @database_option
 def enable(who: str, project: Path, database: str | None) -> None:
     """Let someone sign in again."""
+    _set_disabled(who, project, database, False)
+
+
+def _set_disabled(who: str, project: Path, database: str | None, disabled: bool) -> None:
     accounts = _open(project, database)
     user = _find(accounts, who)
-    accounts.set_disabled(user.id, False)
-    console.print(f"{user.email or user.name} may sign in again")
+    accounts.set_disabled(user.id, disabled)
+    name = user.email or user.name
+    console.print(f"{name} is disabled" if disabled else f"{name} may sign in again")
 
 
 @accounts_group.command("delete")
