@@ -53,14 +53,19 @@ def add_manage_routes(app: FastAPI, releases: Releases) -> None:
             return None
         return frozenset(part for part in PARTS if form.get(part) == "on")
 
-    def delete_page(
+    async def delete_page(
         request: Request, name: str, parts: frozenset[str] | None, problem: str = ""
     ) -> HTMLResponse:
         manifest = manifest_of(name)
+
+        def listings() -> dict[str, object]:  # walks folders and the registry: off the loop
+            whole = doomed(root, name, manifest)
+            each = {part: doomed(root, name, manifest, frozenset({part})) for part in PARTS}
+            return {"doomed": whole, "parts": each}
+
         context = {
             "name": name,
-            "doomed": doomed(root, name, manifest),
-            "parts": {part: doomed(root, name, manifest, frozenset({part})) for part in PARTS},
+            **await asyncio.to_thread(listings),
             "chosen": parts or frozenset(),
             "problem": problem,
         }
@@ -71,7 +76,7 @@ def add_manage_routes(app: FastAPI, releases: Releases) -> None:
 
     @app.get("/experts/{name}/delete", response_class=HTMLResponse)
     async def ask_delete(request: Request, name: str) -> HTMLResponse:
-        return delete_page(request, name, None)
+        return await delete_page(request, name, None)
 
     @app.post("/experts/{name}/delete", response_class=HTMLResponse)
     async def do_delete(request: Request, name: str) -> HTMLResponse:
@@ -89,7 +94,7 @@ def add_manage_routes(app: FastAPI, releases: Releases) -> None:
         elif busy:
             problem = f"job #{busy[0].id} is building it: cancel it first"
         if problem:
-            return delete_page(request, name, parts, problem)
+            return await delete_page(request, name, parts, problem)
         if parts is None or "releases" in parts:
             releases.stop(name)
         gone, entries, size = await asyncio.to_thread(delete, root, name, manifest, parts)
