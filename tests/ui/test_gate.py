@@ -5,6 +5,7 @@ files gets 404 for each, with nothing of theirs in any answer."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from email import message_from_string
 from pathlib import Path
@@ -16,6 +17,13 @@ from tests.cli import run_cli
 from tests.ui.conftest import RunningUI, start_ui
 
 SECRET_TEXT = "Descale the Gaggia with citric acid every 41 days."
+DOCUMENT = "\n\n".join(
+    [SECRET_TEXT]
+    + [
+        f"Step {n}: rinse the group head, purge the steam wand and wipe the drip tray {n} times."
+        for n in range(1, 13)
+    ]
+)
 
 
 def _csrf(client: requests.Session, url: str) -> str:
@@ -42,6 +50,19 @@ def _sign_in(ui: RunningUI, inbox: Inbox, email: str) -> requests.Session:
     return client
 
 
+def _finished(home: Path, location: str) -> str:
+    """The state a person's job ends in, from their own queue."""
+    job = int(location.rsplit("/", 1)[1])
+    deadline = time.monotonic() + 300
+    with sqlite3.connect(home / "build" / "ui" / "jobs.sqlite") as db:
+        while time.monotonic() < deadline:
+            (state,) = db.execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone()
+            if state in ("done", "failed"):
+                return str(state)
+            time.sleep(0.3)
+    raise AssertionError(f"job {job} never finished")
+
+
 def test_each_person_sees_only_their_own_experts(
     tmp_path: Path,
     smtp: Inbox,  # noqa: F811
@@ -55,19 +76,29 @@ def test_each_person_sees_only_their_own_experts(
         token = _csrf(ana, ui.url + "/experts/new")
         made = ana.post(
             ui.url + "/experts/new",
-            data={"csrf": token, "name": "coffee", "base": "tiny"},
-            files=[("documents", ("care.txt", SECRET_TEXT.encode(), "text/plain"))],
+            data={
+                "csrf": token,
+                "name": "coffee",
+                "base": "tiny",
+                "question": ["How often is the Gaggia descaled?"],
+                "answer": ["Every 41 days."],
+            },
+            files=[("documents", ("care.txt", DOCUMENT.encode(), "text/plain"))],
             allow_redirects=False,
         )
         assert made.status_code == 303
         job = ana.post(
-            ui.url + "/experts/coffee/generate",
-            data={"csrf": token, "until": "ingest"},
-            allow_redirects=False,
+            ui.url + "/experts/coffee/build", data={"csrf": token}, allow_redirects=False
         ).headers["location"]
-        assert ana.get(ui.url + "/experts/coffee").status_code == 200
         homes = list((tmp_path / "users").iterdir())
         assert len(homes) == 1 and (homes[0] / "data" / "coffee" / "raw" / "care.txt").exists()
+        assert _finished(homes[0], job) == "done"  # a release of Ana's to reach for
+        page = ana.get(ui.url + "/experts/coffee").text
+        tag = re.search(r"/experts/coffee/releases/([^/\"]+)\"", page)
+        assert tag is not None
+        release = f"/experts/coffee/releases/{tag.group(1)}"
+        file = re.search(rf"{release}/files/([^\"]+)\"", ana.get(ui.url + release).text)
+        assert file is not None and ana.get(ui.url + f"{release}/files/{file.group(1)}").ok
 
         bo = _sign_in(ui, smtp, "bo@example.org")
         assert "coffee" not in bo.get(ui.url + "/").text
@@ -82,8 +113,8 @@ def test_each_person_sees_only_their_own_experts(
                 "/experts/coffee/delete",
                 "/experts/coffee/confirm",
                 "/experts/coffee/chat/state",
-                "/experts/coffee/releases/v1",
-                "/experts/coffee/releases/v1/files/adapter/adapter_config.json",
+                release,
+                f"{release}/files/{file.group(1)}",
                 job,
                 job + "/events",
                 "/experts/../users/" + homes[0].name + "/data/coffee/raw/care.txt",
@@ -100,7 +131,7 @@ def test_each_person_sees_only_their_own_experts(
             "/experts/coffee/serve",
             "/experts/coffee/chat",
             "/experts/coffee/feedback",
-            "/experts/coffee/releases/v1/delete",
+            f"{release}/delete",
             job + "/cancel",
         ):
             tried["POST", path] = bo.post(ui.url + path, data=form, allow_redirects=False)
