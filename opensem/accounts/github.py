@@ -40,6 +40,17 @@ class GitHubSettings(Section):
     timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for GitHub.")
 
 
+def enterprise(client_id: str, url: str) -> GitHubSettings:
+    """The settings for a GitHub Enterprise Server at url (its API under /api/v3)."""
+    base = url.rstrip("/")
+    return GitHubSettings(
+        client_id=client_id,
+        authorize_url=f"{base}/login/oauth/authorize",
+        token_url=f"{base}/login/oauth/access_token",
+        api_url=f"{base}/api/v3",
+    )
+
+
 class GitHubSignIn:
     """The two halves of the flow, for one OAuth app."""
 

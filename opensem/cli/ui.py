@@ -60,6 +60,12 @@ from opensem.errors import Location, UsageError
     metavar="ID",
     help="Offer GitHub sign-in with this OAuth app (its secret in OPENSEM_GITHUB_SECRET).",
 )
+@click.option(
+    "--github-url",
+    envvar="OPENSEM_GITHUB_URL",
+    metavar="URL",
+    help="A GitHub Enterprise Server's address, for GitHub sign-in there [default: github.com].",
+)
 def ui(
     project: Path,
     host: str,
@@ -71,6 +77,7 @@ def ui(
     smtp: str,
     public_url: str | None,
     github_client_id: str | None,
+    github_url: str | None,
 ) -> None:
     """Open the browser interface: experts, new experts from uploaded documents, builds followed
     live, releases. It works on the same files as the CLI, so both see the same state.
@@ -98,7 +105,7 @@ def ui(
     _setup_logging(bool((click.get_current_context().find_root().obj or {}).get("verbose")))
     public = public_url or f"http://{host}:{port}"
     app: Any = (
-        _gate(project, workers, database, smtp, public, github_client_id)
+        _gate(project, workers, database, smtp, public, github_client_id, github_url)
         if accounts
         else create_app(project, workers)
     )
@@ -122,10 +129,11 @@ def _gate(
     smtp: str,
     public_url: str,
     github_client_id: str | None,
+    github_url: str | None,
 ) -> Any:
     """The interface behind sign-in (opensem.ui.gate)."""
     from opensem.accounts.database import open_database, sqlite_url
-    from opensem.accounts.github import GitHubSettings
+    from opensem.accounts.github import GitHubSettings, enterprise
     from opensem.accounts.mail import MailSettings
     from opensem.accounts.service import Accounts
     from opensem.ui.gate import Gate, GateSettings
@@ -143,7 +151,13 @@ def _gate(
         database_url=url,
         mail=MailSettings(host=host, port=int(port)),
         public_url=public_url,
-        github=GitHubSettings(client_id=github_client_id) if github_client_id else None,
+        github=(
+            None
+            if not github_client_id
+            else enterprise(github_client_id, github_url)
+            if github_url
+            else GitHubSettings(client_id=github_client_id)
+        ),
         workers=workers,
     )
     return Gate(settings, Accounts(open_database(url)))

@@ -54,7 +54,7 @@ class GitHubOAuthServer:
                     self.send_response(302)
                     self.send_header("Location", f"{query['redirect_uri']}?{back}")
                     self.end_headers()
-                elif address.path == "/user":
+                elif address.path in ("/user", "/api/v3/user"):  # github.com, Enterprise
                     token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
                     if token in server.tokens:
                         return self._json(200, server.profile)

@@ -10,10 +10,12 @@ import time
 from email import message_from_string
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.accounts.conftest import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
 from tests.cli import run_cli
+from tests.servers.github_oauth import GitHubOAuthServer
 from tests.ui.conftest import RunningUI, start_ui
 
 SECRET_TEXT = "Descale the Gaggia with citric acid every 41 days."
@@ -180,3 +182,37 @@ def test_each_person_sees_only_their_own_experts(
         assert "Traceback" not in ui.log.read_text()
     finally:
         ui.stop()
+
+
+def test_github_sign_in_through_the_interface(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENSEM_GITHUB_SECRET", "s3cret")
+    profile = {"id": 4242, "login": "octo"}
+    with GitHubOAuthServer("opensem-test", "s3cret", profile) as github:
+        ui = start_ui(
+            tmp_path,
+            "--accounts",
+            "--github-client-id",
+            "opensem-test",
+            "--github-url",
+            github.url,
+            "--public-url",
+            "http://x",
+        )
+        try:
+            client = requests.Session()
+            assert 'id="github"' in client.get(ui.url + "/sign-in").text
+            away = client.get(ui.url + "/sign-in/github", allow_redirects=False)
+            assert away.status_code == 303 and away.headers["location"].startswith(github.url)
+            back = requests.get(away.headers["location"], allow_redirects=False)
+            callback = back.headers["location"].replace("http://x", ui.url)
+            landed = client.get(callback)
+            assert landed.status_code == 200 and landed.url == ui.url + "/"
+            assert "octo" in landed.text  # signed in, in their own interface
+            forged = requests.Session().get(callback)  # another browser, no state cookie
+            assert forged.status_code == 400 and "not valid any more" in forged.text
+            code, listed = run_cli("accounts", "list", "--project", str(tmp_path))
+            assert code == 0 and "4242" in listed and "octo" in listed
+        finally:
+            ui.stop()
