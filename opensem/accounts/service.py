@@ -240,6 +240,20 @@ class Accounts:
             self._audit(db, by, "disabled" if disabled else "enabled", f"user {user_id}", "")
             db.commit()
 
+    def set_admin(self, user_id: int, admin: bool) -> None:
+        """Make someone an admin (the admin page lists, disables and deletes people) or not."""
+        from opensem.accounts.models import User
+
+        with self._session() as db:
+            user = db.get(User, user_id)
+            if user is None:
+                raise UsageError(f"no user {user_id}", Location(key="user"), "see the user list")
+            user.is_admin = admin
+            self._audit(
+                db, None, "made admin" if admin else "no longer admin", f"user {user_id}", ""
+            )
+            db.commit()
+
     def delete_user(self, user_id: int, by: int | None = None) -> User:
         """Remove a person and their sessions; returns them (the caller removes their folder)."""
         from sqlalchemy import delete

@@ -99,6 +99,20 @@ def enable(who: str, project: Path, database: str | None) -> None:
     _set_disabled(who, project, database, False)
 
 
+@accounts_group.command("admin")
+@click.argument("who", metavar="USER")
+@project_option
+@database_option
+@click.option("--revoke", is_flag=True, help="Take the admin page away again.")
+def admin(who: str, project: Path, database: str | None, revoke: bool) -> None:
+    """Give someone the admin page (/admin: list, disable, enable and delete people)."""
+    accounts = _open(project, database)
+    user = _find(accounts, who)
+    accounts.set_admin(user.id, not revoke)
+    name = user.email or user.name
+    console.print(f"{name} is no longer an admin" if revoke else f"{name} is an admin")
+
+
 def _set_disabled(who: str, project: Path, database: str | None, disabled: bool) -> None:
     accounts = _open(project, database)
     user = _find(accounts, who)

@@ -26,6 +26,7 @@ from opensem.accounts.models import User
 from opensem.accounts.service import Accounts, RateLimited, SignInRefused
 from opensem.errors import OpensemError
 from opensem.ui import security
+from opensem.ui.admin import admin_app
 
 log = logging.getLogger("opensem.ui")
 ACCOUNT_COOKIE = "opensem_account"
@@ -52,6 +53,7 @@ class Gate:
         self.secret = security.project_secret(settings.base)
         self.apps: dict[int, FastAPI] = {}
         self.public = self._public_app()
+        self.admin = admin_app(self)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Sign-in pages for anyone; everything else for a signed-in person, in their own app."""
@@ -70,6 +72,11 @@ class Gate:
         state = scope.setdefault("state", {})
         state["account"] = user.email or user.name
         state["sign_out"] = security.csrf_token(self.secret, token or "")
+        if path == "/admin" or path.startswith("/admin/"):
+            state["user_id"] = user.id
+            found = user.is_admin  # to anyone else the admin page does not exist
+            await (self.admin if found else _missing)(scope, receive, send)
+            return
         await self._app_of(user)(scope, receive, send)
 
     def root_of(self, user: User) -> Path:
@@ -196,6 +203,10 @@ class Gate:
             secure=self.settings.public_url.startswith("https://"),
         )
         return response
+
+
+async def _missing(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await HTMLResponse("there is no such page", status_code=404)(scope, receive, send)
 
 
 def _cookie(scope: dict[str, Any], name: str) -> str | None:

@@ -216,3 +216,38 @@ def test_github_sign_in_through_the_interface(
             assert code == 0 and "4242" in listed and "octo" in listed
         finally:
             ui.stop()
+
+
+def test_an_admin_lists_disables_and_deletes_people_and_no_one_else_sees_the_page(
+    tmp_path: Path,
+    smtp: Inbox,  # noqa: F811
+) -> None:
+    ui = start_ui(
+        tmp_path, "--accounts", "--smtp", f"127.0.0.1:{smtp.port}", "--public-url", "http://x"
+    )
+    try:
+        ana = _sign_in(ui, smtp, "ana@example.org")
+        bo = _sign_in(ui, smtp, "bo@example.org")
+        assert bo.get(ui.url + "/").ok  # bo's own folder exists now
+        assert ana.get(ui.url + "/admin").status_code == 404  # not an admin yet
+        code, said = run_cli("accounts", "admin", "ana@example.org", "--project", str(tmp_path))
+        assert code == 0 and "is an admin" in said
+        listed = ana.get(ui.url + "/admin").text
+        assert "bo@example.org" in listed and "ana@example.org" in listed
+        assert bo.get(ui.url + "/admin").status_code == 404
+        bo_id = re.search(r'<tr data-user="(\d+)">\s*<td>\d+</td><td>bo@', listed)
+        assert bo_id is not None
+        token = _csrf(ana, ui.url + "/admin")
+        user = f"{ui.url}/admin/users/{bo_id.group(1)}"
+        assert ana.post(f"{user}/disable").status_code == 403  # the form's token is needed
+        assert ana.post(f"{user}/disable", data={"csrf": token}).ok
+        assert bo.get(ui.url + "/", allow_redirects=False).status_code == 303
+        homes = list((tmp_path / "users").iterdir())
+        deleted = ana.post(f"{user}/delete", data={"csrf": token})
+        assert deleted.ok and "bo@example.org is deleted: the account, its sessions" in deleted.text
+        assert len(list((tmp_path / "users").iterdir())) == len(homes) - 1
+        assert "bo@example.org" not in ana.get(ui.url + "/admin").text
+        code, log = run_cli("accounts", "audit", "--project", str(tmp_path))
+        assert "disabled" in log and "account deleted" in log
+    finally:
+        ui.stop()
