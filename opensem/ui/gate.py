@@ -72,11 +72,11 @@ class Gate:
         state = scope.setdefault("state", {})
         state["account"] = user.email or user.name
         state["sign_out"] = security.csrf_token(self.secret, token or "")
-        if path == "/admin" or path.startswith("/admin/"):
+        if user.is_admin and (path == "/admin" or path.startswith("/admin/")):
             state["user_id"] = user.id
-            found = user.is_admin  # to anyone else the admin page does not exist
-            await (self.admin if found else _missing)(scope, receive, send)
+            await self.admin(scope, receive, send)
             return
+        # Anyone else's interface has no /admin: the same 404 page as any other missing page
         await self._app_of(user)(scope, receive, send)
 
     def root_of(self, user: User) -> Path:
@@ -203,10 +203,6 @@ class Gate:
             secure=self.settings.public_url.startswith("https://"),
         )
         return response
-
-
-async def _missing(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    await HTMLResponse("there is no such page", status_code=404)(scope, receive, send)
 
 
 def _cookie(scope: dict[str, Any], name: str) -> str | None:
