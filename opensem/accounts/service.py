@@ -230,28 +230,23 @@ class Accounts:
 
     def set_disabled(self, user_id: int, disabled: bool, by: int | None = None) -> None:
         """Disable a person (their sessions stop working at once) or enable them again."""
-        from opensem.accounts.models import User
-
-        with self._session() as db:
-            user = db.get(User, user_id)
-            if user is None:
-                raise UsageError(f"no user {user_id}", Location(key="user"), "see the user list")
-            user.disabled = disabled
-            self._audit(db, by, "disabled" if disabled else "enabled", f"user {user_id}", "")
-            db.commit()
+        self._update(user_id, "disabled", disabled, "disabled" if disabled else "enabled", by)
 
     def set_admin(self, user_id: int, admin: bool) -> None:
         """Make someone an admin (the admin page lists, disables and deletes people) or not."""
+        self._update(user_id, "is_admin", admin, "made admin" if admin else "no longer admin")
+
+    def _update(
+        self, user_id: int, column: str, value: bool, action: str, by: int | None = None
+    ) -> None:
         from opensem.accounts.models import User
 
         with self._session() as db:
             user = db.get(User, user_id)
             if user is None:
                 raise UsageError(f"no user {user_id}", Location(key="user"), "see the user list")
-            user.is_admin = admin
-            self._audit(
-                db, None, "made admin" if admin else "no longer admin", f"user {user_id}", ""
-            )
+            setattr(user, column, value)
+            self._audit(db, by, action, f"user {user_id}", "")
             db.commit()
 
     def delete_user(self, user_id: int, by: int | None = None) -> User:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ import click
 
 from opensem.cli import cli
 from opensem.console import console
+from opensem.core.files import tally
 from opensem.errors import Location, UsageError
 
 if TYPE_CHECKING:
@@ -38,9 +38,10 @@ def accounts_group() -> None:
 
 def _open(project: Path, database: str | None) -> Accounts:
     from opensem.accounts.database import open_database, sqlite_url
+    from opensem.accounts.homes import default_database
     from opensem.accounts.service import Accounts
 
-    path = project.resolve() / "build" / "ui" / "accounts.sqlite"
+    path = default_database(project.resolve())
     if database is None and not path.is_file():
         raise UsageError(
             f"{project} has no accounts yet ({path} does not exist)",
@@ -129,20 +130,20 @@ def _set_disabled(who: str, project: Path, database: str | None, disabled: bool)
 def delete(who: str, project: Path, database: str | None, yes: bool) -> None:
     """Delete someone: their account, sessions, keys, and their whole project folder (documents,
     data, feedback, store, releases)."""
+    from opensem.accounts.homes import home, remove_person
+
     accounts = _open(project, database)
     user = _find(accounts, who)
-    folder = project.resolve() / "users" / user.folder
-    files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
-    size = sum(p.stat().st_size for p in files)
+    folder = home(project.resolve(), user)
+    files, size = tally(folder)
     console.print(
         f"deleting {user.email or user.name}: the account, its sessions, and {folder} "
-        f"({len(files)} files, {size / 1e6:.1f} MB)"
+        f"({files} files, {size / 1e6:.1f} MB)"
     )
     if not yes:
         click.confirm("delete for good?", abort=True)
-    accounts.delete_user(user.id)
-    shutil.rmtree(folder, ignore_errors=True)
-    console.print(f"deleted: the account, its sessions, {len(files)} files ({size / 1e6:.1f} MB)")
+    files, size = remove_person(accounts, project.resolve(), user)
+    console.print(f"deleted: the account, its sessions, {files} files ({size / 1e6:.1f} MB)")
 
 
 @accounts_group.command("audit")

@@ -134,6 +134,7 @@ def _gate(
     """The interface behind sign-in (opensem.ui.gate)."""
     from opensem.accounts.database import open_database, sqlite_url
     from opensem.accounts.github import GitHubSettings, enterprise
+    from opensem.accounts.homes import default_database
     from opensem.accounts.mail import MailSettings
     from opensem.accounts.service import Accounts
     from opensem.ui.gate import Gate, GateSettings
@@ -144,8 +145,8 @@ def _gate(
             f"--smtp {smtp!r} is not HOST:PORT", Location(key="--smtp"), "e.g. --smtp 127.0.0.1:25"
         )
     base = project.resolve()
-    url = database or sqlite_url(base / "build" / "ui" / "accounts.sqlite")
-    (base / "build" / "ui").mkdir(parents=True, exist_ok=True)
+    url = database or sqlite_url(default_database(base))
+    default_database(base).parent.mkdir(parents=True, exist_ok=True)
     settings = GateSettings(
         base=base,
         database_url=url,

@@ -69,6 +69,14 @@ def discard(path: Path) -> None:
     shutil.rmtree(path, onerror=_unlock)
 
 
+def tally(path: Path) -> tuple[int, int]:
+    """(files, bytes) of a file or everything under a folder; (0, 0) when it is not there."""
+    if path.is_file():
+        return 1, path.stat().st_size
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
+    return len(files), sum(p.stat().st_size for p in files)
+
+
 def append_lines(path: Path, lines: list[str]) -> None:
     """Append lines durably: one write per line, fsynced before returning, so a crash loses at
     most the line being written; a line torn by an earlier crash is left alone on its line."""

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opensem.core.files import discard
+from opensem.core.files import discard, tally
 from opensem.core.lock import DamagedLock, lots_of_lock, read_lock
 from opensem.core.store import Store
 
@@ -28,10 +28,6 @@ class Collection:
     def bytes(self) -> int:
         """Bytes the collection would free."""
         return sum(size for _, size in self.entries)
-
-
-def _size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def reachable_lots(project_root: Path) -> set[str]:
@@ -54,7 +50,7 @@ def collect(store: Store, project_root: Path, work: Path, dry_run: bool) -> Coll
         if lot in keep:
             found.kept += 1
             continue
-        found.entries.append((lot, _size(meta.parent)))
+        found.entries.append((lot, tally(meta.parent)[1]))
         if not dry_run:
             store.drop(lot)
             discard(work / lot)

@@ -9,11 +9,12 @@ went.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from opensem.accounts.homes import remove_person
 
 if TYPE_CHECKING:
     from opensem.ui.gate import Gate
@@ -50,13 +51,11 @@ def admin_app(gate: Gate) -> FastAPI:
             if action == "disable":
                 await asyncio.to_thread(gate.forget, user_id)
             return RedirectResponse("/admin", status_code=303)
-        folder = gate.root_of(person)
-        files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
-        size = sum(p.stat().st_size for p in files)
         await asyncio.to_thread(gate.forget, user_id)
-        await asyncio.to_thread(accounts.delete_user, user_id, me)
-        await asyncio.to_thread(shutil.rmtree, folder, True)
-        done = f"{name} is deleted: the account, its sessions, {len(files)} files ({size / 1e6:.1f} MB)"
+        files, size = await asyncio.to_thread(
+            remove_person, accounts, gate.settings.base, person, me
+        )
+        done = f"{name} is deleted: the account, its sessions, {files} files ({size / 1e6:.1f} MB)"
         return await asyncio.to_thread(listing, request, done)
 
     return app

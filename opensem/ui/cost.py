@@ -30,8 +30,9 @@ class Spend:
 
     stage: str
     what: str  # requests and tokens, in words
-    cost: str  # the upper bound, or why it is not known yet
+    cost: str  # the upper bound, or "not known" while its input is not made yet
     limit: str  # the budget the build enforces
+    waits_for: str = ""  # the stage whose output the estimate needs, while it is not made
 
 
 def paid(graph: StageGraph) -> list[str]:
@@ -113,7 +114,9 @@ def spending(
                 or "no limit set"
             )
             if records is None:
-                found.append(Spend(stage, "the documents are not read yet", "not known", limit))
+                found.append(
+                    Spend(stage, "the documents are not read yet", "not known", limit, "ingest")
+                )
                 continue
             documents = [r for r in records if record_kind(r) == "document"]
             planned = plan_synthesis(config, documents, cache_dir, root).estimate
@@ -128,7 +131,9 @@ def spending(
                 else "no limit set"
             )
             if records is None:
-                found.append(Spend(stage, "the dataset is not made yet", "not known", limit))
+                found.append(
+                    Spend(stage, "the dataset is not made yet", "not known", limit, "split")
+                )
                 continue
             with_persona = records_with_persona(records, params.persona)
             tokens, dollars = estimate(chat_rows(with_persona, params.method_config.type), tuning)
@@ -194,7 +199,7 @@ def add_build_routes(app: FastAPI) -> None:
             "name": name,
             "until": until,
             "spends": spends,
-            "unread": any(s.cost == "not known" and s.stage == "synthesize" for s in spends),
+            "unread": any(s.waits_for == "ingest" for s in spends),
         }
         page: HTMLResponse = app.state.page(request, "confirm.html", context)
         return page

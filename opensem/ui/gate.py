@@ -11,7 +11,6 @@ isolation by construction, not by a check each route must remember.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -21,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opensem.accounts.github import GitHubSettings, GitHubSignIn
+from opensem.accounts.homes import home
 from opensem.accounts.mail import MailSettings, send_sign_in_link
 from opensem.accounts.models import User
 from opensem.accounts.service import Accounts, RateLimited, SignInRefused
@@ -28,7 +28,6 @@ from opensem.errors import OpensemError
 from opensem.ui import security
 from opensem.ui.admin import admin_app
 
-log = logging.getLogger("opensem.ui")
 ACCOUNT_COOKIE = "opensem_account"
 OPEN = ("/sign-in", "/sign-out", "/static/")
 
@@ -81,7 +80,7 @@ class Gate:
 
     def root_of(self, user: User) -> Path:
         """A person's own project folder."""
-        return self.settings.base / "users" / user.folder
+        return home(self.settings.base, user)
 
     def _app_of(self, user: User) -> FastAPI:
         from opensem.ui.app import create_app

@@ -49,10 +49,6 @@ class KeyStore:
         with os.fdopen(descriptor, "w") as handle:
             json.dump({"variable": variable, "token": token}, handle)
 
-    def has(self, name: str) -> bool:
-        """Whether a key is kept for the expert."""
-        return self.path(name).is_file()
-
     def environment(self, name: str) -> dict[str, str]:
         """{variable: key} for the expert's build job; empty when no key is kept."""
         from cryptography.fernet import InvalidToken

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opensem.core.files import tally
 from opensem.errors import OpensemError
 from opensem.ui.archive import PARTS, document_paths, registry_folder
 
@@ -25,16 +26,6 @@ class Doomed:
     paths: list[tuple[str, int, int]] = field(default_factory=list)  # (path, files, bytes)
     releases: list[str] = field(default_factory=list)
     stages: dict[str, str] = field(default_factory=dict)  # build results forgotten: stage -> lot
-
-    @property
-    def files(self) -> int:
-        """Files in all."""
-        return sum(files for _, files, _ in self.paths)
-
-    @property
-    def bytes(self) -> int:
-        """Bytes in all."""
-        return sum(size for _, _, size in self.paths)
 
 
 def _local(root: Path, name: str, manifest: Path, parts: frozenset[str] | None) -> list[Path]:
@@ -80,9 +71,7 @@ def doomed(root: Path, name: str, manifest: Path, parts: frozenset[str] | None =
     """What deleting the expert (parts None) or the named parts of it would remove."""
     found = Doomed()
     for path in _local(root, name, manifest, parts):
-        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-        size = sum(p.stat().st_size for p in files)
-        found.paths.append((path.relative_to(root).as_posix(), len(files), size))
+        found.paths.append((path.relative_to(root).as_posix(), *tally(path)))
     if parts is None or "releases" in parts:
         registry = registry_folder(root, manifest)
         if registry is not None and registry[0].exists(registry[1]):

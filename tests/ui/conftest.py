@@ -66,6 +66,22 @@ def start_ui(root: Path, *extra: str) -> RunningUI:
     raise AssertionError(f"opensem ui did not start:\n{log.read_text()}")
 
 
+def job_ends(root: Path, location: str, seconds: float = 300) -> str:
+    """The state ("done" or "failed") the job at location (/jobs/ID) of the project at root ends in,
+    read from its queue as the interface keeps it."""
+    import sqlite3
+
+    job = int(location.rsplit("/", 1)[1])
+    deadline = time.monotonic() + seconds
+    with sqlite3.connect(root / "build" / "ui" / "jobs.sqlite") as db:
+        while time.monotonic() < deadline:
+            (state,) = db.execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone()
+            if state in ("done", "failed"):
+                return str(state)
+            time.sleep(0.3)
+    raise AssertionError(f"job {job} never finished")
+
+
 @pytest.fixture
 def ui(tmp_path: Path) -> Iterator[RunningUI]:
     """`opensem ui` over an empty project (a manifests/ folder and nothing else)."""

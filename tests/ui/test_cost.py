@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sqlite3
-import time
 import zipfile
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import requests
 from tests.pdf import write_pdf
 from tests.servers.openai_compatible import OpenAICompatibleServer
 from tests.stages.test_synthesize import teacher_answer
-from tests.ui.conftest import RunningUI
+from tests.ui.conftest import RunningUI, job_ends
 
 
 def _session(ui: RunningUI) -> tuple[requests.Session, str]:
@@ -52,19 +50,6 @@ def _create(
     assert made.status_code == 303, made.text
 
 
-def _finished(ui: RunningUI, location: str) -> str:
-    """The state a job ends in (its page's address is where the form sent the browser)."""
-    job = int(location.rsplit("/", 1)[1])
-    deadline = time.monotonic() + 300
-    with sqlite3.connect(ui.root / "build" / "ui" / "jobs.sqlite") as db:
-        while time.monotonic() < deadline:
-            (state,) = db.execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone()
-            if state in ("done", "failed"):
-                return str(state)
-            time.sleep(0.3)
-    raise AssertionError(f"job {job} never finished")
-
-
 def test_a_paid_teacher_is_confirmed_budgeted_and_its_key_kept_secret(
     ui: RunningUI, tmp_path: Path
 ) -> None:
@@ -91,7 +76,7 @@ def test_a_paid_teacher_is_confirmed_budgeted_and_its_key_kept_secret(
             data={"csrf": token, "until": "ingest"},
             allow_redirects=False,
         )
-        assert _finished(ui, read.headers["location"]) == "done" and server.count == 0
+        assert job_ends(ui.root, read.headers["location"]) == "done" and server.count == 0
         page = client.get(ui.url + "/experts/coffee/confirm?until=synthesize").text
         assert "requests to send" in page and "at most $" in page
         assert "synthesis.budget.max_cost 5" in page
@@ -101,7 +86,7 @@ def test_a_paid_teacher_is_confirmed_budgeted_and_its_key_kept_secret(
             data={"csrf": token, "until": "synthesize", "accept": "on"},
             allow_redirects=False,
         )
-        assert _finished(ui, built.headers["location"]) == "done"
+        assert job_ends(ui.root, built.headers["location"]) == "done"
         assert server.count > 0 and set(server.authorization) == {f"Bearer {key}"}
 
         other = write_pdf(tmp_path / "t.pdf", [["Steep green tea for two minutes."]])
@@ -112,7 +97,7 @@ def test_a_paid_teacher_is_confirmed_budgeted_and_its_key_kept_secret(
             data={"csrf": token, "until": "synthesize", "accept": "on"},
             allow_redirects=False,
         )
-        assert _finished(ui, refused.headers["location"]) == "failed"
+        assert job_ends(ui.root, refused.headers["location"]) == "failed"
         assert server.count == before  # stopped before sending anything
         job = refused.headers["location"].rsplit("/", 1)[1]
         events = (ui.root / "build" / "ui" / "jobs" / f"{job}.jsonl").read_text().splitlines()

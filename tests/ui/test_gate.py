@@ -5,7 +5,6 @@ files gets 404 for each, with nothing of theirs in any answer."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from email import message_from_string
 from pathlib import Path
@@ -16,7 +15,7 @@ import requests
 from tests.accounts.conftest import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
 from tests.cli import run_cli
 from tests.servers.github_oauth import GitHubOAuthServer
-from tests.ui.conftest import RunningUI, start_ui
+from tests.ui.conftest import RunningUI, job_ends, start_ui
 
 SECRET_TEXT = "Descale the Gaggia with citric acid every 41 days."
 DOCUMENT = "\n\n".join(
@@ -52,26 +51,18 @@ def _sign_in(ui: RunningUI, inbox: Inbox, email: str) -> requests.Session:
     return client
 
 
-def _finished(home: Path, location: str) -> str:
-    """The state a person's job ends in, from their own queue."""
-    job = int(location.rsplit("/", 1)[1])
-    deadline = time.monotonic() + 300
-    with sqlite3.connect(home / "build" / "ui" / "jobs.sqlite") as db:
-        while time.monotonic() < deadline:
-            (state,) = db.execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone()
-            if state in ("done", "failed"):
-                return str(state)
-            time.sleep(0.3)
-    raise AssertionError(f"job {job} never finished")
+def _gated(root: Path, inbox: Inbox) -> RunningUI:
+    """`opensem ui --accounts` mailing through inbox's server; links name http://x."""
+    return start_ui(
+        root, "--accounts", "--smtp", f"127.0.0.1:{inbox.port}", "--public-url", "http://x"
+    )
 
 
 def test_each_person_sees_only_their_own_experts(
     tmp_path: Path,
     smtp: Inbox,  # noqa: F811
 ) -> None:
-    ui = start_ui(
-        tmp_path, "--accounts", "--smtp", f"127.0.0.1:{smtp.port}", "--public-url", "http://x"
-    )
+    ui = _gated(tmp_path, smtp)
     try:
         assert requests.get(ui.url + "/", allow_redirects=False).headers["location"] == "/sign-in"
         ana = _sign_in(ui, smtp, "ana@example.org")
@@ -94,7 +85,7 @@ def test_each_person_sees_only_their_own_experts(
         ).headers["location"]
         homes = list((tmp_path / "users").iterdir())
         assert len(homes) == 1 and (homes[0] / "data" / "coffee" / "raw" / "care.txt").exists()
-        assert _finished(homes[0], job) == "done"  # a release of Ana's to reach for
+        assert job_ends(homes[0], job) == "done"  # a release of Ana's to reach for
         page = ana.get(ui.url + "/experts/coffee").text
         tag = re.search(r"/experts/coffee/releases/([^/\"]+)\"", page)
         assert tag is not None
@@ -222,9 +213,7 @@ def test_an_admin_lists_disables_and_deletes_people_and_no_one_else_sees_the_pag
     tmp_path: Path,
     smtp: Inbox,  # noqa: F811
 ) -> None:
-    ui = start_ui(
-        tmp_path, "--accounts", "--smtp", f"127.0.0.1:{smtp.port}", "--public-url", "http://x"
-    )
+    ui = _gated(tmp_path, smtp)
     try:
         ana = _sign_in(ui, smtp, "ana@example.org")
         bo = _sign_in(ui, smtp, "bo@example.org")
