@@ -86,17 +86,21 @@ def logs(project: Path) -> None:
 
 
 def jobs(project: Path) -> None:
+    from sqlalchemy import text
+
     from opensem.ui.jobs import JobQueue
 
     queue = JobQueue(project)
     for _ in range(JOBS):
         job = queue.submit("manifests/tiny-demo.yaml")
-        queue.db.execute(
-            "UPDATE jobs SET state = 'done', started = created, finished = created + 40, "
-            "exit_code = 0 WHERE id = ?",
-            (job.id,),
-        )
-        queue.db.commit()
+        with queue.engine.begin() as db:
+            db.execute(
+                text(
+                    "UPDATE jobs SET state = 'done', started = created, "
+                    "finished = created + 40, exit_code = 0 WHERE id = :id"
+                ),
+                {"id": job.id},
+            )
 
 
 def main() -> None:
@@ -105,7 +109,7 @@ def main() -> None:
 
     started = time.monotonic()
     project = WORK / "project"
-    if "--reuse" not in sys.argv or not (project / "build" / "ui" / "jobs.sqlite").is_file():
+    if "--reuse" not in sys.argv or not (project / "build" / "ui" / "interface.sqlite").is_file():
         project = build_project()
         more_releases(project)
         logs(project)

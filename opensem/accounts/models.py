@@ -24,6 +24,8 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[float] = mapped_column(Float)
+    # What provider jobs may cost a month (USD); None: no limit of their own (the default's)
+    monthly_budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class SignInLink(Base):
@@ -72,3 +74,41 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(Text, default="")
     address: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class ApiKey(Base):
+    """A key a person made for `opensem serve --accounts`; it reaches only their releases."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    shown: Mapped[str] = mapped_column(String(16))  # its first characters, to tell keys apart
+    created: Mapped[float] = mapped_column(Float)
+    last_used: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobRow(Base):
+    """A build job of the interface's queue: whose, which manifest, how it went, what it may cost."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=True
+    )  # None: the interface without accounts
+    manifest: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created: Mapped[float] = mapped_column(Float)
+    started: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    until: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The provider cost the person confirmed (an upper bound), counted against their budget
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)

@@ -59,7 +59,8 @@ class Accounts:
     ) -> None:
         self.engine, self.limits, self.clock = engine, limits, clock
 
-    def _session(self) -> Session:
+    def session(self) -> Session:
+        """A database session (the other account modules share it)."""
         from sqlalchemy.orm import Session
 
         return Session(self.engine, expire_on_commit=False)
@@ -75,7 +76,7 @@ class Accounts:
                 f"{email!r} is not an email address", Location(key="email"), "type it again"
             )
         now = self.clock()
-        with self._session() as db:
+        with self.session() as db:
             for key, allowed in (
                 (f"email:{email}", self.limits.per_email),
                 (f"address:{address}", self.limits.per_address),
@@ -96,7 +97,7 @@ class Accounts:
                     digest=digest(token), email=email, expires=now + self.limits.link_s, used=False
                 )
             )
-            self._audit(db, None, "sign-in link sent", email, address)
+            self.audit_within(db, None, "sign-in link sent", email, address)
             db.commit()
         return token
 
@@ -116,7 +117,7 @@ class Accounts:
         from opensem.accounts.models import SignInLink, User
 
         now = self.clock()
-        with self._session() as db:
+        with self.session() as db:
             link = db.get(SignInLink, digest(token), with_for_update=True)
             if link is None or link.used or link.expires < now:
                 raise refused()
@@ -132,7 +133,7 @@ class Accounts:
 
         from opensem.accounts.models import User
 
-        with self._session() as db:
+        with self.session() as db:
             user = db.scalar(select(User).where(User.github_id == github_id))
             made = {"github_id": github_id, "name": login}
             return self._admit(db, user, made, "github", address, "this GitHub sign-in")
@@ -157,12 +158,12 @@ class Accounts:
             )
             db.add(user)
             db.flush()
-            self._audit(db, user.id, "account made", how, address)
+            self.audit_within(db, user.id, "account made", how, address)
         if user.disabled:
             db.commit()
             raise refused(refusal)
         session = self._new_session(db, user.id, now)
-        self._audit(db, user.id, "sign-in", how, address)
+        self.audit_within(db, user.id, "sign-in", how, address)
         db.commit()
         return user, session
 
@@ -185,7 +186,7 @@ class Accounts:
         """Who a session token belongs to, while it is valid and they are not disabled."""
         from opensem.accounts.models import SignedIn, User
 
-        with self._session() as db:
+        with self.session() as db:
             found = db.get(SignedIn, digest(session))
             if found is None or found.revoked or found.expires < self.clock():
                 return None
@@ -196,11 +197,11 @@ class Accounts:
         """End one session (this browser's)."""
         from opensem.accounts.models import SignedIn
 
-        with self._session() as db:
+        with self.session() as db:
             found = db.get(SignedIn, digest(session))
             if found is not None:
                 found.revoked = True
-                self._audit(db, found.user_id, "signed out", "", "")
+                self.audit_within(db, found.user_id, "signed out", "", "")
             db.commit()
 
     def sign_out_everywhere(self, user_id: int, address: str = "") -> int:
@@ -209,13 +210,13 @@ class Accounts:
 
         from opensem.accounts.models import SignedIn
 
-        with self._session() as db:
+        with self.session() as db:
             done = db.execute(
                 update(SignedIn)
                 .where(SignedIn.user_id == user_id, SignedIn.revoked.is_(False))
                 .values(revoked=True)
             )
-            self._audit(db, user_id, "signed out everywhere", "", address)
+            self.audit_within(db, user_id, "signed out everywhere", "", address)
             db.commit()
         return int(getattr(done, "rowcount", 0) or 0)
 
@@ -225,7 +226,7 @@ class Accounts:
 
         from opensem.accounts.models import User
 
-        with self._session() as db:
+        with self.session() as db:
             return list(db.scalars(select(User).order_by(User.id)))
 
     def set_disabled(self, user_id: int, disabled: bool, by: int | None = None) -> None:
@@ -241,12 +242,12 @@ class Accounts:
     ) -> None:
         from opensem.accounts.models import User
 
-        with self._session() as db:
+        with self.session() as db:
             user = db.get(User, user_id)
             if user is None:
                 raise UsageError(f"no user {user_id}", Location(key="user"), "see the user list")
             setattr(user, column, value)
-            self._audit(db, by, action, f"user {user_id}", "")
+            self.audit_within(db, by, action, f"user {user_id}", "")
             db.commit()
 
     def delete_user(self, user_id: int, by: int | None = None) -> User:
@@ -255,7 +256,7 @@ class Accounts:
 
         from opensem.accounts.models import SignedIn, SignInLink, User
 
-        with self._session() as db:
+        with self.session() as db:
             user = db.get(User, user_id)
             if user is None:
                 raise UsageError(f"no user {user_id}", Location(key="user"), "see the user list")
@@ -263,19 +264,20 @@ class Accounts:
             if user.email:
                 db.execute(delete(SignInLink).where(SignInLink.email == user.email))
             db.delete(user)
-            self._audit(db, by, "account deleted", f"user {user_id}", "")
+            self.audit_within(db, by, "account deleted", f"user {user_id}", "")
             db.commit()
         return user
 
     def audit(self, user_id: int | None, action: str, target: str = "", address: str = "") -> None:
         """Record what someone did (jobs, publishes, downloads, deletions)."""
-        with self._session() as db:
-            self._audit(db, user_id, action, target, address)
+        with self.session() as db:
+            self.audit_within(db, user_id, action, target, address)
             db.commit()
 
-    def _audit(
+    def audit_within(
         self, db: Session, user_id: int | None, action: str, target: str, address: str
     ) -> None:
+        """Add an audit event to a transaction that is open."""
         from opensem.accounts.models import AuditEvent
 
         db.add(
@@ -293,7 +295,7 @@ class Accounts:
         query = select(AuditEvent.at, AuditEvent.user_id, AuditEvent.action, AuditEvent.target)
         if user_id is not None:
             query = query.where(AuditEvent.user_id == user_id)
-        with self._session() as db:
+        with self.session() as db:
             return [tuple(row) for row in db.execute(query.order_by(AuditEvent.id))]  # type: ignore[misc]
 
 

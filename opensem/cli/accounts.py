@@ -36,7 +36,8 @@ def accounts_group() -> None:
     """List, disable, enable and delete the people of `opensem ui --accounts`; read the audit log."""
 
 
-def _open(project: Path, database: str | None) -> Accounts:
+def open_accounts(project: Path, database: str | None) -> Accounts:
+    """The accounts of the folder `opensem ui --accounts` serves (or of the database named)."""
     from opensem.accounts.database import open_database, sqlite_url
     from opensem.accounts.homes import default_database
     from opensem.accounts.service import Accounts
@@ -68,9 +69,9 @@ def list_accounts(project: Path, database: str | None) -> None:
     from rich.table import Table
 
     table = Table(title_justify="left")
-    for column in ("id", "email", "GitHub", "name", "since", "state"):
+    for column in ("id", "email", "GitHub", "name", "since", "state", "budget"):
         table.add_column(column, overflow="fold")
-    for user in _open(project, database).users():
+    for user in open_accounts(project, database).users():
         table.add_row(
             str(user.id),
             user.email or "",
@@ -78,6 +79,7 @@ def list_accounts(project: Path, database: str | None) -> None:
             user.name,
             time.strftime("%Y-%m-%d", time.localtime(user.created)),
             "disabled" if user.disabled else "active",
+            "default" if user.monthly_budget_usd is None else f"${user.monthly_budget_usd:.2f}",
         )
     console.print(table)
 
@@ -107,7 +109,7 @@ def enable(who: str, project: Path, database: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="Take the admin page away again.")
 def admin(who: str, project: Path, database: str | None, revoke: bool) -> None:
     """Give someone the admin page (/admin: list, disable, enable and delete people)."""
-    accounts = _open(project, database)
+    accounts = open_accounts(project, database)
     user = _find(accounts, who)
     accounts.set_admin(user.id, not revoke)
     name = user.email or user.name
@@ -115,11 +117,35 @@ def admin(who: str, project: Path, database: str | None, revoke: bool) -> None:
 
 
 def _set_disabled(who: str, project: Path, database: str | None, disabled: bool) -> None:
-    accounts = _open(project, database)
+    accounts = open_accounts(project, database)
     user = _find(accounts, who)
     accounts.set_disabled(user.id, disabled)
     name = user.email or user.name
     console.print(f"{name} is disabled" if disabled else f"{name} may sign in again")
+
+
+@accounts_group.command("budget")
+@click.argument("who", metavar="USER")
+@click.argument("amount", metavar="USD")
+@project_option
+@database_option
+def budget(who: str, amount: str, project: Path, database: str | None) -> None:
+    """Set what someone's provider jobs may cost a month, in dollars (USD: a number, or
+    `default` for the interface's --monthly-budget-usd)."""
+    from opensem.accounts.budgets import Budgets
+
+    accounts = open_accounts(project, database)
+    user = _find(accounts, who)
+    try:
+        usd = None if amount == "default" else float(amount)
+    except ValueError:
+        raise UsageError(
+            f"{amount!r} is not an amount of dollars", Location(key="USD"), "e.g. 20 or default"
+        ) from None
+    Budgets(accounts).set_limit(user.id, usd)
+    name = user.email or user.name
+    what = "the interface's default" if usd is None else f"${usd:.2f} a month"
+    console.print(f"{name}'s provider jobs may now cost {what}")
 
 
 @accounts_group.command("delete")
@@ -132,7 +158,7 @@ def delete(who: str, project: Path, database: str | None, yes: bool) -> None:
     data, feedback, store, releases)."""
     from opensem.accounts.homes import home, remove_person
 
-    accounts = _open(project, database)
+    accounts = open_accounts(project, database)
     user = _find(accounts, who)
     folder = home(project.resolve(), user)
     files, size = tally(folder)
@@ -152,7 +178,7 @@ def delete(who: str, project: Path, database: str | None, yes: bool) -> None:
 @database_option
 def audit(who: str | None, project: Path, database: str | None) -> None:
     """Sign-ins, jobs, publishes, downloads and deletions, oldest first (one person's with USER)."""
-    accounts = _open(project, database)
+    accounts = open_accounts(project, database)
     user_id = _find(accounts, who).id if who else None
     for at, user, action, target in accounts.audit_log(user_id):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))

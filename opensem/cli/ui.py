@@ -66,6 +66,13 @@ from opensem.errors import Location, UsageError
     metavar="URL",
     help="A GitHub Enterprise Server's address, for GitHub sign-in there [default: github.com].",
 )
+@click.option(
+    "--monthly-budget-usd",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="With --accounts: what each person's builds at providers may cost a month, unless "
+    "`opensem accounts budget` gave them their own [default: no limit].",
+)
 def ui(
     project: Path,
     host: str,
@@ -78,6 +85,7 @@ def ui(
     public_url: str | None,
     github_client_id: str | None,
     github_url: str | None,
+    monthly_budget_usd: float | None,
 ) -> None:
     """Open the browser interface: experts, new experts from uploaded documents, builds followed
     live, releases. It works on the same files as the CLI, so both see the same state.
@@ -105,7 +113,16 @@ def ui(
     _setup_logging(bool((click.get_current_context().find_root().obj or {}).get("verbose")))
     public = public_url or f"http://{host}:{port}"
     app: Any = (
-        _gate(project, workers, database, smtp, public, github_client_id, github_url)
+        _gate(
+            project,
+            workers,
+            database,
+            smtp,
+            public,
+            github_client_id,
+            github_url,
+            monthly_budget_usd,
+        )
         if accounts
         else create_app(project, workers)
     )
@@ -130,6 +147,7 @@ def _gate(
     public_url: str,
     github_client_id: str | None,
     github_url: str | None,
+    monthly_budget_usd: float | None,
 ) -> Any:
     """The interface behind sign-in (opensem.ui.gate)."""
     from opensem.accounts.database import open_database, sqlite_url
@@ -160,5 +178,6 @@ def _gate(
             else GitHubSettings(client_id=github_client_id)
         ),
         workers=workers,
+        monthly_budget_usd=monthly_budget_usd,
     )
     return Gate(settings, Accounts(open_database(url)))

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,8 +33,9 @@ from opensem.serving.config import ServeConfig
 from opensem.serving.embeddings import embed
 from opensem.serving.http import common_app
 from opensem.serving.openai_api import ApiError, ChatRequest, CompletionRequest, EmbeddingRequest
-from opensem.serving.ops import Metrics, RateLimiter, log_request
+from opensem.serving.ops import Metrics, RateLimiter, bearer, log_request
 from opensem.serving.pool import ModelPool
+from opensem.serving.tenancy import Tenancy, scoped, unscoped
 
 RECENT = 10_000  # completions remembered for feedback
 CLIENT_GONE = 499  # the status nginx logs for a client that closed the connection first
@@ -50,13 +52,19 @@ class ServerState:
     ready: bool = False
     started: float = field(default_factory=time.time)
     recent: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    tenancy: Tenancy | None = None  # many people's releases (opensem serve --accounts)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.pool.running)
         self.limiter = RateLimiter(self.config.rate_limit)
 
-    def remember(self, outcome: Outcome, lot: str | None) -> None:
-        """Keep a served answer for feedback, with the lot that gave it."""
+    def names(self, request: Request) -> list[str]:
+        """The models the caller may use (their own, under accounts)."""
+        return unscoped(_owner(request), self.pool.names())
+
+    def remember(self, outcome: Outcome, lot: str | None, served_as: str) -> None:
+        """Keep a served answer for feedback, with the lot that gave it and the pool's name of
+        the model (which names its owner, under accounts)."""
         question = outcome.prompt
         # The prompt is the messages as JSON: feedback is about the last question
         if outcome.endpoint == "chat":
@@ -66,6 +74,7 @@ class ServerState:
             )
         self.recent[outcome.id] = {
             "model": outcome.model,
+            "served_as": served_as,
             "lot": lot,
             "prompt": question,
             "answer": outcome.text,
@@ -79,55 +88,67 @@ def create_app(state: ServerState) -> Any:
     app, protected = common_app("opensem", state)
     app.state.opensem = state
 
+    def public_models() -> list[str] | int:
+        """What anyone may know of the models: their names, or only how many under accounts."""
+        names = state.pool.names()
+        return len(names) if state.tenancy is not None else names
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {
             "status": "alive",
             "ready": state.ready,
             "backend": state.pool.backend,
-            "models": state.pool.names(),
+            "models": public_models(),
             "uptime_s": round(time.time() - state.started, 1),
         }
 
     @app.get("/health/ready")
     async def ready() -> JSONResponse:
         return JSONResponse(
-            {"ready": state.ready, "models": state.pool.names()},
+            {"ready": state.ready, "models": public_models()},
             status_code=200 if state.ready else 503,
         )
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if state.tenancy is not None:  # its labels name everyone's experts: an admin's key only
+            key = bearer(request.headers.get("authorization"))
+            if not await asyncio.to_thread(state.tenancy.is_admin, key):
+                raise ApiError(401, "the metrics need an admin's API key", code="invalid_api_key")
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)
 
     @app.get("/v1/models", dependencies=protected)
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(state, name) for name in state.pool.names()]}
+    async def models(request: Request) -> dict[str, Any]:
+        owner = _owner(request)
+        cards = [_model_card(state, owner, name) for name in state.names(request)]
+        return {"object": "list", "data": cards}
 
     @app.get("/v1/models/{name}", dependencies=protected)
-    async def model(name: str) -> dict[str, Any]:
-        if name not in state.pool.names():
+    async def model(request: Request, name: str) -> dict[str, Any]:
+        if name not in state.names(request):
             raise ApiError(
                 404, f"the model {name!r} does not exist", param="model", code="model_not_found"
             )
-        return _model_card(state, name)
+        return _model_card(state, _owner(request), name)
 
     @app.post("/v1/chat/completions", response_model=None, dependencies=protected)
-    async def chat(body: ChatRequest) -> Any:
-        return await _complete(state, body, "chat", StreamingResponse)
+    async def chat(request: Request, body: ChatRequest) -> Any:
+        return await _complete(state, request, body, "chat", StreamingResponse)
 
     @app.post("/v1/completions", response_model=None, dependencies=protected)
-    async def completions(body: CompletionRequest) -> Any:
-        return await _complete(state, body, "completions", StreamingResponse)
+    async def completions(request: Request, body: CompletionRequest) -> Any:
+        return await _complete(state, request, body, "completions", StreamingResponse)
 
     @app.post("/v1/embeddings", dependencies=protected)
-    async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
-        return await embed(state.pool.served.get(body.model), body)
+    async def embeddings(request: Request, body: EmbeddingRequest) -> dict[str, Any]:
+        served = state.pool.served.get(scoped(_owner(request), body.model))
+        return await embed(served, body)
 
     @app.post("/v1/feedback", dependencies=protected)
-    async def feedback(body: FeedbackRequest) -> dict[str, Any]:
-        return _record_feedback(state, body)
+    async def feedback(request: Request, body: FeedbackRequest) -> dict[str, Any]:
+        return _record_feedback(state, _owner(request), body)
 
     return app
 
@@ -143,12 +164,21 @@ class FeedbackRequest(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
-def _record_feedback(state: ServerState, body: FeedbackRequest) -> dict[str, Any]:
+def _owner(request: Request) -> str | None:
+    """Whose releases a request may reach (its key's owner), under accounts."""
+    return getattr(request.state, "owner", None)
+
+
+def _record_feedback(
+    state: ServerState, owner: str | None, body: FeedbackRequest
+) -> dict[str, Any]:
     """Append the feedback to the answering expert's feedback folder, with the prompt and answer it refers to."""
     from opensem.errors import OpensemError
     from opensem.feedback.records import append_feedback, parse_rows
 
     completion = state.recent.get(body.completion_id)
+    if completion is not None and not unscoped(owner, [completion["served_as"]]):
+        completion = None  # another person's completion: as unknown as one never given
     if completion is None:
         raise ApiError(
             404,
@@ -156,7 +186,7 @@ def _record_feedback(state: ServerState, body: FeedbackRequest) -> dict[str, Any
             param="completion_id",
             code="completion_not_found",
         )
-    served = state.pool.served.get(completion["model"])
+    served = state.pool.served.get(completion["served_as"])
     folder = served.release.feedback_dir if served is not None else None
     if folder is None:
         raise ApiError(
@@ -187,8 +217,8 @@ def _record_feedback(state: ServerState, body: FeedbackRequest) -> dict[str, Any
     }
 
 
-def _model_card(state: ServerState, name: str) -> dict[str, Any]:
-    served = state.pool.served[name]
+def _model_card(state: ServerState, owner: str | None, name: str) -> dict[str, Any]:
+    served = state.pool.served[scoped(owner, name)]
     return {
         "id": name,
         "object": "model",
@@ -199,16 +229,21 @@ def _model_card(state: ServerState, name: str) -> dict[str, Any]:
 
 
 async def _complete(
-    state: ServerState, body: ChatRequest | CompletionRequest, endpoint: str, streaming: Any
+    state: ServerState,
+    request: Request,
+    body: ChatRequest | CompletionRequest,
+    endpoint: str,
+    streaming: Any,
 ) -> Any:
-    served = state.pool.acquire(body.model)
+    served_as = scoped(_owner(request), body.model)
+    served = state.pool.acquire(served_as)
     if served is None:
         state.metrics.requests.labels(
             "unknown", endpoint, "404"
         ).inc()  # labels stay bounded whatever clients send
         raise ApiError(
             404,
-            f"the model {body.model!r} does not exist; this server serves: {', '.join(state.pool.names())}",
+            f"the model {body.model!r} does not exist; this server serves: {', '.join(state.names(request))}",
             param="model",
             code="model_not_found",
         )
@@ -222,7 +257,7 @@ async def _complete(
     outcome = Outcome(
         new_id(endpoint), body.model, endpoint, text, prompt_tokens=len(ids), sources=hits
     )
-    state.metrics.active.labels(body.model).inc()
+    state.metrics.active.labels(served_as).inc()
     finished = False
 
     def finish() -> None:
@@ -231,7 +266,7 @@ async def _complete(
             return
         finished = True
         state.pool.release(served)
-        _account(state, outcome, served.release.lot)
+        _account(state, outcome, served.release.lot, served_as)
 
     try:
         generation = generation_for(
@@ -240,7 +275,7 @@ async def _complete(
         bridge = submit(served, generation)
         if not body.stream:
             answer = await whole(body, outcome, generation, bridge, state.config.request_timeout_s)
-            state.remember(outcome, served.release.lot)
+            state.remember(outcome, served.release.lot, served_as)
             _record_answer(state, outcome, served)
             return answer
     except ApiError as exc:
@@ -262,7 +297,7 @@ async def _complete(
                 yield chunk
             ended = True
             if outcome.status == 200:
-                state.remember(outcome, served.release.lot)
+                state.remember(outcome, served.release.lot, served_as)
                 _record_answer(state, outcome, served)
         finally:
             if not ended:
@@ -295,17 +330,19 @@ def _record_answer(state: ServerState, outcome: Outcome, served: Any) -> None:
     record_answer(folder.parent / "answers", record)
 
 
-def _account(state: ServerState, outcome: Outcome, lot: str | None) -> None:
+def _account(state: ServerState, outcome: Outcome, lot: str | None, served_as: str) -> None:
+    """Count a finished request in the metrics (under the pool's name: whose, under accounts)
+    and log it."""
     m = state.metrics
-    m.active.labels(outcome.model).dec()
-    m.requests.labels(outcome.model, outcome.endpoint, str(outcome.status)).inc()
+    m.active.labels(served_as).dec()
+    m.requests.labels(served_as, outcome.endpoint, str(outcome.status)).inc()
     seconds = time.monotonic() - outcome.started
     if outcome.status == 200:
-        m.latency.labels(outcome.model, outcome.endpoint).observe(seconds)
-        m.tokens.labels(outcome.model).inc(outcome.completion_tokens)
-        m.prompt_tokens.labels(outcome.model).inc(outcome.prompt_tokens)
+        m.latency.labels(served_as, outcome.endpoint).observe(seconds)
+        m.tokens.labels(served_as).inc(outcome.completion_tokens)
+        m.prompt_tokens.labels(served_as).inc(outcome.prompt_tokens)
         if outcome.first_token_s is not None:
-            m.first_token.labels(outcome.model).observe(outcome.first_token_s)
+            m.first_token.labels(served_as).observe(outcome.first_token_s)
     record = {
         k: v
         for k, v in asdict(outcome).items()
@@ -315,6 +352,7 @@ def _account(state: ServerState, outcome: Outcome, lot: str | None) -> None:
         record["sources"] = [hit.chunk.id for hit in outcome.sources]
     record.update(
         event="request",
+        model=served_as,
         lot=lot,
         latency_s=round(seconds, 4),
         first_token_s=None if outcome.first_token_s is None else round(outcome.first_token_s, 4),

@@ -6,6 +6,7 @@ error format whichever it talks to.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependency's annotations at runtime.
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opensem.serving.openai_api import ApiError
-from opensem.serving.ops import RateLimiter, check_key
+from opensem.serving.ops import RateLimiter, bearer, check_key
 
 
 class ServerState(Protocol):
@@ -101,8 +102,18 @@ def common_app(
         )
 
     async def caller(request: Request) -> None:
-        """Checked before the body is read: a request without a key is 401 whatever it holds."""
-        state.limiter.take(check_key(state.key, request.headers.get("authorization")))
+        """Checked before the body is read: a request without a key is 401 whatever it holds.
+        Serving many people's releases, the key names its owner (request.state.owner)."""
+        tenancy = getattr(state, "tenancy", None)
+        if tenancy is None:
+            state.limiter.take(check_key(state.key, request.headers.get("authorization")))
+            return
+        key = bearer(request.headers.get("authorization"))
+        owner = await asyncio.to_thread(tenancy.caller, key)
+        if owner is None:
+            raise ApiError(401, "incorrect API key", code="invalid_api_key")
+        request.state.owner = owner
+        state.limiter.take(key)
 
     return app, [Depends(caller)]
 

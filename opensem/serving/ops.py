@@ -135,15 +135,21 @@ def api_key(config: HttpConfig) -> str | None:
     return key
 
 
-def check_key(expected: str | None, authorization: str | None) -> str:
-    """The caller's key (for rate limits), or 401."""
-    if expected is None:
-        return "anonymous"
+def bearer(authorization: str | None) -> str:
+    """The key of an `Authorization: Bearer <key>` header, or 401."""
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not given:
         raise ApiError(
             401, "missing API key: send it as 'Authorization: Bearer <key>'", code="invalid_api_key"
         )
+    return given
+
+
+def check_key(expected: str | None, authorization: str | None) -> str:
+    """The caller's key (for rate limits), or 401."""
+    if expected is None:
+        return "anonymous"
+    given = bearer(authorization)
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(401, "incorrect API key", code="invalid_api_key")
     return given

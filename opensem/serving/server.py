@@ -7,15 +7,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opensem.errors import Location, OpensemError, ServeError
+from opensem.errors import Location, OpensemError, ServeError, UsageError
 from opensem.serving.app import ServerState, create_app
 from opensem.serving.config import ServeConfig
 from opensem.serving.ops import api_key, serve_in_thread, uvicorn_server
 from opensem.serving.pool import ModelPool
 from opensem.serving.releases import Release, resolve
+from opensem.serving.tenancy import Tenancy, scoped
 
 
 class Server:
@@ -25,17 +27,51 @@ class Server:
         config: ServeConfig,
         cache_dir: Path,
         log: logging.Logger | None = None,
+        tenancy: Tenancy | None = None,
     ) -> None:
         self.sources, self.config, self.cache_dir = list(sources), config, cache_dir
         self.log = log or logging.getLogger("opensem.serve")
-        key = api_key(config)  # refused here, before any model loads, when missing or too short
-        self.releases: list[Release] = [resolve(source, cache_dir) for source in self.sources]
-        self.state = ServerState(config, ModelPool(config, self.log), key, self.log)
+        self.tenancy = tenancy
+        # Refused here, before any model loads, when missing or too short; under accounts each
+        # person's own keys are checked instead
+        key = api_key(config) if tenancy is None else None
+        self.releases: list[Release] = [self._resolve(source) for source in self.sources]
+        if tenancy is not None and not sources:
+            self._discover()
+        self.state = ServerState(
+            config, ModelPool(config, self.log), key, self.log, tenancy=tenancy
+        )
         self.app = create_app(self.state)
         self.uvicorn: Any = None
         self.url = ""  # set once listening (start)
         self.failure: BaseException | None = None  # why loading failed; the server then stops
         self.stopping = threading.Event()
+
+    def _resolve(self, source: str) -> Release:
+        """The release a source names; under accounts, named in the pool by its owner too and
+        pulled into its owner's own cache."""
+        if self.tenancy is None:
+            return resolve(source, self.cache_dir)
+        owner = self.tenancy.owner_of(source)
+        release = resolve(source, self.cache_dir / owner)
+        return replace(release, name=scoped(owner, release.name))
+
+    def _discover(self) -> list[Release]:
+        """Under accounts, every person's published experts not served yet (added to sources)."""
+        assert self.tenancy is not None
+        found = []
+        for source in self.tenancy.sources():
+            if source in self.sources:
+                continue
+            try:
+                release = self._resolve(source)
+            except UsageError as refused:  # not published yet, or not servable: said once
+                self.log.debug("serve: not serving %s: %s", source, refused.message)
+                continue
+            self.sources.append(source)
+            self.releases.append(release)
+            found.append(release)
+        return found
 
     def load(self) -> None:
         """Load every release (a name served twice keeps the last); then the server is ready."""
@@ -64,12 +100,16 @@ class Server:
         self.log.info("serve: ready: %s", ", ".join(self.state.pool.names()))
 
     def watch(self) -> None:
-        """Look at every source again each interval; load what was published since and swap it in."""
+        """Look at every source again each interval; load what was published since and swap it
+        in. Under accounts, experts people published since are added too."""
         refused: set[Release] = set()
         while not self.stopping.wait(self.config.watch_interval_s):
+            if self.tenancy is not None:
+                for release in self._discover():
+                    self._add_new(release)
             for index, source in enumerate(self.sources):
                 try:
-                    fresh = resolve(source, self.cache_dir)
+                    fresh = self._resolve(source)
                 except (
                     Exception
                 ) as exc:  # a registry that is briefly unreachable keeps the old release
@@ -96,6 +136,14 @@ class Server:
                         )
                         continue
                     self.releases[index] = fresh
+
+    def _add_new(self, release: Release) -> None:
+        try:
+            self.state.pool.add(release)
+        except Exception as exc:  # one person's broken release does not stop the others'
+            self.log.error("serve: cannot load %s: %s", release.name, exc)
+            return
+        self.log.info("serve: %s <- %s (newly published)", release.name, release.origin)
 
     def background(self) -> None:
         """Load the models, then watch (when asked), off the serving thread."""

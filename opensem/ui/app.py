@@ -28,6 +28,7 @@ from opensem.ui.chat import Releases
 from opensem.ui.experts import expert_view, manifests
 from opensem.ui.jobs import ACTIVE, Audit, JobQueue
 from opensem.ui.keys import KeyStore
+from opensem.ui.tenant import Tenant
 from opensem.ui.web import manifest_or_404
 
 HERE = Path(__file__).parent
@@ -35,19 +36,20 @@ EVENT_POLL_S = 0.25
 log = logging.getLogger(__name__)
 
 
-def create_app(
-    project_root: Path, workers: int = 1, label: str | None = None, audit: Audit | None = None
-) -> FastAPI:
-    """The interface of one project; its job workers start and stop with the app. label names
-    the project in the header (its folder's name when None); audit(action, target) hears of
-    jobs, publishes, downloads and deletions (the accounts' audit log)."""
+def create_app(project_root: Path, workers: int = 1, tenant: Tenant | None = None) -> FastAPI:
+    """The interface of one project; its job workers start and stop with the app. Under
+    accounts, tenant is the person it is made for: the header names them, their jobs live in the
+    accounts database, the audit log hears of their jobs, publishes, downloads and deletions, and
+    their provider jobs count against their budget."""
     from contextlib import asynccontextmanager
 
     root = project_root.resolve()
     secret = security.project_secret(root)
     keys = KeyStore(root, secret)
-    audit = audit or _unheard
-    jobs = JobQueue(root, workers, keys, audit)
+    audit: Audit = tenant.audit if tenant else _unheard
+    database = tenant.accounts.engine if tenant else None
+    jobs = JobQueue(root, workers, keys, audit, database, tenant.user_id if tenant else None)
+    label = tenant.label if tenant else None
     served = Releases(root)
 
     @asynccontextmanager
@@ -59,7 +61,7 @@ def create_app(
 
     app = shell(root, secret, lifespan, label)
     app.state.jobs, app.state.keys, app.state.served = jobs, keys, served
-    app.state.audit = audit
+    app.state.audit, app.state.tenant = audit, tenant
     page = app.state.page
 
     from opensem.ui.cost import add_build_routes

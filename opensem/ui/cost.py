@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
+from opensem.accounts.budgets import OverBudget
 from opensem.core.graph import StageGraph, UpstreamInput
 from opensem.errors import OpensemError
 from opensem.ui.web import manifest_or_404
@@ -33,6 +34,14 @@ class Spend:
     cost: str  # the upper bound, or "not known" while its input is not made yet
     limit: str  # the budget the build enforces
     waits_for: str = ""  # the stage whose output the estimate needs, while it is not made
+    usd: float | None = None  # the upper bound in dollars; None while not known or not priced
+
+
+def total(spends: list[Spend]) -> float | None:
+    """What a build may cost at providers at most, in dollars; None when a part is not known."""
+    if any(s.usd is None for s in spends):
+        return None
+    return sum(s.usd or 0.0 for s in spends)
 
 
 def paid(graph: StageGraph) -> list[str]:
@@ -122,7 +131,8 @@ def spending(
             planned = plan_synthesis(config, documents, cache_dir, root).estimate
             priced = budget.price_per_1k_input_tokens or budget.price_per_1k_output_tokens
             cost = f"at most {usd(planned.cost)}" if priced else "no prices in synthesis.budget"
-            found.append(Spend(stage, planned.describe(), cost, limit))
+            dollars = planned.cost if priced or not planned.requests else None
+            found.append(Spend(stage, planned.describe(), cost, limit, usd=dollars))
         else:
             tuning = params.compute.provider or ProviderTuning()
             limit = (
@@ -138,7 +148,7 @@ def spending(
             with_persona = records_with_persona(records, params.persona)
             tokens, dollars = estimate(chat_rows(with_persona, params.method_config.type), tuning)
             what = f"{len(records)} examples, ~{tokens:,} tokens x {tuning.n_epochs or 3} epochs"
-            found.append(Spend(stage, what, f"about {usd(dollars)}", limit))
+            found.append(Spend(stage, what, f"about {usd(dollars)}", limit, usd=dollars))
     return found
 
 
@@ -163,11 +173,16 @@ def add_build_routes(app: FastAPI) -> None:
 
         manifest = manifest_or_404(root, name)
         confirmed = (await request.form()).get("accept") == "on"
-        spends = [] if confirmed else await asyncio.to_thread(estimate, manifest, until)
-        if spends:
+        spends = await asyncio.to_thread(estimate, manifest, until)
+        if spends and not confirmed:
             query = f"?until={until}" if until else ""
             return RedirectResponse(f"/experts/{name}/confirm{query}", status_code=303)
-        job = app.state.jobs.submit(manifest.relative_to(root).as_posix(), until=until)
+        cost = total(spends)
+        tenant = app.state.tenant
+        if spends and tenant is not None:  # refused here, before the job exists
+            (await asyncio.to_thread(tenant.allowance)).check(cost)
+        relative = manifest.relative_to(root).as_posix()
+        job = app.state.jobs.submit(relative, until=until, cost_usd=cost or 0.0)
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
     @app.post("/experts/{name}/build", response_model=None)
@@ -195,11 +210,21 @@ def add_build_routes(app: FastAPI) -> None:
             raise HTTPException(400, f"until must be one of {', '.join(GENERATE)}")
         manifest = manifest_or_404(root, name)
         spends = await asyncio.to_thread(estimate, manifest, until)
-        context = {
+        context: dict[str, Any] = {
             "name": name,
             "until": until,
             "spends": spends,
             "unread": any(s.waits_for == "ingest" for s in spends),
+            "allowance": None,
+            "over": None,
         }
+        tenant = app.state.tenant
+        if tenant is not None:
+            allowance = await asyncio.to_thread(tenant.allowance)
+            try:
+                allowance.check(total(spends))
+            except OverBudget as refusal:
+                context["over"] = refusal
+            context["allowance"] = allowance
         page: HTMLResponse = app.state.page(request, "confirm.html", context)
         return page

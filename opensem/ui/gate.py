@@ -19,6 +19,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from opensem.accounts.api_keys import ApiKeys
+from opensem.accounts.budgets import Budgets
 from opensem.accounts.github import GitHubSettings, GitHubSignIn
 from opensem.accounts.homes import home
 from opensem.accounts.mail import MailSettings, send_sign_in_link
@@ -26,7 +28,9 @@ from opensem.accounts.models import User
 from opensem.accounts.service import Accounts, RateLimited, SignInRefused
 from opensem.errors import OpensemError
 from opensem.ui import security
+from opensem.ui.account import account_app
 from opensem.ui.admin import admin_app
+from opensem.ui.tenant import Tenant
 
 ACCOUNT_COOKIE = "opensem_account"
 OPEN = ("/sign-in", "/sign-out", "/static/")
@@ -42,6 +46,7 @@ class GateSettings:
     public_url: str  # what links in emails point at
     github: GitHubSettings | None = None
     workers: int = 1
+    monthly_budget_usd: float | None = None  # provider jobs, per person, unless set otherwise
 
 
 class Gate:
@@ -50,9 +55,12 @@ class Gate:
     def __init__(self, settings: GateSettings, accounts: Accounts) -> None:
         self.settings, self.accounts = settings, accounts
         self.secret = security.project_secret(settings.base)
+        self.api_keys = ApiKeys(accounts)
+        self.budgets = Budgets(accounts, settings.monthly_budget_usd)
         self.apps: dict[int, FastAPI] = {}
         self.public = self._public_app()
         self.admin = admin_app(self)
+        self.account = account_app(self)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Sign-in pages for anyone; everything else for a signed-in person, in their own app."""
@@ -71,9 +79,12 @@ class Gate:
         state = scope.setdefault("state", {})
         state["account"] = user.email or user.name
         state["sign_out"] = security.csrf_token(self.secret, token or "")
+        state["user_id"] = user.id
         if user.is_admin and (path == "/admin" or path.startswith("/admin/")):
-            state["user_id"] = user.id
             await self.admin(scope, receive, send)
+            return
+        if path == "/account" or path.startswith("/account/"):
+            await self.account(scope, receive, send)
             return
         # Anyone else's interface has no /admin: the same 404 page as any other missing page
         await self._app_of(user)(scope, receive, send)
@@ -89,12 +100,8 @@ class Gate:
         if app is None:
             root = self.root_of(user)
             (root / "manifests").mkdir(parents=True, exist_ok=True)
-            user_id = user.id
-
-            def audit(action: str, target: str) -> None:
-                self.accounts.audit(user_id, action, target)
-
-            app = create_app(root, self.settings.workers, user.email or user.name, audit)
+            tenant = Tenant(user.id, user.email or user.name, self.accounts, self.budgets)
+            app = create_app(root, self.settings.workers, tenant)
             app.state.jobs.start()  # the gate's lifespan stops it
             self.apps[user.id] = app
         return app

@@ -1,8 +1,10 @@
-"""The browser interface's build queue: jobs kept in SQLite, run one at a time by default.
+"""The browser interface's build queue: jobs kept in a database, run one at a time by default.
 
 A job builds one manifest as `python -m opensem build MANIFEST --json` in its own process group,
 so a crash or an out-of-memory kill of a build never takes the interface down, and cancelling is
-killing the group. The build engine's events (one JSON object per line) go to
+killing the group. The jobs live in the interface's database (build/ui/interface.sqlite), or in
+the accounts database under `opensem ui --accounts`, each with its owner: a queue sees and runs
+only its owner's. The build engine's events (one JSON object per line) go to
 build/ui/jobs/ID.jsonl, which the pages read and stream (the CLI's last line on a failure is the
 error with its location and hint); what the build logs goes to ID.log. A job survives a restart
 of the interface: one that was running is queued again and resumes through the build's own store
@@ -14,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,6 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from opensem.errors import OpensemError, error_json
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.sql.elements import ColumnElement
+
     from opensem.ui.keys import KeyStore
 
 Audit = Callable[[str, str], None]  # (action, target): what a person did, for the audit log
@@ -34,6 +38,11 @@ Audit = Callable[[str, str], None]  # (action, target): what a person did, for t
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE: tuple[JobState, ...] = ("queued", "running")
 POLL_S = 0.2  # how often an idle worker looks for a queued job
+
+
+def queue_database(project_root: Path) -> Path:
+    """The SQLite file of the interface without accounts (its jobs)."""
+    return project_root / "build" / "ui" / "interface.sqlite"
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class Job:
     finished: float | None
     exit_code: int | None
     until: str | None = None  # build only up to this stage
+    cost_usd: float = 0.0  # the provider cost confirmed before it started (an upper bound)
 
     @property
     def seconds(self) -> float | None:
@@ -58,7 +68,7 @@ class Job:
 
 
 class JobQueue:
-    """Persistent jobs under <project>/build/ui/, and the worker threads that run them."""
+    """One owner's jobs, and the worker threads that run them."""
 
     def __init__(
         self,
@@ -66,29 +76,40 @@ class JobQueue:
         workers: int = 1,
         keys: KeyStore | None = None,
         audit: Audit | None = None,
+        database: Engine | None = None,
+        owner: int | None = None,
     ) -> None:
+        from sqlalchemy import update
+
+        from opensem.accounts.database import open_database, sqlite_url
+        from opensem.accounts.models import JobRow
+
         self.root = project_root
         self.keys = keys  # provider keys, decrypted into a job's environment only
         self.audit = audit
         self.folder = project_root / "build" / "ui" / "jobs"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.workers = workers
+        self.owner = owner
+        self.engine = database or open_database(sqlite_url(queue_database(project_root)))
         self.lock = threading.RLock()
-        self.db = sqlite3.connect(self.folder.parent / "jobs.sqlite", check_same_thread=False)
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, manifest TEXT NOT NULL, "
-            "state TEXT NOT NULL, created REAL NOT NULL, started REAL, finished REAL, "
-            "exit_code INTEGER, pid INTEGER, until TEXT)"
-        )
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
-        if "until" not in columns:  # a queue made before jobs could stop early
-            self.db.execute("ALTER TABLE jobs ADD COLUMN until TEXT")
         # Running when the interface stopped: queued again, the build's store resumes it.
-        self.db.execute("UPDATE jobs SET state = 'queued', pid = NULL WHERE state = 'running'")
-        self.db.commit()
+        with self.engine.begin() as db:
+            db.execute(
+                update(JobRow)
+                .where(self._mine(), JobRow.state == "running")
+                .values(state="queued", pid=None)
+            )
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+
+    def _mine(self) -> ColumnElement[bool]:
+        from opensem.accounts.models import JobRow
+
+        if self.owner is None:
+            return JobRow.user_id.is_(None)
+        return JobRow.user_id == self.owner
 
     def start(self) -> None:
         """Start the workers."""
@@ -107,40 +128,57 @@ class JobQueue:
         for thread in self.threads:
             thread.join(timeout=10)
 
-    def submit(self, manifest: str, until: str | None = None) -> Job:
+    def submit(self, manifest: str, until: str | None = None, cost_usd: float = 0.0) -> Job:
         """Queue a build of a manifest (its path relative to the project), up to a stage when
         until is given; the same build already queued or running is returned instead."""
-        with self.lock:
-            row = self.db.execute(
-                "SELECT id FROM jobs WHERE manifest = ? AND until IS ? "
-                "AND state IN ('queued', 'running')",
-                (manifest, until),
-            ).fetchone()
-            if row is None:
-                row = self.db.execute(
-                    "INSERT INTO jobs (manifest, state, created, until) VALUES (?, 'queued', ?, ?) "
-                    "RETURNING id",
-                    (manifest, time.time(), until),
-                ).fetchone()
-                self.db.commit()
-                if self.audit is not None:
-                    self.audit(
-                        "job", f"#{row[0]} {manifest}" + (f" up to {until}" if until else "")
+        from sqlalchemy import insert, select
+
+        from opensem.accounts.models import JobRow
+
+        same = JobRow.until.is_(None) if until is None else JobRow.until == until
+        made = False
+        with self.lock, self.engine.begin() as db:
+            found = db.scalar(
+                select(JobRow.id).where(
+                    self._mine(), JobRow.manifest == manifest, same, JobRow.state.in_(ACTIVE)
+                )
+            )
+            if found is None:
+                made = True
+                found = db.execute(
+                    insert(JobRow)
+                    .values(
+                        user_id=self.owner,
+                        manifest=manifest,
+                        state="queued",
+                        created=time.time(),
+                        until=until,
+                        cost_usd=cost_usd,
                     )
-        job = self.get(int(row[0]))
+                    .returning(JobRow.id)
+                ).scalar_one()
+        # After the commit: the audit log may live in the same database
+        if made and self.audit is not None:
+            cost = f", up to ${cost_usd:.2f} at providers" if cost_usd else ""
+            upto = f" up to {until}" if until else ""
+            self.audit("job", f"#{found} {manifest}{upto}{cost}")
+        job = self.get(int(found))
         assert job is not None
         return job
 
     def get(self, job_id: int) -> Job | None:
-        """A job by id."""
-        found = self._select("WHERE id = ?", (job_id,))
+        """One of this owner's jobs by id (another owner's is not found)."""
+        from opensem.accounts.models import JobRow
+
+        found = self._select(JobRow.id == job_id)
         return found[0] if found else None
 
     def recent(self, manifest: str | None = None, limit: int = 50) -> list[Job]:
         """The latest jobs, newest first (of one manifest when given)."""
-        if manifest is None:
-            return self._select("ORDER BY id DESC LIMIT ?", (limit,))
-        return self._select("WHERE manifest = ? ORDER BY id DESC LIMIT ?", (manifest, limit))
+        from opensem.accounts.models import JobRow
+
+        where = [] if manifest is None else [JobRow.manifest == manifest]
+        return self._select(*where, limit=limit)
 
     def cancel(self, job_id: int) -> bool:
         """Cancel a queued or running job; False when it had already ended."""
@@ -183,21 +221,42 @@ class JobQueue:
         """Where a job's events are written."""
         return self.folder / f"{job_id}.jsonl"
 
-    def _select(self, where: str, args: tuple[Any, ...]) -> list[Job]:
-        with self.lock:
-            rows = self.db.execute(
-                "SELECT id, manifest, state, created, started, finished, exit_code, until FROM jobs "
-                + where,
-                args,
-            ).fetchall()
-        return [Job(*row) for row in rows]
+    def _select(self, *where: ColumnElement[bool], limit: int = 1) -> list[Job]:
+        from sqlalchemy import select
 
-    def _set(self, job_id: int, state: JobState, **columns: Any) -> None:
-        names = "".join(f", {name} = ?" for name in columns)
-        self.db.execute(
-            f"UPDATE jobs SET state = ?{names} WHERE id = ?", (state, *columns.values(), job_id)
+        from opensem.accounts.models import JobRow
+
+        query = (
+            select(JobRow.__table__)
+            .where(self._mine(), *where)
+            .order_by(JobRow.id.desc())
+            .limit(limit)
         )
-        self.db.commit()
+        with self.engine.connect() as db:
+            rows = db.execute(query).all()
+        return [_job(row) for row in rows]
+
+    def _set(self, job_id: int, state: JobState, **columns: Any) -> bool:
+        """Move a job to state (and set columns); False when it was not this owner's."""
+        from sqlalchemy import update
+
+        from opensem.accounts.models import JobRow
+
+        with self.engine.begin() as db:
+            done = db.execute(
+                update(JobRow)
+                .where(self._mine(), JobRow.id == job_id)
+                .values(state=state, **columns)
+            )
+        return bool(getattr(done, "rowcount", 0))
+
+    def _record_pid(self, job_id: int, pid: int) -> None:
+        from sqlalchemy import update
+
+        from opensem.accounts.models import JobRow
+
+        with self.engine.begin() as db:
+            db.execute(update(JobRow).where(JobRow.id == job_id).values(pid=pid))
 
     def _work(self) -> None:
         while not self.stopping.is_set():
@@ -208,14 +267,29 @@ class JobQueue:
             self._run(job)
 
     def _claim(self) -> Job | None:
-        with self.lock:
-            row = self.db.execute(
-                "SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1"
-            ).fetchone()
-            if row is None:
+        """The oldest queued job, now running; taken with a compare-and-set, so two workers
+        (or two interfaces on one database) never take the same job."""
+        from sqlalchemy import select, update
+
+        from opensem.accounts.models import JobRow
+
+        with self.lock, self.engine.begin() as db:
+            first = db.scalar(
+                select(JobRow.id)
+                .where(self._mine(), JobRow.state == "queued")
+                .order_by(JobRow.id)
+                .limit(1)
+            )
+            if first is None:
                 return None
-            self._set(int(row[0]), "running", started=time.time(), finished=None, exit_code=None)
-        return self.get(int(row[0]))
+            taken = db.execute(
+                update(JobRow)
+                .where(JobRow.id == first, JobRow.state == "queued")
+                .values(state="running", started=time.time(), finished=None, exit_code=None)
+            )
+        if not getattr(taken, "rowcount", 0):
+            return None
+        return self.get(int(first))
 
     def _run(self, job: Job) -> None:
         command = [sys.executable, "-m", "opensem", "build", job.manifest, "--json"]
@@ -240,8 +314,7 @@ class JobQueue:
             )
             with self.lock:
                 self.processes[job.id] = process
-                self.db.execute("UPDATE jobs SET pid = ? WHERE id = ?", (process.pid, job.id))
-                self.db.commit()
+                self._record_pid(job.id, process.pid)
             code = process.wait()
         with self.lock:
             self.processes.pop(job.id, None)
@@ -258,6 +331,20 @@ class JobQueue:
             for event in events:
                 if event.get("event") == "built" and event.get("stage") == "publish":
                     self.audit("publish", f"{job.manifest}: {event.get('detail', '')}")
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        row.id,
+        row.manifest,
+        row.state,
+        row.created,
+        row.started,
+        row.finished,
+        row.exit_code,
+        row.until,
+        row.cost_usd,
+    )
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

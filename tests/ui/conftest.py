@@ -66,14 +66,16 @@ def start_ui(root: Path, *extra: str) -> RunningUI:
     raise AssertionError(f"opensem ui did not start:\n{log.read_text()}")
 
 
-def job_ends(root: Path, location: str, seconds: float = 300) -> str:
+def job_ends(root: Path, location: str, seconds: float = 300, database: Path | None = None) -> str:
     """The state ("done" or "failed") the job at location (/jobs/ID) of the project at root ends in,
-    read from its queue as the interface keeps it."""
+    read from the database the interface keeps its jobs in (the accounts database when given)."""
     import sqlite3
+
+    from opensem.ui.jobs import queue_database
 
     job = int(location.rsplit("/", 1)[1])
     deadline = time.monotonic() + seconds
-    with sqlite3.connect(root / "build" / "ui" / "jobs.sqlite") as db:
+    with sqlite3.connect(database or queue_database(root)) as db:
         while time.monotonic() < deadline:
             (state,) = db.execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone()
             if state in ("done", "failed"):

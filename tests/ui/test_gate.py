@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from email import message_from_string
 from pathlib import Path
 
 import pytest
 import requests
 
+from opensem.accounts.homes import default_database
 from tests.accounts.conftest import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
 from tests.cli import run_cli
 from tests.servers.github_oauth import GitHubOAuthServer
@@ -27,15 +29,15 @@ DOCUMENT = "\n\n".join(
 )
 
 
-def _csrf(client: requests.Session, url: str) -> str:
+def csrf_of(client: requests.Session, url: str) -> str:
     found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)"', client.get(url).text)
     assert found is not None, url
     return found.group(1)
 
 
-def _sign_in(ui: RunningUI, inbox: Inbox, email: str) -> requests.Session:
+def sign_in(ui: RunningUI, inbox: Inbox, email: str) -> requests.Session:
     client = requests.Session()
-    token = _csrf(client, ui.url + "/sign-in")
+    token = csrf_of(client, ui.url + "/sign-in")
     sent = client.post(ui.url + "/sign-in", data={"csrf": token, "email": email})
     assert sent.status_code == 200 and email in sent.text
     deadline = time.monotonic() + 10
@@ -51,7 +53,7 @@ def _sign_in(ui: RunningUI, inbox: Inbox, email: str) -> requests.Session:
     return client
 
 
-def _gated(root: Path, inbox: Inbox) -> RunningUI:
+def gated(root: Path, inbox: Inbox) -> RunningUI:
     """`opensem ui --accounts` mailing through inbox's server; links name http://x."""
     return start_ui(
         root, "--accounts", "--smtp", f"127.0.0.1:{inbox.port}", "--public-url", "http://x"
@@ -62,11 +64,11 @@ def test_each_person_sees_only_their_own_experts(
     tmp_path: Path,
     smtp: Inbox,  # noqa: F811
 ) -> None:
-    ui = _gated(tmp_path, smtp)
+    ui = gated(tmp_path, smtp)
     try:
         assert requests.get(ui.url + "/", allow_redirects=False).headers["location"] == "/sign-in"
-        ana = _sign_in(ui, smtp, "ana@example.org")
-        token = _csrf(ana, ui.url + "/experts/new")
+        ana = sign_in(ui, smtp, "ana@example.org")
+        token = csrf_of(ana, ui.url + "/experts/new")
         made = ana.post(
             ui.url + "/experts/new",
             data={
@@ -85,7 +87,9 @@ def test_each_person_sees_only_their_own_experts(
         ).headers["location"]
         homes = list((tmp_path / "users").iterdir())
         assert len(homes) == 1 and (homes[0] / "data" / "coffee" / "raw" / "care.txt").exists()
-        assert job_ends(homes[0], job) == "done"  # a release of Ana's to reach for
+        assert (
+            job_ends(homes[0], job, database=default_database(tmp_path)) == "done"
+        )  # a release of Ana's to reach for
         page = ana.get(ui.url + "/experts/coffee").text
         tag = re.search(r"/experts/coffee/releases/([^/\"]+)\"", page)
         assert tag is not None
@@ -93,9 +97,9 @@ def test_each_person_sees_only_their_own_experts(
         file = re.search(rf"{release}/files/([^\"]+)\"", ana.get(ui.url + release).text)
         assert file is not None and ana.get(ui.url + f"{release}/files/{file.group(1)}").ok
 
-        bo = _sign_in(ui, smtp, "bo@example.org")
+        bo = sign_in(ui, smtp, "bo@example.org")
         assert "coffee" not in bo.get(ui.url + "/").text
-        bo_token = _csrf(bo, ui.url + "/experts/new")
+        bo_token = csrf_of(bo, ui.url + "/experts/new")
         tried = {
             ("GET", path): bo.get(ui.url + path, allow_redirects=False)
             for path in (
@@ -142,6 +146,9 @@ def test_each_person_sees_only_their_own_experts(
         assert (homes[0] / "manifests" / "coffee.yaml").exists()  # nothing of Ana's was touched
         assert len(list((tmp_path / "users").iterdir())) == 2
 
+        api_tries = _api_keys_reach_only_their_owners_releases(ui, ana, bo, tmp_path)
+        assert api_tries == {"tried": 7, "disclosed": 0}
+
         sign_out = re.search(
             r'action="/sign-out".*?name="csrf" value="([0-9a-f]+)"', ana.get(ui.url + "/").text
         )
@@ -153,7 +160,7 @@ def test_each_person_sees_only_their_own_experts(
         asked = [
             stranger.post(
                 ui.url + "/sign-in",
-                data={"csrf": _csrf(stranger, ui.url + "/sign-in"), "email": "ana@example.org"},
+                data={"csrf": csrf_of(stranger, ui.url + "/sign-in"), "email": "ana@example.org"},
             )
             for _ in range(3)
         ]
@@ -173,6 +180,110 @@ def test_each_person_sees_only_their_own_experts(
         assert "Traceback" not in ui.log.read_text()
     finally:
         ui.stop()
+
+
+def _make_key(ui: RunningUI, client: requests.Session) -> tuple[str, str]:
+    """(the key, its id) made on a person's account page."""
+    token = csrf_of(client, ui.url + "/account")
+    page = client.post(ui.url + "/account/api-keys", data={"csrf": token, "label": "laptop"})
+    assert page.ok and page.headers["cache-control"] == "no-store"
+    key = re.search(r'<code id="key-value">(osk_[^<]+)</code>', page.text)
+    ids = re.findall(r'data-key="(\d+)"', page.text)
+    assert key is not None and len(ids) == 1
+    assert key.group(1) not in client.get(ui.url + "/account").text  # shown that once
+    return key.group(1), ids[0]
+
+
+def _api_keys_reach_only_their_owners_releases(
+    ui: RunningUI, ana: requests.Session, bo: requests.Session, project: Path
+) -> dict[str, int]:
+    """Keys made on the account pages, used through `opensem serve --accounts`: Bo's reaches
+    nothing of Ana's, and every refusal reads as one for a model that does not exist."""
+    import subprocess
+    import sys
+
+    import openai
+
+    from tests.servers.ray_cluster import free_port
+
+    ana_key, ana_key_id = _make_key(ui, ana)
+    bo_key, _ = _make_key(ui, bo)
+    token = csrf_of(bo, ui.url + "/account")
+    revoke = bo.post(f"{ui.url}/account/api-keys/{ana_key_id}/revoke", data={"csrf": token})
+    assert revoke.status_code == 404 and ana_key[:10] not in bo.get(ui.url + "/account").text
+
+    port = free_port()
+    log = (project / "serve.log").open("wb")
+    command = [sys.executable, "-m", "opensem", "serve", "--accounts", str(project)]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], cwd=project, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url + "/health/ready", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert server.poll() is None, (project / "serve.log").read_text()
+            time.sleep(0.3)
+        mine = openai.OpenAI(base_url=url + "/v1", api_key=ana_key, max_retries=0)
+        theirs = openai.OpenAI(base_url=url + "/v1", api_key=bo_key, max_retries=0)
+        assert [m.id for m in mine.models.list()] == ["coffee"]
+        question = [{"role": "user", "content": "How often is the Gaggia descaled?"}]
+        answer = mine.chat.completions.create(model="coffee", messages=question, max_tokens=8)
+        assert list(theirs.models.list()) == []
+        tries = {
+            "retrieve": lambda model: theirs.models.retrieve(model),
+            "chat": lambda model: theirs.chat.completions.create(
+                model=model, messages=question, max_tokens=4
+            ),
+            "completion": lambda model: theirs.completions.create(
+                model=model, prompt="Descale?", max_tokens=4
+            ),
+            "embeddings": lambda model: theirs.embeddings.create(model=model, input="descale"),
+            "feedback": lambda model: theirs.post(
+                "/feedback",
+                body={
+                    "completion_id": answer.id if model == "coffee" else "chatcmpl-0",
+                    "rating": 1,
+                },
+                cast_to=object,
+            ),
+            "list": lambda model: [m.id for m in theirs.models.list() if m.id == model],
+            "metrics": lambda model: _metrics(url, bo_key, model),
+        }
+        disclosed = 0
+        for name, call in tries.items():
+            real, unknown = _outcome(call, "coffee"), _outcome(call, "nothing")
+            normal = real.replace("coffee", "nothing").replace(answer.id, "chatcmpl-0")
+            disclosed += normal != unknown or not real.startswith(("401", "404", "200 []"))
+            assert normal == unknown, (name, real, unknown)
+        return {"tried": len(tries), "disclosed": disclosed}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def _metrics(url: str, key: str, model: str) -> str:
+    answer = requests.get(url + "/metrics", headers={"Authorization": f"Bearer {key}"})
+    return f"{answer.status_code} {'names it' if model in answer.text else answer.text}"
+
+
+def _outcome(call: Callable[[str], object], model: str) -> str:
+    """What a call on model answered: its status and error body, or what it returned."""
+    import json
+
+    import openai
+
+    try:
+        result = call(model)
+    except openai.APIStatusError as error:
+        return f"{error.status_code} {json.dumps(error.body, sort_keys=True)}"
+    return result if isinstance(result, str) else f"200 {result}"
 
 
 def test_github_sign_in_through_the_interface(
@@ -213,10 +324,10 @@ def test_an_admin_lists_disables_and_deletes_people_and_no_one_else_sees_the_pag
     tmp_path: Path,
     smtp: Inbox,  # noqa: F811
 ) -> None:
-    ui = _gated(tmp_path, smtp)
+    ui = gated(tmp_path, smtp)
     try:
-        ana = _sign_in(ui, smtp, "ana@example.org")
-        bo = _sign_in(ui, smtp, "bo@example.org")
+        ana = sign_in(ui, smtp, "ana@example.org")
+        bo = sign_in(ui, smtp, "bo@example.org")
         assert bo.get(ui.url + "/").ok  # bo's own folder exists now
         assert ana.get(ui.url + "/admin").status_code == 404  # not an admin yet
         code, said = run_cli("accounts", "admin", "ana@example.org", "--project", str(tmp_path))
@@ -226,7 +337,7 @@ def test_an_admin_lists_disables_and_deletes_people_and_no_one_else_sees_the_pag
         assert bo.get(ui.url + "/admin").status_code == 404
         bo_id = re.search(r'<tr data-user="(\d+)">\s*<td>\d+</td><td>bo@', listed)
         assert bo_id is not None
-        token = _csrf(ana, ui.url + "/admin")
+        token = csrf_of(ana, ui.url + "/admin")
         user = f"{ui.url}/admin/users/{bo_id.group(1)}"
         assert ana.post(f"{user}/disable").status_code == 403  # the form's token is needed
         assert ana.post(f"{user}/disable", data={"csrf": token}).ok

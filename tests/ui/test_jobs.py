@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 
+from opensem.accounts.models import JobRow
 from opensem.ui.jobs import Job, JobQueue
 from tests.cli import run_cli
 from tests.e2e.conftest import REPO
@@ -58,11 +59,8 @@ def test_cancel_ends_the_build_and_every_process_it_started(tmp_path: Path) -> N
         job = queue.submit("manifests/tiny-demo.yaml")
         assert queue.submit("manifests/tiny-demo.yaml").id == job.id  # one build at a time
         _until(lambda: queue.get(job.id) if queue.events(job.id)[0] else None)
-        pid = (
-            sqlite3.connect(tmp_path / "build" / "ui" / "jobs.sqlite")
-            .execute("SELECT pid FROM jobs WHERE id = ?", (job.id,))
-            .fetchone()[0]
-        )
+        with queue.engine.connect() as db:
+            pid = db.execute(select(JobRow.pid).where(JobRow.id == job.id)).scalar_one()
         assert queue.cancel(job.id)
         assert not queue.cancel(job.id)  # already over
         with pytest.raises(ProcessLookupError):
@@ -86,8 +84,8 @@ def test_a_running_job_is_queued_again_after_a_restart(tmp_path: Path) -> None:
     (tmp_path / "manifests").mkdir()
     first = JobQueue(tmp_path)
     job = first.submit("manifests/a.yaml")
-    first.db.execute("UPDATE jobs SET state = 'running', started = 1 WHERE id = ?", (job.id,))
-    first.db.commit()
+    with first.engine.begin() as db:
+        db.execute(update(JobRow).where(JobRow.id == job.id).values(state="running", started=1))
     again = JobQueue(tmp_path)  # the interface starts again; no worker runs yet
     restarted = again.get(job.id)
     assert restarted is not None and restarted.state == "queued"
