@@ -154,7 +154,7 @@ def budget(who: str, amount: str, project: Path, database: str | None) -> None:
 @database_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(who: str, project: Path, database: str | None, yes: bool) -> None:
-    """Delete someone: their account, sessions, keys, and their whole project folder (documents,
+    """Delete someone: their account, sessions, API keys, jobs and their whole project folder (documents,
     data, feedback, store, releases)."""
     from opensem.accounts.homes import home, remove_person
 
@@ -163,13 +163,15 @@ def delete(who: str, project: Path, database: str | None, yes: bool) -> None:
     folder = home(project.resolve(), user)
     files, size = tally(folder)
     console.print(
-        f"deleting {user.email or user.name}: the account, its sessions, and {folder} "
+        f"deleting {user.email or user.name}: the account, its sessions, API keys and jobs, and {folder} "
         f"({files} files, {size / 1e6:.1f} MB)"
     )
     if not yes:
         click.confirm("delete for good?", abort=True)
     files, size = remove_person(accounts, project.resolve(), user)
-    console.print(f"deleted: the account, its sessions, {files} files ({size / 1e6:.1f} MB)")
+    console.print(
+        f"deleted: the account, its sessions, API keys and jobs, {files} files ({size / 1e6:.1f} MB)"
+    )
 
 
 @accounts_group.command("audit")

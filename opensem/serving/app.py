@@ -18,7 +18,6 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from opensem.serving.completions import (
     Outcome,
@@ -31,13 +30,18 @@ from opensem.serving.completions import (
 )
 from opensem.serving.config import ServeConfig
 from opensem.serving.embeddings import embed
+from opensem.serving.feedback import (
+    RECENT,
+    FeedbackRequest,
+    record_answer_with_sources,
+    record_feedback,
+)
 from opensem.serving.http import common_app
 from opensem.serving.openai_api import ApiError, ChatRequest, CompletionRequest, EmbeddingRequest
 from opensem.serving.ops import Metrics, RateLimiter, bearer, log_request
 from opensem.serving.pool import ModelPool
 from opensem.serving.tenancy import Tenancy, scoped, unscoped
 
-RECENT = 10_000  # completions remembered for feedback
 CLIENT_GONE = 499  # the status nginx logs for a client that closed the connection first
 
 
@@ -148,73 +152,14 @@ def create_app(state: ServerState) -> Any:
 
     @app.post("/v1/feedback", dependencies=protected)
     async def feedback(request: Request, body: FeedbackRequest) -> dict[str, Any]:
-        return _record_feedback(state, _owner(request), body)
+        return record_feedback(state, _owner(request), body)
 
     return app
-
-
-class FeedbackRequest(BaseModel):
-    """Feedback on a completion this server gave: a rating, an edited answer, or both."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    completion_id: str = Field(min_length=1)
-    rating: int | None = Field(None, ge=1, le=5)
-    edited: str | None = Field(None, min_length=1)
-    tags: list[str] = Field(default_factory=list)
 
 
 def _owner(request: Request) -> str | None:
     """Whose releases a request may reach (its key's owner), under accounts."""
     return getattr(request.state, "owner", None)
-
-
-def _record_feedback(
-    state: ServerState, owner: str | None, body: FeedbackRequest
-) -> dict[str, Any]:
-    """Append the feedback to the answering expert's feedback folder, with the prompt and answer it refers to."""
-    from opensem.errors import OpensemError
-    from opensem.feedback.records import append_feedback, parse_rows
-
-    completion = state.recent.get(body.completion_id)
-    if completion is not None and not unscoped(owner, [completion["served_as"]]):
-        completion = None  # another person's completion: as unknown as one never given
-    if completion is None:
-        raise ApiError(
-            404,
-            f"no recent completion {body.completion_id!r} on this server (it keeps the last {RECENT})",
-            param="completion_id",
-            code="completion_not_found",
-        )
-    served = state.pool.served.get(completion["served_as"])
-    folder = served.release.feedback_dir if served is not None else None
-    if folder is None:
-        raise ApiError(
-            400,
-            f"{completion['model']!r} was not served from a manifest, so its feedback has no expert folder to go to",
-            param="completion_id",
-            code="feedback_unsupported",
-        )
-    row = {
-        **body.model_dump(exclude={"completion_id"}),
-        "prompt": completion["prompt"],
-        "answer": completion["answer"],
-        "model": completion["model"],
-        "lot": completion["lot"],
-        "completion_id": body.completion_id,
-    }
-    try:
-        record = parse_rows([row], "feedback")[0]
-        append_feedback(folder, [record])
-    except OpensemError as exc:
-        raise ApiError(400, exc.message, code="invalid_feedback") from None
-    return {
-        "object": "feedback",
-        "id": record.id,
-        "completion_id": body.completion_id,
-        "model": completion["model"],
-        "stored": True,
-    }
 
 
 def _model_card(state: ServerState, owner: str | None, name: str) -> dict[str, Any]:
@@ -276,7 +221,7 @@ async def _complete(
         if not body.stream:
             answer = await whole(body, outcome, generation, bridge, state.config.request_timeout_s)
             state.remember(outcome, served.release.lot, served_as)
-            _record_answer(state, outcome, served)
+            record_answer_with_sources(state, outcome, served)
             return answer
     except ApiError as exc:
         outcome.status = exc.status
@@ -298,7 +243,7 @@ async def _complete(
             ended = True
             if outcome.status == 200:
                 state.remember(outcome, served.release.lot, served_as)
-                _record_answer(state, outcome, served)
+                record_answer_with_sources(state, outcome, served)
         finally:
             if not ended:
                 outcome.status = CLIENT_GONE  # the client went away before the answer ended
@@ -310,24 +255,6 @@ async def _complete(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-def _record_answer(state: ServerState, outcome: Outcome, served: Any) -> None:
-    """With --record-answers, an answer given with sources joins the expert's answers log."""
-    folder = served.release.feedback_dir
-    if not (state.config.record_answers and outcome.sources and folder is not None):
-        return
-    from opensem.knowledge.answers import AnswerRecord, record_answer, source_records
-
-    question = state.recent.get(outcome.id, {}).get("prompt", outcome.prompt)
-    record = AnswerRecord(
-        question=question,
-        answer=outcome.text,
-        sources=source_records(outcome.sources),
-        model=outcome.model,
-        lot=served.release.lot,
-    )
-    record_answer(folder.parent / "answers", record)
 
 
 def _account(state: ServerState, outcome: Outcome, lot: str | None, served_as: str) -> None:

@@ -55,7 +55,7 @@ def admin_app(gate: Gate) -> FastAPI:
         files, size = await asyncio.to_thread(
             remove_person, accounts, gate.settings.base, person, me
         )
-        done = f"{name} is deleted: the account, its sessions, {files} files ({size / 1e6:.1f} MB)"
+        done = f"{name} is deleted: the account, its sessions, API keys and jobs, {files} files ({size / 1e6:.1f} MB)"
         return await asyncio.to_thread(listing, request, done)
 
     return app

@@ -110,6 +110,7 @@ class Gate:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await asyncio.to_thread(self.resume)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for app in self.apps.values():
@@ -117,6 +118,22 @@ class Gate:
                     await asyncio.to_thread(app.state.jobs.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def resume(self) -> None:
+        """Give back their interface (and its workers) to people whose builds were queued or
+        running when the interface stopped: their builds go on before they come back."""
+        from sqlalchemy import select
+
+        from opensem.accounts.models import JobRow, User
+        from opensem.ui.jobs import ACTIVE
+
+        waiting = select(JobRow.user_id).where(JobRow.state.in_(ACTIVE))
+        with self.accounts.session() as db:
+            people = list(
+                db.scalars(select(User).where(User.id.in_(waiting), User.disabled.is_(False)))
+            )
+        for user in people:
+            self._app_of(user)
 
     def forget(self, user_id: int) -> None:
         """Stop a person's interface (they were disabled or deleted)."""

@@ -19,7 +19,6 @@ from tests.stages.test_synthesize import teacher_answer
 from tests.ui.conftest import RunningUI, job_ends, start_ui
 from tests.ui.test_gate import csrf_of, sign_in
 
-
 PLANTED = "sk-ana-" + secrets.token_hex(16)
 
 

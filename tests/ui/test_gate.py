@@ -351,3 +351,37 @@ def test_an_admin_lists_disables_and_deletes_people_and_no_one_else_sees_the_pag
         assert "disabled" in log and "account deleted" in log
     finally:
         ui.stop()
+
+
+def test_builds_queued_when_the_interface_stopped_go_on_before_their_owner_is_back(
+    tmp_path: Path,
+) -> None:
+    from opensem.accounts.database import open_database, sqlite_url
+    from opensem.accounts.homes import home
+    from opensem.accounts.mail import MailSettings
+    from opensem.accounts.service import Accounts
+    from opensem.ui.gate import Gate, GateSettings
+    from opensem.ui.jobs import JobQueue
+
+    default_database(tmp_path).parent.mkdir(parents=True)
+    url = sqlite_url(default_database(tmp_path))
+    accounts = Accounts(open_database(url))
+    ana, _ = accounts.sign_in(accounts.request_link("ana@example.org", "a"), "a")
+    accounts.sign_in(accounts.request_link("bo@example.org", "b"), "b")  # nothing queued
+    (home(tmp_path, ana) / "manifests").mkdir(parents=True)
+    (home(tmp_path, ana) / "manifests" / "broken.yaml").write_text("job_id: broken\n")
+    queued = JobQueue(home(tmp_path, ana), database=accounts.engine, owner=ana.id).submit(
+        "manifests/broken.yaml"
+    )
+    gate = Gate(GateSettings(tmp_path, url, MailSettings(), "http://x"), accounts)
+    gate.resume()  # what the interface does as it starts
+    try:
+        assert list(gate.apps) == [ana.id]
+        jobs = gate.apps[ana.id].state.jobs
+        deadline = time.monotonic() + 60
+        while (job := jobs.get(queued.id)) is not None and job.state in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert job is not None and job.state == "failed" and job.exit_code == 2
+    finally:
+        gate.forget(ana.id)
