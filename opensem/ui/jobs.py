@@ -91,7 +91,12 @@ class JobQueue:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.workers = workers
         self.owner = owner
-        self.engine = database or open_database(sqlite_url(queue_database(project_root)))
+        if database is None:
+            fresh = not queue_database(project_root).is_file()
+            database = open_database(sqlite_url(queue_database(project_root)))
+            if fresh:
+                _import_earlier_jobs(project_root, database)
+        self.engine = database
         self.lock = threading.RLock()
         # Running when the interface stopped: queued again, the build's store resumes it.
         with self.engine.begin() as db:
@@ -331,6 +336,28 @@ class JobQueue:
             for event in events:
                 if event.get("event") == "built" and event.get("stage") == "publish":
                     self.audit("publish", f"{job.manifest}: {event.get('detail', '')}")
+
+
+def _import_earlier_jobs(project_root: Path, engine: Engine) -> None:
+    """The jobs of an interface from before the jobs moved into its database (build/ui/jobs.sqlite)."""
+    import sqlite3
+
+    from sqlalchemy import insert
+
+    from opensem.accounts.models import JobRow
+
+    earlier = project_root / "build" / "ui" / "jobs.sqlite"
+    if not earlier.is_file():
+        return
+    wanted = ("id", "manifest", "state", "created", "started", "finished", "exit_code", "until")
+    with sqlite3.connect(earlier) as old:
+        present = {row[1] for row in old.execute("PRAGMA table_info(jobs)")}
+        columns = [name for name in wanted if name in present]
+        rows = old.execute(f"SELECT {', '.join(columns)} FROM jobs").fetchall()
+    if rows:
+        with engine.begin() as db:
+            db.execute(insert(JobRow), [dict(zip(columns, row)) for row in rows])
+    earlier.rename(earlier.with_suffix(".sqlite.imported"))
 
 
 def _job(row: Any) -> Job:

@@ -99,3 +99,22 @@ def test_the_cli_refuses_to_listen_beyond_this_machine_without_accounts(tmp_path
     assert "listens only on this machine" in output and "--unsafe-no-accounts" in output
     code, output = run_cli("ui", str(tmp_path / "nothing"))
     assert code == 2 and "not an opensem project" in output
+
+
+def test_jobs_of_an_earlier_interface_are_kept(tmp_path: Path) -> None:
+    import sqlite3
+
+    (tmp_path / "build" / "ui").mkdir(parents=True)
+    earlier = tmp_path / "build" / "ui" / "jobs.sqlite"
+    with sqlite3.connect(earlier) as db:  # the table as interfaces before the database made it
+        db.execute(
+            "CREATE TABLE jobs (id INTEGER PRIMARY KEY, manifest TEXT NOT NULL, state TEXT NOT "
+            "NULL, created REAL NOT NULL, started REAL, finished REAL, exit_code INTEGER, pid "
+            "INTEGER)"
+        )
+        db.execute("INSERT INTO jobs VALUES (7, 'manifests/a.yaml', 'done', 1, 2, 3, 0, NULL)")
+    queue = JobQueue(tmp_path)
+    kept = queue.get(7)
+    assert kept is not None and (kept.state, kept.exit_code, kept.until) == ("done", 0, None)
+    assert not earlier.exists() and earlier.with_suffix(".sqlite.imported").exists()
+    assert queue.submit("manifests/a.yaml").id == 8
