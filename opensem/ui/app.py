@@ -146,8 +146,14 @@ def shell(root: Path, secret: bytes, lifespan: Any = None, label: str | None = N
         request.state.fresh = fresh
         response: Response = await call_next(request)
         if fresh:
+            # Secure when the browser came over https (itself, or through a proxy that says so)
+            https = "https" in (request.url.scheme, request.headers.get("x-forwarded-proto"))
             response.set_cookie(
-                security.SESSION_COOKIE, request.state.session, httponly=True, samesite="strict"
+                security.SESSION_COOKIE,
+                request.state.session,
+                httponly=True,
+                samesite="strict",
+                secure=https,
             )
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -186,7 +186,10 @@ class Gate:
             if not code:
                 url, expected = github.start(redirect)
                 response = RedirectResponse(url, status_code=303)
-                response.set_cookie("opensem_oauth", expected, httponly=True, samesite="lax")
+                secure = self.settings.public_url.startswith("https://")
+                response.set_cookie(
+                    "opensem_oauth", expected, httponly=True, samesite="lax", secure=secure
+                )
                 return response
             expected = request.cookies.get("opensem_oauth", "")
             address = request.client.host if request.client else ""

@@ -385,3 +385,29 @@ def test_builds_queued_when_the_interface_stopped_go_on_before_their_owner_is_ba
         assert job is not None and job.state == "failed" and job.exit_code == 2
     finally:
         gate.forget(ana.id)
+
+
+def test_the_session_cookie_is_secure_http_only_and_same_site_behind_https(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from opensem.accounts.database import open_database, sqlite_url
+    from opensem.accounts.mail import MailSettings
+    from opensem.accounts.service import Accounts
+    from opensem.ui.gate import Gate, GateSettings
+
+    default_database(tmp_path).parent.mkdir(parents=True)
+    url = sqlite_url(default_database(tmp_path))
+    accounts = Accounts(open_database(url))
+    settings = GateSettings(tmp_path, url, MailSettings(), "https://opensem.example.org")
+    with TestClient(Gate(settings, accounts), base_url="https://opensem.example.org") as client:
+        token = accounts.request_link("ana@example.org", "a")
+        landed = client.get(f"/sign-in/link?token={token}", follow_redirects=False)
+        assert landed.status_code == 303
+        cookies = {
+            c.split("=")[0]: {p.strip() for p in c.lower().split(";")}
+            for c in landed.headers.get_list("set-cookie")
+        }
+        assert {"secure", "httponly", "samesite=lax"} <= cookies["opensem_account"]
+        assert {"secure", "httponly", "samesite=strict"} <= cookies["opensem_session"]
+        again = client.get(f"/sign-in/link?token={token}", follow_redirects=False)
+        assert again.status_code == 400 and "not valid any more" in again.text
