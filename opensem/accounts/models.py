@@ -3,7 +3,7 @@ and session tokens) are kept only as their SHA-256, so a copy of the database si
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -97,11 +97,14 @@ class JobRow(Base):
     """A build job of the interface's queue: whose, which manifest, how it went, what it may cost."""
 
     __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("user_id", "number"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=True
     )  # None: the interface without accounts
+    # The job's id as its owner sees it (1, 2, ...): no one learns how many jobs others made
+    number: Mapped[int] = mapped_column(Integer)
     manifest: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), index=True)
     created: Mapped[float] = mapped_column(Float)

@@ -136,7 +136,7 @@ class JobQueue:
     def submit(self, manifest: str, until: str | None = None, cost_usd: float = 0.0) -> Job:
         """Queue a build of a manifest (its path relative to the project), up to a stage when
         until is given; the same build already queued or running is returned instead."""
-        from sqlalchemy import insert, select
+        from sqlalchemy import func, insert, select
 
         from opensem.accounts.models import JobRow
 
@@ -144,24 +144,25 @@ class JobQueue:
         made = False
         with self.lock, self.engine.begin() as db:
             found = db.scalar(
-                select(JobRow.id).where(
+                select(JobRow.number).where(
                     self._mine(), JobRow.manifest == manifest, same, JobRow.state.in_(ACTIVE)
                 )
             )
             if found is None:
                 made = True
-                found = db.execute(
-                    insert(JobRow)
-                    .values(
+                last = db.scalar(select(func.max(JobRow.number)).where(self._mine()))
+                found = (last or 0) + 1
+                db.execute(
+                    insert(JobRow).values(
                         user_id=self.owner,
+                        number=found,
                         manifest=manifest,
                         state="queued",
                         created=time.time(),
                         until=until,
                         cost_usd=cost_usd,
                     )
-                    .returning(JobRow.id)
-                ).scalar_one()
+                )
         # After the commit: the audit log may live in the same database
         if made and self.audit is not None:
             cost = f", up to ${cost_usd:.2f} at providers" if cost_usd else ""
@@ -175,7 +176,7 @@ class JobQueue:
         """One of this owner's jobs by id (another owner's is not found)."""
         from opensem.accounts.models import JobRow
 
-        found = self._select(JobRow.id == job_id)
+        found = self._select(JobRow.number == job_id)
         return found[0] if found else None
 
     def recent(self, manifest: str | None = None, limit: int = 50) -> list[Job]:
@@ -234,7 +235,7 @@ class JobQueue:
         query = (
             select(JobRow.__table__)
             .where(self._mine(), *where)
-            .order_by(JobRow.id.desc())
+            .order_by(JobRow.number.desc())
             .limit(limit)
         )
         with self.engine.connect() as db:
@@ -250,7 +251,7 @@ class JobQueue:
         with self.engine.begin() as db:
             done = db.execute(
                 update(JobRow)
-                .where(self._mine(), JobRow.id == job_id)
+                .where(self._mine(), JobRow.number == job_id)
                 .values(state=state, **columns)
             )
         return bool(getattr(done, "rowcount", 0))
@@ -261,7 +262,7 @@ class JobQueue:
         from opensem.accounts.models import JobRow
 
         with self.engine.begin() as db:
-            db.execute(update(JobRow).where(JobRow.id == job_id).values(pid=pid))
+            db.execute(update(JobRow).where(self._mine(), JobRow.number == job_id).values(pid=pid))
 
     def _work(self) -> None:
         while not self.stopping.is_set():
@@ -280,16 +281,16 @@ class JobQueue:
 
         with self.lock, self.engine.begin() as db:
             first = db.scalar(
-                select(JobRow.id)
+                select(JobRow.number)
                 .where(self._mine(), JobRow.state == "queued")
-                .order_by(JobRow.id)
+                .order_by(JobRow.number)
                 .limit(1)
             )
             if first is None:
                 return None
             taken = db.execute(
                 update(JobRow)
-                .where(JobRow.id == first, JobRow.state == "queued")
+                .where(self._mine(), JobRow.number == first, JobRow.state == "queued")
                 .values(state="running", started=time.time(), finished=None, exit_code=None)
             )
         if not getattr(taken, "rowcount", 0):
@@ -356,13 +357,15 @@ def _import_earlier_jobs(project_root: Path, engine: Engine) -> None:
         rows = old.execute(f"SELECT {', '.join(columns)} FROM jobs").fetchall()
     if rows:
         with engine.begin() as db:
-            db.execute(insert(JobRow), [dict(zip(columns, row)) for row in rows])
+            db.execute(
+                insert(JobRow), [{**dict(zip(columns, row)), "number": row[0]} for row in rows]
+            )
     earlier.rename(earlier.with_suffix(".sqlite.imported"))
 
 
 def _job(row: Any) -> Job:
     return Job(
-        row.id,
+        row.number,
         row.manifest,
         row.state,
         row.created,

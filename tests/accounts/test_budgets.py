@@ -35,7 +35,7 @@ def test_jobs_count_at_their_confirmed_cost_this_month(database_url: str, tmp_pa
     with accounts.engine.begin() as db:
         db.execute(
             update(JobRow)
-            .where(JobRow.id == last_month.id)
+            .where(JobRow.number == last_month.id)
             .values(created=month_start(DECEMBER_4) - 1, state="done")
         )
     allowance = budgets.allowance(ana.id)
@@ -58,4 +58,7 @@ def test_jobs_count_at_their_confirmed_cost_this_month(database_url: str, tmp_pa
     # Another person's jobs are theirs alone
     bo, _ = accounts.sign_in(accounts.request_link("bo@example.org", "b"), "b")
     assert budgets.allowance(bo.id).spent == 0.0
-    assert JobQueue(tmp_path, database=accounts.engine, owner=bo.id).get(cancelled.id) is None
+    bo_jobs = JobQueue(tmp_path, database=accounts.engine, owner=bo.id)
+    assert bo_jobs.get(cancelled.id) is None
+    assert bo_jobs.submit("manifests/coffee.yaml").id == 1  # his own numbers: Ana's 3 do not show
+    assert [job.id for job in bo_jobs.recent()] == [1] and len(queue.recent()) == 3

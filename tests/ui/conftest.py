@@ -75,9 +75,16 @@ def job_ends(root: Path, location: str, seconds: float = 300, database: Path | N
 
     job = int(location.rsplit("/", 1)[1])
     deadline = time.monotonic() + seconds
+    # A person's job numbers are theirs (their folder is root); without accounts jobs have no owner
+    query = (
+        "SELECT state FROM jobs JOIN users ON users.id = jobs.user_id "
+        "WHERE number = ? AND users.folder = ?"
+        if database
+        else "SELECT state FROM jobs WHERE number = ? AND user_id IS NULL AND ? != ''"
+    )
     with sqlite3.connect(database or queue_database(root)) as db:
         while time.monotonic() < deadline:
-            (state,) = db.execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone()
+            (state,) = db.execute(query, (job, root.name)).fetchone()
             if state in ("done", "failed"):
                 return str(state)
             time.sleep(0.3)

@@ -60,7 +60,7 @@ def test_cancel_ends_the_build_and_every_process_it_started(tmp_path: Path) -> N
         assert queue.submit("manifests/tiny-demo.yaml").id == job.id  # one build at a time
         _until(lambda: queue.get(job.id) if queue.events(job.id)[0] else None)
         with queue.engine.connect() as db:
-            pid = db.execute(select(JobRow.pid).where(JobRow.id == job.id)).scalar_one()
+            pid = db.execute(select(JobRow.pid).where(JobRow.number == job.id)).scalar_one()
         assert queue.cancel(job.id)
         assert not queue.cancel(job.id)  # already over
         with pytest.raises(ProcessLookupError):
@@ -85,7 +85,7 @@ def test_a_running_job_is_queued_again_after_a_restart(tmp_path: Path) -> None:
     first = JobQueue(tmp_path)
     job = first.submit("manifests/a.yaml")
     with first.engine.begin() as db:
-        db.execute(update(JobRow).where(JobRow.id == job.id).values(state="running", started=1))
+        db.execute(update(JobRow).where(JobRow.number == job.id).values(state="running", started=1))
     again = JobQueue(tmp_path)  # the interface starts again; no worker runs yet
     restarted = again.get(job.id)
     assert restarted is not None and restarted.state == "queued"

@@ -42,6 +42,7 @@ def upgrade() -> None:
             nullable=True,
             index=True,
         ),
+        sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("manifest", sa.Text(), nullable=False),
         sa.Column("state", sa.String(16), nullable=False, index=True),
         sa.Column("created", sa.Float(), nullable=False),
@@ -51,6 +52,7 @@ def upgrade() -> None:
         sa.Column("pid", sa.Integer(), nullable=True),
         sa.Column("until", sa.String(40), nullable=True),
         sa.Column("cost_usd", sa.Float(), nullable=False),
+        sa.UniqueConstraint("user_id", "number"),
     )
 
 
