@@ -29,13 +29,17 @@ class ApiKeys:
 
     def make(self, user_id: int, label: str, address: str = "") -> str:
         """A new key for a person; the only time it is seen in full."""
+        from sqlalchemy import func, select
+
         from opensem.accounts.models import ApiKey
 
         key = PREFIX + secrets.token_urlsafe(32)
         label = " ".join(label.split())[:100] or "key"
         with self.accounts.session() as db:
+            last = db.scalar(select(func.max(ApiKey.number)).where(ApiKey.user_id == user_id))
             row = ApiKey(
                 user_id=user_id,
+                number=(last or 0) + 1,
                 digest=digest(key),
                 label=label,
                 shown=key[:SHOWN],
@@ -43,8 +47,9 @@ class ApiKeys:
                 revoked=False,
             )
             db.add(row)
-            db.flush()
-            self.accounts.audit_within(db, user_id, "api key made", f"#{row.id} {label}", address)
+            self.accounts.audit_within(
+                db, user_id, "api key made", f"#{row.number} {label}", address
+            )
             db.commit()
         return key
 
@@ -58,16 +63,21 @@ class ApiKeys:
         with self.accounts.session() as db:
             return list(db.scalars(query.order_by(ApiKey.id.desc())))
 
-    def revoke(self, user_id: int, key_id: int, address: str = "") -> bool:
-        """Stop one of a person's keys; False when they have no such key (another's is not theirs)."""
+    def revoke(self, user_id: int, number: int, address: str = "") -> bool:
+        """Stop a person's key by its number; False when they have no such key (the numbers are
+        each person's own: another's key is not theirs to name)."""
+        from sqlalchemy import select
+
         from opensem.accounts.models import ApiKey
 
         with self.accounts.session() as db:
-            row = db.get(ApiKey, key_id)
-            if row is None or row.user_id != user_id or row.revoked:
+            row = db.scalar(
+                select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.number == number)
+            )
+            if row is None or row.revoked:
                 return False
             row.revoked = True
-            self.accounts.audit_within(db, user_id, "api key revoked", f"#{key_id}", address)
+            self.accounts.audit_within(db, user_id, "api key revoked", f"#{number}", address)
             db.commit()
         return True
 

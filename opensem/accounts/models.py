@@ -80,11 +80,13 @@ class ApiKey(Base):
     """A key a person made for `opensem serve --accounts`; it reaches only their releases."""
 
     __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("user_id", "number"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
+    number: Mapped[int] = mapped_column(Integer)  # its id as its owner sees it (1, 2, ...)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(100), default="")
     shown: Mapped[str] = mapped_column(String(16))  # its first characters, to tell keys apart

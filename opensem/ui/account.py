@@ -56,12 +56,12 @@ def account_app(gate: Gate) -> FastAPI:
         rendered.headers["Cache-Control"] = "no-store"  # the key is on this page only
         return rendered
 
-    @app.post("/account/api-keys/{key_id}/revoke", response_model=None)
-    async def revoke(request: Request, key_id: int) -> Response:
+    @app.post("/account/api-keys/{number}/revoke", response_model=None)
+    async def revoke(request: Request, number: int) -> Response:
         await require_csrf(request)
         address = request.client.host if request.client else ""
         if not await asyncio.to_thread(
-            gate.api_keys.revoke, request.state.user_id, key_id, address
+            gate.api_keys.revoke, request.state.user_id, number, address
         ):
             return page(request, "error.html", {"message": "there is no such page"}, status=404)
         return RedirectResponse("/account", status_code=303)

@@ -32,12 +32,12 @@ def test_a_key_names_its_owner_until_revoked_disabled_or_deleted(
     assert keys.owner(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
     assert keys.owner("not-a-key") is None and keys.of(bo.id) == []
 
-    assert not keys.revoke(bo.id, listed.id)  # not Bo's
+    assert not keys.revoke(bo.id, listed.number)  # not Bo's
     accounts.set_disabled(ana.id, True)
     assert keys.owner(key) is None
     accounts.set_disabled(ana.id, False)
     assert keys.owner(key) is not None
-    assert keys.revoke(ana.id, listed.id) and keys.owner(key) is None and keys.of(ana.id) == []
+    assert keys.revoke(ana.id, listed.number) and keys.owner(key) is None and keys.of(ana.id) == []
 
     kept = keys.make(ana.id, "second")
     JobQueue(tmp_path, database=accounts.engine, owner=ana.id).submit("manifests/coffee.yaml")

@@ -171,8 +171,8 @@ def test_a_revoked_key_and_a_disabled_person_are_refused(people: People) -> None
     spare = keys.make(ana.id, "spare")
     client = openai.OpenAI(base_url=people.server.url + "/v1", api_key=spare, max_retries=0)
     assert len(client.models.list().data) == 2
-    assert not keys.revoke(people.users["bo"].id, keys.of(ana.id)[0].id)  # not Bo's to revoke
-    assert keys.revoke(ana.id, keys.of(ana.id)[0].id)
+    assert not keys.revoke(people.users["bo"].id, keys.of(ana.id)[0].number)  # not Bo's to revoke
+    assert keys.revoke(ana.id, keys.of(ana.id)[0].number)
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
     people.accounts.set_disabled(ana.id, True)

@@ -183,7 +183,7 @@ def test_each_person_sees_only_their_own_experts(
 
 
 def _make_key(ui: RunningUI, client: requests.Session) -> tuple[str, str]:
-    """(the key, its id) made on a person's account page."""
+    """(the key, its number) made on a person's account page."""
     token = csrf_of(client, ui.url + "/account")
     page = client.post(ui.url + "/account/api-keys", data={"csrf": token, "label": "laptop"})
     assert page.ok and page.headers["cache-control"] == "no-store"
@@ -206,11 +206,13 @@ def _api_keys_reach_only_their_owners_releases(
 
     from tests.servers.ray_cluster import free_port
 
-    ana_key, ana_key_id = _make_key(ui, ana)
-    bo_key, _ = _make_key(ui, bo)
+    ana_key, ana_key_number = _make_key(ui, ana)
+    # Key numbers are each person's own: Bo, who has none, can name none of Ana's
     token = csrf_of(bo, ui.url + "/account")
-    revoke = bo.post(f"{ui.url}/account/api-keys/{ana_key_id}/revoke", data={"csrf": token})
+    revoke = bo.post(f"{ui.url}/account/api-keys/{ana_key_number}/revoke", data={"csrf": token})
     assert revoke.status_code == 404 and ana_key[:10] not in bo.get(ui.url + "/account").text
+    bo_key, bo_key_number = _make_key(ui, bo)
+    assert bo_key_number == ana_key_number == "1"  # nothing says Ana made one first
 
     port = free_port()
     log = (project / "serve.log").open("wb")

@@ -25,12 +25,14 @@ def upgrade() -> None:
             nullable=False,
             index=True,
         ),
+        sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("digest", sa.String(64), nullable=False, unique=True),
         sa.Column("label", sa.String(100), nullable=False),
         sa.Column("shown", sa.String(16), nullable=False),
         sa.Column("created", sa.Float(), nullable=False),
         sa.Column("last_used", sa.Float(), nullable=True),
         sa.Column("revoked", sa.Boolean(), nullable=False),
+        sa.UniqueConstraint("user_id", "number"),
     )
     op.create_table(
         "jobs",
