@@ -205,3 +205,33 @@ def test_a_release_outside_every_persons_folder_is_refused(
         "serve", "--accounts", str(people.base), str(releases["alpha"]), "--port", "0"
     )
     assert code == 2 and "belongs to someone" in output and "Traceback" not in output
+
+
+def test_watching_serves_what_people_publish_later(
+    people: People, releases: dict[str, Path], tmp_path: Path
+) -> None:
+    import time
+
+    server = Server(
+        [],
+        ServeConfig(port=0, watch=True, watch_interval_s=0.2),
+        tmp_path / "cache",
+        logging.getLogger("opensem.serve"),
+        tenancy=Tenancy(people.base, people.accounts),
+    )
+    server.start()
+    try:
+        server.wait_ready()
+        bo = openai.OpenAI(base_url=server.url + "/v1", api_key=people.keys["bo"], max_retries=0)
+        assert [m.id for m in bo.models.list()] == ["coffee"]
+        expert(people.base, people.users["bo"], "mate", releases["beta"], "c" * 64)
+        deadline = time.monotonic() + 30
+        while len(bo.models.list().data) < 2:
+            assert time.monotonic() < deadline, "mate was never served"
+            time.sleep(0.2)
+        assert sorted(m.id for m in bo.models.list()) == ["coffee", "mate"]
+        ana = openai.OpenAI(base_url=server.url + "/v1", api_key=people.keys["ana"], max_retries=0)
+        assert "mate" not in [m.id for m in ana.models.list()]
+    finally:
+        server.close()
+        (home(people.base, people.users["bo"]) / "manifests" / "mate.yaml").unlink()
