@@ -26,7 +26,8 @@ from opensem.errors import OpensemError
 from opensem.ui import security
 from opensem.ui.chat import Releases
 from opensem.ui.experts import expert_view, manifests
-from opensem.ui.jobs import ACTIVE, Audit, JobQueue
+from opensem.ui.job_table import ACTIVE
+from opensem.ui.jobs import Audit, JobQueue
 from opensem.ui.keys import KeyStore
 from opensem.ui.tenant import Tenant
 from opensem.ui.web import manifest_or_404

@@ -17,7 +17,8 @@ import yaml
 
 from opensem.core.events import CollectingReporter
 from opensem.errors import OpensemError
-from opensem.ui.jobs import ACTIVE, Job, JobQueue
+from opensem.ui.job_table import ACTIVE, Job
+from opensem.ui.jobs import JobQueue
 
 HEADLINE_METRICS = ("golden.token_f1", "golden.perplexity", "test.perplexity")
 

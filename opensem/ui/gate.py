@@ -125,7 +125,7 @@ class Gate:
         from sqlalchemy import select
 
         from opensem.accounts.models import JobRow, User
-        from opensem.ui.jobs import ACTIVE
+        from opensem.ui.job_table import ACTIVE
 
         waiting = select(JobRow.user_id).where(JobRow.state.in_(ACTIVE))
         with self.accounts.session() as db:

@@ -21,50 +21,27 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from opensem.errors import OpensemError, error_json
+from opensem.ui.job_table import (
+    ACTIVE,
+    Job,
+    JobState,
+    JobTable,
+    import_earlier_jobs,
+    queue_database,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
-    from sqlalchemy.sql.elements import ColumnElement
 
     from opensem.ui.keys import KeyStore
 
 Audit = Callable[[str, str], None]  # (action, target): what a person did, for the audit log
 
-JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-ACTIVE: tuple[JobState, ...] = ("queued", "running")
 POLL_S = 0.2  # how often an idle worker looks for a queued job
-
-
-def queue_database(project_root: Path) -> Path:
-    """The SQLite file of the interface without accounts (its jobs)."""
-    return project_root / "build" / "ui" / "interface.sqlite"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One build of one manifest, as the queue records it."""
-
-    id: int
-    manifest: str
-    state: JobState
-    created: float
-    started: float | None
-    finished: float | None
-    exit_code: int | None
-    until: str | None = None  # build only up to this stage
-    cost_usd: float = 0.0  # the provider cost confirmed before it started (an upper bound)
-
-    @property
-    def seconds(self) -> float | None:
-        """How long it ran (so far, while running)."""
-        if self.started is None:
-            return None
-        return (self.finished or time.time()) - self.started
 
 
 class JobQueue:
@@ -79,10 +56,7 @@ class JobQueue:
         database: Engine | None = None,
         owner: int | None = None,
     ) -> None:
-        from sqlalchemy import update
-
         from opensem.accounts.database import open_database, sqlite_url
-        from opensem.accounts.models import JobRow
 
         self.root = project_root
         self.keys = keys  # provider keys, decrypted into a job's environment only
@@ -90,31 +64,18 @@ class JobQueue:
         self.folder = project_root / "build" / "ui" / "jobs"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.workers = workers
-        self.owner = owner
         if database is None:
             fresh = not queue_database(project_root).is_file()
             database = open_database(sqlite_url(queue_database(project_root)))
             if fresh:
-                _import_earlier_jobs(project_root, database)
+                import_earlier_jobs(project_root, database)
         self.engine = database
+        self.table = JobTable(database, owner)
+        self.table.requeue_running()
         self.lock = threading.RLock()
-        # Running when the interface stopped: queued again, the build's store resumes it.
-        with self.engine.begin() as db:
-            db.execute(
-                update(JobRow)
-                .where(self._mine(), JobRow.state == "running")
-                .values(state="queued", pid=None)
-            )
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
-
-    def _mine(self) -> ColumnElement[bool]:
-        from opensem.accounts.models import JobRow
-
-        if self.owner is None:
-            return JobRow.user_id.is_(None)
-        return JobRow.user_id == self.owner
 
     def start(self) -> None:
         """Start the workers."""
@@ -136,33 +97,8 @@ class JobQueue:
     def submit(self, manifest: str, until: str | None = None, cost_usd: float = 0.0) -> Job:
         """Queue a build of a manifest (its path relative to the project), up to a stage when
         until is given; the same build already queued or running is returned instead."""
-        from sqlalchemy import func, insert, select
-
-        from opensem.accounts.models import JobRow
-
-        same = JobRow.until.is_(None) if until is None else JobRow.until == until
-        made = False
-        with self.lock, self.engine.begin() as db:
-            found = db.scalar(
-                select(JobRow.number).where(
-                    self._mine(), JobRow.manifest == manifest, same, JobRow.state.in_(ACTIVE)
-                )
-            )
-            if found is None:
-                made = True
-                last = db.scalar(select(func.max(JobRow.number)).where(self._mine()))
-                found = (last or 0) + 1
-                db.execute(
-                    insert(JobRow).values(
-                        user_id=self.owner,
-                        number=found,
-                        manifest=manifest,
-                        state="queued",
-                        created=time.time(),
-                        until=until,
-                        cost_usd=cost_usd,
-                    )
-                )
+        with self.lock:
+            found, made = self.table.add(manifest, until, cost_usd)
         # After the commit: the audit log may live in the same database
         if made and self.audit is not None:
             cost = f", up to ${cost_usd:.2f} at providers" if cost_usd else ""
@@ -176,7 +112,7 @@ class JobQueue:
         """One of this owner's jobs by id (another owner's is not found)."""
         from opensem.accounts.models import JobRow
 
-        found = self._select(JobRow.number == job_id)
+        found = self.table.select(JobRow.number == job_id)
         return found[0] if found else None
 
     def recent(self, manifest: str | None = None, limit: int = 50) -> list[Job]:
@@ -184,7 +120,7 @@ class JobQueue:
         from opensem.accounts.models import JobRow
 
         where = [] if manifest is None else [JobRow.manifest == manifest]
-        return self._select(*where, limit=limit)
+        return self.table.select(*where, limit=limit)
 
     def cancel(self, job_id: int) -> bool:
         """Cancel a queued or running job; False when it had already ended."""
@@ -227,42 +163,9 @@ class JobQueue:
         """Where a job's events are written."""
         return self.folder / f"{job_id}.jsonl"
 
-    def _select(self, *where: ColumnElement[bool], limit: int = 1) -> list[Job]:
-        from sqlalchemy import select
-
-        from opensem.accounts.models import JobRow
-
-        query = (
-            select(JobRow.__table__)
-            .where(self._mine(), *where)
-            .order_by(JobRow.number.desc())
-            .limit(limit)
-        )
-        with self.engine.connect() as db:
-            rows = db.execute(query).all()
-        return [_job(row) for row in rows]
-
     def _set(self, job_id: int, state: JobState, **columns: Any) -> bool:
         """Move a job to state (and set columns); False when it was not this owner's."""
-        from sqlalchemy import update
-
-        from opensem.accounts.models import JobRow
-
-        with self.engine.begin() as db:
-            done = db.execute(
-                update(JobRow)
-                .where(self._mine(), JobRow.number == job_id)
-                .values(state=state, **columns)
-            )
-        return bool(getattr(done, "rowcount", 0))
-
-    def _record_pid(self, job_id: int, pid: int) -> None:
-        from sqlalchemy import update
-
-        from opensem.accounts.models import JobRow
-
-        with self.engine.begin() as db:
-            db.execute(update(JobRow).where(self._mine(), JobRow.number == job_id).values(pid=pid))
+        return self.table.update(job_id, state=state, **columns)
 
     def _work(self) -> None:
         while not self.stopping.is_set():
@@ -273,29 +176,9 @@ class JobQueue:
             self._run(job)
 
     def _claim(self) -> Job | None:
-        """The oldest queued job, now running; taken with a compare-and-set, so two workers
-        (or two interfaces on one database) never take the same job."""
-        from sqlalchemy import select, update
-
-        from opensem.accounts.models import JobRow
-
-        with self.lock, self.engine.begin() as db:
-            first = db.scalar(
-                select(JobRow.number)
-                .where(self._mine(), JobRow.state == "queued")
-                .order_by(JobRow.number)
-                .limit(1)
-            )
-            if first is None:
-                return None
-            taken = db.execute(
-                update(JobRow)
-                .where(self._mine(), JobRow.number == first, JobRow.state == "queued")
-                .values(state="running", started=time.time(), finished=None, exit_code=None)
-            )
-        if not getattr(taken, "rowcount", 0):
-            return None
-        return self.get(int(first))
+        with self.lock:
+            number = self.table.claim()
+        return None if number is None else self.get(number)
 
     def _run(self, job: Job) -> None:
         command = [sys.executable, "-m", "opensem", "build", job.manifest, "--json"]
@@ -320,7 +203,7 @@ class JobQueue:
             )
             with self.lock:
                 self.processes[job.id] = process
-                self._record_pid(job.id, process.pid)
+                self.table.update(job.id, pid=process.pid)
             code = process.wait()
         with self.lock:
             self.processes.pop(job.id, None)
@@ -337,44 +220,6 @@ class JobQueue:
             for event in events:
                 if event.get("event") == "built" and event.get("stage") == "publish":
                     self.audit("publish", f"{job.manifest}: {event.get('detail', '')}")
-
-
-def _import_earlier_jobs(project_root: Path, engine: Engine) -> None:
-    """The jobs of an interface from before the jobs moved into its database (build/ui/jobs.sqlite)."""
-    import sqlite3
-
-    from sqlalchemy import insert
-
-    from opensem.accounts.models import JobRow
-
-    earlier = project_root / "build" / "ui" / "jobs.sqlite"
-    if not earlier.is_file():
-        return
-    wanted = ("id", "manifest", "state", "created", "started", "finished", "exit_code", "until")
-    with sqlite3.connect(earlier) as old:
-        present = {row[1] for row in old.execute("PRAGMA table_info(jobs)")}
-        columns = [name for name in wanted if name in present]
-        rows = old.execute(f"SELECT {', '.join(columns)} FROM jobs").fetchall()
-    if rows:
-        with engine.begin() as db:
-            db.execute(
-                insert(JobRow), [{**dict(zip(columns, row)), "number": row[0]} for row in rows]
-            )
-    earlier.rename(earlier.with_suffix(".sqlite.imported"))
-
-
-def _job(row: Any) -> Job:
-    return Job(
-        row.number,
-        row.manifest,
-        row.state,
-        row.created,
-        row.started,
-        row.finished,
-        row.exit_code,
-        row.until,
-        row.cost_usd,
-    )
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

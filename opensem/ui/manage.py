@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from opensem.data.formats import EXPORT_FORMATS
 from opensem.ui.archive import PARTS, export_zip
 from opensem.ui.chat import Releases
-from opensem.ui.jobs import ACTIVE
+from opensem.ui.job_table import ACTIVE
 from opensem.ui.removal import delete, doomed
 from opensem.ui.web import manifest_or_404
 

@@ -71,7 +71,7 @@ def job_ends(root: Path, location: str, seconds: float = 300, database: Path | N
     read from the database the interface keeps its jobs in (the accounts database when given)."""
     import sqlite3
 
-    from opensem.ui.jobs import queue_database
+    from opensem.ui.job_table import queue_database
 
     job = int(location.rsplit("/", 1)[1])
     deadline = time.monotonic() + seconds

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select, update
 
 from opensem.accounts.models import JobRow
-from opensem.ui.jobs import Job, JobQueue
+from opensem.ui.job_table import Job
+from opensem.ui.jobs import JobQueue
 from tests.cli import run_cli
 from tests.e2e.conftest import REPO
 
