@@ -34,7 +34,6 @@ def account_app(gate: Gate) -> FastAPI:
             "made": made,
             "allowance": gate.budgets.allowance(user_id),
             "events": list(reversed(events)),
-            "serve_url": gate.settings.public_url,
         }
 
     @app.get("/account", response_class=HTMLResponse)
