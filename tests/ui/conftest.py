@@ -66,28 +66,34 @@ def start_ui(root: Path, *extra: str) -> RunningUI:
     raise AssertionError(f"opensem ui did not start:\n{log.read_text()}")
 
 
-def job_ends(root: Path, location: str, seconds: float = 300, database: Path | None = None) -> str:
+def job_ends(root: Path, location: str, seconds: float = 300, database: str | None = None) -> str:
     """The state ("done" or "failed") the job at location (/jobs/ID) of the project at root ends in,
-    read from the database the interface keeps its jobs in (the accounts database when given)."""
-    import sqlite3
+    read from the database the interface keeps its jobs in (the accounts database's URL when
+    given: a person's job numbers are theirs, and their folder is root)."""
+    from sqlalchemy import create_engine, select
 
+    from opensem.accounts.database import sqlite_url
+    from opensem.accounts.models import JobRow, User
     from opensem.ui.job_table import queue_database
 
     job = int(location.rsplit("/", 1)[1])
-    deadline = time.monotonic() + seconds
-    # A person's job numbers are theirs (their folder is root); without accounts jobs have no owner
+    query = select(JobRow.state).where(JobRow.number == job)
     query = (
-        "SELECT state FROM jobs JOIN users ON users.id = jobs.user_id "
-        "WHERE number = ? AND users.folder = ?"
+        query.join(User, User.id == JobRow.user_id).where(User.folder == root.name)
         if database
-        else "SELECT state FROM jobs WHERE number = ? AND user_id IS NULL AND ? != ''"
+        else query.where(JobRow.user_id.is_(None))
     )
-    with sqlite3.connect(database or queue_database(root)) as db:
+    engine = create_engine(database or sqlite_url(queue_database(root)))
+    deadline = time.monotonic() + seconds
+    try:
         while time.monotonic() < deadline:
-            (state,) = db.execute(query, (job, root.name)).fetchone()
+            with engine.connect() as db:
+                state = db.scalar(query)
             if state in ("done", "failed"):
                 return str(state)
             time.sleep(0.3)
+    finally:
+        engine.dispose()
     raise AssertionError(f"job {job} never finished")
 
 

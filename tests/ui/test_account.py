@@ -10,8 +10,7 @@ from pathlib import Path
 
 import requests
 
-from opensem.accounts.homes import default_database
-from tests.accounts.conftest import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
+from tests.accounts.conftest import Inbox, database_url, postgres_server, smtp  # noqa: F401 (fixtures)
 from tests.cli import run_cli
 from tests.pdf import write_pdf
 from tests.servers.openai_compatible import OpenAICompatibleServer
@@ -50,8 +49,10 @@ def _paid_expert(
 
 def test_a_paid_build_over_the_persons_budget_is_refused_before_it_is_queued(
     tmp_path: Path,
+    database_url: str,  # noqa: F811
     smtp: Inbox,  # noqa: F811
 ) -> None:
+    """On SQLite and on PostgreSQL (`--database`)."""
     pdf = write_pdf(tmp_path / "g.pdf", [["Brush the burrs weekly.", "Descale every month."]])
     (tmp_path / "project").mkdir()
     ui = start_ui(
@@ -63,8 +64,9 @@ def test_a_paid_build_over_the_persons_budget_is_refused_before_it_is_queued(
         "http://x",
         "--monthly-budget-usd",
         "0.01",
+        "--database",
+        database_url,
     )
-    accounts = default_database(tmp_path / "project")
     try:
         with OpenAICompatibleServer() as server:
             server.answer = teacher_answer
@@ -76,7 +78,7 @@ def test_a_paid_build_over_the_persons_budget_is_refused_before_it_is_queued(
                 data={"csrf": token, "until": "ingest"},
                 allow_redirects=False,
             )
-            assert job_ends(home, read.headers["location"], database=accounts) == "done"
+            assert job_ends(home, read.headers["location"], database=database_url) == "done"
 
             confirm = ana.get(ui.url + "/experts/coffee/confirm?until=synthesize").text
             assert (
@@ -91,25 +93,24 @@ def test_a_paid_build_over_the_persons_budget_is_refused_before_it_is_queued(
             assert ana.get(ui.url + "/jobs").text.count('href="/jobs/') == jobs_before
             assert server.count == 0
 
-            project = str(tmp_path / "project")
             code, said = run_cli(
-                "accounts", "budget", "ana@example.org", "100", "--project", project
+                "accounts", "budget", "ana@example.org", "100", "--database", database_url
             )
             assert code == 0 and "$100.00 a month" in said
             built = ana.post(ui.url + "/experts/coffee/build", data=build, allow_redirects=False)
-            assert job_ends(home, built.headers["location"], database=accounts) == "done"
+            assert job_ends(home, built.headers["location"], database=database_url) == "done"
             assert server.count > 0
 
             page = ana.get(ui.url + "/account").text
             spent = re.search(r"confirmed at up to <strong>\$([0-9.]+)</strong>", page)
             assert spent is not None and 0 < float(spent.group(1)) < 100
             assert "$100.00" in page
-            code, log = run_cli("accounts", "audit", "ana@example.org", "--project", project)
+            code, log = run_cli("accounts", "audit", "ana@example.org", "--database", database_url)
             assert code == 0 and "at providers" in log and "budget set" not in log  # the admin's
-            code, listed = run_cli("accounts", "list", "--project", project)
+            code, listed = run_cli("accounts", "list", "--database", database_url)
             assert "$100.00" in listed
             code, wrong = run_cli(
-                "accounts", "budget", "ana@example.org", "lots", "--project", project
+                "accounts", "budget", "ana@example.org", "lots", "--database", database_url
             )
             assert code == 2 and "not an amount of dollars" in wrong
     finally:
@@ -119,3 +120,22 @@ def test_a_paid_build_over_the_persons_budget_is_refused_before_it_is_queued(
     # database, every person's folder, job logs and events) and no line of the interface's log
     holding = [p for p in tmp_path.rglob("*") if p.is_file() and PLANTED.encode() in p.read_bytes()]
     assert holding == []
+    assert _rows_holding(database_url, PLANTED) == []  # every row of every table, PostgreSQL too
+
+
+def _rows_holding(url: str, text: str) -> list[str]:
+    from sqlalchemy import create_engine, select
+
+    from opensem.accounts.models import Base
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            return [
+                table.name
+                for table in Base.metadata.sorted_tables
+                for row in db.execute(select(table))
+                if text in repr(tuple(row))
+            ]
+    finally:
+        engine.dispose()

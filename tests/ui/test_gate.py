@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from opensem.accounts.database import sqlite_url
 from opensem.accounts.homes import default_database
 from tests.accounts.conftest import Inbox, smtp  # noqa: F401 (the SMTP server fixture)
 from tests.cli import run_cli
@@ -88,7 +89,7 @@ def test_each_person_sees_only_their_own_experts(
         homes = list((tmp_path / "users").iterdir())
         assert len(homes) == 1 and (homes[0] / "data" / "coffee" / "raw" / "care.txt").exists()
         assert (
-            job_ends(homes[0], job, database=default_database(tmp_path)) == "done"
+            job_ends(homes[0], job, database=sqlite_url(default_database(tmp_path))) == "done"
         )  # a release of Ana's to reach for
         page = ana.get(ui.url + "/experts/coffee").text
         tag = re.search(r"/experts/coffee/releases/([^/\"]+)\"", page)
