@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from opensem.accounts.budgets import OverBudget
 from opensem.core.graph import StageGraph, UpstreamInput
 from opensem.errors import OpensemError
+from opensem.ui.job_table import Job
 from opensem.ui.web import manifest_or_404
 
 GENERATE = ("ingest", "index", "synthesize", "dedup")  # the data page's partial builds
@@ -177,12 +178,17 @@ def add_build_routes(app: FastAPI) -> None:
         if spends and not confirmed:
             query = f"?until={until}" if until else ""
             return RedirectResponse(f"/experts/{name}/confirm{query}", status_code=303)
-        cost = total(spends)
-        tenant = app.state.tenant
-        if spends and tenant is not None:  # refused here, before the job exists
-            (await asyncio.to_thread(tenant.allowance)).check(cost)
+        cost, tenant = total(spends), app.state.tenant
         relative = manifest.relative_to(root).as_posix()
-        job = app.state.jobs.submit(relative, until=until, cost_usd=cost or 0.0)
+
+        def queue() -> Job:
+            if not spends or tenant is None:
+                return app.state.jobs.submit(relative, until=until, cost_usd=cost or 0.0)
+            with tenant.spending:  # refused here, before the job exists
+                tenant.allowance().check(cost)
+                return app.state.jobs.submit(relative, until=until, cost_usd=cost or 0.0)
+
+        job = await asyncio.to_thread(queue)
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
     @app.post("/experts/{name}/build", response_model=None)

@@ -4,7 +4,8 @@ their monthly budget."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,6 +21,9 @@ class Tenant:
     label: str  # how the header names them
     accounts: Accounts
     budgets: Budgets
+    # Held from a paid build's budget check until its job is queued: two builds at once cannot
+    # both fit in what is left
+    spending: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def audit(self, action: str, target: str) -> None:
         """Record something the person did."""
