@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opensem.accounts.homes import remove_person
+from opensem.errors import Location, UsageError
 
 if TYPE_CHECKING:
     from opensem.ui.gate import Gate
@@ -30,13 +31,34 @@ def admin_app(gate: Gate) -> FastAPI:
 
     def listing(request: Request, done: str = "") -> HTMLResponse:
         people = accounts.users()
-        context = {"people": people, "done": done, "me": request.state.user_id}
+        context = {
+            "people": people,
+            "done": done,
+            "me": request.state.user_id,
+            "default_budget": gate.settings.monthly_budget_usd,
+        }
         rendered: HTMLResponse = page(request, "admin.html", context)
         return rendered
 
     @app.get("/admin", response_class=HTMLResponse)
     async def everyone(request: Request) -> HTMLResponse:
         return await asyncio.to_thread(listing, request)
+
+    @app.post("/admin/users/{user_id}/budget", response_model=None)
+    async def budget(request: Request, user_id: int) -> Response:
+        """A person's own monthly budget for provider jobs (empty: the interface's default)."""
+        await require_csrf(request)
+        if all(p.id != user_id for p in accounts.users()):
+            return page(request, "error.html", {"message": "there is no such page"}, status=404)
+        given = str((await request.form()).get("usd") or "").strip()
+        try:
+            usd = float(given) if given else None
+        except ValueError:
+            raise UsageError(
+                f"{given!r} is not an amount of dollars", Location(key="usd"), "e.g. 20, or empty"
+            ) from None
+        await asyncio.to_thread(gate.budgets.set_limit, user_id, usd, request.state.user_id)
+        return RedirectResponse("/admin", status_code=303)
 
     @app.post("/admin/users/{user_id}/{action}", response_model=None)
     async def act(request: Request, user_id: int, action: str) -> Response:

@@ -342,6 +342,11 @@ def test_an_admin_lists_disables_and_deletes_people_and_no_one_else_sees_the_pag
         assert bo_id is not None
         token = csrf_of(ana, ui.url + "/admin")
         user = f"{ui.url}/admin/users/{bo_id.group(1)}"
+        assert ana.post(f"{user}/budget", data={"csrf": token, "usd": "7.5"}).ok
+        assert 'value="7.50"' in ana.get(ui.url + "/admin").text
+        wrong = ana.post(f"{user}/budget", data={"csrf": token, "usd": "lots"})
+        assert wrong.status_code == 400 and "not an amount of dollars" in wrong.text
+        assert bo.post(f"{user}/budget", data={"csrf": token, "usd": "1e9"}).status_code == 404
         assert ana.post(f"{user}/disable").status_code == 403  # the form's token is needed
         assert ana.post(f"{user}/disable", data={"csrf": token}).ok
         assert bo.get(ui.url + "/", allow_redirects=False).status_code == 303
