@@ -58,6 +58,21 @@ class Allowance:
             )
 
 
+def parse_usd(text: str, key: str, default_word: str = "") -> float | None:
+    """A budget as typed (the admin page, `opensem accounts budget`): dollars, or None for
+    default_word (the interface's default)."""
+    text = text.strip()
+    if text == default_word:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        example = f"e.g. 20 or {default_word}" if default_word else "e.g. 20, or empty"
+        raise UsageError(
+            f"{text!r} is not an amount of dollars", Location(key=key), example
+        ) from None
+
+
 def month_start(now: float) -> float:
     """The first second of now's calendar month, UTC."""
     moment = datetime.datetime.fromtimestamp(now, datetime.UTC)

@@ -132,16 +132,11 @@ def _set_disabled(who: str, project: Path, database: str | None, disabled: bool)
 def budget(who: str, amount: str, project: Path, database: str | None) -> None:
     """Set what someone's provider jobs may cost a month, in dollars (USD: a number, or
     `default` for the interface's --monthly-budget-usd)."""
-    from opensem.accounts.budgets import Budgets
+    from opensem.accounts.budgets import Budgets, parse_usd
 
     accounts = open_accounts(project, database)
     user = _find(accounts, who)
-    try:
-        usd = None if amount == "default" else float(amount)
-    except ValueError:
-        raise UsageError(
-            f"{amount!r} is not an amount of dollars", Location(key="USD"), "e.g. 20 or default"
-        ) from None
+    usd = parse_usd(amount, "USD", "default")
     Budgets(accounts).set_limit(user.id, usd)
     name = user.email or user.name
     what = "the interface's default" if usd is None else f"${usd:.2f} a month"

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from opensem.accounts.budgets import parse_usd
 from opensem.accounts.homes import remove_person
-from opensem.errors import Location, UsageError
 
 if TYPE_CHECKING:
     from opensem.ui.gate import Gate
@@ -50,13 +50,7 @@ def admin_app(gate: Gate) -> FastAPI:
         await require_csrf(request)
         if all(p.id != user_id for p in accounts.users()):
             return page(request, "error.html", {"message": "there is no such page"}, status=404)
-        given = str((await request.form()).get("usd") or "").strip()
-        try:
-            usd = float(given) if given else None
-        except ValueError:
-            raise UsageError(
-                f"{given!r} is not an amount of dollars", Location(key="usd"), "e.g. 20, or empty"
-            ) from None
+        usd = parse_usd(str((await request.form()).get("usd") or ""), "usd")
         await asyncio.to_thread(gate.budgets.set_limit, user_id, usd, request.state.user_id)
         return RedirectResponse("/admin", status_code=303)
 
