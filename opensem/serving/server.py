@@ -78,6 +78,9 @@ class Server:
         self.state.pool.expect(self.releases)
         for release in self.releases:
             started = time.monotonic()
+            if self.tenancy is not None:  # one person's broken release does not stop everyone's
+                self._add_new(release)
+                continue
             try:
                 self.state.pool.add(release)
             except OpensemError:
@@ -138,12 +141,15 @@ class Server:
                     self.releases[index] = fresh
 
     def _add_new(self, release: Release) -> None:
+        """Load one person's release; a failure is logged and leaves the others serving."""
         try:
             self.state.pool.add(release)
-        except Exception as exc:  # one person's broken release does not stop the others'
-            self.log.error("serve: cannot load %s: %s", release.name, exc)
+        except Exception as exc:
+            self.log.error("serve: cannot load %s: %s: %s", release.name, type(exc).__name__, exc)
             return
-        self.log.info("serve: %s <- %s (newly published)", release.name, release.origin)
+        self.log.info(
+            "serve: %s <- %s (lot %s)", release.name, release.origin, (release.lot or "-")[:12]
+        )
 
     def background(self) -> None:
         """Load the models, then watch (when asked), off the serving thread."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,14 +225,20 @@ def test_watching_serves_what_people_publish_later(
         server.wait_ready()
         bo = openai.OpenAI(base_url=server.url + "/v1", api_key=people.keys["bo"], max_retries=0)
         assert [m.id for m in bo.models.list()] == ["coffee"]
+        broken = tmp_path / "broken"
+        shutil.copytree(releases["beta"], broken)
+        for weights in (broken / "adapter").glob("*.safetensors"):
+            weights.write_bytes(b"not weights")
+        expert(people.base, people.users["bo"], "broken", broken, "d" * 64)  # fails to load
         expert(people.base, people.users["bo"], "mate", releases["beta"], "c" * 64)
         deadline = time.monotonic() + 30
         while len(bo.models.list().data) < 2:
             assert time.monotonic() < deadline, "mate was never served"
             time.sleep(0.2)
-        assert sorted(m.id for m in bo.models.list()) == ["coffee", "mate"]
+        assert sorted(m.id for m in bo.models.list()) == ["coffee", "mate"]  # broken is not
         ana = openai.OpenAI(base_url=server.url + "/v1", api_key=people.keys["ana"], max_retries=0)
         assert "mate" not in [m.id for m in ana.models.list()]
     finally:
         server.close()
-        (home(people.base, people.users["bo"]) / "manifests" / "mate.yaml").unlink()
+        for name in ("mate", "broken"):
+            (home(people.base, people.users["bo"]) / "manifests" / f"{name}.yaml").unlink()
