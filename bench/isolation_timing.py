@@ -110,7 +110,7 @@ def main() -> None:
         job = built.headers["location"]
         home = next((project / "users").iterdir())
         print("building Ana's expert ...", flush=True)
-        assert job_ends(home, job, database=default_database(project)) == "done"
+        assert job_ends(home, job, database=sqlite_url(default_database(project))) == "done"
         tag = re.search(
             r"/experts/coffee/releases/([^/\"]+)\"", ana.get(ui.url + "/experts/coffee").text
         )
