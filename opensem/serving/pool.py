@@ -104,6 +104,15 @@ class ModelPool:
             self._retire(old)
         return new
 
+    def remove(self, name: str) -> bool:
+        """Stop serving name (its requests in flight finish first); False when not served."""
+        with self.lock:
+            served = self.served.pop(name, None)
+        if served is None:
+            return False
+        self._retire(served)
+        return True
+
     def acquire(self, name: str) -> Served | None:
         """The served model called name, marked in use, or None."""
         with self.lock:

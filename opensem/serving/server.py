@@ -16,8 +16,8 @@ from opensem.serving.app import ServerState, create_app
 from opensem.serving.config import ServeConfig
 from opensem.serving.ops import api_key, serve_in_thread, uvicorn_server
 from opensem.serving.pool import ModelPool
-from opensem.serving.releases import Release, resolve
-from opensem.serving.tenancy import Tenancy, scoped
+from opensem.serving.releases import Release, parse_source, resolve
+from opensem.serving.tenancy import Tenancy, owner_of_name, scoped
 
 
 class Server:
@@ -56,11 +56,11 @@ class Server:
         release = resolve(source, self.cache_dir / owner)
         return replace(release, name=scoped(owner, release.name))
 
-    def _discover(self) -> list[Release]:
+    def _discover(self, active: set[str] | None = None) -> list[Release]:
         """Under accounts, every person's published experts not served yet (added to sources)."""
         assert self.tenancy is not None
         found = []
-        for source in self.tenancy.sources():
+        for source in self.tenancy.sources(active):
             if source in self.sources:
                 continue
             try:
@@ -108,7 +108,9 @@ class Server:
         refused: set[Release] = set()
         while not self.stopping.wait(self.config.watch_interval_s):
             if self.tenancy is not None:
-                for release in self._discover():
+                active = self.tenancy.active()
+                self._forget_gone(active)
+                for release in self._discover(active):
                     self._add_new(release)
             for index, source in enumerate(self.sources):
                 try:
@@ -139,6 +141,20 @@ class Server:
                         )
                         continue
                     self.releases[index] = fresh
+
+    def _forget_gone(self, active: set[str]) -> None:
+        """Under accounts, stop serving experts their owner deleted, and everything of people
+        disabled or deleted since (served again if they are enabled again)."""
+        for index in reversed(range(len(self.sources))):
+            release = self.releases[index]
+            where = parse_source(self.sources[index])[1]
+            if owner_of_name(release.name) in active and Path(where).exists():
+                continue
+            self.state.pool.remove(release.name)
+            del self.sources[index], self.releases[index]
+            self.log.info(
+                "serve: %s is no longer served (deleted or its owner disabled)", release.name
+            )
 
     def _add_new(self, release: Release) -> None:
         """Load one person's release; a failure is logged and leaves the others serving."""

@@ -36,12 +36,16 @@ class Tenancy:
         self.accounts = accounts
         self.keys: ApiKeys = ApiKeys(accounts)
 
-    def sources(self) -> list[str]:
-        """Every person's manifests, as sources (those never published are skipped when loading)."""
-        folders = {user.folder for user in self.accounts.users() if not user.disabled}
+    def active(self) -> set[str]:
+        """The folders of the people who may be served (not disabled, not deleted)."""
+        return {user.folder for user in self.accounts.users() if not user.disabled}
+
+    def sources(self, active: set[str] | None = None) -> list[str]:
+        """Every active person's manifests, as sources (those never published are skipped when
+        loading)."""
         return [
             str(manifest)
-            for folder in sorted(folders)
+            for folder in sorted(self.active() if active is None else active)
             for manifest in sorted((self.base / "users" / folder / "manifests").glob("*.yaml"))
         ]
 
@@ -98,6 +102,11 @@ class Tenancy:
 def scoped(owner: str | None, name: str) -> str:
     """The pool's name of an owner's model (the name itself without accounts)."""
     return name if owner is None else f"{owner}{SEPARATOR}{name}"
+
+
+def owner_of_name(name: str) -> str:
+    """The owner's folder in a pool's name (scoped)."""
+    return name.split(SEPARATOR, 1)[0]
 
 
 def unscoped(owner: str | None, names: list[str]) -> list[str]:

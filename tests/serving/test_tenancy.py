@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from opensem.core.lock import write_lock
 from opensem.errors import UsageError
 from opensem.serving.config import ServeConfig
 from opensem.serving.server import Server
-from opensem.serving.tenancy import Tenancy
+from opensem.serving.tenancy import Tenancy, unscoped
 from tests.cli import run_cli
 from tests.serving.releases import publish
 
@@ -208,7 +208,7 @@ def test_a_release_outside_every_persons_folder_is_refused(
     assert code == 2 and "belongs to someone" in output and "Traceback" not in output
 
 
-def test_watching_serves_what_people_publish_later(
+def test_watching_serves_what_people_publish_later_and_stops_what_goes(
     people: People, releases: dict[str, Path], tmp_path: Path
 ) -> None:
     import time
@@ -238,7 +238,26 @@ def test_watching_serves_what_people_publish_later(
         assert sorted(m.id for m in bo.models.list()) == ["coffee", "mate"]  # broken is not
         ana = openai.OpenAI(base_url=server.url + "/v1", api_key=people.keys["ana"], max_retries=0)
         assert "mate" not in [m.id for m in ana.models.list()]
+
+        def bos() -> list[str]:
+            folder = people.users["bo"].folder
+            return unscoped(folder, server.state.pool.names())
+
+        def until(done: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 30
+            while not done():
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+
+        (home(people.base, people.users["bo"]) / "manifests" / "mate.yaml").unlink()
+        until(lambda: bos() == ["coffee"])  # deleted by its owner: no longer served
+        people.accounts.set_disabled(people.users["bo"].id, True)
+        try:
+            until(lambda: bos() == [])  # a disabled person's experts are unloaded
+        finally:
+            people.accounts.set_disabled(people.users["bo"].id, False)
+        until(lambda: bos() == ["coffee"])  # and served again once enabled
+        assert sorted(m.id for m in ana.models.list()) == ["coffee", "tea"]  # hers all along
     finally:
         server.close()
-        for name in ("mate", "broken"):
-            (home(people.base, people.users["bo"]) / "manifests" / f"{name}.yaml").unlink()
+        (home(people.base, people.users["bo"]) / "manifests" / "broken.yaml").unlink()
