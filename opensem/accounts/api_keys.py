@@ -83,14 +83,14 @@ class ApiKeys:
 
     def owner(self, key: str) -> User | None:
         """Whose key this is, while it is not revoked and they are not disabled."""
+        from sqlalchemy import select
+
         from opensem.accounts.models import ApiKey, User
 
         if not key.startswith(PREFIX):
             return None
         now = self.accounts.clock()
         with self.accounts.session() as db:
-            from sqlalchemy import select
-
             row = db.scalar(select(ApiKey).where(ApiKey.digest == digest(key)))
             if row is None or row.revoked:
                 return None

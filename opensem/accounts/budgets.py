@@ -83,13 +83,7 @@ class Budgets:
     """People's monthly limits (the default's when they have none of their own) and spending."""
 
     def __init__(self, accounts: Accounts, default_usd: float | None = None) -> None:
-        if default_usd is not None and default_usd < 0:
-            raise UsageError(
-                f"a monthly budget of {default_usd} is below 0",
-                Location(key="--monthly-budget-usd"),
-                "give 0 or more dollars",
-            )
-        self.accounts, self.default_usd = accounts, default_usd
+        self.accounts, self.default_usd = accounts, default_usd  # the CLI keeps it >= 0
 
     def allowance(self, user_id: int) -> Allowance:
         """A person's limit and what their jobs cost this month."""

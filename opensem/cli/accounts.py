@@ -109,19 +109,22 @@ def enable(who: str, project: Path, database: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="Take the admin page away again.")
 def admin(who: str, project: Path, database: str | None, revoke: bool) -> None:
     """Give someone the admin page (/admin: list, disable, enable and delete people)."""
-    accounts = open_accounts(project, database)
-    user = _find(accounts, who)
+    accounts, user, name = _person(project, database, who)
     accounts.set_admin(user.id, not revoke)
-    name = user.email or user.name
     console.print(f"{name} is no longer an admin" if revoke else f"{name} is an admin")
 
 
 def _set_disabled(who: str, project: Path, database: str | None, disabled: bool) -> None:
+    accounts, user, name = _person(project, database, who)
+    accounts.set_disabled(user.id, disabled)
+    console.print(f"{name} is disabled" if disabled else f"{name} may sign in again")
+
+
+def _person(project: Path, database: str | None, who: str) -> tuple[Accounts, User, str]:
+    """The accounts, the person USER names, and how to call them."""
     accounts = open_accounts(project, database)
     user = _find(accounts, who)
-    accounts.set_disabled(user.id, disabled)
-    name = user.email or user.name
-    console.print(f"{name} is disabled" if disabled else f"{name} may sign in again")
+    return accounts, user, user.email or user.name
 
 
 @accounts_group.command("budget")
@@ -134,11 +137,9 @@ def budget(who: str, amount: str, project: Path, database: str | None) -> None:
     `default` for the interface's --monthly-budget-usd)."""
     from opensem.accounts.budgets import Budgets, parse_usd
 
-    accounts = open_accounts(project, database)
-    user = _find(accounts, who)
+    accounts, user, name = _person(project, database, who)
     usd = parse_usd(amount, "USD", "default")
     Budgets(accounts).set_limit(user.id, usd)
-    name = user.email or user.name
     what = "the interface's default" if usd is None else f"${usd:.2f} a month"
     console.print(f"{name}'s provider jobs may now cost {what}")
 
@@ -149,16 +150,15 @@ def budget(who: str, amount: str, project: Path, database: str | None) -> None:
 @database_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(who: str, project: Path, database: str | None, yes: bool) -> None:
-    """Delete someone: their account, sessions, API keys, jobs and their whole project folder (documents,
-    data, feedback, store, releases)."""
+    """Delete someone: their account, sessions, API keys, jobs and their whole project folder
+    (documents, data, feedback, store, releases)."""
     from opensem.accounts.homes import home, remove_person
 
-    accounts = open_accounts(project, database)
-    user = _find(accounts, who)
+    accounts, user, name = _person(project, database, who)
     folder = home(project.resolve(), user)
     files, size = tally(folder)
     console.print(
-        f"deleting {user.email or user.name}: the account, its sessions, API keys and jobs, and {folder} "
+        f"deleting {name}: the account, its sessions, API keys and jobs, and {folder} "
         f"({files} files, {size / 1e6:.1f} MB)"
     )
     if not yes:
